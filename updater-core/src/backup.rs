@@ -1,0 +1,159 @@
+//! The [`BackupStrategy`] trait: create, verify, restore and delete backups.
+//!
+//! The pipeline uses two optional strategies: a *files* backup taken before
+//! maintenance mode (for disaster recovery; the swap itself rolls files back
+//! by rename) and a *database snapshot* taken inside the maintenance window,
+//! while writes are stopped, and restored if the update rolls back.
+//! Implementations (files as tar.gz, SQLite, PostgreSQL, MySQL, composite)
+//! live in `updater-backup`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::progress::ProgressObserver;
+use crate::version::Version;
+
+/// What a backup holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupKind {
+    /// Files and database together.
+    Full,
+    /// Only the database.
+    DatabaseOnly,
+    /// Only the application files.
+    FilesOnly,
+}
+
+impl BackupKind {
+    /// The name stored in history: `full`, `database_only`, `files_only`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupKind::Full => "full",
+            BackupKind::DatabaseOnly => "database_only",
+            BackupKind::FilesOnly => "files_only",
+        }
+    }
+}
+
+/// Why a backup is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupPurpose {
+    /// Before an update, outside the maintenance window.
+    PreUpdate,
+    /// The database snapshot inside the maintenance window, used for rollback.
+    RollbackSnapshot,
+    /// Asked for by an operator.
+    Manual,
+}
+
+/// What to back up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupRequest {
+    /// The version of the application being backed up.
+    pub version: Version,
+    /// Why.
+    pub purpose: BackupPurpose,
+    /// The history id of the update this backup belongs to, if any.
+    pub update_id: Option<i64>,
+    /// Free text from the operator.
+    pub description: Option<String>,
+}
+
+/// A backup that exists. Strategies fill the paths they use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backup {
+    /// Unique id, safe as a file name (`20261127T171600Z-1.4.2-files`). Never contains secrets.
+    pub id: String,
+    /// What it holds.
+    pub kind: BackupKind,
+    /// The application version it was taken from.
+    pub version: Version,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// Where the files part lives.
+    pub files_path: Option<PathBuf>,
+    /// Where the database part lives.
+    pub database_path: Option<PathBuf>,
+    /// Total size on disk in bytes.
+    pub size: u64,
+    /// The update it belongs to.
+    pub update_id: Option<i64>,
+    /// Operator notes.
+    pub description: Option<String>,
+}
+
+/// Creates, verifies, restores and deletes backups of one kind of data.
+///
+/// # Contract
+///
+/// - [`create`](Self::create) either returns a complete backup or leaves
+///   nothing behind (no half-written archive that looks valid). Backup files
+///   are readable by the owner only (0600, directories 0700). Names and
+///   errors never contain secrets.
+/// - [`verify`](Self::verify) reads the whole backup and fails with
+///   [`Error::Integrity`](crate::Error::Integrity) when any byte is damaged.
+/// - [`restore`](Self::restore) makes the protected data equal to the backup,
+///   or fails without reporting success; it is idempotent.
+/// - [`delete`](Self::delete) of a backup that is already gone succeeds.
+/// - Long operations report progress to the observer.
+///
+/// # Implementing
+///
+/// Required: everything but [`preflight`](Self::preflight) (which defaults to
+/// "nothing to check"). Run `updater_core::conformance::backup::run` (feature
+/// `conformance`) in a test.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+pub trait BackupStrategy: Send + Sync {
+    /// A short description for logs (`files of /srv/app`, `PostgreSQL db app`), no secrets.
+    fn describe(&self) -> String;
+
+    /// What [`create`](Self::create) produces.
+    fn kind(&self) -> BackupKind;
+
+    /// Checks that a backup can be taken now (tools installed, server reachable,
+    /// target writable), before the update starts.
+    fn preflight(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Takes a backup.
+    fn create(&self, request: &BackupRequest, progress: &dyn ProgressObserver) -> Result<Backup>;
+
+    /// Checks the backup is complete and undamaged.
+    fn verify(&self, backup: &Backup) -> Result<()>;
+
+    /// Restores the backup.
+    fn restore(&self, backup: &Backup, progress: &dyn ProgressObserver) -> Result<()>;
+
+    /// Deletes the backup.
+    fn delete(&self, backup: &Backup) -> Result<()>;
+
+    /// The backup's size on disk in bytes.
+    fn size(&self, backup: &Backup) -> Result<u64>;
+}
+
+macro_rules! forward_backup {
+    ($($ty:ty),*) => {$(
+        impl<T: BackupStrategy + ?Sized> BackupStrategy for $ty {
+            fn describe(&self) -> String { (**self).describe() }
+            fn kind(&self) -> BackupKind { (**self).kind() }
+            fn preflight(&self) -> Result<()> { (**self).preflight() }
+            fn create(&self, request: &BackupRequest, progress: &dyn ProgressObserver) -> Result<Backup> {
+                (**self).create(request, progress)
+            }
+            fn verify(&self, backup: &Backup) -> Result<()> { (**self).verify(backup) }
+            fn restore(&self, backup: &Backup, progress: &dyn ProgressObserver) -> Result<()> {
+                (**self).restore(backup, progress)
+            }
+            fn delete(&self, backup: &Backup) -> Result<()> { (**self).delete(backup) }
+            fn size(&self, backup: &Backup) -> Result<u64> { (**self).size(backup) }
+        }
+    )*};
+}
+forward_backup!(&T, Box<T>, Arc<T>);

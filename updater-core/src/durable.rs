@@ -1,0 +1,123 @@
+//! Durable file operations: every write that recovery depends on goes through
+//! here, so that an fsync or rename error is always reported, never ignored.
+//!
+//! [`write_atomic`] is write-to-temp + fsync + rename + fsync of the
+//! directory: after it returns, the file holds either the old or the new
+//! content, also across a power loss.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Creates `path` and its parents (mode 0700 for new directories).
+pub fn create_dir_all(path: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| Error::io("create directory", path, e))
+}
+
+/// Flushes a directory's entries (new names, renames) to disk.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    let handle = File::open(dir).map_err(|e| Error::io("open directory", dir, e))?;
+    handle
+        .sync_all()
+        .map_err(|e| Error::io("fsync directory", dir, e))
+}
+
+/// The directory holding `path` (`.` for a bare name).
+pub fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Replaces `path` with `bytes` atomically and durably. The file is created
+/// with mode 0600.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = parent_of(path);
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".to_string());
+    let temp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temp)
+        .map_err(|e| Error::io("create", &temp, e))?;
+    let written = file
+        .write_all(bytes)
+        .map_err(|e| Error::io("write", &temp, e))
+        .and_then(|()| file.sync_all().map_err(|e| Error::io("fsync", &temp, e)));
+    drop(file);
+    if let Err(e) = written {
+        let _ = fs::remove_file(&temp);
+        return Err(e);
+    }
+    if let Err(e) = fs::rename(&temp, path) {
+        let _ = fs::remove_file(&temp);
+        return Err(Error::io("rename into place", path, e));
+    }
+    sync_dir(dir)
+}
+
+/// Renames `from` to `to` (same file system), reporting the error with both paths.
+pub fn rename(from: &Path, to: &Path) -> Result<()> {
+    fs::rename(from, to).map_err(|e| Error::Io {
+        action: "rename",
+        path: from.to_path_buf(),
+        source: std::io::Error::new(e.kind(), format!("to {}: {e}", to.display())),
+    })
+}
+
+/// Whether `path` exists, without following a final symlink.
+pub fn exists(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
+/// Removes a file or a whole directory tree; a missing path is not an error.
+pub fn remove_all(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("inspect", path, e)),
+        Ok(meta) if meta.is_dir() => {
+            fs::remove_dir_all(path).map_err(|e| Error::io("remove directory", path, e))
+        }
+        Ok(_) => fs::remove_file(path).map_err(|e| Error::io("remove", path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_replaces_content_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    #[test]
+    fn write_atomic_reports_a_missing_directory() {
+        let err = write_atomic(Path::new("/nonexistent-dir/x"), b"1").unwrap_err();
+        assert!(err.to_string().contains("/nonexistent-dir"), "{err}");
+    }
+}

@@ -1,0 +1,627 @@
+//! History: the [`HistoryStore`] trait that records version checks, updates
+//! with their steps, backups and admin notifications, its records, and the
+//! [`InMemoryHistoryStore`] used by tests and by applications that keep no
+//! database. `updater-store-diesel` stores the same records in SQLite,
+//! PostgreSQL or MySQL.
+//!
+//! The record fields follow the tables of the original design
+//! (`system_updates`, `version_checks`, `update_backups`,
+//! `update_notifications`).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::backup::BackupKind;
+use crate::error::{Error, Result};
+use crate::version::{UpdateType, Version};
+
+/// The id of an update record.
+pub type UpdateId = i64;
+
+/// Where an update is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateStatus {
+    /// Created; preflight and backup.
+    Pending,
+    /// Fetching the package.
+    Downloading,
+    /// Staging, swapping, migrating.
+    Installing,
+    /// Health check.
+    Verifying,
+    /// Done; the new release runs.
+    Completed,
+    /// Failed before anything was changed; the old release runs.
+    Failed,
+    /// Failed after the swap began and was rolled back; the old release runs.
+    RolledBack,
+}
+
+impl UpdateStatus {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateStatus::Pending => "pending",
+            UpdateStatus::Downloading => "downloading",
+            UpdateStatus::Installing => "installing",
+            UpdateStatus::Verifying => "verifying",
+            UpdateStatus::Completed => "completed",
+            UpdateStatus::Failed => "failed",
+            UpdateStatus::RolledBack => "rolled_back",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(text: &str) -> Result<Self> {
+        Ok(match text {
+            "pending" => UpdateStatus::Pending,
+            "downloading" => UpdateStatus::Downloading,
+            "installing" => UpdateStatus::Installing,
+            "verifying" => UpdateStatus::Verifying,
+            "completed" => UpdateStatus::Completed,
+            "failed" => UpdateStatus::Failed,
+            "rolled_back" => UpdateStatus::RolledBack,
+            other => {
+                return Err(Error::invalid(
+                    format!("update status {other:?}"),
+                    "unknown status",
+                ));
+            }
+        })
+    }
+
+    /// Whether the update has ended.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            UpdateStatus::Completed | UpdateStatus::Failed | UpdateStatus::RolledBack
+        )
+    }
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOutcome {
+    /// Still running (or the process died during it).
+    Running,
+    /// Finished without error.
+    Succeeded,
+    /// Returned an error.
+    Failed,
+    /// Not needed for this update.
+    Skipped,
+    /// Its effect was undone by a rollback.
+    RolledBack,
+}
+
+/// One step of an update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// The step's name (`backup`, `swap`, `migrate`...).
+    pub name: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// How it ended.
+    pub outcome: StepOutcome,
+    /// Error or detail.
+    pub message: Option<String>,
+}
+
+/// One update attempt (`system_updates`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateRecord {
+    /// Assigned by the store; 0 before [`HistoryStore::create_update`].
+    pub id: UpdateId,
+    /// The version being installed.
+    pub version: Version,
+    /// The version before.
+    pub previous_version: Option<Version>,
+    /// Major, minor, patch...
+    pub update_type: Option<UpdateType>,
+    /// Where it is.
+    pub status: UpdateStatus,
+    /// The release notes.
+    pub changelog: String,
+    /// Where the package came from, credentials stripped.
+    pub download_url: Option<String>,
+    /// The package's SHA-256.
+    pub checksum: Option<String>,
+    /// The package's size.
+    pub download_size: Option<u64>,
+    /// Who started it (`cli:alice`, `schedule`, `web:42`).
+    pub initiated_by: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it completed.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// When it failed.
+    pub failed_at: Option<DateTime<Utc>>,
+    /// The error, naming the step.
+    pub error_message: Option<String>,
+    /// The backups taken (ids, paths, sizes) as JSON.
+    pub backup_info: Option<serde_json::Value>,
+    /// Whether it was started automatically.
+    pub auto_update: bool,
+    /// 0–100.
+    pub progress_percentage: u8,
+    /// The steps so far.
+    pub steps: Vec<StepRecord>,
+    /// How long the application was in maintenance mode, in milliseconds.
+    pub maintenance_window_ms: Option<u64>,
+}
+
+impl UpdateRecord {
+    /// A pending record for an update to `version`.
+    pub fn new(version: Version, initiated_by: impl Into<String>) -> Self {
+        UpdateRecord {
+            id: 0,
+            version,
+            previous_version: None,
+            update_type: None,
+            status: UpdateStatus::Pending,
+            changelog: String::new(),
+            download_url: None,
+            checksum: None,
+            download_size: None,
+            initiated_by: initiated_by.into(),
+            started_at: Utc::now(),
+            completed_at: None,
+            failed_at: None,
+            error_message: None,
+            backup_info: None,
+            auto_update: false,
+            progress_percentage: 0,
+            steps: Vec::new(),
+            maintenance_window_ms: None,
+        }
+    }
+}
+
+/// How a version check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    /// The source answered.
+    Success,
+    /// The source could not be asked (the error is recorded).
+    Failed,
+}
+
+impl CheckStatus {
+    /// `success` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Success => "success",
+            CheckStatus::Failed => "failed",
+        }
+    }
+}
+
+/// One version check (`version_checks`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionCheckRecord {
+    /// Assigned by the store.
+    pub id: i64,
+    /// The installed version.
+    pub current_version: Version,
+    /// The newest version found, if the check succeeded and found one.
+    pub latest_version: Option<Version>,
+    /// Whether `latest_version` is an allowed update.
+    pub update_available: bool,
+    /// How the check ended.
+    pub check_status: CheckStatus,
+    /// Why it failed.
+    pub error_message: Option<String>,
+    /// The release found (version, channel, changelog, asset), as JSON.
+    pub release_info: Option<serde_json::Value>,
+    /// When.
+    pub checked_at: DateTime<Utc>,
+}
+
+/// One backup (`update_backups`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupRecord {
+    /// Assigned by the store.
+    pub id: i64,
+    /// The update it belongs to.
+    pub system_update_id: Option<UpdateId>,
+    /// The backup's own id (file-name safe).
+    pub backup_id: String,
+    /// The version backed up.
+    pub version: Version,
+    /// What it holds.
+    pub backup_type: BackupKind,
+    /// The database dump.
+    pub database_backup_path: Option<String>,
+    /// The files archive.
+    pub files_backup_path: Option<String>,
+    /// Bytes on disk.
+    pub backup_size: u64,
+    /// Whether it can still be restored (false once deleted or found damaged).
+    pub is_restorable: bool,
+    /// When it was taken.
+    pub created_at: DateTime<Utc>,
+    /// When retention may delete it.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Operator notes.
+    pub notes: Option<String>,
+}
+
+/// What a notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationType {
+    /// A newer version is available.
+    UpdateAvailable,
+    /// An update started.
+    UpdateStarted,
+    /// An update completed.
+    UpdateCompleted,
+    /// An update failed before changing anything.
+    UpdateFailed,
+    /// An update failed and was rolled back.
+    UpdateRolledBack,
+    /// Recovery gave up; an operator must act.
+    NeedsOperator,
+    /// A leftover maintenance flag or stale lock was found and cleared.
+    Warning,
+}
+
+impl NotificationType {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationType::UpdateAvailable => "update_available",
+            NotificationType::UpdateStarted => "update_started",
+            NotificationType::UpdateCompleted => "update_completed",
+            NotificationType::UpdateFailed => "update_failed",
+            NotificationType::UpdateRolledBack => "update_rolled_back",
+            NotificationType::NeedsOperator => "needs_operator",
+            NotificationType::Warning => "warning",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(text: &str) -> Result<Self> {
+        Ok(match text {
+            "update_available" => NotificationType::UpdateAvailable,
+            "update_started" => NotificationType::UpdateStarted,
+            "update_completed" => NotificationType::UpdateCompleted,
+            "update_failed" => NotificationType::UpdateFailed,
+            "update_rolled_back" => NotificationType::UpdateRolledBack,
+            "needs_operator" => NotificationType::NeedsOperator,
+            "warning" => NotificationType::Warning,
+            other => {
+                return Err(Error::invalid(
+                    format!("notification type {other:?}"),
+                    "unknown type",
+                ));
+            }
+        })
+    }
+}
+
+/// One admin notification (`update_notifications`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationRecord {
+    /// Assigned by the store.
+    pub id: i64,
+    /// The version it is about.
+    pub version: Version,
+    /// What it is about.
+    pub notification_type: NotificationType,
+    /// The text shown to the admin.
+    pub message: String,
+    /// Extra data as JSON.
+    pub metadata: Option<serde_json::Value>,
+    /// Read by the admin.
+    pub is_read: bool,
+    /// Dismissed by the admin.
+    pub is_dismissed: bool,
+    /// The admin it is for (`None`: every admin).
+    pub user_id: Option<String>,
+    /// When it was read.
+    pub read_at: Option<DateTime<Utc>>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A page of a newest-first listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Records to skip.
+    pub offset: u64,
+    /// Records to return at most.
+    pub limit: u64,
+}
+
+impl Page {
+    /// The first `limit` records.
+    pub fn first(limit: u64) -> Self {
+        Page { offset: 0, limit }
+    }
+}
+
+/// Which notifications to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotificationFilter {
+    /// Only unread ones.
+    pub unread_only: bool,
+    /// Include dismissed ones.
+    pub include_dismissed: bool,
+    /// Only those for this admin (plus those for every admin).
+    pub user_id: Option<String>,
+}
+
+/// Keeps the history of checks, updates, backups and notifications.
+///
+/// # Contract
+///
+/// - Every write is durable when the method returns, and visible to other
+///   processes using the same store (a progress page reads a running update).
+/// - Ids are assigned by the store, positive and increasing.
+/// - Listings are newest first (by creation time, then id).
+/// - [`add_notification`](Self::add_notification) deduplicates: a
+///   notification with the same version, type and user as an existing one is
+///   not stored again, and `Ok(None)` is returned.
+/// - Unknown ids give [`Error::NotFound`].
+/// - Safe to use from several threads and processes at once.
+///
+/// # Implementing
+///
+/// Every method is required. Run `updater_core::conformance::history::run`
+/// (feature `conformance`) against the implementation.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+pub trait HistoryStore: Send + Sync {
+    /// Stores a version check; returns its id.
+    fn record_check(&self, check: &VersionCheckRecord) -> Result<i64>;
+    /// The most recent check.
+    fn latest_check(&self) -> Result<Option<VersionCheckRecord>>;
+
+    /// Stores a new update (its `id` is ignored); returns its id.
+    fn create_update(&self, update: &UpdateRecord) -> Result<UpdateId>;
+    /// Overwrites the stored update with `update.id`.
+    fn save_update(&self, update: &UpdateRecord) -> Result<()>;
+    /// The update with `id`, if any.
+    fn update(&self, id: UpdateId) -> Result<Option<UpdateRecord>>;
+    /// Updates, newest first.
+    fn updates(&self, page: Page) -> Result<Vec<UpdateRecord>>;
+
+    /// Stores a backup record; returns its id.
+    fn record_backup(&self, backup: &BackupRecord) -> Result<i64>;
+    /// Backup records, newest first.
+    fn backups(&self, page: Page) -> Result<Vec<BackupRecord>>;
+    /// Marks a backup as no longer restorable (deleted by retention, or damaged).
+    fn mark_backup_unrestorable(&self, backup_id: &str, note: &str) -> Result<()>;
+
+    /// Stores a notification unless an equal one (version, type, user) exists.
+    fn add_notification(&self, notification: &NotificationRecord) -> Result<Option<i64>>;
+    /// Notifications matching `filter`, newest first.
+    fn notifications(&self, filter: &NotificationFilter) -> Result<Vec<NotificationRecord>>;
+    /// Marks a notification read.
+    fn mark_notification_read(&self, id: i64) -> Result<()>;
+    /// Dismisses a notification.
+    fn dismiss_notification(&self, id: i64) -> Result<()>;
+}
+
+/// Whether a new version check is due: none was made, or the last one is
+/// older than `interval`.
+pub fn needs_check(
+    store: &dyn HistoryStore,
+    interval: Duration,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    Ok(match store.latest_check()? {
+        None => true,
+        Some(last) => now - last.checked_at >= interval,
+    })
+}
+
+macro_rules! forward_history {
+    ($($ty:ty),*) => {$(
+        impl<T: HistoryStore + ?Sized> HistoryStore for $ty {
+            fn record_check(&self, c: &VersionCheckRecord) -> Result<i64> { (**self).record_check(c) }
+            fn latest_check(&self) -> Result<Option<VersionCheckRecord>> { (**self).latest_check() }
+            fn create_update(&self, u: &UpdateRecord) -> Result<UpdateId> { (**self).create_update(u) }
+            fn save_update(&self, u: &UpdateRecord) -> Result<()> { (**self).save_update(u) }
+            fn update(&self, id: UpdateId) -> Result<Option<UpdateRecord>> { (**self).update(id) }
+            fn updates(&self, page: Page) -> Result<Vec<UpdateRecord>> { (**self).updates(page) }
+            fn record_backup(&self, b: &BackupRecord) -> Result<i64> { (**self).record_backup(b) }
+            fn backups(&self, page: Page) -> Result<Vec<BackupRecord>> { (**self).backups(page) }
+            fn mark_backup_unrestorable(&self, id: &str, note: &str) -> Result<()> { (**self).mark_backup_unrestorable(id, note) }
+            fn add_notification(&self, n: &NotificationRecord) -> Result<Option<i64>> { (**self).add_notification(n) }
+            fn notifications(&self, f: &NotificationFilter) -> Result<Vec<NotificationRecord>> { (**self).notifications(f) }
+            fn mark_notification_read(&self, id: i64) -> Result<()> { (**self).mark_notification_read(id) }
+            fn dismiss_notification(&self, id: i64) -> Result<()> { (**self).dismiss_notification(id) }
+        }
+    )*};
+}
+forward_history!(&T, Box<T>, Arc<T>);
+
+/// A [`HistoryStore`] in memory: for tests, and for applications that keep
+/// no database (history is lost when the process exits).
+///
+/// ```
+/// use updater_core::history::{HistoryStore, InMemoryHistoryStore, Page, UpdateRecord};
+/// use updater_core::version::Version;
+///
+/// let store = InMemoryHistoryStore::new();
+/// let id = store.create_update(&UpdateRecord::new(Version::new(1, 1, 0), "cli"))?;
+/// assert_eq!(store.updates(Page::first(10))?[0].id, id);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct InMemoryHistoryStore {
+    inner: Mutex<Tables>,
+}
+
+#[derive(Debug, Default)]
+struct Tables {
+    checks: Vec<VersionCheckRecord>,
+    updates: Vec<UpdateRecord>,
+    backups: Vec<BackupRecord>,
+    notifications: Vec<NotificationRecord>,
+}
+
+fn next_id<T>(rows: &[T], id: impl Fn(&T) -> i64) -> i64 {
+    rows.iter().map(id).max().unwrap_or(0) + 1
+}
+
+fn newest_first<T: Clone>(rows: &[T], page: Page) -> Vec<T> {
+    rows.iter()
+        .rev()
+        .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(page.limit).unwrap_or(usize::MAX))
+        .cloned()
+        .collect()
+}
+
+impl InMemoryHistoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn tables(&self) -> Result<MutexGuard<'_, Tables>> {
+        self.inner
+            .lock()
+            .map_err(|_| Error::unavailable("in-memory history", "a thread panicked while writing"))
+    }
+
+    fn notification_mut<'a>(tables: &'a mut Tables, id: i64) -> Result<&'a mut NotificationRecord> {
+        tables
+            .notifications
+            .iter_mut()
+            .find(|n| n.id == id)
+            .ok_or_else(|| Error::not_found(format!("notification {id}")))
+    }
+}
+
+impl HistoryStore for InMemoryHistoryStore {
+    fn record_check(&self, check: &VersionCheckRecord) -> Result<i64> {
+        let mut t = self.tables()?;
+        let id = next_id(&t.checks, |c| c.id);
+        t.checks.push(VersionCheckRecord {
+            id,
+            ..check.clone()
+        });
+        Ok(id)
+    }
+
+    fn latest_check(&self) -> Result<Option<VersionCheckRecord>> {
+        Ok(self.tables()?.checks.last().cloned())
+    }
+
+    fn create_update(&self, update: &UpdateRecord) -> Result<UpdateId> {
+        let mut t = self.tables()?;
+        let id = next_id(&t.updates, |u| u.id);
+        t.updates.push(UpdateRecord {
+            id,
+            ..update.clone()
+        });
+        Ok(id)
+    }
+
+    fn save_update(&self, update: &UpdateRecord) -> Result<()> {
+        let mut t = self.tables()?;
+        let slot = t
+            .updates
+            .iter_mut()
+            .find(|u| u.id == update.id)
+            .ok_or_else(|| Error::not_found(format!("update {}", update.id)))?;
+        *slot = update.clone();
+        Ok(())
+    }
+
+    fn update(&self, id: UpdateId) -> Result<Option<UpdateRecord>> {
+        Ok(self.tables()?.updates.iter().find(|u| u.id == id).cloned())
+    }
+
+    fn updates(&self, page: Page) -> Result<Vec<UpdateRecord>> {
+        Ok(newest_first(&self.tables()?.updates, page))
+    }
+
+    fn record_backup(&self, backup: &BackupRecord) -> Result<i64> {
+        let mut t = self.tables()?;
+        let id = next_id(&t.backups, |b| b.id);
+        t.backups.push(BackupRecord {
+            id,
+            ..backup.clone()
+        });
+        Ok(id)
+    }
+
+    fn backups(&self, page: Page) -> Result<Vec<BackupRecord>> {
+        Ok(newest_first(&self.tables()?.backups, page))
+    }
+
+    fn mark_backup_unrestorable(&self, backup_id: &str, note: &str) -> Result<()> {
+        let mut t = self.tables()?;
+        let record = t
+            .backups
+            .iter_mut()
+            .find(|b| b.backup_id == backup_id)
+            .ok_or_else(|| Error::not_found(format!("backup {backup_id}")))?;
+        record.is_restorable = false;
+        record.notes = Some(match record.notes.take() {
+            Some(old) if !old.is_empty() => format!("{old}\n{note}"),
+            _ => note.to_string(),
+        });
+        Ok(())
+    }
+
+    fn add_notification(&self, notification: &NotificationRecord) -> Result<Option<i64>> {
+        let mut t = self.tables()?;
+        let duplicate = t.notifications.iter().any(|n| {
+            n.version == notification.version
+                && n.notification_type == notification.notification_type
+                && n.user_id == notification.user_id
+        });
+        if duplicate {
+            return Ok(None);
+        }
+        let id = next_id(&t.notifications, |n| n.id);
+        t.notifications.push(NotificationRecord {
+            id,
+            ..notification.clone()
+        });
+        Ok(Some(id))
+    }
+
+    fn notifications(&self, filter: &NotificationFilter) -> Result<Vec<NotificationRecord>> {
+        let t = self.tables()?;
+        Ok(t.notifications
+            .iter()
+            .rev()
+            .filter(|n| !filter.unread_only || !n.is_read)
+            .filter(|n| filter.include_dismissed || !n.is_dismissed)
+            .filter(|n| match &filter.user_id {
+                Some(user) => n.user_id.as_ref().is_none_or(|u| u == user),
+                None => true,
+            })
+            .cloned()
+            .collect())
+    }
+
+    fn mark_notification_read(&self, id: i64) -> Result<()> {
+        let mut t = self.tables()?;
+        let n = Self::notification_mut(&mut t, id)?;
+        if !n.is_read {
+            n.is_read = true;
+            n.read_at = Some(Utc::now());
+        }
+        Ok(())
+    }
+
+    fn dismiss_notification(&self, id: i64) -> Result<()> {
+        let mut t = self.tables()?;
+        Self::notification_mut(&mut t, id)?.is_dismissed = true;
+        Ok(())
+    }
+}

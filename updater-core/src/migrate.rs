@@ -1,0 +1,166 @@
+//! The [`Migrator`] trait (database schema changes of a release) and the
+//! [`CommandMigrator`] that runs the application's own migration commands.
+//!
+//! The pipeline runs [`Migrator::migrate`] inside the maintenance window,
+//! after the swap. On rollback it restores the database snapshot when one was
+//! taken (the primary way back: most migration tools have no down
+//! migrations), and otherwise calls [`Migrator::revert`] when
+//! [`Migrator::can_revert`] says the migrator has down migrations. The
+//! update lock is held around both, since most migration tools take none.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::command::ShellCommand;
+use crate::error::{Error, Result};
+use crate::version::Version;
+
+/// Where and between which versions a migration runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationContext {
+    /// The application directory (already holding the release being migrated to).
+    pub app_dir: PathBuf,
+    /// The version before the update.
+    pub from: Version,
+    /// The version after the update.
+    pub to: Version,
+}
+
+/// Applies and reverts the database migrations of a release.
+///
+/// # Contract
+///
+/// - [`migrate`](Self::migrate) brings the schema to what `ctx.to` expects,
+///   and is idempotent (already-applied migrations are skipped).
+/// - [`revert`](Self::revert) brings the schema back to what `ctx.from`
+///   expects; only called when [`can_revert`](Self::can_revert) is true.
+/// - [`check`](Self::check) fails when the database cannot be reached, so the
+///   update stops before maintenance mode.
+///
+/// # Implementing
+///
+/// Required: [`describe`](Self::describe) and [`migrate`](Self::migrate).
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+pub trait Migrator: Send + Sync {
+    /// A short description for logs.
+    fn describe(&self) -> String;
+
+    /// Fails when migrations could not run now (database unreachable, tool missing).
+    fn check(&self, _app_dir: &Path) -> Result<()> {
+        Ok(())
+    }
+
+    /// Applies the migrations of `ctx.to`.
+    fn migrate(&self, ctx: &MigrationContext) -> Result<()>;
+
+    /// Whether [`revert`](Self::revert) is supported.
+    fn can_revert(&self) -> bool {
+        false
+    }
+
+    /// Reverts to the schema of `ctx.from`.
+    fn revert(&self, ctx: &MigrationContext) -> Result<()> {
+        Err(Error::precondition(
+            "revert migrations",
+            format!("{} has no down migrations", ctx.to),
+        ))
+    }
+}
+
+macro_rules! forward_migrator {
+    ($($ty:ty),*) => {$(
+        impl<T: Migrator + ?Sized> Migrator for $ty {
+            fn describe(&self) -> String { (**self).describe() }
+            fn check(&self, app_dir: &Path) -> Result<()> { (**self).check(app_dir) }
+            fn migrate(&self, ctx: &MigrationContext) -> Result<()> { (**self).migrate(ctx) }
+            fn can_revert(&self) -> bool { (**self).can_revert() }
+            fn revert(&self, ctx: &MigrationContext) -> Result<()> { (**self).revert(ctx) }
+        }
+    )*};
+}
+forward_migrator!(&T, Box<T>, Arc<T>);
+
+/// Runs shell commands in the application directory: one to migrate up, an
+/// optional one to revert, an optional one to check the database is reachable.
+/// The versions are passed as `UPDATER_FROM_VERSION` and `UPDATER_TO_VERSION`.
+///
+/// ```
+/// use updater_core::command::ShellCommand;
+/// use updater_core::migrate::{CommandMigrator, Migrator};
+///
+/// let migrator = CommandMigrator::new(ShellCommand::new("php artisan migrate --force"))
+///     .with_revert(ShellCommand::new("php artisan migrate:rollback --force"))
+///     .with_check(ShellCommand::new("php artisan migrate:status"));
+/// assert!(migrator.can_revert());
+/// ```
+#[derive(Debug, Clone)]
+pub struct CommandMigrator {
+    up: ShellCommand,
+    down: Option<ShellCommand>,
+    check: Option<ShellCommand>,
+}
+
+impl CommandMigrator {
+    /// A migrator running `up` to migrate.
+    pub fn new(up: ShellCommand) -> Self {
+        CommandMigrator {
+            up,
+            down: None,
+            check: None,
+        }
+    }
+
+    /// Adds the command that reverts (builder style).
+    pub fn with_revert(mut self, down: ShellCommand) -> Self {
+        self.down = Some(down);
+        self
+    }
+
+    /// Adds the command that checks the database is reachable (builder style).
+    pub fn with_check(mut self, check: ShellCommand) -> Self {
+        self.check = Some(check);
+        self
+    }
+
+    fn with_versions(command: &ShellCommand, ctx: &MigrationContext) -> ShellCommand {
+        command
+            .clone()
+            .with_env("UPDATER_FROM_VERSION", ctx.from.to_string())
+            .with_env("UPDATER_TO_VERSION", ctx.to.to_string())
+    }
+}
+
+impl Migrator for CommandMigrator {
+    fn describe(&self) -> String {
+        format!("command `{}`", self.up.program())
+    }
+
+    fn check(&self, app_dir: &Path) -> Result<()> {
+        match &self.check {
+            Some(check) => check.run("migration preflight", Some(app_dir)).map(drop),
+            None => Ok(()),
+        }
+    }
+
+    fn migrate(&self, ctx: &MigrationContext) -> Result<()> {
+        Self::with_versions(&self.up, ctx)
+            .run("migrate", Some(&ctx.app_dir))
+            .map(drop)
+    }
+
+    fn can_revert(&self) -> bool {
+        self.down.is_some()
+    }
+
+    fn revert(&self, ctx: &MigrationContext) -> Result<()> {
+        match &self.down {
+            Some(down) => Self::with_versions(down, ctx)
+                .run("revert migrations", Some(&ctx.app_dir))
+                .map(drop),
+            None => Err(Error::precondition(
+                "revert migrations",
+                "no revert command is configured",
+            )),
+        }
+    }
+}

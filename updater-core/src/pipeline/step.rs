@@ -1,0 +1,93 @@
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A step of the update pipeline, in the order they run.
+///
+/// Steps before [`Step::MaintenanceOn`] do not need the application stopped;
+/// the maintenance window holds [`Step::DatabaseSnapshot`] through
+/// [`Step::HealthCheck`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Ask the source for releases.
+    Check,
+    /// Pick the release and asset; apply version rules.
+    Plan,
+    /// Disk space, permissions, tools, database reachable.
+    Preflight,
+    /// Back up files (outside the maintenance window).
+    Backup,
+    /// Stream the package to disk, verifying size, SHA-256 and signature.
+    Download,
+    /// Extract into the staging directory, validating every entry.
+    Stage,
+    /// Turn maintenance mode on.
+    MaintenanceOn,
+    /// Snapshot the database while writes are stopped.
+    DatabaseSnapshot,
+    /// Move the new tree into place (renames).
+    Swap,
+    /// Run database migrations.
+    Migrate,
+    /// Run post-update hooks.
+    Hooks,
+    /// Check the new release is healthy.
+    HealthCheck,
+    /// Turn maintenance mode off.
+    MaintenanceOff,
+    /// Record the new release as installed; the point of no return.
+    Commit,
+    /// Undo a failed update.
+    Rollback,
+    /// Finish an interrupted update after a crash.
+    Recover,
+}
+
+impl Step {
+    /// Every step of an update, in order.
+    pub const UPDATE: [Step; 14] = [
+        Step::Check,
+        Step::Plan,
+        Step::Preflight,
+        Step::Backup,
+        Step::Download,
+        Step::Stage,
+        Step::MaintenanceOn,
+        Step::DatabaseSnapshot,
+        Step::Swap,
+        Step::Migrate,
+        Step::Hooks,
+        Step::HealthCheck,
+        Step::MaintenanceOff,
+        Step::Commit,
+    ];
+
+    /// The snake_case name used in history and failpoints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Check => "check",
+            Step::Plan => "plan",
+            Step::Preflight => "preflight",
+            Step::Backup => "backup",
+            Step::Download => "download",
+            Step::Stage => "stage",
+            Step::MaintenanceOn => "maintenance_on",
+            Step::DatabaseSnapshot => "database_snapshot",
+            Step::Swap => "swap",
+            Step::Migrate => "migrate",
+            Step::Hooks => "hooks",
+            Step::HealthCheck => "health_check",
+            Step::MaintenanceOff => "maintenance_off",
+            Step::Commit => "commit",
+            Step::Rollback => "rollback",
+            Step::Recover => "recover",
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

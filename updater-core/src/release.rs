@@ -1,0 +1,300 @@
+//! The release model: what a [`ReleaseSource`](crate::source::ReleaseSource) reports.
+//!
+//! A [`Release`] is one published version with its changelog and [`Asset`]s.
+//! An asset is one downloadable file: its name, declared size, where to fetch
+//! it, its expected SHA-256 and, when the publisher signs releases, an
+//! [`AssetSignature`] over the release metadata (see [`crate::package::signature`]).
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::version::{Channel, Version};
+
+/// One published version of the application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    /// The version.
+    pub version: Version,
+    /// The channel it is published on (normally `version.channel()`).
+    pub channel: Channel,
+    /// When it was published, if the source knows.
+    #[serde(default)]
+    pub published_at: Option<DateTime<Utc>>,
+    /// Release notes (Markdown or plain text).
+    #[serde(default)]
+    pub changelog: String,
+    /// The downloadable files.
+    #[serde(default)]
+    pub assets: Vec<Asset>,
+}
+
+impl Release {
+    /// A release of `version` on its natural channel, with no assets yet.
+    pub fn new(version: Version) -> Self {
+        let channel = version.channel();
+        Release {
+            version,
+            channel,
+            published_at: None,
+            changelog: String::new(),
+            assets: Vec::new(),
+        }
+    }
+
+    /// Adds an asset (builder style).
+    pub fn with_asset(mut self, asset: Asset) -> Self {
+        self.assets.push(asset);
+        self
+    }
+
+    /// Sets the changelog (builder style).
+    pub fn with_changelog(mut self, changelog: impl Into<String>) -> Self {
+        self.changelog = changelog.into();
+        self
+    }
+
+    /// The asset whose name matches `pattern`, where `{version}` stands for
+    /// the version (without `v`) and `*` for any run of characters. With no
+    /// pattern, the only `.tar.gz`/`.tgz` asset.
+    ///
+    /// ```
+    /// use updater_core::release::{Asset, Release};
+    /// use updater_core::version::Version;
+    /// let release = Release::new(Version::new(1, 2, 0))
+    ///     .with_asset(Asset::new("app-1.2.0-x86_64-linux.tar.gz", 10, "file:///r/a"))
+    ///     .with_asset(Asset::new("app-1.2.0-aarch64-linux.tar.gz", 10, "file:///r/b"));
+    /// let asset = release.select_asset(Some("app-{version}-x86_64-*.tar.gz"))?;
+    /// assert_eq!(asset.name, "app-1.2.0-x86_64-linux.tar.gz");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn select_asset(&self, pattern: Option<&str>) -> Result<&Asset> {
+        let matching: Vec<&Asset> = match pattern {
+            Some(pattern) => {
+                let pattern = pattern.replace("{version}", &self.version.to_string());
+                self.assets
+                    .iter()
+                    .filter(|a| wildcard_match(&pattern, &a.name))
+                    .collect()
+            }
+            None => self
+                .assets
+                .iter()
+                .filter(|a| a.name.ends_with(".tar.gz") || a.name.ends_with(".tgz"))
+                .collect(),
+        };
+        match matching.as_slice() {
+            [one] => Ok(one),
+            [] => Err(Error::not_found(format!(
+                "asset matching {:?} in release {}",
+                pattern.unwrap_or("*.tar.gz"),
+                self.version
+            ))),
+            many => Err(Error::invalid(
+                format!("asset pattern {:?}", pattern.unwrap_or("*.tar.gz")),
+                format!(
+                    "{} assets of release {} match: {}",
+                    many.len(),
+                    self.version,
+                    many.iter()
+                        .map(|a| a.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
+    }
+}
+
+/// `*` matches any run of characters (including none); everything else is literal.
+pub(crate) fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(at) => rest = &rest[at + middle.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// One downloadable file of a release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Asset {
+    /// The file name, e.g. `app-1.2.0.tar.gz`. Never used as a path unchecked.
+    pub name: String,
+    /// The declared size in bytes. A download that differs is refused.
+    pub size: u64,
+    /// Where the source fetches it from (a URL or a path; opaque to the pipeline).
+    pub location: String,
+    /// The expected SHA-256 of the file, when the source knows it.
+    #[serde(default)]
+    pub sha256: Option<Sha256Digest>,
+    /// The publisher's signature over the release metadata, when published.
+    #[serde(default)]
+    pub signature: Option<AssetSignature>,
+}
+
+impl Asset {
+    /// An asset with no checksum or signature yet.
+    pub fn new(name: impl Into<String>, size: u64, location: impl Into<String>) -> Self {
+        Asset {
+            name: name.into(),
+            size,
+            location: location.into(),
+            sha256: None,
+            signature: None,
+        }
+    }
+
+    /// Sets the expected SHA-256 (builder style).
+    pub fn with_sha256(mut self, digest: Sha256Digest) -> Self {
+        self.sha256 = Some(digest);
+        self
+    }
+
+    /// Sets the signature (builder style).
+    pub fn with_signature(mut self, signature: AssetSignature) -> Self {
+        self.signature = Some(signature);
+        self
+    }
+}
+
+/// A minisign signature over the canonical release metadata of an asset.
+///
+/// The signature text is the content of a `.minisig` file. Its trusted
+/// comment must carry `expires=<RFC 3339 time>`; see
+/// [`crate::package::signature`] for the exact signed message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AssetSignature {
+    /// The full minisign signature file (four lines).
+    pub minisig: String,
+}
+
+impl AssetSignature {
+    /// Wraps the text of a `.minisig` file.
+    pub fn new(minisig: impl Into<String>) -> Self {
+        AssetSignature {
+            minisig: minisig.into(),
+        }
+    }
+}
+
+/// A SHA-256 digest; parses from and displays as 64 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Sha256Digest(pub [u8; 32]);
+
+impl Sha256Digest {
+    /// Parses 64 hex digits (either case), optionally prefixed by `sha256:`.
+    pub fn parse(text: &str) -> Result<Self> {
+        let trimmed = text.trim();
+        let hex_part = trimmed.strip_prefix("sha256:").unwrap_or(trimmed);
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(hex_part, &mut bytes).map_err(|e| {
+            Error::invalid(
+                format!("SHA-256 digest {trimmed:?}"),
+                format!("expected 64 hex digits: {e}"),
+            )
+        })?;
+        Ok(Sha256Digest(bytes))
+    }
+
+    /// The digest as 64 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Display for Sha256Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Sha256Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sha256Digest({})", self.to_hex())
+    }
+}
+
+impl FromStr for Sha256Digest {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Sha256Digest::parse(s)
+    }
+}
+
+impl Serialize for Sha256Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for Sha256Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Sha256Digest::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn digest_parses_hex_and_prefixed_forms() {
+        let hex = "ab".repeat(32);
+        let d = Sha256Digest::parse(&hex).unwrap();
+        assert_eq!(d.to_hex(), hex);
+        assert_eq!(
+            Sha256Digest::parse(&format!("sha256:{}", hex.to_uppercase())).unwrap(),
+            d
+        );
+        assert!(Sha256Digest::parse("abc").is_err());
+    }
+
+    #[test]
+    fn asset_selection_needs_exactly_one_match() {
+        let r = Release::new(Version::new(2, 0, 0))
+            .with_asset(Asset::new("app-2.0.0.tar.gz", 1, "a"))
+            .with_asset(Asset::new("app-2.0.0.tar.gz.sha256", 1, "b"))
+            .with_asset(Asset::new("other-2.0.0.tar.gz", 1, "c"));
+        assert_eq!(
+            r.select_asset(Some("app-{version}.tar.gz"))
+                .unwrap()
+                .location,
+            "a"
+        );
+        assert!(matches!(
+            r.select_asset(None),
+            Err(Error::InvalidInput { .. })
+        ));
+        assert!(matches!(
+            r.select_asset(Some("nope-*")),
+            Err(Error::NotFound { .. })
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn wildcard_star_matches_any_infix(prefix in "[a-z.]{0,6}", middle in "[a-z0-9.-]{0,8}", suffix in "[a-z.]{0,6}") {
+            let text = format!("{prefix}{middle}{suffix}");
+            let pattern = format!("{prefix}*{suffix}");
+            prop_assert!(wildcard_match(&pattern, &text));
+            prop_assert!(wildcard_match(&text, &text));
+        }
+    }
+}
