@@ -7,6 +7,8 @@
 
 pub mod backup;
 pub mod command;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod durable;
 pub mod error;
 pub mod health;

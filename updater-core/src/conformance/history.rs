@@ -1,0 +1,1 @@
+//! Conformance suite for the `history` trait (being written).

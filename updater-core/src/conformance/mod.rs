@@ -1,0 +1,12 @@
+//! Shared conformance suites: one per trait, run by every implementation's
+//! tests (the way `object_store`'s integration module is run by each backend).
+//!
+//! Enabled by the `conformance` feature. The suites are **destructive** (they
+//! write, overwrite and delete through the implementation under test), panic
+//! with a message naming the broken rule, and are exempt from semver: new
+//! checks may be added in any release.
+
+pub mod backup;
+pub mod history;
+pub mod maintenance;
+pub mod source;

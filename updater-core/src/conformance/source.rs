@@ -1,0 +1,1 @@
+//! Conformance suite for the `source` trait (being written).
