@@ -1,5 +1,68 @@
 //! Packages: streaming download with on-the-fly SHA-256, signature checks
 //! over release metadata, and safe extraction into a staging directory.
+//!
+//! A package arrives from a server we do not fully trust, over a network we
+//! do not trust, and is unpacked by a process that can write the whole
+//! application. This module is the gate: nothing gets past it unless it is
+//! exactly the file that was published, signed for *this* release, and
+//! unpacks to nothing but ordinary files and directories inside the staging
+//! directory. Blocking; async applications call it from `spawn_blocking`.
+//!
+//! # Download and verification ([`download_verified`])
+//!
+//! | check | what it prevents |
+//! |---|---|
+//! | signature over release metadata, before the first byte ([`signature`]) | a compromised server or mirror serving its own build; replaying an old signed release as a new version; stale ("frozen") metadata after its expiry |
+//! | a required SHA-256 from the source | installing a file that changed after publication or in transit |
+//! | stop at the first byte past the declared size | a hostile server filling the disk ("endless download") |
+//! | exact size and digest after fsync | truncated or corrupted downloads being unpacked |
+//! | `.partial` file (0600), renamed only when verified | a half-written or unverified package ever lying under the final name |
+//!
+//! The bytes are hashed while they stream to disk, so the package is never
+//! held in memory and is read once.
+//!
+//! # Extraction ([`extract_tar_gz`])
+//!
+//! Archive formats let an entry say almost anything: where it goes, what it
+//! is, who may run it. The `tar` crate's `unpack` is not a safety boundary (it
+//! skips `..` entries and still returns `Ok`, strips a leading `/`, writes
+//! devices and FIFOs as regular files and applies modes with a zero mask), so
+//! every entry is validated here, *before* anything is written for it, and one
+//! bad entry fails the whole package: the staging directory is removed and the
+//! error ([`Error::PackageRejected`](crate::Error::PackageRejected)) names the
+//! entry and the rule ([`Rejection`](crate::error::Rejection)).
+//!
+//! | rule ([`Rejection`](crate::error::Rejection)) | what it prevents |
+//! |---|---|
+//! | `ParentTraversal`: no `..` component | "zip slip": `../../etc/cron.d/x` written outside staging |
+//! | `AbsolutePath`: no leading `/` | `/root/.ssh/authorized_keys` overwritten (or silently relocated, as `unpack` does) |
+//! | `EmptyPath` | entries that would name the staging directory itself (`./` alone, the root of `tar -C dir .`, is skipped) |
+//! | `NonUtf8Path` | names that cannot be compared reliably for duplicates and collisions, or logged |
+//! | `ReservedName`: first component not e.g. `.updater` | a package planting files in the updater's own state (journal, lock, version record) |
+//! | `SymlinkEscape`: symlink targets relative and resolving inside, also through other links of the archive | a link to `/etc` or `../..` that the application (or a later entry) follows out of the tree |
+//! | `ThroughSymlink`: no entry below a symlink of the archive | `link -> /etc` followed by `link/passwd`: writing outside through the link |
+//! | `HardlinkEscape`: hard links only to earlier regular files of the archive | hard-linking `/etc/shadow` into the tree, then reading or overwriting it |
+//! | `SpecialFile`: no character/block devices or FIFOs | a `/dev/sda` node inside the app tree; a FIFO that hangs the application |
+//! | `UnsupportedType` | entry kinds (sparse, volume headers...) whose meaning parsers disagree on |
+//! | `SetIdBits`: no setuid/setgid | a root-owned setuid binary planted by an update run as root |
+//! | `Duplicate` | a second entry silently replacing the first (what you reviewed is not what runs) |
+//! | `Collision`: no two paths equal after Unicode NFC + lower case | `README` vs `readme`, `café` (NFC) vs `café` (NFD) overwriting each other on case-insensitive or normalising filesystems |
+//! | `ParentNotDirectory` | an entry below a path that is a regular file |
+//! | `TooManyEntries`, `TooLarge` (counted from headers and again while copying) | archive bombs exhausting inodes or disk |
+//! | `Corrupt` | truncated or damaged archives, bad gzip CRCs, and ambiguous headers (a pax size or path that disagrees with the header) that different tools would read differently |
+//!
+//! Beyond the rules: files are created with `O_EXCL` so nothing existing is
+//! followed or overwritten; the staging directory must be new or empty and is
+//! 0700 until extraction succeeds; modes are the archive's permission bits
+//! masked by 022 (implicit directories 0755); ownership from the archive is
+//! ignored; GNU long-name and pax headers are limited to 1 MiB each.
+
+pub mod download;
+pub mod extract;
+pub mod signature;
+
+pub use download::{VerificationPolicy, VerifiedPackage, download_verified};
+pub use extract::{ExtractOptions, ExtractionReport, extract_tar_gz};
 
 use std::fs::File;
 use std::io::Read;

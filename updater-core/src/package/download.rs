@@ -1,0 +1,320 @@
+//! Streaming download with on-the-fly SHA-256, size limit and signature check.
+//!
+//! The package never sits in memory: [`download_verified`] hands the source a
+//! writer that hashes and counts every byte as it goes to disk, refuses the
+//! first byte past the declared size, and only renames the file to its final
+//! name once size and digest match.
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::signature::{self, PublicKeys, SignedMetadata};
+use crate::error::{Error, Result};
+use crate::release::{Asset, Release, Sha256Digest};
+use crate::source::ReleaseSource;
+
+/// How often the progress callback is called, at most (plus once at the end).
+const PROGRESS_INTERVAL: u64 = 256 * 1024;
+
+/// The write buffer between the source and the file.
+const WRITE_BUFFER: usize = 256 * 1024;
+
+/// What a download must prove before it is accepted.
+#[derive(Debug, Clone)]
+pub struct VerificationPolicy {
+    /// Refuse assets whose source gives no SHA-256 (default `true`).
+    pub require_checksum: bool,
+    /// Minisign keys; when not empty, every asset must carry a valid,
+    /// unexpired signature over its release metadata by one of them.
+    pub public_keys: PublicKeys,
+}
+
+impl Default for VerificationPolicy {
+    fn default() -> Self {
+        VerificationPolicy {
+            require_checksum: true,
+            public_keys: PublicKeys::new(),
+        }
+    }
+}
+
+impl VerificationPolicy {
+    /// Requires signatures by one of `keys` (builder style).
+    pub fn with_public_keys(mut self, keys: PublicKeys) -> Self {
+        self.public_keys = keys;
+        self
+    }
+
+    /// Sets whether a SHA-256 from the source is required (builder style).
+    pub fn with_require_checksum(mut self, require: bool) -> Self {
+        self.require_checksum = require;
+        self
+    }
+}
+
+/// A downloaded package whose size, digest and (when keys are configured)
+/// signed metadata were checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedPackage {
+    /// Where it was written.
+    pub path: PathBuf,
+    /// Its SHA-256, computed while downloading.
+    pub sha256: Sha256Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The signed metadata, when a signature was required and verified.
+    pub signed: Option<SignedMetadata>,
+}
+
+/// Downloads `asset` of `release` from `source` into `destination`, verifying
+/// it on the way. Blocking.
+///
+/// 1. When `policy.public_keys` is not empty, the asset's signature over the
+///    release metadata is verified first, before any byte is downloaded
+///    ([`signature::verify_asset_signature`]); a missing signature is an error.
+///    A missing SHA-256 with `require_checksum` is refused here too.
+/// 2. The bytes stream into `<destination>.partial` (created with mode 0600;
+///    the parent directory must exist), hashed and counted as they arrive; the
+///    first byte past `asset.size` stops the download with [`Error::Integrity`].
+/// 3. The file is fsynced, then its size and SHA-256 are compared with the
+///    asset's ([`Error::Integrity`] naming the asset and both values).
+/// 4. On success it is renamed to `destination` and the directory fsynced. On
+///    any failure the partial file is removed and `destination` is untouched.
+///
+/// `progress` receives the byte count so far, at most every 256 KiB and once at the end.
+pub fn download_verified(
+    source: &dyn ReleaseSource,
+    release: &Release,
+    asset: &Asset,
+    destination: &Path,
+    policy: &VerificationPolicy,
+    progress: &mut dyn FnMut(u64),
+) -> Result<VerifiedPackage> {
+    let subject = format!("asset {}", asset.name);
+    let signed = if policy.public_keys.is_empty() {
+        None
+    } else {
+        Some(signature::verify_asset_signature(
+            &policy.public_keys,
+            release,
+            asset,
+            chrono::Utc::now(),
+        )?)
+    };
+    if asset.sha256.is_none() && policy.require_checksum {
+        return Err(Error::integrity(
+            subject,
+            format!(
+                "{} publishes no SHA-256 for it, and a checksum is required",
+                source.describe()
+            ),
+        ));
+    }
+
+    let partial = partial_path(destination);
+    let (guard, file) = PartialFile::create(&partial)?;
+    let mut writer = HashingWriter::new(
+        BufWriter::with_capacity(WRITE_BUFFER, file),
+        asset.size,
+        progress,
+    );
+    let downloaded = source.download(asset, &mut writer);
+    if writer.overflowed {
+        return Err(Error::integrity(
+            subject,
+            format!(
+                "{} sent more than the declared {} bytes",
+                source.describe(),
+                asset.size
+            ),
+        ));
+    }
+    downloaded?;
+    let (buffered, received, actual) = writer
+        .finish()
+        .map_err(|e| Error::io("write", &partial, e))?;
+    let file = buffered
+        .into_inner()
+        .map_err(|e| Error::io("write", &partial, e.into_error()))?;
+    file.sync_all().map_err(|e| Error::io("fsync", &partial, e))?;
+    drop(file);
+
+    if received != asset.size {
+        return Err(Error::integrity(
+            subject,
+            format!(
+                "truncated download: received {received} bytes, expected {} bytes",
+                asset.size
+            ),
+        ));
+    }
+    match asset.sha256 {
+        Some(expected) if expected != actual => {
+            return Err(Error::integrity(
+                subject,
+                format!("SHA-256 mismatch: expected {expected}, got {actual}"),
+            ));
+        }
+        Some(_) => {}
+        None => tracing::warn!(asset = %asset.name, sha256 = %actual, "no published SHA-256 to compare with"),
+    }
+
+    guard.persist(destination)?;
+    tracing::info!(asset = %asset.name, size = received, sha256 = %actual, signed = signed.is_some(), "package downloaded and verified");
+    Ok(VerifiedPackage {
+        path: destination.to_path_buf(),
+        sha256: actual,
+        size: received,
+        signed,
+    })
+}
+
+/// `<destination>.partial`.
+fn partial_path(destination: &Path) -> PathBuf {
+    let mut name = OsString::from(destination.as_os_str());
+    name.push(".partial");
+    PathBuf::from(name)
+}
+
+/// The partial file; removed on drop unless persisted.
+struct PartialFile {
+    path: Option<PathBuf>,
+}
+
+impl PartialFile {
+    /// Creates the file afresh (mode 0600, never following a planted symlink),
+    /// replacing a leftover from an interrupted download.
+    fn create(path: &Path) -> Result<(Self, File)> {
+        match fs::remove_file(path) {
+            Ok(()) => tracing::debug!(path = %path.display(), "removed a leftover partial download"),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove leftover", path, e)),
+        }
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| Error::io("create", path, e))?;
+        let guard = PartialFile {
+            path: Some(path.to_path_buf()),
+        };
+        Ok((guard, file))
+    }
+
+    /// Renames into `destination` and fsyncs its directory.
+    fn persist(mut self, destination: &Path) -> Result<()> {
+        if let Some(path) = &self.path {
+            crate::durable::rename(path, destination)?;
+        }
+        self.path = None;
+        crate::durable::sync_dir(crate::durable::parent_of(destination))
+    }
+}
+
+impl Drop for PartialFile {
+    fn drop(&mut self) {
+        let Some(path) = &self.path else { return };
+        if let Err(e) = fs::remove_file(path)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove a failed partial download");
+        }
+    }
+}
+
+/// Writes through to `inner` while hashing and counting, refusing any byte
+/// past `limit`.
+struct HashingWriter<'p, W: Write> {
+    inner: W,
+    hasher: Sha256,
+    written: u64,
+    limit: u64,
+    overflowed: bool,
+    reported: u64,
+    progress: &'p mut dyn FnMut(u64),
+}
+
+impl<'p, W: Write> HashingWriter<'p, W> {
+    fn new(inner: W, limit: u64, progress: &'p mut dyn FnMut(u64)) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            written: 0,
+            limit,
+            overflowed: false,
+            reported: 0,
+            progress,
+        }
+    }
+
+    /// Flushes, reports the final count, and returns the inner writer, the
+    /// byte count and the digest.
+    fn finish(mut self) -> io::Result<(W, u64, Sha256Digest)> {
+        self.inner.flush()?;
+        (self.progress)(self.written);
+        let digest = Sha256Digest(self.hasher.finalize().into());
+        Ok((self.inner, self.written, digest))
+    }
+}
+
+impl<W: Write> Write for HashingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.overflowed || self.written.saturating_add(buf.len() as u64) > self.limit {
+            self.overflowed = true;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("more bytes than the declared {}", self.limit),
+            ));
+        }
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        if self.written - self.reported >= PROGRESS_INTERVAL {
+            self.reported = self.written;
+            (self.progress)(self.written);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashing_writer_hashes_counts_and_refuses_overflow() {
+        let mut calls = Vec::new();
+        let mut progress = |n| calls.push(n);
+        let mut writer = HashingWriter::new(BufWriter::new(Vec::new()), 600 * 1024, &mut progress);
+        for _ in 0..3 {
+            writer.write_all(&[7u8; 200 * 1024]).unwrap();
+        }
+        assert!(writer.write_all(b"x").is_err());
+        assert!(writer.overflowed);
+        let (buffered, count, digest) = writer.finish().unwrap();
+        let bytes = buffered.into_inner().unwrap();
+        assert_eq!(count, 600 * 1024);
+        assert_eq!(bytes.len(), 600 * 1024);
+        assert_eq!(digest.0, <[u8; 32]>::from(Sha256::digest(&bytes)));
+        // One report once 256 KiB more have arrived (at 400 KiB), one at the end.
+        assert_eq!(calls, [400 * 1024, 600 * 1024]);
+    }
+
+    #[test]
+    fn partial_path_appends_a_suffix() {
+        assert_eq!(
+            partial_path(Path::new("/d/app.tar.gz")),
+            Path::new("/d/app.tar.gz.partial")
+        );
+    }
+}
