@@ -1,0 +1,440 @@
+//! File backups: the application tree as an incremental, parallel `.tar.gz`.
+
+mod create;
+mod format;
+mod manifest;
+mod restore;
+mod verify;
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use updater_core::backup::{Backup, BackupKind, BackupRequest, BackupStrategy};
+use updater_core::progress::ProgressObserver;
+
+pub use create::CreateStats;
+pub use format::EntryType;
+pub use manifest::{MANIFEST_FORMAT, Manifest, ManifestEntry, ManifestHeader, ManifestTrailer};
+pub use restore::RestoreStats;
+
+use crate::error::{BackupError, Result};
+use crate::exclude::{DEFAULT_EXCLUDES, ExcludeSet};
+use crate::store::{BackupRecord, BackupStatus, Catalog, PartRecord, PartRole, PendingBackup};
+
+/// File name of the archive inside a backup directory.
+pub const ARCHIVE_FILE: &str = "files.tar.gz";
+/// File name of the manifest inside a backup directory.
+pub const MANIFEST_FILE: &str = "files.manifest.jsonl";
+
+/// Backs up one directory tree into a backup directory. See the crate docs
+/// for the format. Build it with [`FileBackup::builder`].
+#[derive(Debug, Clone)]
+pub struct FileBackup {
+    source: PathBuf,
+    catalog: Catalog,
+    excludes: ExcludeSet,
+    level: u32,
+    pool: Arc<rayon::ThreadPool>,
+    incremental: bool,
+    sync: bool,
+    retain_for: Option<Duration>,
+}
+
+/// Options of a [`FileBackup`] (consuming builder).
+#[derive(Debug, Clone)]
+pub struct FileBackupBuilder {
+    source: PathBuf,
+    backup_root: PathBuf,
+    default_excludes: bool,
+    excludes: Vec<String>,
+    level: u32,
+    threads: Option<usize>,
+    incremental: bool,
+    sync: bool,
+    retain_for: Option<Duration>,
+}
+
+impl FileBackupBuilder {
+    /// Adds an exclude glob (relative to the tree; see [`ExcludeSet`]).
+    pub fn exclude(mut self, pattern: impl Into<String>) -> Self {
+        self.excludes.push(pattern.into());
+        self
+    }
+
+    /// Adds several exclude globs.
+    pub fn with_excludes<I, S>(mut self, patterns: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.excludes.extend(patterns.into_iter().map(Into::into));
+        self
+    }
+
+    /// Excludes `node_modules` directories at any depth (off by default).
+    pub fn exclude_node_modules(self) -> Self {
+        self.with_excludes(["node_modules", "**/node_modules"])
+    }
+
+    /// Drops the default excludes ([`DEFAULT_EXCLUDES`]).
+    pub fn without_default_excludes(mut self) -> Self {
+        self.default_excludes = false;
+        self
+    }
+
+    /// Deflate level for compressible data, 1 (default, fastest) to 9.
+    /// Incompressible data is always stored.
+    pub fn with_compression_level(mut self, level: u32) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// Worker threads (default: the number of CPUs).
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads);
+        self
+    }
+
+    /// Whether unchanged entries are copied from the newest verified backup
+    /// of the same tree (default: yes).
+    pub fn with_incremental(mut self, incremental: bool) -> Self {
+        self.incremental = incremental;
+        self
+    }
+
+    /// Whether backups are fsynced before they enter the catalog and restores
+    /// synced before they return (default: yes).
+    pub fn with_sync(mut self, sync: bool) -> Self {
+        self.sync = sync;
+        self
+    }
+
+    /// Backups expire this long after creation (retention may then drop them).
+    pub fn with_retention(mut self, retain_for: Duration) -> Self {
+        self.retain_for = Some(retain_for);
+        self
+    }
+
+    /// Validates the options.
+    pub fn build(self) -> Result<FileBackup> {
+        if !(1..=9).contains(&self.level) {
+            return Err(BackupError::invalid(
+                "compression level",
+                format!("{} is not between 1 and 9", self.level),
+            ));
+        }
+        let mut patterns: Vec<String> = Vec::new();
+        if self.default_excludes {
+            patterns.extend(DEFAULT_EXCLUDES.iter().map(|p| (*p).to_string()));
+        }
+        patterns.extend(self.excludes);
+        let excludes = ExcludeSet::new(&patterns)?;
+        let threads = self
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .max(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("backup-{i}"))
+            .build()
+            .map_err(|e| BackupError::invalid("thread pool", e.to_string()))?;
+        let source = if self.source.is_absolute() {
+            self.source
+        } else {
+            std::env::current_dir()
+                .map_err(|e| BackupError::io("resolve", &self.source, e))?
+                .join(self.source)
+        };
+        Ok(FileBackup {
+            source,
+            catalog: Catalog::new(self.backup_root),
+            excludes,
+            level: self.level,
+            pool: Arc::new(pool),
+            incremental: self.incremental,
+            sync: self.sync,
+            retain_for: self.retain_for,
+        })
+    }
+}
+
+impl FileBackup {
+    /// A builder backing up `source` into `backup_root`.
+    pub fn builder(source: impl Into<PathBuf>, backup_root: impl Into<PathBuf>) -> FileBackupBuilder {
+        FileBackupBuilder {
+            source: source.into(),
+            backup_root: backup_root.into(),
+            default_excludes: true,
+            excludes: Vec::new(),
+            level: 1,
+            threads: None,
+            incremental: true,
+            sync: true,
+            retain_for: None,
+        }
+    }
+
+    /// The tree this backs up.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    /// The catalog of the backup directory.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The exclude patterns in force.
+    pub fn excludes(&self) -> &[String] {
+        self.excludes.patterns()
+    }
+
+    pub(crate) fn sync(&self) -> bool {
+        self.sync
+    }
+
+    pub(crate) fn retain_for(&self) -> Option<Duration> {
+        self.retain_for
+    }
+
+    /// Takes a backup and says what it did.
+    pub fn create_with_stats(
+        &self,
+        request: &BackupRequest,
+        progress: &dyn ProgressObserver,
+    ) -> Result<(Backup, CreateStats)> {
+        let pending = PendingBackup::begin(&self.catalog, request, "files")?;
+        let (parts, stats) = self.create_into(&pending.dir, pending.created_at, progress)?;
+        let record = crate::store::new_record(&pending, request, BackupKind::FilesOnly, self.describe(), parts, self.retain_for);
+        pending.commit(&record, self.sync)?;
+        tracing::info!(id = %record.backup.id, entries = stats.entries, copied = stats.copied, size = stats.archive_size, "files backup created");
+        Ok((record.backup, stats))
+    }
+
+    /// Writes the archive and manifest into `dir` (used by composite backups too).
+    pub(crate) fn create_into(
+        &self,
+        dir: &Path,
+        created_at: DateTime<Utc>,
+        progress: &dyn ProgressObserver,
+    ) -> Result<(Vec<PartRecord>, CreateStats)> {
+        let base = if self.incremental {
+            match self.find_base() {
+                Ok(base) => base,
+                Err(e) => {
+                    tracing::warn!(error = %e, "no usable base backup; taking a full one");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let walked = create::walk(&self.source, &self.excludes)?;
+        let archive_path = dir.join(ARCHIVE_FILE);
+        let settings = create::ArchiveSettings {
+            level: self.level,
+            pool: &self.pool,
+            progress,
+        };
+        let (entries, (end_offset, end_length), stats) =
+            create::write_archive(walked, base.as_ref(), &archive_path, &settings)?;
+        let manifest = Manifest {
+            header: ManifestHeader {
+                format: MANIFEST_FORMAT.to_string(),
+                source: self.source.clone(),
+                excludes: self.excludes.patterns().to_vec(),
+                created_at,
+            },
+            trailer: ManifestTrailer {
+                entries: entries.len() as u64,
+                end_offset,
+                end_length,
+                archive_size: stats.archive_size,
+            },
+            entries,
+        };
+        let (manifest_size, manifest_sha) = manifest.write(&dir.join(MANIFEST_FILE))?;
+        let parts = vec![
+            PartRecord {
+                role: PartRole::FilesArchive,
+                file: ARCHIVE_FILE.to_string(),
+                size: stats.archive_size,
+                sha256: None,
+            },
+            PartRecord {
+                role: PartRole::FilesManifest,
+                file: MANIFEST_FILE.to_string(),
+                size: manifest_size,
+                sha256: Some(manifest_sha),
+            },
+        ];
+        Ok((parts, stats))
+    }
+
+    /// The newest verified backup of the same tree, with its archive open.
+    fn find_base(&self) -> Result<Option<create::Base>> {
+        for entry in self.catalog.list()?.into_iter().rev() {
+            let record = &entry.record;
+            if record.status != BackupStatus::Verified || record.part(PartRole::FilesArchive).is_none() {
+                continue;
+            }
+            let dir = self.catalog.dir_of(record.id())?;
+            let manifest = read_manifest(&dir, record)?;
+            if manifest.header.source != self.source {
+                continue;
+            }
+            let archive_path = dir.join(ARCHIVE_FILE);
+            let archive = fs::File::open(&archive_path).map_err(|e| BackupError::io("open", &archive_path, e))?;
+            let size = archive.metadata().map_err(|e| BackupError::io("inspect", &archive_path, e))?.len();
+            if size != manifest.trailer.archive_size {
+                return Err(BackupError::integrity(archive_path.display().to_string(), "size differs from its manifest"));
+            }
+            let entries = manifest.entries.into_iter().map(|e| (e.path.clone(), e)).collect();
+            return Ok(Some(create::Base {
+                id: record.id().to_string(),
+                archive,
+                entries,
+            }));
+        }
+        Ok(None)
+    }
+
+    /// Checks the files part of the backup in `dir`: manifest hash, then every
+    /// byte of the archive.
+    pub(crate) fn verify_in(&self, dir: &Path, record: &BackupRecord) -> Result<()> {
+        let manifest = read_manifest(dir, record)?;
+        let archive_path = dir.join(ARCHIVE_FILE);
+        verify::verify_archive(&archive_path, &manifest, &self.pool)
+    }
+
+    /// Restores the files part of the backup in `dir` into `target`.
+    pub(crate) fn restore_in(
+        &self,
+        dir: &Path,
+        record: &BackupRecord,
+        target: &Path,
+        progress: &dyn ProgressObserver,
+    ) -> Result<RestoreStats> {
+        let manifest = read_manifest(dir, record)?;
+        let archive_path = dir.join(ARCHIVE_FILE);
+        let size = fs::metadata(&archive_path).map_err(|e| BackupError::io("inspect", &archive_path, e))?.len();
+        if size != manifest.trailer.archive_size {
+            return Err(BackupError::integrity(archive_path.display().to_string(), "size differs from its manifest"));
+        }
+        restore::restore_tree(target, &archive_path, &manifest, &self.pool, progress, self.sync)
+    }
+
+    /// Restores `backup` into `target` instead of the source tree (to inspect
+    /// it, or to measure), and says what it did.
+    pub fn restore_to(&self, backup: &Backup, target: &Path, progress: &dyn ProgressObserver) -> Result<RestoreStats> {
+        let record = self.catalog.read_record(&backup.id)?;
+        let dir = self.catalog.dir_of(&backup.id)?;
+        self.restore_in(&dir, &record, target, progress)
+    }
+
+    /// Restores `backup` over the source tree and says what it did.
+    pub fn restore_with_stats(&self, backup: &Backup, progress: &dyn ProgressObserver) -> Result<RestoreStats> {
+        self.restore_to(backup, &self.source.clone(), progress)
+    }
+
+    /// The manifest of `backup` (checked against its recorded SHA-256).
+    pub fn manifest(&self, backup: &Backup) -> Result<Manifest> {
+        let record = self.catalog.read_record(&backup.id)?;
+        read_manifest(&self.catalog.dir_of(&backup.id)?, &record)
+    }
+}
+
+/// Reads the manifest of the backup in `dir`, checking size and SHA-256
+/// against the record.
+fn read_manifest(dir: &Path, record: &BackupRecord) -> Result<Manifest> {
+    let part = record
+        .part(PartRole::FilesManifest)
+        .ok_or_else(|| BackupError::integrity(record.id(), "no files manifest recorded"))?;
+    let path = dir.join(&part.file);
+    check_part(&path, part)?;
+    Manifest::read(&path)
+}
+
+/// Checks a part's size and (when recorded) SHA-256.
+pub(crate) fn check_part(path: &Path, part: &PartRecord) -> Result<()> {
+    let subject = path.display().to_string();
+    let mut file = match fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(BackupError::integrity(subject, "file is missing"));
+        }
+        Err(e) => return Err(BackupError::io("open", path, e)),
+    };
+    let size = file.metadata().map_err(|e| BackupError::io("inspect", path, e))?.len();
+    if size != part.size {
+        return Err(BackupError::integrity(subject, format!("size is {size}, recorded {}", part.size)));
+    }
+    if let Some(expected) = &part.sha256 {
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buffer).map_err(|e| BackupError::io("read", path, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+        }
+        if hex::encode(hasher.finalize()) != *expected {
+            return Err(BackupError::integrity(subject, "SHA-256 does not match the record"));
+        }
+    }
+    Ok(())
+}
+
+impl BackupStrategy for FileBackup {
+    fn describe(&self) -> String {
+        format!("files of {}", self.source.display())
+    }
+
+    fn kind(&self) -> BackupKind {
+        BackupKind::FilesOnly
+    }
+
+    fn preflight(&self) -> updater_core::Result<()> {
+        let meta = fs::metadata(&self.source).map_err(|e| {
+            updater_core::Error::precondition("backup source", format!("{}: {e}", self.source.display()))
+        })?;
+        if !meta.is_dir() {
+            return Err(updater_core::Error::precondition(
+                "backup source",
+                format!("{} is not a directory", self.source.display()),
+            ));
+        }
+        crate::store::check_writable(self.catalog.root()).map_err(Into::into)
+    }
+
+    fn create(&self, request: &BackupRequest, progress: &dyn ProgressObserver) -> updater_core::Result<Backup> {
+        Ok(self.create_with_stats(request, progress)?.0)
+    }
+
+    fn verify(&self, backup: &Backup) -> updater_core::Result<()> {
+        let record = self.catalog.read_record(&backup.id)?;
+        let dir = self.catalog.dir_of(&backup.id)?;
+        let outcome = self.verify_in(&dir, &record);
+        crate::store::record_verification(&self.catalog, &backup.id, &outcome);
+        Ok(outcome?)
+    }
+
+    fn restore(&self, backup: &Backup, progress: &dyn ProgressObserver) -> updater_core::Result<()> {
+        self.restore_with_stats(backup, progress)?;
+        Ok(())
+    }
+
+    fn delete(&self, backup: &Backup) -> updater_core::Result<()> {
+        Ok(self.catalog.delete(&backup.id)?)
+    }
+
+    fn size(&self, backup: &Backup) -> updater_core::Result<u64> {
+        Ok(crate::store::size_on_disk(&self.catalog, &backup.id)?)
+    }
+}

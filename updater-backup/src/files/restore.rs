@@ -1,0 +1,319 @@
+//! Restoring a tree from a files archive: remove what the backup does not
+//! have (excluded paths left alone), recreate directories, extract files in
+//! parallel (each checked against its SHA-256 before it is renamed into
+//! place), recreate symlinks, then apply directory modes and times.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use updater_core::pipeline::Step;
+use updater_core::progress::{ProgressEvent, ProgressObserver};
+
+use super::create::walk;
+use super::format::{EntryType, MemberReader};
+use super::manifest::{Manifest, ManifestEntry};
+use super::verify::{finish_entry, read_header};
+use crate::error::{BackupError, Result};
+use crate::exclude::ExcludeSet;
+
+/// What one restore did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestoreStats {
+    /// Regular files written.
+    pub files: u64,
+    /// Directories created or kept.
+    pub dirs: u64,
+    /// Symlinks recreated.
+    pub symlinks: u64,
+    /// Paths removed because the backup did not have them.
+    pub removed: u64,
+    /// File bytes written.
+    pub bytes_written: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+pub(crate) fn restore_tree(
+    target: &Path,
+    archive_path: &Path,
+    manifest: &Manifest,
+    pool: &rayon::ThreadPool,
+    progress: &dyn ProgressObserver,
+    sync: bool,
+) -> Result<RestoreStats> {
+    let started = Instant::now();
+    let mut stats = RestoreStats::default();
+    let subject = archive_path.display().to_string();
+    let excludes = ExcludeSet::new(&manifest.header.excludes)?;
+    let archive = File::open(archive_path).map_err(|e| BackupError::io("open", archive_path, e))?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(target)
+        .map_err(|e| BackupError::io("create directory", target, e))?;
+    let wanted: HashMap<&str, &ManifestEntry> = manifest.by_path();
+    for entry in &manifest.entries {
+        if excludes.is_excluded(&entry.path) {
+            return Err(BackupError::integrity(&subject, format!("entry {:?} is an excluded path", entry.path)));
+        }
+    }
+
+    // 1. Remove what the backup does not have, or has with another type.
+    let mut removed_dirs: Vec<String> = Vec::new();
+    for item in walk(target, &excludes)? {
+        if removed_dirs
+            .iter()
+            .any(|dir| item.rel.len() > dir.len() && item.rel.starts_with(dir.as_str()) && item.rel.as_bytes()[dir.len()] == b'/')
+        {
+            continue;
+        }
+        let keep = wanted
+            .get(item.rel.as_str())
+            .is_some_and(|e| e.kind == item.entry.kind);
+        if keep {
+            continue;
+        }
+        remove_path(&item.abs, item.entry.kind)?;
+        stats.removed += 1;
+        if item.entry.kind == EntryType::Dir {
+            removed_dirs.push(item.rel);
+        }
+    }
+
+    // 2. Directories (owner-writable until their final mode is applied).
+    for entry in manifest.entries.iter().filter(|e| e.kind == EntryType::Dir) {
+        let path = target.join(&entry.path);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => {
+                let mode = meta.permissions().mode() & 0o7777;
+                if mode & 0o700 != 0o700 {
+                    set_mode(&path, mode | 0o700)?;
+                }
+            }
+            Ok(meta) => {
+                remove_path(&path, if meta.is_symlink() { EntryType::Symlink } else { EntryType::File })?;
+                make_dir(&path)?;
+            }
+            Err(_) => make_dir(&path)?,
+        }
+        stats.dirs += 1;
+    }
+
+    // 3. Files, in parallel.
+    let bytes_done = AtomicU64::new(0);
+    let files_done = AtomicU64::new(0);
+    let bytes_total: u64 = manifest
+        .entries
+        .iter()
+        .filter(|e| e.kind == EntryType::File)
+        .map(|e| e.size)
+        .sum();
+    let as_root = rustix::process::geteuid().is_root();
+    pool.install(|| {
+        manifest
+            .entries
+            .par_iter()
+            .filter(|e| e.kind == EntryType::File)
+            .try_for_each(|entry| {
+                restore_file(target, &archive, entry, &subject, as_root)?;
+                let bytes = bytes_done.fetch_add(entry.size, Ordering::Relaxed) + entry.size;
+                let files = files_done.fetch_add(1, Ordering::Relaxed) + 1;
+                if files % 256 == 0 {
+                    progress.on_progress(&event(bytes, bytes_total, files));
+                }
+                Ok::<(), BackupError>(())
+            })
+    })?;
+    stats.files = files_done.load(Ordering::Relaxed);
+    stats.bytes_written = bytes_done.load(Ordering::Relaxed);
+
+    // 4. Symlinks.
+    for entry in manifest.entries.iter().filter(|e| e.kind == EntryType::Symlink) {
+        restore_symlink(target, &archive, entry, &subject, as_root)?;
+        stats.symlinks += 1;
+    }
+
+    // 5. Directory modes, owners and times, deepest first.
+    let mut dirs: Vec<&ManifestEntry> = manifest.entries.iter().filter(|e| e.kind == EntryType::Dir).collect();
+    dirs.sort_by_key(|e| std::cmp::Reverse(e.path.matches('/').count()));
+    for entry in dirs {
+        let path = target.join(&entry.path);
+        if as_root {
+            change_owner(&path, entry)?;
+        }
+        set_mode(&path, entry.mode)?;
+        set_times(&path, entry)?;
+    }
+    if sync {
+        let dir = File::open(target).map_err(|e| BackupError::io("open", target, e))?;
+        rustix::fs::syncfs(&dir).map_err(|e| BackupError::io("sync file system of", target, e.into()))?;
+    }
+    progress.on_progress(&event(stats.bytes_written, bytes_total, stats.files));
+    stats.elapsed = started.elapsed();
+    Ok(stats)
+}
+
+fn event(bytes_done: u64, bytes_total: u64, files_done: u64) -> ProgressEvent {
+    let percent = if bytes_total == 0 {
+        100
+    } else {
+        (bytes_done.saturating_mul(100) / bytes_total).min(100) as u8
+    };
+    ProgressEvent {
+        step: Step::Backup,
+        percent,
+        bytes_done,
+        bytes_total: Some(bytes_total),
+        files_done,
+        message: format!("restored {files_done} files"),
+    }
+}
+
+fn remove_path(path: &Path, kind: EntryType) -> Result<()> {
+    let outcome = if kind == EntryType::Dir {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    };
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(BackupError::io("remove", path, e)),
+    }
+}
+
+fn make_dir(path: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| BackupError::io("create directory", path, e))
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(|e| BackupError::io("set mode of", path, e))
+}
+
+fn timestamps(entry: &ManifestEntry) -> rustix::fs::Timestamps {
+    let time = rustix::fs::Timespec {
+        tv_sec: entry.mtime,
+        tv_nsec: entry.mtime_nsec.into(),
+    };
+    rustix::fs::Timestamps {
+        last_access: time,
+        last_modification: time,
+    }
+}
+
+fn set_times(path: &Path, entry: &ManifestEntry) -> Result<()> {
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        path,
+        &timestamps(entry),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| BackupError::io("set times of", path, e.into()))
+}
+
+fn change_owner(path: &Path, entry: &ManifestEntry) -> Result<()> {
+    rustix::fs::chownat(
+        rustix::fs::CWD,
+        path,
+        Some(rustix::fs::Uid::from_raw(entry.uid)),
+        Some(rustix::fs::Gid::from_raw(entry.gid)),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| BackupError::io("change owner of", path, e.into()))
+}
+
+fn temp_name(dest: &Path) -> std::path::PathBuf {
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    dest.with_file_name(format!(".{name}.restore-{}", std::process::id()))
+}
+
+fn restore_file(target: &Path, archive: &File, entry: &ManifestEntry, subject: &str, as_root: bool) -> Result<()> {
+    let fail = |reason: String| BackupError::integrity(format!("{subject} entry {:?}", entry.path), reason);
+    let dest = target.join(&entry.path);
+    let temp = temp_name(&dest);
+    let mut reader = MemberReader::new(archive, entry.offset, entry.length);
+    read_header(&mut reader, entry).map_err(fail)?;
+    let mut out = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temp)
+        .map_err(|e| BackupError::io("create", &temp, e))?;
+    let written = (|| -> Result<()> {
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; (entry.size as usize).clamp(1, 256 * 1024)];
+        let mut left = entry.size;
+        while left > 0 {
+            let want = left.min(buffer.len() as u64) as usize;
+            reader.read_exact(&mut buffer[..want]).map_err(|e| fail(e.to_string()))?;
+            hasher.update(&buffer[..want]);
+            out.write_all(&buffer[..want]).map_err(|e| BackupError::io("write", &temp, e))?;
+            left -= want as u64;
+        }
+        finish_entry(&mut reader, entry).map_err(fail)?;
+        if entry.sha256.as_deref() != Some(hex::encode(hasher.finalize()).as_str()) {
+            return Err(fail("SHA-256 does not match the manifest".into()));
+        }
+        if as_root {
+            rustix::fs::fchown(
+                &out,
+                Some(rustix::fs::Uid::from_raw(entry.uid)),
+                Some(rustix::fs::Gid::from_raw(entry.gid)),
+            )
+            .map_err(|e| BackupError::io("change owner of", &temp, e.into()))?;
+        }
+        out.set_permissions(fs::Permissions::from_mode(entry.mode))
+            .map_err(|e| BackupError::io("set mode of", &temp, e))?;
+        rustix::fs::futimens(&out, &timestamps(entry)).map_err(|e| BackupError::io("set times of", &temp, e.into()))?;
+        Ok(())
+    })();
+    drop(out);
+    if let Err(e) = written {
+        let _ = fs::remove_file(&temp);
+        return Err(e);
+    }
+    if let Ok(meta) = fs::symlink_metadata(&dest) {
+        if meta.is_dir() {
+            remove_path(&dest, EntryType::Dir)?;
+        }
+    }
+    fs::rename(&temp, &dest).map_err(|e| {
+        let _ = fs::remove_file(&temp);
+        BackupError::io("rename into place", &dest, e)
+    })
+}
+
+fn restore_symlink(target: &Path, archive: &File, entry: &ManifestEntry, subject: &str, as_root: bool) -> Result<()> {
+    let fail = |reason: String| BackupError::integrity(format!("{subject} entry {:?}", entry.path), reason);
+    let mut reader = MemberReader::new(archive, entry.offset, entry.length);
+    read_header(&mut reader, entry).map_err(fail)?;
+    finish_entry(&mut reader, entry).map_err(fail)?;
+    let link_target = entry.target.as_deref().unwrap_or("");
+    let dest = target.join(&entry.path);
+    let current = fs::read_link(&dest).ok();
+    if current.as_deref() != Some(Path::new(link_target)) {
+        let temp = temp_name(&dest);
+        let _ = fs::remove_file(&temp);
+        std::os::unix::fs::symlink(link_target, &temp).map_err(|e| BackupError::io("create symlink", &temp, e))?;
+        if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
+            remove_path(&dest, EntryType::Dir)?;
+        }
+        fs::rename(&temp, &dest).map_err(|e| BackupError::io("rename into place", &dest, e))?;
+    }
+    if as_root {
+        change_owner(&dest, entry)?;
+    }
+    set_times(&dest, entry)
+}
