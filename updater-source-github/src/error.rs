@@ -1,0 +1,309 @@
+//! The one error type of this crate, [`SourceError`], and its conversion into
+//! [`updater_core::Error`].
+//!
+//! Every variant names the URL it is about, always passed through
+//! [`updater_core::error::redact_url`] first: no token or password ever
+//! appears in an error message (tokens travel only in headers, which no
+//! variant carries).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+/// What went wrong while talking to a release server or an application's health endpoint.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// A URL that is not `https://`, nor plain HTTP to loopback or to a host
+    /// explicitly allowed with [`HttpSettings::with_insecure_host`](crate::HttpSettings::with_insecure_host).
+    #[error("refusing insecure URL {url}: {reason}")]
+    InsecureUrl {
+        /// The URL (without credentials).
+        url: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// A URL that cannot be parsed or used (configuration, a `Link` or
+    /// `Location` header, a manifest entry).
+    #[error("invalid URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The text (without credentials).
+        url: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+
+    /// A configuration value is invalid (builder input).
+    #[error("invalid setting {setting}: {reason}")]
+    InvalidSetting {
+        /// The setting, e.g. `owner`.
+        setting: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// The HTTP client could not be created.
+    #[error("cannot create the HTTP client: {source}")]
+    ClientBuild {
+        /// The underlying error.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The request could not be sent or its response not read (connection
+    /// refused or reset, DNS, TLS, timeout).
+    #[error("request to {url} failed: {source}")]
+    Transport {
+        /// The URL (without credentials).
+        url: String,
+        /// The client's error (its own copy of the URL removed).
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The server answered with an unexpected HTTP status.
+    #[error("{url} answered HTTP {status}{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Status {
+        /// The URL (without credentials).
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The server's `message` field or a short excerpt of its body.
+        message: Option<String>,
+    },
+
+    /// The server is rate limiting us. Never means "no update".
+    #[error("{url} is rate limited (HTTP {status}){}", describe_reset(*resets_at))]
+    RateLimited {
+        /// The URL (without credentials).
+        url: String,
+        /// 403 or 429.
+        status: u16,
+        /// When the limit resets, from `Retry-After` or `x-ratelimit-reset`.
+        resets_at: Option<DateTime<Utc>>,
+    },
+
+    /// The response body is not what the protocol promises (malformed JSON,
+    /// a missing field, a hostile asset name, a bad checksum file).
+    #[error("malformed response from {url}: {reason}")]
+    MalformedResponse {
+        /// The URL (without credentials).
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// Too many redirects in a row.
+    #[error("too many redirects starting at {url}")]
+    TooManyRedirects {
+        /// The first URL (without credentials).
+        url: String,
+    },
+
+    /// The server sends, or announces, a size other than the asset's declared size.
+    #[error("asset {asset} from {url}: {reason} (declared size {declared} bytes)")]
+    SizeMismatch {
+        /// The asset name.
+        asset: String,
+        /// The URL (without credentials).
+        url: String,
+        /// The size the release declares.
+        declared: u64,
+        /// What the server did.
+        reason: String,
+    },
+
+    /// The transfer broke and could not be resumed or retried successfully.
+    #[error(
+        "download of {asset} from {url} stopped after {received} of {declared} bytes: {reason}"
+    )]
+    Interrupted {
+        /// The asset name.
+        asset: String,
+        /// The URL (without credentials).
+        url: String,
+        /// Bytes written to the caller's sink.
+        received: u64,
+        /// The declared size.
+        declared: u64,
+        /// Why it could not continue.
+        reason: String,
+    },
+
+    /// The overall deadline of a transfer passed (a server that trickles bytes).
+    #[error(
+        "download of {asset} from {url} exceeded its deadline of {deadline:?} after {received} bytes"
+    )]
+    DeadlineExceeded {
+        /// The asset name.
+        asset: String,
+        /// The URL (without credentials).
+        url: String,
+        /// The configured deadline.
+        deadline: Duration,
+        /// Bytes written before it passed.
+        received: u64,
+    },
+
+    /// Writing to the caller's sink failed.
+    #[error("cannot write the download of {asset}: {source}")]
+    Sink {
+        /// The asset name.
+        asset: String,
+        /// The writer's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The ETag cache file could not be read or written.
+    #[error("ETag cache file {path}: {reason}")]
+    CacheFile {
+        /// The cache file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+
+    /// An HTTP health check did not see the expected answer before its deadline.
+    #[error("health check GET {url} failed after {attempts} attempt(s): {last}")]
+    Unhealthy {
+        /// The URL (without credentials).
+        url: String,
+        /// How many requests were made.
+        attempts: u32,
+        /// The last failure.
+        last: String,
+    },
+}
+
+fn describe_reset(resets_at: Option<DateTime<Utc>>) -> String {
+    match resets_at {
+        Some(at) => {
+            let wait = (at - Utc::now()).num_seconds().max(0);
+            format!(
+                "; the limit resets at {} (in {wait} s)",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )
+        }
+        None => "; retry later".to_string(),
+    }
+}
+
+impl SourceError {
+    /// Whether retrying the same request soon may succeed (5xx, connection
+    /// errors, timeouts). Rate limits are not retried: they say when to come back.
+    pub(crate) fn is_transient(&self) -> bool {
+        match self {
+            SourceError::Transport { .. } => true,
+            SourceError::Status { status, .. } => {
+                matches!(status, 408 | 500 | 502 | 503 | 504)
+            }
+            _ => false,
+        }
+    }
+
+    /// A short name of the service, for [`updater_core::Error::Unavailable`].
+    fn service(url: &str) -> String {
+        url::Url::parse(url)
+            .ok()
+            .and_then(|u| {
+                u.host_str().map(|h| match u.port() {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h.to_string(),
+                })
+            })
+            .unwrap_or_else(|| url.to_string())
+    }
+}
+
+impl From<SourceError> for updater_core::Error {
+    fn from(error: SourceError) -> Self {
+        use updater_core::Error;
+        let message = error.to_string();
+        match &error {
+            SourceError::InsecureUrl { url, .. } | SourceError::InvalidUrl { url, .. } => {
+                Error::invalid(format!("URL {url}"), message)
+            }
+            SourceError::InvalidSetting { setting, .. } => {
+                Error::invalid(format!("setting {setting}"), message)
+            }
+            SourceError::MalformedResponse { url, .. } | SourceError::TooManyRedirects { url } => {
+                Error::invalid(format!("response from {url}"), message)
+            }
+            SourceError::Status { url, status, .. } if matches!(status, 404 | 410) => {
+                Error::not_found(url.clone())
+            }
+            SourceError::SizeMismatch { asset, .. } => {
+                Error::integrity(format!("asset {asset}"), message)
+            }
+            SourceError::Transport { url, .. }
+            | SourceError::RateLimited { url, .. }
+            | SourceError::Interrupted { url, .. }
+            | SourceError::DeadlineExceeded { url, .. } => Error::Unavailable {
+                service: SourceError::service(url),
+                reason: message,
+                source: Some(Box::new(error)),
+            },
+            SourceError::Status { url, .. } if error.is_transient() => Error::Unavailable {
+                service: SourceError::service(url),
+                reason: message,
+                source: Some(Box::new(error)),
+            },
+            SourceError::CacheFile { path, .. } => Error::other(
+                format!("ETag cache file {}", path.display()),
+                Box::new(error),
+            ),
+            SourceError::Unhealthy { .. } => Error::other("HTTP health check", Box::new(error)),
+            _ => Error::other("HTTP release source", Box::new(error)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limits_become_unavailable_with_the_reset_time() {
+        let at = Utc::now() + chrono::Duration::seconds(120);
+        let error: updater_core::Error = SourceError::RateLimited {
+            url: "https://api.github.com/repos/a/b/releases".into(),
+            status: 403,
+            resets_at: Some(at),
+        }
+        .into();
+        let text = error.to_string();
+        assert!(
+            matches!(error, updater_core::Error::Unavailable { .. }),
+            "{text}"
+        );
+        assert!(text.contains("api.github.com unavailable"), "{text}");
+        assert!(
+            text.contains(&at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn statuses_map_to_what_a_caller_can_do() {
+        let status = |status| SourceError::Status {
+            url: "https://h/x".into(),
+            status,
+            message: None,
+        };
+        assert!(matches!(
+            updater_core::Error::from(status(404)),
+            updater_core::Error::NotFound { .. }
+        ));
+        assert!(matches!(
+            updater_core::Error::from(status(503)),
+            updater_core::Error::Unavailable { .. }
+        ));
+        assert!(matches!(
+            updater_core::Error::from(status(401)),
+            updater_core::Error::Other { .. }
+        ));
+    }
+}

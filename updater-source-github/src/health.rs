@@ -1,0 +1,205 @@
+//! [`HttpHealthCheck`]: `GET` a URL of the freshly installed application
+//! until it answers as expected or the deadline passes.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderValue;
+use updater_core::error::redact_url;
+use updater_core::health::{HealthCheck, HealthContext};
+use url::Url;
+
+use crate::error::SourceError;
+use crate::http::{check_url, detached_client, parse_url};
+
+/// The header carrying the maintenance bypass secret.
+pub const BYPASS_HEADER: &str = "x-maintenance-bypass";
+const MAX_BODY_BYTES: u64 = 1024 * 1024;
+
+/// Healthy when `GET url` answers the expected status (default 200) and,
+/// optionally, a body containing a given text. Retries every `interval`
+/// until [`HealthContext::deadline`]; sends the maintenance bypass secret as
+/// `X-Maintenance-Bypass` when there is one. Redirects are not followed (a
+/// 302 to a login page is not healthy). Same HTTPS rule as the sources:
+/// plain HTTP to loopback or to [allowed hosts](HttpHealthCheckBuilder::with_insecure_host).
+///
+/// ```no_run
+/// use std::time::{Duration, Instant};
+/// use updater_core::health::{HealthCheck, HealthContext};
+/// use updater_source_github::HttpHealthCheck;
+///
+/// let check = HttpHealthCheck::builder("http://127.0.0.1:8080/health")
+///     .with_body_contains("\"status\":\"ok\"")
+///     .build()?;
+/// check.check(&HealthContext {
+///     app_dir: "/srv/app".into(),
+///     version: "1.2.0".parse()?,
+///     deadline: Instant::now() + Duration::from_secs(30),
+///     bypass_secret: None,
+/// })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct HttpHealthCheck {
+    url: Url,
+    expected_status: u16,
+    body_contains: Option<String>,
+    interval: Duration,
+    request_timeout: Duration,
+    client: crate::http::DetachedClient,
+}
+
+/// Configures an [`HttpHealthCheck`]; from [`HttpHealthCheck::builder`].
+#[derive(Debug, Clone)]
+pub struct HttpHealthCheckBuilder {
+    url: String,
+    expected_status: u16,
+    body_contains: Option<String>,
+    interval: Duration,
+    request_timeout: Duration,
+    insecure_hosts: Vec<String>,
+}
+
+impl HttpHealthCheck {
+    /// Starts configuring a check of `url`.
+    pub fn builder(url: impl Into<String>) -> HttpHealthCheckBuilder {
+        HttpHealthCheckBuilder {
+            url: url.into(),
+            expected_status: 200,
+            body_contains: None,
+            interval: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(10),
+            insecure_hosts: Vec::new(),
+        }
+    }
+
+    /// One request; `Ok` when healthy, otherwise why not.
+    fn probe(&self, ctx: &HealthContext, timeout: Duration) -> Result<(), String> {
+        let client = self.client.client().map_err(|e| e.to_string())?;
+        let mut request = client.get(self.url.clone()).timeout(timeout);
+        if let Some(secret) = &ctx.bypass_secret {
+            let mut value = HeaderValue::from_str(secret)
+                .map_err(|_| "the bypass secret is not a valid header value".to_string())?;
+            value.set_sensitive(true);
+            request = request.header(BYPASS_HEADER, value);
+        }
+        let response = request.send().map_err(|e| e.without_url().to_string())?;
+        let status = response.status().as_u16();
+        if status != self.expected_status {
+            return Err(format!("HTTP {status} (expected {})", self.expected_status));
+        }
+        if let Some(needle) = &self.body_contains {
+            let mut body = Vec::new();
+            response
+                .take(MAX_BODY_BYTES)
+                .read_to_end(&mut body)
+                .map_err(|e| format!("cannot read the body: {e}"))?;
+            if !String::from_utf8_lossy(&body).contains(needle.as_str()) {
+                return Err(format!(
+                    "HTTP {status} but the body does not contain {needle:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl HealthCheck for HttpHealthCheck {
+    fn describe(&self) -> String {
+        format!("HTTP GET {}", redact_url(self.url.as_str()))
+    }
+
+    fn check(&self, ctx: &HealthContext) -> updater_core::Result<()> {
+        let mut attempts = 0u32;
+        let mut last = "the deadline passed before the first request".to_string();
+        loop {
+            let remaining = ctx.deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                break;
+            }
+            attempts += 1;
+            match self.probe(ctx, remaining.min(self.request_timeout)) {
+                Ok(()) => {
+                    tracing::info!(url = %redact_url(self.url.as_str()), attempts, "health check passed");
+                    return Ok(());
+                }
+                Err(reason) => {
+                    tracing::debug!(url = %redact_url(self.url.as_str()), attempts, %reason, "health check not yet passing");
+                    last = reason;
+                }
+            }
+            if Instant::now() + self.interval >= ctx.deadline {
+                break;
+            }
+            std::thread::sleep(self.interval);
+        }
+        Err(SourceError::Unhealthy {
+            url: redact_url(self.url.as_str()),
+            attempts,
+            last,
+        }
+        .into())
+    }
+}
+
+impl HttpHealthCheckBuilder {
+    /// The status that means healthy (default 200).
+    pub fn with_expected_status(mut self, status: u16) -> Self {
+        self.expected_status = status;
+        self
+    }
+
+    /// Also require the body to contain `text`.
+    pub fn with_body_contains(mut self, text: impl Into<String>) -> Self {
+        self.body_contains = Some(text.into());
+        self
+    }
+
+    /// Wait between attempts (default 1 s).
+    pub fn with_interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Timeout of one request (default 10 s; never beyond the deadline).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Allows plain `http://` to `host` (loopback is always allowed).
+    pub fn with_insecure_host(mut self, host: impl Into<String>) -> Self {
+        self.insecure_hosts.push(host.into());
+        self
+    }
+
+    /// Validates the URL and creates the HTTP client.
+    pub fn build(self) -> Result<HttpHealthCheck, SourceError> {
+        let url = parse_url(&self.url)?;
+        check_url(&url, &self.insecure_hosts)?;
+        if !(100..=599).contains(&self.expected_status) {
+            return Err(SourceError::InvalidSetting {
+                setting: "expected_status",
+                reason: format!("{} is not an HTTP status", self.expected_status),
+            });
+        }
+        let client = detached_client(
+            reqwest::blocking::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!(
+                    env!("CARGO_PKG_NAME"),
+                    "/",
+                    env!("CARGO_PKG_VERSION")
+                ))
+                .timeout(self.request_timeout),
+        )?;
+        Ok(HttpHealthCheck {
+            url,
+            expected_status: self.expected_status,
+            body_contains: self.body_contains,
+            interval: self.interval,
+            request_timeout: self.request_timeout,
+            client,
+        })
+    }
+}

@@ -1,0 +1,348 @@
+//! [`HttpClient`]: a `reqwest` blocking client with our rules around it.
+//!
+//! - The `reqwest::blocking::Client` is created and dropped on a short-lived
+//!   plain thread ([`DetachedClient`]), never on the caller's thread. A
+//!   blocking client owns a tokio runtime; creating or dropping one on a
+//!   thread that is inside a tokio runtime context panics ("Cannot drop a
+//!   runtime in a context where blocking is not allowed"). With this, a
+//!   source can be built and dropped anywhere, including `spawn_blocking`.
+//! - Redirects are followed by hand: every hop must pass the HTTPS rule, and
+//!   the bearer token is attached only while the request goes to the
+//!   configured origin, so a 302 to a storage host never carries it.
+
+use std::io::Read;
+
+use reqwest::StatusCode;
+use reqwest::blocking::{Client, ClientBuilder, Response};
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use updater_core::error::redact_url;
+use url::Url;
+
+use super::etag_cache::{CachedResponse, EtagCache};
+use super::rate_limit::rate_limit_reset;
+use super::{HttpSettings, SecretToken, check_url};
+use crate::error::SourceError;
+
+const MAX_REDIRECTS: usize = 10;
+
+/// A blocking client created and dropped on a plain thread, outside any
+/// tokio runtime context.
+pub(crate) struct DetachedClient(Option<Client>);
+
+/// Builds `builder` on a fresh thread (see the module doc for why).
+pub(crate) fn detached_client(builder: ClientBuilder) -> Result<DetachedClient, SourceError> {
+    let handle = std::thread::Builder::new()
+        .name("updater-http-client-build".into())
+        .spawn(move || builder.build())
+        .map_err(|e| SourceError::InvalidSetting {
+            setting: "HTTP client",
+            reason: format!("cannot start a thread to build it: {e}"),
+        })?;
+    match handle.join() {
+        Ok(Ok(client)) => Ok(DetachedClient(Some(client))),
+        Ok(Err(source)) => Err(SourceError::ClientBuild { source }),
+        Err(_) => Err(SourceError::InvalidSetting {
+            setting: "HTTP client",
+            reason: "building it panicked".into(),
+        }),
+    }
+}
+
+impl DetachedClient {
+    pub(crate) fn client(&self) -> Result<&Client, SourceError> {
+        self.0.as_ref().ok_or_else(|| SourceError::InvalidSetting {
+            setting: "HTTP client",
+            reason: "used after being dropped".into(),
+        })
+    }
+}
+
+impl Drop for DetachedClient {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            // Dropping joins reqwest's runtime thread; do it where no tokio
+            // context can be entered. If no thread can be started, drop here.
+            match std::thread::Builder::new()
+                .name("updater-http-client-drop".into())
+                .spawn(move || drop(client))
+            {
+                Ok(handle) => {
+                    let _ = handle.join();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start a thread to drop the HTTP client")
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for DetachedClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DetachedClient")
+    }
+}
+
+/// A metadata document (JSON page, manifest, checksum file).
+#[derive(Debug, Clone)]
+pub(crate) struct Metadata {
+    pub(crate) body: Vec<u8>,
+    /// The `Link` header (pagination), when present.
+    pub(crate) link: Option<String>,
+}
+
+/// The client the sources share: settings, optional bearer token bound to one
+/// origin, ETag cache.
+pub(crate) struct HttpClient {
+    client: DetachedClient,
+    pub(crate) settings: HttpSettings,
+    auth: Option<(url::Origin, SecretToken)>,
+    default_headers: HeaderMap,
+    etags: EtagCache,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("settings", &self.settings)
+            .field(
+                "auth_origin",
+                &self
+                    .auth
+                    .as_ref()
+                    .map(|(origin, _)| origin.ascii_serialization()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpClient {
+    /// A client; `auth` is `(origin URL, token)`: the token goes only to that origin.
+    pub(crate) fn new(
+        settings: HttpSettings,
+        auth: Option<(&Url, SecretToken)>,
+        default_headers: HeaderMap,
+    ) -> Result<Self, SourceError> {
+        let builder = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(settings.request_timeout)
+            .connect_timeout(settings.connect_timeout)
+            .user_agent(settings.user_agent.clone());
+        Ok(HttpClient {
+            client: detached_client(builder)?,
+            etags: EtagCache::new(settings.etag_cache_file.clone()),
+            auth: auth.map(|(url, token)| (url.origin(), token)),
+            settings,
+            default_headers,
+        })
+    }
+
+    /// Refuses URLs that break the HTTPS rule.
+    pub(crate) fn check_url(&self, url: &Url) -> Result<(), SourceError> {
+        check_url(url, &self.settings.insecure_hosts)
+    }
+
+    /// One GET, following redirects by hand. Returns any non-redirect answer.
+    pub(crate) fn send(&self, url: &Url, headers: &HeaderMap) -> Result<Response, SourceError> {
+        let client = self.client.client()?;
+        let mut current = url.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            self.check_url(&current)?;
+            let mut request = client
+                .get(current.clone())
+                .headers(self.default_headers.clone())
+                .headers(headers.clone());
+            if let Some((origin, token)) = &self.auth
+                && *origin == current.origin()
+            {
+                let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+                    .map_err(|_| SourceError::InvalidSetting {
+                        setting: "token",
+                        reason: "contains characters not allowed in an HTTP header".into(),
+                    })?;
+                value.set_sensitive(true);
+                request = request.header(header::AUTHORIZATION, value);
+            }
+            let response = request.send().map_err(|e| transport_error(&current, e))?;
+            let status = response.status();
+            if !status.is_redirection() || status == StatusCode::NOT_MODIFIED {
+                return Ok(response);
+            }
+            let location = response
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| SourceError::MalformedResponse {
+                    url: redact_url(current.as_str()),
+                    reason: format!("HTTP {status} without a usable Location header"),
+                })?;
+            let next = current
+                .join(location)
+                .map_err(|e| SourceError::InvalidUrl {
+                    url: redact_url(location),
+                    reason: format!("redirect target from {}: {e}", redact_url(current.as_str())),
+                })?;
+            tracing::debug!(
+                from = %redact_url(current.as_str()),
+                to = %redact_url(next.as_str()),
+                same_origin = next.origin() == current.origin(),
+                "following redirect"
+            );
+            current = next;
+        }
+        Err(SourceError::TooManyRedirects {
+            url: redact_url(url.as_str()),
+        })
+    }
+
+    /// [`send`](Self::send) with retries of transient failures and
+    /// rate-limit detection. Returns 2xx, 304 and non-rate-limit 4xx answers.
+    pub(crate) fn send_with_retry(
+        &self,
+        url: &Url,
+        headers: &HeaderMap,
+    ) -> Result<Response, SourceError> {
+        let retry = self.settings.retry;
+        let mut failures = 0u32;
+        loop {
+            let outcome = self.send(url, headers).and_then(|response| {
+                let status = response.status().as_u16();
+                if let Some(resets_at) =
+                    rate_limit_reset(status, response.headers(), chrono::Utc::now())
+                {
+                    return Err(SourceError::RateLimited {
+                        url: redact_url(response.url().as_str()),
+                        status,
+                        resets_at,
+                    });
+                }
+                if response.status().is_server_error() || status == 408 {
+                    return Err(status_error(response));
+                }
+                Ok(response)
+            });
+            match outcome {
+                Err(e) if e.is_transient() && failures < retry.max_retries() => {
+                    let delay = retry.delay(failures);
+                    failures += 1;
+                    tracing::debug!(error = %e, ?delay, attempt = failures, "retrying request");
+                    std::thread::sleep(delay);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// GETs a metadata document with the ETag cache: sends `If-None-Match`
+    /// when a copy is cached and returns the copy on `304 Not Modified`.
+    pub(crate) fn get_metadata(&self, url: &Url, accept: &str) -> Result<Metadata, SourceError> {
+        let key = url.as_str();
+        let cached = self.etags.get(key);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_str(accept).unwrap_or(HeaderValue::from_static("*/*")),
+        );
+        if let Some(entry) = &cached
+            && let Ok(value) = HeaderValue::from_str(&entry.etag)
+        {
+            headers.insert(header::IF_NONE_MATCH, value);
+        }
+        let response = self.send_with_retry(url, &headers)?;
+        let status = response.status();
+        if status == StatusCode::NOT_MODIFIED {
+            if let Some(entry) = cached {
+                tracing::debug!(url = %redact_url(key), "not modified; using the cached copy");
+                return Ok(Metadata {
+                    body: entry.body.into_bytes(),
+                    link: entry.link,
+                });
+            }
+            return Err(SourceError::MalformedResponse {
+                url: redact_url(key),
+                reason: "304 Not Modified to a request without If-None-Match".into(),
+            });
+        }
+        if !status.is_success() {
+            return Err(status_error(response));
+        }
+        let etag = header_text(response.headers(), header::ETAG);
+        let link = header_text(response.headers(), header::LINK);
+        let body = read_bounded(response, self.settings.max_metadata_bytes)?;
+        if let (Some(etag), Ok(text)) = (etag, std::str::from_utf8(&body)) {
+            let entry = CachedResponse {
+                etag,
+                body: text.to_string(),
+                link: link.clone(),
+            };
+            if let Err(e) = self.etags.put(key, entry) {
+                tracing::warn!(error = %e, "cannot update the ETag cache");
+            }
+        }
+        Ok(Metadata { body, link })
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// A transport error naming the URL without credentials.
+pub(crate) fn transport_error(url: &Url, error: reqwest::Error) -> SourceError {
+    SourceError::Transport {
+        url: redact_url(url.as_str()),
+        source: error.without_url(),
+    }
+}
+
+/// Reads at most `limit` bytes; more is an error.
+pub(crate) fn read_bounded(response: Response, limit: u64) -> Result<Vec<u8>, SourceError> {
+    let url = redact_url(response.url().as_str());
+    let mut body = Vec::new();
+    response
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut body)
+        .map_err(|e| SourceError::Interrupted {
+            asset: "response body".into(),
+            url: url.clone(),
+            received: body.len() as u64,
+            declared: limit,
+            reason: e.to_string(),
+        })?;
+    if body.len() as u64 > limit {
+        return Err(SourceError::MalformedResponse {
+            url,
+            reason: format!("the response is larger than the limit of {limit} bytes"),
+        });
+    }
+    Ok(body)
+}
+
+/// A [`SourceError::Status`] with the server's `message` (GitHub's error
+/// bodies are `{"message": ..., "documentation_url": ...}`) or a short excerpt.
+pub(crate) fn status_error(response: Response) -> SourceError {
+    let url = redact_url(response.url().as_str());
+    let status = response.status().as_u16();
+    let mut excerpt = Vec::new();
+    let _ = response.take(4096).read_to_end(&mut excerpt);
+    let message = serde_json::from_slice::<serde_json::Value>(&excerpt)
+        .ok()
+        .and_then(|v| {
+            v.get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
+        .or_else(|| {
+            let text = String::from_utf8_lossy(&excerpt);
+            let text: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
+            (!text.trim().is_empty()).then(|| text.trim().to_string())
+        });
+    SourceError::Status {
+        url,
+        status,
+        message,
+    }
+}

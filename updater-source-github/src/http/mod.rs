@@ -1,0 +1,18 @@
+//! The HTTP layer shared by both sources and the health check: settings,
+//! the HTTPS-only rule, a client that lives outside any tokio runtime,
+//! manual redirects that drop credentials across origins, ETag caching,
+//! rate-limit detection, retries and bounded, resumable downloads.
+
+mod client;
+mod download;
+mod etag_cache;
+mod rate_limit;
+mod settings;
+mod token;
+mod transport_security;
+
+pub(crate) use client::{DetachedClient, HttpClient, detached_client};
+pub(crate) use download::download_to;
+pub use settings::{HttpSettings, RetryPolicy};
+pub use token::SecretToken;
+pub(crate) use transport_security::{check_url, parse_url};
