@@ -15,7 +15,8 @@ use crate::command::ShellCommand;
 use crate::error::{Error, Result};
 use crate::version::Version;
 
-/// Where and between which versions a migration runs.
+/// Where and between which versions a migration runs. `migrate` moves the
+/// schema from `from` to `to`; `revert` with the same context moves it back to `from`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationContext {
     /// The application directory (already holding the release being migrated to).
@@ -58,7 +59,8 @@ pub trait Migrator: Send + Sync {
         false
     }
 
-    /// Reverts to the schema of `ctx.from`.
+    /// Undoes [`migrate`](Self::migrate) of the same `ctx`: takes the schema
+    /// back from what `ctx.to` expects to what `ctx.from` expects.
     fn revert(&self, ctx: &MigrationContext) -> Result<()> {
         Err(Error::precondition(
             "revert migrations",
@@ -82,7 +84,9 @@ forward_migrator!(&T, Box<T>, Arc<T>);
 
 /// Runs shell commands in the application directory: one to migrate up, an
 /// optional one to revert, an optional one to check the database is reachable.
-/// The versions are passed as `UPDATER_FROM_VERSION` and `UPDATER_TO_VERSION`.
+/// The versions of the update are passed as `UPDATER_FROM_VERSION` and
+/// `UPDATER_TO_VERSION` (also to the revert command, whose target is the
+/// `FROM` version).
 ///
 /// ```
 /// use updater_core::command::ShellCommand;

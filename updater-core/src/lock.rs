@@ -1,0 +1,232 @@
+//! One update at a time: an OS file lock (`flock`) on `<state>/lock`, plus a
+//! record of who holds it (owner, pid, host, since, expiry) inside the file.
+//!
+//! The kernel releases the lock when its process dies, so a crashed updater
+//! never blocks the next one forever. A lock *record* left by a dead process
+//! is detected when the lock is taken: it is reported (returned as
+//! [`LockAcquired::stale`] and logged), never silently stolen, and never
+//! deleted by a different failing run. The lock file itself is never
+//! removed — removing a locked file lets two processes lock two different
+//! inodes — only its record is cleared by the holder on release.
+//!
+//! ```
+//! use updater_core::lock::UpdateLock;
+//! let dir = tempfile::tempdir()?;
+//! let held = UpdateLock::acquire(&dir.path().join("lock"), "docs")?;
+//! assert!(held.stale.is_none());
+//! assert!(UpdateLock::acquire(&dir.path().join("lock"), "second").is_err());
+//! drop(held);
+//! assert!(UpdateLock::acquire(&dir.path().join("lock"), "third").is_ok());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Who holds (or held) the lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockRecord {
+    /// What took it (`cli apply`, `schedule`, `web`).
+    pub owner: String,
+    /// The process id.
+    pub pid: u32,
+    /// The host name.
+    pub host: String,
+    /// When it was taken.
+    pub since: DateTime<Utc>,
+}
+
+impl std::fmt::Display for LockRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (pid {} on {}, since {})",
+            self.owner,
+            self.pid,
+            self.host,
+            self.since.format("%Y-%m-%d %H:%M:%S UTC")
+        )
+    }
+}
+
+/// A held update lock; released when dropped.
+#[derive(Debug)]
+pub struct UpdateLock {
+    file: File,
+    path: PathBuf,
+}
+
+/// The result of [`UpdateLock::acquire`].
+#[derive(Debug)]
+pub struct LockAcquired {
+    /// The lock, held until dropped.
+    pub lock: UpdateLock,
+    /// The record of a previous holder that died without releasing it.
+    pub stale: Option<LockRecord>,
+}
+
+impl std::ops::Deref for LockAcquired {
+    type Target = UpdateLock;
+    fn deref(&self) -> &UpdateLock {
+        &self.lock
+    }
+}
+
+/// The host name, from the kernel.
+pub(crate) fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_string())
+}
+
+fn read_record(file: &mut File) -> Option<LockRecord> {
+    let mut text = String::new();
+    file.seek(SeekFrom::Start(0)).ok()?;
+    file.read_to_string(&mut text).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+impl UpdateLock {
+    /// Takes the lock at `path` for `owner`, or fails with [`Error::Locked`]
+    /// naming the live holder. Creates the file (0600) if needed.
+    pub fn acquire(path: &Path, owner: &str) -> Result<LockAcquired> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| Error::io("open lock file", path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = read_record(&mut file)
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|| "an unknown process".to_string());
+                return Err(Error::Locked {
+                    path: path.to_path_buf(),
+                    holder,
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", path, e)),
+        }
+        let stale = read_record(&mut file);
+        if let Some(stale) = &stale {
+            tracing::warn!(lock = %path.display(), previous = %stale, "took over the update lock of a process that died without releasing it");
+        }
+        let record = LockRecord {
+            owner: owner.to_string(),
+            pid: std::process::id(),
+            host: host_name(),
+            since: Utc::now(),
+        };
+        let bytes =
+            serde_json::to_vec(&record).map_err(|e| Error::other("serialise lock record", e))?;
+        file.set_len(0)
+            .map_err(|e| Error::io("truncate lock file", path, e))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io("seek lock file", path, e))?;
+        file.write_all(&bytes)
+            .map_err(|e| Error::io("write lock file", path, e))?;
+        file.sync_data()
+            .map_err(|e| Error::io("fsync lock file", path, e))?;
+        Ok(LockAcquired {
+            lock: UpdateLock {
+                file,
+                path: path.to_path_buf(),
+            },
+            stale,
+        })
+    }
+
+    /// Who holds the lock at `path` now, if anyone (without taking it).
+    pub fn holder(path: &Path) -> Result<Option<LockRecord>> {
+        let mut file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("open lock file", path, e)),
+        };
+        match file.try_lock_shared() {
+            Ok(()) => Ok(None),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(read_record(&mut file)),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io("inspect lock", path, e)),
+        }
+    }
+
+    /// Clears a stale lock record for an operator (`updater unlock --force`).
+    /// Refuses while a live process holds the lock, naming it. Returns the
+    /// record that was cleared.
+    pub fn force_clear(path: &Path) -> Result<Option<LockRecord>> {
+        let acquired = Self::acquire(path, "force-unlock")?;
+        Ok(acquired.stale)
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for UpdateLock {
+    fn drop(&mut self) {
+        // Clear our record while still holding the lock; the kernel drops the lock with the fd.
+        if let Err(e) = self.file.set_len(0).and_then(|()| self.file.sync_data()) {
+            tracing::warn!(lock = %self.path.display(), error = %e, "could not clear the lock record");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_lock_names_its_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let _held = UpdateLock::acquire(&path, "first").unwrap();
+        let err = UpdateLock::acquire(&path, "second")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("first") && err.contains(&std::process::id().to_string()),
+            "{err}"
+        );
+        assert_eq!(UpdateLock::holder(&path).unwrap().unwrap().owner, "first");
+        assert!(UpdateLock::force_clear(&path).is_err());
+    }
+
+    #[test]
+    fn a_record_left_by_a_dead_process_is_reported_as_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let dead = LockRecord {
+            owner: "crashed apply".into(),
+            pid: 999_999,
+            host: "h".into(),
+            since: Utc::now(),
+        };
+        std::fs::write(&path, serde_json::to_vec(&dead).unwrap()).unwrap();
+        assert!(
+            UpdateLock::holder(&path).unwrap().is_none(),
+            "nobody holds the flock"
+        );
+        let acquired = UpdateLock::acquire(&path, "next").unwrap();
+        assert_eq!(acquired.stale.as_ref(), Some(&dead));
+        drop(acquired);
+        assert!(
+            UpdateLock::acquire(&path, "after").unwrap().stale.is_none(),
+            "released cleanly"
+        );
+    }
+}

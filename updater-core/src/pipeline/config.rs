@@ -1,0 +1,310 @@
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::backup::BackupStrategy;
+use crate::error::{Error, Result};
+use crate::failpoint::{Failpoints, NoFailpoints};
+use crate::health::HealthCheck;
+use crate::history::{HistoryStore, InMemoryHistoryStore};
+use crate::hook::Hook;
+use crate::maintenance::{FlagFileMaintenance, MaintenanceSwitch};
+use crate::migrate::Migrator;
+use crate::notify::{LogNotifier, Notifier};
+use crate::package::{ExtractOptions, VerificationPolicy};
+use crate::source::ReleaseSource;
+use crate::version::{Channel, UpgradePolicy, Version};
+
+use super::Updater;
+
+/// The name of the state directory inside the application directory.
+pub const STATE_DIR_NAME: &str = ".updater";
+
+/// The preserved paths used when none are configured.
+pub const DEFAULT_PRESERVED: [&str; 3] = [".env", "storage/logs", "storage/app/public"];
+
+/// Settings of an [`Updater`]. Built by [`UpdaterBuilder`].
+#[derive(Debug, Clone)]
+pub struct UpdaterConfig {
+    /// The application directory (its top-level entries are swapped).
+    pub app_dir: PathBuf,
+    /// Journal, lock, installed state, staging, kept releases: `<app>/.updater`.
+    pub state_dir: PathBuf,
+    /// The channel to follow.
+    pub channel: Channel,
+    /// Downgrade and reinstall rules.
+    pub policy: UpgradePolicy,
+    /// Paths carried from release to release by rename (relative to the app).
+    pub preserved_paths: Vec<PathBuf>,
+    /// Which asset of a release to install (`{version}` and `*` allowed).
+    pub asset_pattern: Option<String>,
+    /// Checksum and signature rules.
+    pub verification: VerificationPolicy,
+    /// Extraction limits.
+    pub extraction: ExtractOptions,
+    /// The health check deadline; past it the update rolls back (`ROLLBACK_TIMEOUT`).
+    pub health_timeout: Duration,
+    /// Expiry written into the maintenance notice (longer than any normal update).
+    pub maintenance_expiry: Duration,
+    /// A version check younger than this is answered from history.
+    pub check_cache: Duration,
+    /// How many previous release trees to keep for rollback.
+    pub keep_releases: usize,
+    /// A file inside the application holding its version, read when there
+    /// is no installed state yet (default `VERSION`).
+    pub version_file: PathBuf,
+    /// The version to assume when there is neither installed state nor version file.
+    pub initial_version: Option<Version>,
+}
+
+impl UpdaterConfig {
+    /// Defaults for an application in `app_dir`.
+    pub fn new(app_dir: impl Into<PathBuf>) -> Self {
+        let app_dir = app_dir.into();
+        UpdaterConfig {
+            state_dir: app_dir.join(STATE_DIR_NAME),
+            app_dir,
+            channel: Channel::Stable,
+            policy: UpgradePolicy::default(),
+            preserved_paths: DEFAULT_PRESERVED.iter().map(PathBuf::from).collect(),
+            asset_pattern: None,
+            verification: VerificationPolicy::default(),
+            extraction: ExtractOptions::default(),
+            health_timeout: Duration::from_secs(300),
+            maintenance_expiry: Duration::from_secs(3600),
+            check_cache: Duration::from_secs(3600),
+            keep_releases: 1,
+            version_file: PathBuf::from("VERSION"),
+            initial_version: None,
+        }
+    }
+
+    pub(crate) fn journal_path(&self) -> PathBuf {
+        self.state_dir.join("journal.json")
+    }
+    pub(crate) fn lock_path(&self) -> PathBuf {
+        self.state_dir.join("lock")
+    }
+    pub(crate) fn installed_path(&self) -> PathBuf {
+        self.state_dir.join("installed.json")
+    }
+    pub(crate) fn state_subdir(&self, name: &str, id: &str) -> PathBuf {
+        self.state_dir.join(name).join(id)
+    }
+
+    /// The name of the state directory if it lies directly inside the app
+    /// directory (it must then never be swapped).
+    pub(crate) fn reserved_names(&self) -> Vec<String> {
+        match self.state_dir.strip_prefix(&self.app_dir) {
+            Ok(rel) => rel
+                .components()
+                .next()
+                .map(|c| vec![c.as_os_str().to_string_lossy().into_owned()])
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// Builds an [`Updater`] from trait objects and settings (consuming builder).
+///
+/// Only the application directory and the release source are required.
+/// Defaults: in-memory history, log notifier, a flag-file maintenance switch
+/// at `<app>/.updater/maintenance.json`, no migrator, no health check, no
+/// backups.
+pub struct UpdaterBuilder {
+    pub(crate) config: UpdaterConfig,
+    pub(crate) source: Option<Arc<dyn ReleaseSource>>,
+    pub(crate) history: Arc<dyn HistoryStore>,
+    pub(crate) notifier: Arc<dyn Notifier>,
+    pub(crate) maintenance: Option<Arc<dyn MaintenanceSwitch>>,
+    pub(crate) migrator: Option<Arc<dyn Migrator>>,
+    pub(crate) health_checks: Vec<Arc<dyn HealthCheck>>,
+    pub(crate) hooks: Vec<Arc<dyn Hook>>,
+    pub(crate) files_backup: Option<Arc<dyn BackupStrategy>>,
+    pub(crate) database_backup: Option<Arc<dyn BackupStrategy>>,
+    pub(crate) failpoints: Arc<dyn Failpoints>,
+}
+
+impl std::fmt::Debug for UpdaterBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdaterBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpdaterBuilder {
+    /// A builder for the application in `app_dir`.
+    pub fn new(app_dir: impl Into<PathBuf>) -> Self {
+        Self::from_config(UpdaterConfig::new(app_dir))
+    }
+
+    /// A builder starting from `config`.
+    pub fn from_config(config: UpdaterConfig) -> Self {
+        UpdaterBuilder {
+            config,
+            source: None,
+            history: Arc::new(InMemoryHistoryStore::new()),
+            notifier: Arc::new(LogNotifier),
+            maintenance: None,
+            migrator: None,
+            health_checks: Vec::new(),
+            hooks: Vec::new(),
+            files_backup: None,
+            database_backup: None,
+            failpoints: Arc::new(NoFailpoints),
+        }
+    }
+
+    /// Changes the settings in place (builder style).
+    pub fn configure(mut self, change: impl FnOnce(&mut UpdaterConfig)) -> Self {
+        change(&mut self.config);
+        self
+    }
+
+    /// Where releases come from (required).
+    pub fn with_source(mut self, source: impl ReleaseSource + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// Where releases come from, shared.
+    pub fn with_shared_source(mut self, source: Arc<dyn ReleaseSource>) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// Where history goes.
+    pub fn with_history(mut self, history: Arc<dyn HistoryStore>) -> Self {
+        self.history = history;
+        self
+    }
+
+    /// Who hears about updates.
+    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// How maintenance mode is turned on and off.
+    pub fn with_maintenance(mut self, switch: Arc<dyn MaintenanceSwitch>) -> Self {
+        self.maintenance = Some(switch);
+        self
+    }
+
+    /// Database migrations.
+    pub fn with_migrator(mut self, migrator: Arc<dyn Migrator>) -> Self {
+        self.migrator = Some(migrator);
+        self
+    }
+
+    /// Adds a health check (all must pass).
+    pub fn with_health_check(mut self, check: Arc<dyn HealthCheck>) -> Self {
+        self.health_checks.push(check);
+        self
+    }
+
+    /// Adds a hook.
+    pub fn with_hook(mut self, hook: Arc<dyn Hook>) -> Self {
+        self.hooks.push(hook);
+        self
+    }
+
+    /// A files backup taken before maintenance mode.
+    pub fn with_files_backup(mut self, backup: Arc<dyn BackupStrategy>) -> Self {
+        self.files_backup = Some(backup);
+        self
+    }
+
+    /// A database snapshot taken inside the window and restored on rollback.
+    pub fn with_database_backup(mut self, backup: Arc<dyn BackupStrategy>) -> Self {
+        self.database_backup = Some(backup);
+        self
+    }
+
+    /// Failpoints for fault-injection tests.
+    pub fn with_failpoints(mut self, failpoints: Arc<dyn Failpoints>) -> Self {
+        self.failpoints = failpoints;
+        self
+    }
+
+    /// Validates the settings and builds the updater. Creates the state
+    /// directory (0700) if needed.
+    pub fn build(self) -> Result<Updater> {
+        let source = self.source.ok_or_else(|| {
+            Error::invalid("updater configuration", "a release source is required")
+        })?;
+        let config = self.config;
+        check_dir(&config.app_dir, "application directory")?;
+        if config.keep_releases == 0 {
+            return Err(Error::invalid(
+                "updater configuration",
+                "keep_releases must be at least 1 (rollback needs the previous tree)",
+            ));
+        }
+        if config.health_timeout.is_zero() {
+            return Err(Error::invalid(
+                "updater configuration",
+                "health_timeout must be positive",
+            ));
+        }
+        crate::durable::create_dir_all(&config.state_dir)?;
+        let same_fs = {
+            use std::os::unix::fs::MetadataExt;
+            let app = std::fs::metadata(&config.app_dir)
+                .map_err(|e| Error::io("inspect", &config.app_dir, e))?;
+            let state = std::fs::metadata(&config.state_dir)
+                .map_err(|e| Error::io("inspect", &config.state_dir, e))?;
+            app.dev() == state.dev()
+        };
+        if !same_fs {
+            return Err(Error::invalid(
+                format!("state directory {}", config.state_dir.display()),
+                format!(
+                    "must be on the same file system as {} so the swap is a rename",
+                    config.app_dir.display()
+                ),
+            ));
+        }
+        let mut extraction = config.extraction.clone();
+        for name in config.reserved_names() {
+            if !extraction.reserved_names.contains(&name) {
+                extraction.reserved_names.push(name);
+            }
+        }
+        let config = UpdaterConfig {
+            extraction,
+            ..config
+        };
+        let maintenance = self.maintenance.unwrap_or_else(|| {
+            Arc::new(FlagFileMaintenance::new(
+                config.state_dir.join("maintenance.json"),
+            ))
+        });
+        Ok(Updater {
+            config,
+            source,
+            history: self.history,
+            notifier: self.notifier,
+            maintenance,
+            migrator: self.migrator,
+            health_checks: self.health_checks,
+            hooks: self.hooks,
+            files_backup: self.files_backup,
+            database_backup: self.database_backup,
+            failpoints: self.failpoints,
+        })
+    }
+}
+
+fn check_dir(path: &Path, what: &str) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Error::invalid(
+            format!("{what} {}", path.display()),
+            "is not a directory",
+        )),
+        Err(e) => Err(Error::io("open", path, e)),
+    }
+}

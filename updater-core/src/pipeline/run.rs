@@ -1,0 +1,152 @@
+//! One running update or rollback: its history record, step by step, and the progress it reports.
+
+use chrono::Utc;
+
+use crate::error::{Error, Result};
+use crate::failpoint::Failpoints;
+use crate::history::{HistoryStore, StepOutcome, StepRecord, UpdateRecord, UpdateStatus};
+use crate::progress::{ProgressEvent, ProgressObserver};
+
+use super::Step;
+
+/// Overall progress when `step` starts.
+pub(crate) fn percent_at(step: Step) -> u8 {
+    match step {
+        Step::Check => 0,
+        Step::Plan => 2,
+        Step::Preflight => 5,
+        Step::Backup => 8,
+        Step::Download => 30,
+        Step::Stage => 60,
+        Step::MaintenanceOn => 70,
+        Step::DatabaseSnapshot => 72,
+        Step::Swap => 76,
+        Step::Migrate => 80,
+        Step::Hooks => 85,
+        Step::HealthCheck => 88,
+        Step::MaintenanceOff => 96,
+        Step::Commit => 98,
+        Step::Rollback | Step::Recover => 0,
+    }
+}
+
+/// The span of overall progress a step covers, for byte-level progress inside it.
+pub(crate) fn percent_span(step: Step) -> (u8, u8) {
+    let start = percent_at(step);
+    let end = Step::UPDATE
+        .iter()
+        .skip_while(|s| **s != step)
+        .nth(1)
+        .map_or(100, |next| percent_at(*next));
+    (start, end)
+}
+
+pub(crate) struct Run<'a> {
+    pub(crate) record: UpdateRecord,
+    history: &'a dyn HistoryStore,
+    failpoints: &'a dyn Failpoints,
+    pub(crate) observer: &'a dyn ProgressObserver,
+}
+
+impl<'a> Run<'a> {
+    pub(crate) fn start(
+        mut record: UpdateRecord,
+        history: &'a dyn HistoryStore,
+        failpoints: &'a dyn Failpoints,
+        observer: &'a dyn ProgressObserver,
+    ) -> Result<Self> {
+        record.id = history.create_update(&record)?;
+        Ok(Run {
+            record,
+            history,
+            failpoints,
+            observer,
+        })
+    }
+
+    pub(crate) fn set_status(&mut self, status: UpdateStatus) {
+        self.record.status = status;
+    }
+
+    pub(crate) fn save(&self) -> Result<()> {
+        self.history.save_update(&self.record)
+    }
+
+    pub(crate) fn report(&self, step: Step, percent: u8, message: impl Into<String>) {
+        self.observer
+            .on_progress(&ProgressEvent::message(step, percent, message));
+    }
+
+    /// Runs one step: failpoint `before:<step>`, a running step record, the
+    /// work, the outcome, failpoint `after:<step>`. Errors are wrapped in
+    /// [`Error::Step`] naming the step.
+    pub(crate) fn step<T>(
+        &mut self,
+        step: Step,
+        work: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<T> {
+        let wrap = |source: Error| match source {
+            Error::Step { .. } => source,
+            other => Error::Step {
+                step,
+                source: Box::new(other),
+            },
+        };
+        self.failpoints
+            .hit(&format!("before:{step}"))
+            .map_err(wrap)?;
+        let percent = percent_at(step);
+        self.record.progress_percentage = percent;
+        self.record.steps.push(StepRecord {
+            name: step.as_str().to_string(),
+            started_at: Utc::now(),
+            finished_at: None,
+            outcome: StepOutcome::Running,
+            message: None,
+        });
+        self.save().map_err(wrap)?;
+        self.report(step, percent, format!("{step}: started"));
+        let result = work(self);
+        if let Err(e) = &result
+            && e.is_simulated_crash()
+        {
+            return result.map_err(wrap);
+        }
+        if let Some(last) = self.record.steps.last_mut() {
+            last.finished_at = Some(Utc::now());
+            match &result {
+                Ok(_) => {
+                    if last.outcome == StepOutcome::Running {
+                        last.outcome = StepOutcome::Succeeded;
+                    }
+                }
+                Err(e) => {
+                    last.outcome = StepOutcome::Failed;
+                    last.message = Some(e.to_string());
+                }
+            }
+        }
+        let value = result.map_err(wrap)?;
+        self.save().map_err(wrap)?;
+        self.report(step, percent_span(step).1, format!("{step}: done"));
+        self.failpoints
+            .hit(&format!("after:{step}"))
+            .map_err(wrap)?;
+        Ok(value)
+    }
+
+    /// Marks the current step as skipped, with a reason.
+    pub(crate) fn skip(&mut self, reason: &str) {
+        if let Some(last) = self.record.steps.last_mut() {
+            last.outcome = StepOutcome::Skipped;
+            last.message = Some(reason.to_string());
+        }
+    }
+
+    /// Adds a note to the current step.
+    pub(crate) fn note(&mut self, message: String) {
+        if let Some(last) = self.record.steps.last_mut() {
+            last.message = Some(message);
+        }
+    }
+}
