@@ -141,7 +141,8 @@ pub fn download_verified(
     let file = buffered
         .into_inner()
         .map_err(|e| Error::io("write", &partial, e.into_error()))?;
-    file.sync_all().map_err(|e| Error::io("fsync", &partial, e))?;
+    file.sync_all()
+        .map_err(|e| Error::io("fsync", &partial, e))?;
     drop(file);
 
     if received != asset.size {
@@ -161,7 +162,9 @@ pub fn download_verified(
             ));
         }
         Some(_) => {}
-        None => tracing::warn!(asset = %asset.name, sha256 = %actual, "no published SHA-256 to compare with"),
+        None => {
+            tracing::warn!(asset = %asset.name, sha256 = %actual, "no published SHA-256 to compare with")
+        }
     }
 
     guard.persist(destination)?;
@@ -191,7 +194,9 @@ impl PartialFile {
     /// replacing a leftover from an interrupted download.
     fn create(path: &Path) -> Result<(Self, File)> {
         match fs::remove_file(path) {
-            Ok(()) => tracing::debug!(path = %path.display(), "removed a leftover partial download"),
+            Ok(()) => {
+                tracing::debug!(path = %path.display(), "removed a leftover partial download")
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("remove leftover", path, e)),
         }

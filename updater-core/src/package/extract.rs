@@ -39,6 +39,10 @@ const STAGING_MODE: u32 = 0o755;
 /// Permission bits kept from the archive: `rwx` for all, minus group/other write.
 const MODE_MASK: u32 = 0o777 & !0o022;
 
+/// Trailing bytes after the end-of-archive block accepted without counting
+/// against the size limit (tar pads archives to 10 KiB records).
+const TRAILING_ALLOWANCE: u64 = 1024 * 1024;
+
 /// The label used in errors that are about the archive rather than one entry.
 const ARCHIVE_LABEL: &str = "(archive)";
 
@@ -171,8 +175,7 @@ fn prepare_staging(staging: &Path) -> Result<()> {
             .map_err(|e| Error::io("create staging directory", staging, e)),
         Err(e) => Err(Error::io("inspect staging directory", staging, e)),
         Ok(meta) if meta.is_dir() => {
-            let mut listing =
-                fs::read_dir(staging).map_err(|e| Error::io("list", staging, e))?;
+            let mut listing = fs::read_dir(staging).map_err(|e| Error::io("list", staging, e))?;
             if listing.next().is_some() {
                 return Err(Error::precondition(
                     "empty staging directory",
@@ -187,10 +190,7 @@ fn prepare_staging(staging: &Path) -> Result<()> {
         }
         Ok(_) => Err(Error::precondition(
             "empty staging directory",
-            format!(
-                "{} exists and is not a directory",
-                staging.display()
-            ),
+            format!("{} exists and is not a directory", staging.display()),
         )),
     }
 }
@@ -277,8 +277,7 @@ impl<'a> Extraction<'a> {
         if !magic.starts_with(&[0x1f, 0x8b]) {
             return Err(self.corrupt(ARCHIVE_LABEL, "not a gzip file"));
         }
-        let decompressed =
-            BufReader::with_capacity(BUFFER_SIZE, MultiGzDecoder::new(compressed));
+        let decompressed = BufReader::with_capacity(BUFFER_SIZE, MultiGzDecoder::new(compressed));
         let mut archive = Archive::new(decompressed);
         let mut previous = String::from(ARCHIVE_LABEL);
         {
@@ -289,8 +288,8 @@ impl<'a> Extraction<'a> {
             let mut pending = PendingExtensions::default();
             let mut seen = 0u64;
             for entry in entries {
-                let mut entry = entry
-                    .map_err(|e| self.corrupt(&format!("header after {previous}"), e))?;
+                let mut entry =
+                    entry.map_err(|e| self.corrupt(&format!("header after {previous}"), e))?;
                 if self.read_extension(&mut entry, &mut pending, &previous)? {
                     continue;
                 }
@@ -394,15 +393,13 @@ impl<'a> Extraction<'a> {
         let mut pax_link = None;
         if let Some(pax) = &extensions.pax {
             for record in tar::PaxExtensions::new(pax) {
-                let record = record.map_err(|e| self.corrupt(&label, format!("bad pax record: {e}")))?;
+                let record =
+                    record.map_err(|e| self.corrupt(&label, format!("bad pax record: {e}")))?;
                 match record.key_bytes() {
                     b"path" => pax_path = Some(record.value_bytes().to_vec()),
                     b"linkpath" => pax_link = Some(record.value_bytes().to_vec()),
                     b"size" => {
-                        let size = record
-                            .value()
-                            .ok()
-                            .and_then(|v| v.parse::<u64>().ok());
+                        let size = record.value().ok().and_then(|v| v.parse::<u64>().ok());
                         if size != Some(entry.size()) {
                             return Err(self.corrupt(
                                 &label,
@@ -478,10 +475,7 @@ impl<'a> Extraction<'a> {
                 return Err(self.reject(label, Rejection::UnsupportedType(type_name(other))));
             }
         }
-        let mode = entry
-            .header()
-            .mode()
-            .map_err(|e| self.corrupt(label, e))?;
+        let mode = entry.header().mode().map_err(|e| self.corrupt(label, e))?;
         if mode & 0o6000 != 0 {
             return Err(self.reject(label, Rejection::SetIdBits { mode }));
         }
@@ -514,7 +508,10 @@ impl<'a> Extraction<'a> {
             EntryType::Link => {
                 let target = self.check_hardlink(raw_link, label)?;
                 self.create_parents(&validated)?;
-                let (from, at) = (self.staging.join(&target), self.staging.join(&validated.path));
+                let (from, at) = (
+                    self.staging.join(&target),
+                    self.staging.join(&validated.path),
+                );
                 fs::hard_link(&from, &at).map_err(|e| Error::io("create hard link", &at, e))?;
                 self.register(&validated.path, Node::Hardlink);
                 self.report.hardlinks += 1;
@@ -651,8 +648,8 @@ impl<'a> Extraction<'a> {
         if raw.contains(&0) {
             return Err(self.corrupt(label, "NUL byte in symlink target"));
         }
-        let target = std::str::from_utf8(raw)
-            .map_err(|_| self.reject(label, Rejection::NonUtf8Path))?;
+        let target =
+            std::str::from_utf8(raw).map_err(|_| self.reject(label, Rejection::NonUtf8Path))?;
         if target.is_empty() || target.starts_with('/') {
             return Err(escape(target));
         }
@@ -682,7 +679,8 @@ impl<'a> Extraction<'a> {
                 }
                 name => {
                     resolved.push(name);
-                    if let Some(Node::Symlink { target: next }) = self.nodes.get(&resolved.join("/"))
+                    if let Some(Node::Symlink { target: next }) =
+                        self.nodes.get(&resolved.join("/"))
                     {
                         hops += 1;
                         if hops > MAX_SYMLINK_HOPS || next.starts_with('/') {
@@ -763,15 +761,9 @@ impl<'a> Extraction<'a> {
                 .map_err(|e| Error::io("write", &at, e))?;
         }
         if copied != declared {
-            return Err(self.corrupt(
-                label,
-                format!("truncated: {copied} of {declared} bytes"),
-            ));
+            return Err(self.corrupt(label, format!("truncated: {copied} of {declared} bytes")));
         }
-        let mtime = entry
-            .header()
-            .mtime()
-            .map_err(|e| self.corrupt(label, e))?;
+        let mtime = entry.header().mtime().map_err(|e| self.corrupt(label, e))?;
         if let Some(modified) = SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(mtime)) {
             file.set_modified(modified)
                 .map_err(|e| Error::io("set modification time of", &at, e))?;
@@ -788,9 +780,13 @@ impl<'a> Extraction<'a> {
         let budget = self
             .options
             .max_total_bytes
-            .saturating_sub(self.declared_bytes);
-        let drained = io::copy(&mut (&mut rest).take(budget.saturating_add(1)), &mut io::sink())
-            .map_err(|e| self.corrupt(&format!("end of archive after {previous}"), e))?;
+            .saturating_sub(self.declared_bytes)
+            .saturating_add(TRAILING_ALLOWANCE);
+        let drained = io::copy(
+            &mut (&mut rest).take(budget.saturating_add(1)),
+            &mut io::sink(),
+        )
+        .map_err(|e| self.corrupt(&format!("end of archive after {previous}"), e))?;
         if drained > budget {
             return Err(self.reject(
                 ARCHIVE_LABEL,
@@ -873,7 +869,11 @@ fn normalize(raw: &[u8]) -> std::result::Result<Vec<String>, Rejection> {
 
 /// The key two paths collide on: Unicode NFC, then lower case.
 fn fold(path: &str) -> String {
-    path.nfc().collect::<String>().to_lowercase().nfc().collect()
+    path.nfc()
+        .collect::<String>()
+        .to_lowercase()
+        .nfc()
+        .collect()
 }
 
 /// Drops the NUL terminator(s) GNU tar writes after a long name.

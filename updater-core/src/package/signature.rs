@@ -296,7 +296,13 @@ pub fn verify_asset_signature(
         ))
     })?;
     let expires_at = expiry_from_trusted_comment(signature.trusted_comment()).map_err(refuse)?;
-    let message = canonical_metadata(&release.version, &asset.name, asset.size, &sha256, expires_at);
+    let message = canonical_metadata(
+        &release.version,
+        &asset.name,
+        asset.size,
+        &sha256,
+        expires_at,
+    );
     // Legacy (non-prehashed) minisign signatures are plain Ed25519 over the
     // message; for a message this small that is as strong as the prehashed form.
     key.key
@@ -351,7 +357,9 @@ pub fn sign_metadata(
         secret_key,
         std::io::Cursor::new(message.as_bytes()),
         Some(&trusted_comment),
-        Some(&format!("updater release metadata for {asset_name} {version}")),
+        Some(&format!(
+            "updater release metadata for {asset_name} {version}"
+        )),
     )
     .map_err(|e| Error::other(format!("sign the metadata of {asset_name} {version}"), e))?;
     Ok(crate::release::AssetSignature::new(signature.into_string()))
