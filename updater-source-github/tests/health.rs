@@ -1,0 +1,104 @@
+//! `HttpHealthCheck` against a local application stand-in.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use support::{Reply, TestServer};
+use updater_core::health::{HealthCheck, HealthContext};
+use updater_core::version::Version;
+use updater_source_github::HttpHealthCheck;
+
+const SECRET: &str = "bypass-s3cret-value";
+
+fn context(timeout: Duration, secret: Option<&str>) -> HealthContext {
+    HealthContext {
+        app_dir: std::env::temp_dir(),
+        version: Version::new(1, 2, 0),
+        deadline: Instant::now() + timeout,
+        bypass_secret: secret.map(str::to_string),
+    }
+}
+
+fn check(url: String) -> updater_source_github::HttpHealthCheckBuilder {
+    HttpHealthCheck::builder(url).with_interval(Duration::from_millis(20))
+}
+
+#[test]
+fn a_matching_status_and_body_is_healthy_and_the_bypass_secret_is_sent() {
+    let app = TestServer::start(|request| {
+        if request.header("x-maintenance-bypass") == Some(SECRET) {
+            Reply::json(200, "{\"status\":\"ok\"}")
+        } else {
+            Reply::new(503)
+        }
+    });
+    let check = check(app.url("/health")).with_body_contains("\"ok\"").build().unwrap();
+    check.check(&context(Duration::from_secs(5), Some(SECRET))).unwrap();
+    assert_eq!(app.requests().len(), 1);
+    assert_eq!(check.describe(), format!("HTTP GET {}", app.url("/health")));
+}
+
+#[test]
+fn it_retries_until_the_application_is_up() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let app = TestServer::start({
+        let calls = Arc::clone(&calls);
+        move |_| {
+            if calls.fetch_add(1, Ordering::SeqCst) < 2 { Reply::new(503) } else { Reply::new(204) }
+        }
+    });
+    let check = check(app.url("/up")).with_expected_status(204).build().unwrap();
+    check.check(&context(Duration::from_secs(5), None)).unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert!(app.requests().iter().all(|r| r.header("x-maintenance-bypass").is_none()));
+}
+
+#[test]
+fn a_wrong_status_fails_by_the_deadline_without_leaking_the_secret() {
+    let app = TestServer::start(|_| Reply::json(500, format!("{{\"echo\":\"{SECRET}\"}}")));
+    let check = check(app.url("/health")).build().unwrap();
+    let started = Instant::now();
+    let error = check.check(&context(Duration::from_millis(300), Some(SECRET))).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    let text = format!("{error} {error:?}");
+    assert!(text.contains("HTTP 500 (expected 200)") && text.contains("/health"), "{text}");
+    assert!(!text.contains(SECRET), "{text}");
+    assert!(app.requests().len() >= 2, "it retried");
+}
+
+#[test]
+fn a_body_without_the_expected_text_is_unhealthy() {
+    let app = TestServer::start(|_| Reply::json(200, "{\"status\":\"degraded\"}"));
+    let check = check(app.url("/health")).with_body_contains("\"ok\"").build().unwrap();
+    let error = check.check(&context(Duration::from_millis(100), None)).unwrap_err();
+    assert!(error.to_string().contains("does not contain"), "{error}");
+}
+
+#[test]
+fn redirects_are_not_followed() {
+    let app = TestServer::start(|_| Reply::new(302).header("location", "/login"));
+    let check = check(app.url("/health")).build().unwrap();
+    let error = check.check(&context(Duration::from_millis(100), None)).unwrap_err();
+    assert!(error.to_string().contains("HTTP 302"), "{error}");
+    assert!(app.requests().iter().all(|r| r.path() == "/health"));
+}
+
+#[test]
+fn an_unreachable_application_fails_by_the_deadline() {
+    let url = TestServer::start(|_| Reply::new(200)).url("/health");
+    let check = check(url).build().unwrap();
+    let started = Instant::now();
+    assert!(check.check(&context(Duration::from_millis(200), None)).is_err());
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn plain_http_is_refused_outside_loopback_unless_allowed() {
+    assert!(HttpHealthCheck::builder("http://app.internal/health").build().is_err());
+    assert!(HttpHealthCheck::builder("http://app.internal/health").with_insecure_host("app.internal").build().is_ok());
+    assert!(HttpHealthCheck::builder("https://app.example.com/health").build().is_ok());
+}

@@ -1,0 +1,170 @@
+//! `ManifestSource` against a local static file server.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use support::github::{TOKEN, fast_http, github_json};
+use support::{Reply, Request, TestServer};
+use updater_core::Error;
+use updater_core::conformance::source::{SourceFixture, run};
+use updater_core::manifest::ReleaseManifest;
+use updater_core::source::ReleaseSource;
+use updater_core::version::{Channel, Version};
+use updater_source_github::{ManifestSource, SecretToken};
+
+/// Serves the files of `dir` like a static host (ETag on JSON, Range on files).
+fn static_host(dir: PathBuf) -> TestServer {
+    TestServer::start(move |request| serve_file(&dir, request))
+}
+
+fn serve_file(dir: &Path, request: &Request) -> Reply {
+    let name = request.path().trim_start_matches('/');
+    if name.contains("..") {
+        return Reply::new(404);
+    }
+    match std::fs::read(dir.join(name)) {
+        Ok(bytes) if name.ends_with(".json") => github_json(request, 200, String::from_utf8(bytes).unwrap()),
+        Ok(bytes) => Reply::ranged(request, &bytes),
+        Err(_) => Reply::new(404),
+    }
+}
+
+fn release_dir(fixture: &SourceFixture) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fixture.write_release_directory(dir.path()).unwrap();
+    dir
+}
+
+#[test]
+fn manifest_source_passes_the_source_conformance_suite() {
+    let fixture = SourceFixture::standard();
+    let dir = release_dir(&fixture);
+    let host = static_host(dir.path().to_path_buf());
+    let source = ManifestSource::builder(host.url("/manifest.json"))
+        .with_http(fast_http())
+        .build()
+        .unwrap();
+    run(&source, &fixture);
+}
+
+#[test]
+fn the_example_manifest_is_valid() {
+    let text = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/manifest.json")).unwrap();
+    let releases = ReleaseManifest::from_json(&text, "examples/manifest.json").unwrap().into_releases();
+    let versions: Vec<String> = releases.iter().map(|r| r.version.to_string()).collect();
+    assert_eq!(versions, ["1.3.0-beta.1", "1.2.0", "1.1.0"]);
+    assert!(releases[1].assets[0].signature.is_some());
+}
+
+#[test]
+fn relative_urls_resolve_against_the_manifest_and_the_token_stays_on_its_origin() {
+    let fixture = SourceFixture::standard();
+    let dir = release_dir(&fixture);
+    // Move one asset to a second host and point the manifest at it.
+    let mirror_dir = tempfile::tempdir().unwrap();
+    let moved = "app-1.1.0.tar.gz";
+    std::fs::rename(dir.path().join(moved), mirror_dir.path().join(moved)).unwrap();
+    let mirror = TestServer::start({
+        let dir = mirror_dir.path().to_path_buf();
+        move |request| {
+            if request.header("authorization").is_some() {
+                return Reply::new(401);
+            }
+            serve_file(&dir, request)
+        }
+    });
+    let manifest_path = dir.path().join("manifest.json");
+    let text = std::fs::read_to_string(&manifest_path)
+        .unwrap()
+        .replace(&format!("\"url\": \"{moved}\""), &format!("\"url\": \"{}\"", mirror.url(&format!("/{moved}"))));
+    std::fs::write(&manifest_path, text).unwrap();
+    let origin = static_host(dir.path().to_path_buf());
+    let source = ManifestSource::builder(origin.url("/manifest.json"))
+        .with_token(SecretToken::new(TOKEN))
+        .with_http(fast_http())
+        .build()
+        .unwrap();
+    let stable = source.latest(Channel::Stable).unwrap().unwrap();
+    assert_eq!(stable.assets[0].location, mirror.url(&format!("/{moved}")));
+    let beta = source.latest(Channel::Beta).unwrap().unwrap();
+    assert_eq!(beta.assets[0].location, origin.url("/app-1.2.0-beta.1.tar.gz"));
+    for release in [&stable, &beta] {
+        let mut bytes = Vec::new();
+        source.download(&release.assets[0], &mut bytes).unwrap();
+        assert_eq!(bytes, fixture.release(&release.version).unwrap().assets[0].bytes);
+    }
+    assert!(origin.requests().iter().all(|r| r.header("authorization") == Some(&*format!("Bearer {TOKEN}"))));
+    assert!(mirror.requests().iter().all(|r| r.header("authorization").is_none()));
+}
+
+#[test]
+fn malformed_manifests_are_clear_errors_naming_the_url() {
+    let missing_size = format!(
+        "{{\"schema_version\": 1, \"releases\": [{{\"version\": \"1.0.0\", \"assets\": [{{\"name\": \"a\", \"url\": \"a\", \"sha256\": \"{}\"}}]}}]}}",
+        "0".repeat(64)
+    );
+    let cases = [
+        ("{\"schema_version\": 1, \"releases\": [".to_string(), "not a JSON object"),
+        ("{\"schema_version\": 2, \"releases\": []}".to_string(), "schema_version 2 is not supported"),
+        (missing_size, "missing field `size`"),
+    ];
+    for (body, expected) in cases {
+        let host = TestServer::start(move |request| github_json(request, 200, body.clone()));
+        let url = host.url("/manifest.json");
+        let source = ManifestSource::builder(&url).with_http(fast_http()).build().unwrap();
+        let error = source.latest(Channel::Stable).unwrap_err();
+        assert!(matches!(error, Error::InvalidInput { .. }), "{error}");
+        let text = error.to_string();
+        assert!(text.contains(&url) && text.contains(expected), "{text}");
+    }
+}
+
+#[test]
+fn a_manifest_served_again_unchanged_comes_from_the_etag_cache() {
+    let fixture = SourceFixture::standard();
+    let dir = release_dir(&fixture);
+    let host = static_host(dir.path().to_path_buf());
+    let source = ManifestSource::builder(host.url("/manifest.json")).with_http(fast_http()).build().unwrap();
+    let first = source.releases(Channel::Alpha).unwrap();
+    assert_eq!(source.releases(Channel::Alpha).unwrap(), first);
+    let requests = host.requests_to("/manifest.json");
+    assert_eq!(requests.len(), 2);
+    assert!(requests[1].header("if-none-match").is_some());
+}
+
+#[test]
+fn a_rate_limited_update_server_is_unavailable() {
+    let host = TestServer::start(|_| Reply::new(429).header("retry-after", "30"));
+    let source = ManifestSource::builder(host.url("/manifest.json")).with_http(fast_http()).build().unwrap();
+    let error = source.latest(Channel::Stable).unwrap_err();
+    assert!(matches!(error, Error::Unavailable { .. }), "{error}");
+    assert!(error.to_string().contains("resets at"), "{error}");
+}
+
+#[test]
+fn an_unreachable_server_is_unavailable_not_no_update() {
+    let url = {
+        let host = TestServer::start(|_| Reply::new(200));
+        host.url("/manifest.json")
+    }; // dropped: the port is closed now
+    let source = ManifestSource::builder(url).with_http(fast_http()).build().unwrap();
+    let error = source.releases(Channel::Stable).unwrap_err();
+    assert!(matches!(error, Error::Unavailable { .. }), "{error}");
+}
+
+#[test]
+fn asset_urls_to_insecure_hosts_are_refused() {
+    let body = Arc::new(format!(
+        "{{\"schema_version\":1,\"releases\":[{{\"version\":\"1.0.0\",\"assets\":[{{\"name\":\"a.tar.gz\",\"url\":\"http://updates.example.com/a.tar.gz\",\"size\":1,\"sha256\":\"{}\"}}]}}]}}",
+        "0".repeat(64)
+    ));
+    let host = TestServer::start(move |request| github_json(request, 200, body.to_string()));
+    let source = ManifestSource::builder(host.url("/manifest.json")).with_http(fast_http()).build().unwrap();
+    let release = source.release(&Version::new(1, 0, 0)).unwrap();
+    let error = source.download(&release.assets[0], &mut Vec::new()).unwrap_err();
+    assert!(matches!(error, Error::InvalidInput { .. }), "{error}");
+    assert!(error.to_string().contains("refusing insecure URL"), "{error}");
+}
