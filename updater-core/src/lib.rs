@@ -1,7 +1,114 @@
 //! # updater-core
 //!
-//! The heart of a crash-safe self-updater for server applications.
-//! (Full crate documentation is being written; see the modules.)
+//! The heart of a crash-safe self-updater for server applications: find a
+//! newer release, verify it, back up, install it with a maintenance window of
+//! a few renames, migrate, check health, and roll back automatically — also
+//! after a crash or power loss midway — keeping a full history.
+//!
+//! This crate knows no network and no database. Every outside effect goes
+//! through a trait, so integrators plug in their own pieces and the
+//! implementation crates (`updater-source-github`, `updater-backup`,
+//! `updater-store-diesel`) use the same public traits:
+//!
+//! | trait | does | shipped here |
+//! |---|---|---|
+//! | [`ReleaseSource`](source::ReleaseSource) | lists releases, streams assets | [`LocalDirectorySource`](source::LocalDirectorySource) |
+//! | [`BackupStrategy`](backup::BackupStrategy) | create, verify, restore, delete backups | — (see `updater-backup`) |
+//! | [`Migrator`](migrate::Migrator) | apply / revert schema migrations | [`CommandMigrator`](migrate::CommandMigrator) |
+//! | [`MaintenanceSwitch`](maintenance::MaintenanceSwitch) | maintenance mode on / off | [`FlagFileMaintenance`](maintenance::FlagFileMaintenance), [`CommandMaintenance`](maintenance::CommandMaintenance) |
+//! | [`HealthCheck`](health::HealthCheck) | is the new release healthy? | [`CommandHealthCheck`](health::CommandHealthCheck) |
+//! | [`Hook`](hook::Hook) | after swap / after rollback | [`CommandHook`](hook::CommandHook) |
+//! | [`HistoryStore`](history::HistoryStore) | checks, updates, backups, notifications | [`InMemoryHistoryStore`](history::InMemoryHistoryStore) |
+//! | [`Notifier`](notify::Notifier) | tell admins | [`LogNotifier`](notify::LogNotifier), [`StoreNotifier`](notify::StoreNotifier) |
+//!
+//! ## How an update runs
+//!
+//! [`Updater::apply`](pipeline::Updater::apply) does the slow work first,
+//! while the application keeps serving: preflight (disk space, permissions,
+//! database reachable, version rules), files backup, download with SHA-256
+//! (and signature) checked while streaming, extraction into a staging
+//! directory on the same file system with every archive entry validated
+//! ([`package`]). Only then does maintenance mode go on, for: a database
+//! snapshot, the swap (a few renames of top-level entries, O(1) in the
+//! number of files, see [`install`]), migrations, hooks and the health check.
+//! Any failure in the window rolls back: snapshot restored (or migrations
+//! reverted), renames undone, maintenance off, history and admins told.
+//!
+//! Each phase is recorded in a [`journal`] before it runs. After a crash,
+//! [`Updater::recover`](pipeline::Updater::recover) reads it and leaves the
+//! application on exactly the old or the new release (the position within
+//! the swap is derived from the file system). Call `recover()` when your
+//! application starts; the `updater` CLI runs it before every command.
+//!
+//! ## Example: embedding the updater
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use updater_core::command::ShellCommand;
+//! use updater_core::health::CommandHealthCheck;
+//! use updater_core::pipeline::{ApplyOutcome, ApplyRequest, UpdaterBuilder};
+//! use updater_core::progress::ProgressEvent;
+//! use updater_core::source::{LocalDirectorySource, ReleaseSource};
+//! use updater_core::version::{Channel, Version};
+//!
+//! # let work = tempfile::tempdir()?;
+//! # let app_dir = work.path().join("app");
+//! # std::fs::create_dir_all(app_dir.join("public"))?;
+//! # std::fs::write(app_dir.join("VERSION"), "1.0.0")?;
+//! # std::fs::write(app_dir.join(".env"), "APP_KEY=kept-across-updates")?;
+//! # let build = work.path().join("build");
+//! # std::fs::create_dir_all(build.join("public"))?;
+//! # std::fs::write(build.join("VERSION"), "1.1.0")?;
+//! # std::fs::write(build.join("public/index.html"), "new")?;
+//! # let archive = work.path().join("app-1.1.0.tar.gz");
+//! # {
+//! #     let gz = flate2::write::GzEncoder::new(std::fs::File::create(&archive)?, flate2::Compression::fast());
+//! #     let mut tar = tar::Builder::new(gz);
+//! #     tar.append_dir_all(".", &build)?;
+//! #     tar.into_inner()?.finish()?;
+//! # }
+//! // Releases come from a directory here; `updater-source-github` has GitHub and HTTP sources.
+//! let releases = LocalDirectorySource::new(work.path().join("releases"));
+//! releases.publish(&Version::new(1, 1, 0), &archive, "New front page", None)?;
+//!
+//! let updater = UpdaterBuilder::new(&app_dir)
+//!     .with_source(releases)
+//!     .with_health_check(Arc::new(CommandHealthCheck::new(ShellCommand::new("test -f public/index.html"))))
+//!     .configure(|c| {
+//!         c.channel = Channel::Stable;
+//!         c.health_timeout = Duration::from_secs(30);
+//!     })
+//!     .build()?;
+//!
+//! updater.recover()?; // at every start: finish or undo an interrupted update
+//!
+//! let check = updater.check(false)?;
+//! assert!(check.update_available);
+//!
+//! let progress = |event: &ProgressEvent| tracing::info!(percent = event.percent, "{}", event.message);
+//! match updater.apply(&ApplyRequest::latest("docs"), &progress)? {
+//!     ApplyOutcome::Updated(report) => {
+//!         assert_eq!(report.to, Version::new(1, 1, 0));
+//!         assert!(report.maintenance_window < Duration::from_secs(5));
+//!     }
+//!     ApplyOutcome::UpToDate { .. } => unreachable!("1.1.0 was published"),
+//! }
+//! assert_eq!(std::fs::read_to_string(app_dir.join(".env"))?, "APP_KEY=kept-across-updates");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The API is blocking: every step is file, process or database I/O and an
+//! update is one long operation. From async code, call it inside
+//! `tokio::task::spawn_blocking`.
+//!
+//! ## Features
+//!
+//! | feature | default | enables |
+//! |---|---|---|
+//! | `conformance` | no | [`conformance`]: the shared test suites every trait implementation runs (destructive, semver-exempt) |
+//! | `mock` | no | `mockall` mocks of every trait (`MockReleaseSource`, `MockHistoryStore`, ...) |
+//! | `signing` | no | [`package::signature::sign_metadata`], to sign release metadata from Rust |
 
 #![warn(missing_docs)]
 

@@ -299,3 +299,196 @@ impl SwapPlan {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::failpoint::NoFailpoints;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    type Tree = BTreeMap<String, String>;
+
+    /// Files (path → content) under `root`; directories as `path/` → "".
+    fn read_tree(root: &Path, skip: &str) -> Tree {
+        let mut out = Tree::new();
+        let mut pending = vec![root.to_path_buf()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                if rel == skip {
+                    continue;
+                }
+                if path.is_dir() {
+                    out.insert(format!("{rel}/"), String::new());
+                    pending.push(path);
+                } else {
+                    out.insert(rel, std::fs::read_to_string(&path).unwrap());
+                }
+            }
+        }
+        out
+    }
+
+    fn write(root: &Path, files: &[(String, String)]) {
+        std::fs::create_dir_all(root).unwrap();
+        for (path, content) in files {
+            let full = root.join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            // A path may already be a directory because a longer path was written first.
+            if !full.is_dir() {
+                std::fs::write(&full, content).unwrap();
+            }
+        }
+    }
+
+    const PRESERVED: [&str; 4] = [".env", "storage/logs", "storage/app/public", "data"];
+
+    fn arb_files() -> impl Strategy<Value = Vec<(String, String)>> {
+        let path = prop_oneof![
+            Just(".env".to_string()),
+            Just("storage/logs/app.log".to_string()),
+            Just("storage/app/public/up.png".to_string()),
+            Just("storage/framework/cache".to_string()),
+            Just("data/db.sqlite".to_string()),
+            "[a-d]{1,2}".prop_map(|n| format!("src/{n}.php")),
+            "[a-d]{1,2}".prop_map(|n| format!("{n}.txt")),
+            "[a-d]{1,2}".prop_map(|n| format!("vendor/{n}/lib.php")),
+        ];
+        proptest::collection::vec((path, "[a-z]{0,6}"), 0..12)
+    }
+
+    fn setup(old: &[(String, String)], new: &[(String, String)]) -> (tempfile::TempDir, SwapPlan) {
+        let tmp = tempfile::tempdir().unwrap();
+        let app = tmp.path().join("app");
+        write(&app, old);
+        std::fs::create_dir_all(app.join(".updater")).unwrap();
+        let incoming = app.join(".updater/staging/new");
+        write(&incoming, new);
+        let preserved: Vec<PathBuf> = PRESERVED.iter().map(PathBuf::from).collect();
+        let reserved = vec![".updater".to_string()];
+        let state = app.join(".updater");
+        let plan = SwapPlan::prepare(&SwapDirs {
+            app_dir: &app,
+            incoming: &incoming,
+            outgoing: &state.join("releases/old"),
+            displaced: &state.join("displaced/x"),
+            debris: &state.join("debris/x"),
+            reserved: &reserved,
+            preserved: &preserved,
+        })
+        .unwrap();
+        (tmp, plan)
+    }
+
+    /// The tree an update must produce: the new files, with each preserved
+    /// path that exists in the old tree taken from the old tree.
+    fn expected_after(old: &Tree, new: &Tree) -> Tree {
+        let under =
+            |path: &str, prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+        let kept_from_old: Vec<&str> = PRESERVED
+            .iter()
+            .copied()
+            .filter(|p| old.contains_key(*p) || old.contains_key(&format!("{p}/")))
+            .collect();
+        let mut out: Tree = new
+            .iter()
+            .filter(|(path, _)| {
+                !kept_from_old
+                    .iter()
+                    .any(|p| under(path.trim_end_matches('/'), p))
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (path, content) in old {
+            if kept_from_old
+                .iter()
+                .any(|p| under(path.trim_end_matches('/'), p))
+            {
+                out.insert(path.clone(), content.clone());
+                // Parent directories of a carried path exist in the result.
+                let mut parent = Path::new(path.trim_end_matches('/')).parent();
+                while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
+                    out.insert(format!("{}/", dir.display()), String::new());
+                    parent = dir.parent();
+                }
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn a_complete_swap_yields_the_new_tree_with_preserved_paths_carried(old in arb_files(), new in arb_files()) {
+            let (tmp, plan) = setup(&old, &new);
+            let app = tmp.path().join("app");
+            let old_tree = read_tree(&app, ".updater");
+            let new_tree = read_tree(&app.join(".updater/staging/new"), "");
+            plan.apply(&NoFailpoints).unwrap();
+            prop_assert!(plan.is_complete());
+            prop_assert_eq!(read_tree(&app, ".updater"), expected_after(&old_tree, &new_tree));
+        }
+
+        #[test]
+        fn from_every_prefix_of_the_plan_position_is_exact_and_undo_restores_the_old_tree(
+            old in arb_files(), new in arb_files(), cut in 0usize..64
+        ) {
+            let (tmp, plan) = setup(&old, &new);
+            let app = tmp.path().join("app");
+            let old_tree = read_tree(&app, ".updater");
+            let prefix = cut % (plan.moves.len() + 1);
+            for step in &plan.moves[..prefix] {
+                std::fs::rename(&step.from, &step.to).unwrap();
+            }
+            // The journal holds only the plan: the position comes from the file system.
+            prop_assert_eq!(plan.position(), prefix);
+            plan.undo(&NoFailpoints).unwrap();
+            prop_assert_eq!(plan.position(), 0);
+            prop_assert_eq!(read_tree(&app, ".updater"), old_tree.clone());
+            // Undo is idempotent, and a resumed apply completes the swap.
+            plan.undo(&NoFailpoints).unwrap();
+            prop_assert_eq!(read_tree(&app, ".updater"), old_tree);
+            plan.apply(&NoFailpoints).unwrap();
+            prop_assert!(plan.is_complete());
+        }
+    }
+
+    #[test]
+    fn entries_a_failed_release_created_are_moved_out_by_undo() {
+        let (tmp, plan) = setup(
+            &[("index.php".into(), "old".into())],
+            &[("index.php".into(), "new".into())],
+        );
+        let app = tmp.path().join("app");
+        plan.apply(&NoFailpoints).unwrap();
+        std::fs::write(app.join("cache.tmp"), "written by the new release").unwrap();
+        plan.undo(&NoFailpoints).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(app.join("index.php")).unwrap(),
+            "old"
+        );
+        assert!(!app.join("cache.tmp").exists());
+        assert!(app.join(".updater/debris/x/cache.tmp").exists());
+    }
+
+    #[test]
+    fn preserved_paths_must_stay_inside_the_application() {
+        for bad in ["../etc", "/etc/passwd", "a/../../b", ""] {
+            assert!(normalise_preserved(&[PathBuf::from(bad)]).is_err(), "{bad}");
+        }
+        let clean = normalise_preserved(&[PathBuf::from("storage"), PathBuf::from("storage/logs")])
+            .unwrap();
+        assert_eq!(
+            clean,
+            vec![PathBuf::from("storage")],
+            "a descendant of a preserved path is covered by it"
+        );
+    }
+}

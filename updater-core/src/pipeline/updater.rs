@@ -807,12 +807,9 @@ impl Updater {
                     deadline: Instant::now() + self.config.health_timeout,
                     bypass_secret: None,
                 };
-                self.health_checks.iter().try_for_each(|check| {
-                    check.check(&ctx).map_err(|e| Error::Other {
-                        context: format!("health check {} failed", check.describe()),
-                        source: Box::new(e),
-                    })
-                })
+                self.health_checks
+                    .iter()
+                    .try_for_each(|check| check.check(&ctx))
             })?;
             let window = run.step(Step::MaintenanceOff, |_| {
                 if let Some(guard) = guard.take() {
@@ -954,9 +951,9 @@ impl Updater {
             Err(error) if error.is_simulated_crash() => return Err(error),
             Err(error) => error,
         };
-        let step = match &error {
-            Error::Step { step, .. } => *step,
-            _ => Step::Commit,
+        let (step, error) = match error {
+            Error::Step { step, source } => (step, *source),
+            other => (Step::Commit, other),
         };
         let failure = Failure {
             step,
@@ -982,11 +979,17 @@ impl Updater {
                 ),
                 Some(serde_json::json!({ "update_id": record.id, "step": step.as_str() })),
             );
-            return Err(error);
+            return Err(Error::Step {
+                step,
+                source: Box::new(error),
+            });
         }
         if journal.phase == Phase::Committing {
             // Past the commit point: finishing failed; recovery will finish it.
-            return Err(error);
+            return Err(Error::Step {
+                step,
+                source: Box::new(error),
+            });
         }
         if let Err(e) = self.history.save_update(&record) {
             tracing::error!(error = %e, "could not record the failure in history");
