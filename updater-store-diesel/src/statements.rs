@@ -78,6 +78,7 @@ pub(crate) struct Statements {
     pub(crate) backups_page: String,
     pub(crate) mark_backup_unrestorable: String,
     pub(crate) insert_notification: String,
+    pub(crate) find_notification: String,
     /// Followed by the filter's `WHERE` and [`Self::notifications_order`].
     pub(crate) select_notifications: String,
     pub(crate) notifications_order: &'static str,
@@ -160,11 +161,13 @@ impl Statements {
             &["dedup_key"],
         );
         let insert_notification = match backend {
-            // A duplicate returns no row instead of an error (no server-side error log).
+            // The store looks for the duplicate first (so no id is spent on it);
+            // a duplicate inserted meanwhile by another process returns no row.
             Backend::Sqlite | Backend::Postgres => {
                 insert_notification + " ON CONFLICT (dedup_key) DO NOTHING RETURNING id"
             }
-            // The unique index refuses the duplicate; the store maps that error to `None`.
+            // A duplicate inserted meanwhile: the unique index refuses it and the
+            // store maps that error to `None`.
             Backend::Mysql => insert_notification,
         };
 
@@ -206,6 +209,10 @@ impl Statements {
                 backend.concat("notes", "?"),
             )),
             insert_notification: finish(insert_notification),
+            find_notification: finish(format!(
+                "SELECT id FROM {} WHERE dedup_key = ?",
+                tables.update_notifications
+            )),
             select_notifications,
             notifications_order: " ORDER BY created_at DESC, id DESC",
             // MySQL assigns left to right with updated values: `read_at` first.

@@ -16,7 +16,7 @@ use crate::connection::{ConnectOptions, Pools, on_connection};
 use crate::error::StoreError;
 use crate::rows::{
     BackupRow, CheckRow, IdRow, NotificationRow, Param, UpdateRow, backup_params, bind_params,
-    check_params, notification_params, update_params,
+    check_params, dedup_key, notification_params, update_params,
 };
 use crate::schema::{Backend, TableNames, TablePrefix};
 use crate::statements::Statements;
@@ -324,9 +324,19 @@ impl DieselHistoryStore {
     fn add_notification(&self, notification: &NotificationRecord) -> Result<Option<i64>, StoreError> {
         let table = &self.sql.tables.update_notifications;
         let sql = &self.sql.insert_notification;
+        let find = &self.sql.find_notification;
+        let key = dedup_key(notification);
         let params = notification_params(notification);
         let returning = self.sql.backend.has_returning();
         on_connection!(self, write, "add notification", table, |conn| {
+            // Looked up first so that a duplicate spends no id (sequences and
+            // AUTOINCREMENT advance even when the insert is then refused). In
+            // SQLite the write lock is already held; elsewhere the unique index
+            // settles a race with another process.
+            let existing = bind_params(find, vec![Param::Text(Some(key))]).load::<IdRow>(conn)?;
+            if !existing.is_empty() {
+                return Ok(None);
+            }
             if returning {
                 // `ON CONFLICT DO NOTHING RETURNING id`: no row for a duplicate.
                 Ok(bind_params(sql, params)
