@@ -232,9 +232,11 @@ impl From<SourceError> for updater_core::Error {
             SourceError::MalformedResponse { url, .. } | SourceError::TooManyRedirects { url } => {
                 Error::invalid(format!("response from {url}"), message)
             }
-            SourceError::Status { url, status, .. } if matches!(status, 404 | 410) => {
-                Error::not_found(url.clone())
-            }
+            SourceError::Status {
+                url,
+                status: 404 | 410,
+                ..
+            } => Error::not_found(url.clone()),
             SourceError::SizeMismatch { asset, .. } => {
                 Error::integrity(format!("asset {asset}"), message)
             }

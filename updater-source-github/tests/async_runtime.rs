@@ -13,7 +13,11 @@ use updater_core::source::ReleaseSource;
 use updater_core::version::{Channel, Version};
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -65,7 +69,9 @@ fn a_manifest_source_and_health_check_work_from_spawn_blocking() {
     let app = support::TestServer::start(|_| support::Reply::new(200));
     let url = app.url("/health");
     runtime().block_on(async move {
-        let check = updater_source_github::HttpHealthCheck::builder(url).build().unwrap();
+        let check = updater_source_github::HttpHealthCheck::builder(url)
+            .build()
+            .unwrap();
         tokio::task::spawn_blocking(move || {
             use updater_core::health::HealthCheck;
             check

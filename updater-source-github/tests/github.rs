@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use support::github::{FakeGitHub, GitHubData, TOKEN, fixture_blob, fixture_text, github_json, no_hook};
+use support::github::{
+    FakeGitHub, GitHubData, TOKEN, fixture_blob, fixture_text, github_json, no_hook,
+};
 use support::{BodyMode, Reply, Request};
 use updater_core::Error;
 use updater_core::conformance::source::{SourceFixture, run};
@@ -37,7 +39,9 @@ fn fixture_source(github: &FakeGitHub) -> GitHubSource {
         .unwrap()
 }
 
-fn api_hook(f: impl Fn(&Request) -> Option<Reply> + Send + Sync + 'static) -> support::github::Hook {
+fn api_hook(
+    f: impl Fn(&Request) -> Option<Reply> + Send + Sync + 'static,
+) -> support::github::Hook {
     Arc::new(f)
 }
 
@@ -49,8 +53,20 @@ fn github_source_passes_the_source_conformance_suite() {
     run(&source, &fixture);
     // The storage host answers 401 to any request with Authorization, so the
     // downloads above prove the token stayed behind; check it was used upstream.
-    assert!(github.api.requests().iter().all(|r| r.header("authorization") == Some(&*format!("Bearer {TOKEN}"))));
-    assert!(github.storage.requests().iter().all(|r| r.header("authorization").is_none()));
+    assert!(
+        github
+            .api
+            .requests()
+            .iter()
+            .all(|r| r.header("authorization") == Some(&*format!("Bearer {TOKEN}")))
+    );
+    assert!(
+        github
+            .storage
+            .requests()
+            .iter()
+            .all(|r| r.header("authorization").is_none())
+    );
     assert!(!github.storage.requests().is_empty());
 }
 
@@ -61,20 +77,51 @@ fn stable_latest_comes_from_the_latest_endpoint_with_notes_date_and_digest() {
     let latest = source.latest(Channel::Stable).unwrap().unwrap();
     assert_eq!(latest.version, v("1.1.0"));
     assert_eq!(latest.channel, Channel::Stable);
-    assert_eq!(latest.changelog, "## What's new\n\n- CSV export\n- Faster reports");
-    assert_eq!(latest.published_at.unwrap().to_rfc3339(), "2026-03-01T12:00:00+00:00");
-    assert_eq!(latest.assets.len(), 1, "the pattern selects one asset: {:?}", latest.assets);
+    assert_eq!(
+        latest.changelog,
+        "## What's new\n\n- CSV export\n- Faster reports"
+    );
+    assert_eq!(
+        latest.published_at.unwrap().to_rfc3339(),
+        "2026-03-01T12:00:00+00:00"
+    );
+    assert_eq!(
+        latest.assets.len(),
+        1,
+        "the pattern selects one asset: {:?}",
+        latest.assets
+    );
     let asset = &latest.assets[0];
     assert_eq!(asset.name, format!("app-1.1.0-{TARGET}.tar.gz"));
     assert_eq!(asset.size, 3000);
-    assert_eq!(asset.sha256.unwrap().to_hex(), sha256_hex(&fixture_blob(1101)));
+    assert_eq!(
+        asset.sha256.unwrap().to_hex(),
+        sha256_hex(&fixture_blob(1101))
+    );
     assert!(asset.signature.is_none(), "no public key configured");
-    let paths: Vec<String> = github.api.requests().iter().map(|r| r.path().to_string()).collect();
-    assert_eq!(paths, ["/repos/acme/app/releases/latest"], "the digest field needs no further request");
+    let paths: Vec<String> = github
+        .api
+        .requests()
+        .iter()
+        .map(|r| r.path().to_string())
+        .collect();
+    assert_eq!(
+        paths,
+        ["/repos/acme/app/releases/latest"],
+        "the digest field needs no further request"
+    );
     let request = &github.api.requests()[0];
-    assert_eq!(request.header("accept"), Some("application/vnd.github+json"));
+    assert_eq!(
+        request.header("accept"),
+        Some("application/vnd.github+json")
+    );
     assert_eq!(request.header("x-github-api-version"), Some("2022-11-28"));
-    assert!(request.header("user-agent").unwrap().starts_with("updater-source-github/"));
+    assert!(
+        request
+            .header("user-agent")
+            .unwrap()
+            .starts_with("updater-source-github/")
+    );
 }
 
 #[test]
@@ -88,13 +135,34 @@ fn beta_and_alpha_follow_link_pages_and_skip_drafts_and_non_semver_tags() {
         .map(|r| r.version.to_string())
         .collect();
     versions.sort();
-    assert_eq!(versions, ["1.0.0", "1.0.1", "1.1.0", "1.2.0-beta.1", "1.3.0-alpha.2"]);
-    let page_two = github.api.requests_to(&format!("/repositories/{}/releases", support::github::REPO_ID));
-    assert_eq!(page_two.len(), 1, "the second page is read through the Link header");
+    assert_eq!(
+        versions,
+        ["1.0.0", "1.0.1", "1.1.0", "1.2.0-beta.1", "1.3.0-alpha.2"]
+    );
+    let page_two = github.api.requests_to(&format!(
+        "/repositories/{}/releases",
+        support::github::REPO_ID
+    ));
+    assert_eq!(
+        page_two.len(),
+        1,
+        "the second page is read through the Link header"
+    );
     assert_eq!(page_two[0].query("page").as_deref(), Some("2"));
-    assert_eq!(source.latest(Channel::Beta).unwrap().unwrap().version, v("1.2.0-beta.1"));
-    assert_eq!(source.latest(Channel::Alpha).unwrap().unwrap().version, v("1.3.0-alpha.2"));
-    let stable: Vec<Version> = source.releases(Channel::Stable).unwrap().into_iter().map(|r| r.version).collect();
+    assert_eq!(
+        source.latest(Channel::Beta).unwrap().unwrap().version,
+        v("1.2.0-beta.1")
+    );
+    assert_eq!(
+        source.latest(Channel::Alpha).unwrap().unwrap().version,
+        v("1.3.0-alpha.2")
+    );
+    let stable: Vec<Version> = source
+        .releases(Channel::Stable)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.version)
+        .collect();
     assert!(stable.iter().all(|v| !v.is_prerelease()), "{stable:?}");
     assert!(!stable.contains(&v("2.0.0")), "drafts are never listed");
 }
@@ -109,9 +177,15 @@ fn a_github_prerelease_with_a_plain_version_is_never_stable() {
     data.pages[0].insert(0, flagged);
     let github = FakeGitHub::start(data);
     let source = fixture_source(&github);
-    assert_eq!(source.latest(Channel::Stable).unwrap().unwrap().version, v("1.1.0"));
+    assert_eq!(
+        source.latest(Channel::Stable).unwrap().unwrap().version,
+        v("1.1.0")
+    );
     let beta = source.latest(Channel::Beta).unwrap().unwrap();
-    assert_eq!((beta.version.to_string(), beta.channel), ("1.5.0".to_string(), Channel::Beta));
+    assert_eq!(
+        (beta.version.to_string(), beta.channel),
+        ("1.5.0".to_string(), Channel::Beta)
+    );
 }
 
 #[test]
@@ -131,9 +205,14 @@ fn checksums_come_from_digest_then_sha256sums_then_the_sidecar() {
     }
     // The checksum files were fetched through the asset API with the binary media type.
     for id in [1202, 1012] {
-        let requests = github.api.requests_to(&format!("/repos/acme/app/releases/assets/{id}"));
+        let requests = github
+            .api
+            .requests_to(&format!("/repos/acme/app/releases/assets/{id}"));
         assert_eq!(requests.len(), 1, "asset {id}");
-        assert_eq!(requests[0].header("accept"), Some("application/octet-stream"));
+        assert_eq!(
+            requests[0].header("accept"),
+            Some("application/octet-stream")
+        );
     }
 }
 
@@ -148,14 +227,30 @@ fn minisig_sidecar_becomes_the_signature_only_with_a_public_key() {
         .build()
         .unwrap();
     let release = source.latest(Channel::Stable).unwrap().unwrap();
-    let signature = release.assets[0].signature.clone().expect("the .minisig sidecar");
+    let signature = release.assets[0]
+        .signature
+        .clone()
+        .expect("the .minisig sidecar");
     assert_eq!(signature.minisig.as_bytes(), fixture_blob(1103));
     assert!(source.minisign_public_key().is_some());
 
     let without_key = fixture_source(&github);
-    let before = github.api.requests_to("/repos/acme/app/releases/assets/1103").len();
-    assert!(without_key.latest(Channel::Stable).unwrap().unwrap().assets[0].signature.is_none());
-    assert_eq!(github.api.requests_to("/repos/acme/app/releases/assets/1103").len(), before);
+    let before = github
+        .api
+        .requests_to("/repos/acme/app/releases/assets/1103")
+        .len();
+    assert!(
+        without_key.latest(Channel::Stable).unwrap().unwrap().assets[0]
+            .signature
+            .is_none()
+    );
+    assert_eq!(
+        github
+            .api
+            .requests_to("/repos/acme/app/releases/assets/1103")
+            .len(),
+        before
+    );
 }
 
 #[test]
@@ -166,13 +261,21 @@ fn asset_download_follows_the_302_to_storage_without_the_token() {
     let mut bytes = Vec::new();
     let written = source.download(&release.assets[0], &mut bytes).unwrap();
     assert_eq!((written, bytes), (3000, fixture_blob(1101)));
-    let api = github.api.requests_to("/repos/acme/app/releases/assets/1101");
-    assert_eq!(api[0].header("authorization"), Some(&*format!("Bearer {TOKEN}")));
+    let api = github
+        .api
+        .requests_to("/repos/acme/app/releases/assets/1101");
+    assert_eq!(
+        api[0].header("authorization"),
+        Some(&*format!("Bearer {TOKEN}"))
+    );
     assert_eq!(api[0].header("accept"), Some("application/octet-stream"));
     let storage = github.storage.requests();
     assert_eq!(storage.len(), 1);
     assert!(storage[0].header("authorization").is_none());
-    assert!(storage[0].target.contains("X-Amz-Signature"), "the signed storage URL is used as given");
+    assert!(
+        storage[0].target.contains("X-Amz-Signature"),
+        "the signed storage URL is used as given"
+    );
 }
 
 #[test]
@@ -186,7 +289,9 @@ fn the_storage_host_really_rejects_authorization() {
         .build()
         .unwrap();
     let asset = Asset::new("x", 3000, github.storage.url("/blob/1101"));
-    let error = client_with_token.download(&asset, &mut Vec::new()).unwrap_err();
+    let error = client_with_token
+        .download(&asset, &mut Vec::new())
+        .unwrap_err();
     assert!(error.to_string().contains("401"), "{error}");
     assert!(!error.to_string().contains(TOKEN), "{error}");
 }
@@ -200,16 +305,36 @@ fn etag_is_sent_and_a_304_serves_the_cached_release() {
     assert_eq!(first, second);
     let requests = github.api.requests_to("/repos/acme/app/releases/latest");
     assert!(requests[0].header("if-none-match").is_none());
-    assert!(requests[1].header("if-none-match").unwrap().starts_with("W/\""));
+    assert!(
+        requests[1]
+            .header("if-none-match")
+            .unwrap()
+            .starts_with("W/\"")
+    );
 
     // With a cache file, a new process sends If-None-Match on its first request.
     let dir = tempfile::tempdir().unwrap();
-    let settings = || support::github::fast_http().with_etag_cache_file(dir.path().join("etags.json"));
-    let builder = || github.source().with_asset_pattern("app-{version}-{target}.tar.gz").with_target(TARGET);
-    builder().with_http(settings()).build().unwrap().latest(Channel::Stable).unwrap();
+    let settings =
+        || support::github::fast_http().with_etag_cache_file(dir.path().join("etags.json"));
+    let builder = || {
+        github
+            .source()
+            .with_asset_pattern("app-{version}-{target}.tar.gz")
+            .with_target(TARGET)
+    };
+    builder()
+        .with_http(settings())
+        .build()
+        .unwrap()
+        .latest(Channel::Stable)
+        .unwrap();
     let restarted = builder().with_http(settings()).build().unwrap();
     assert_eq!(restarted.latest(Channel::Stable).unwrap(), first);
-    let last = github.api.requests_to("/repos/acme/app/releases/latest").pop().unwrap();
+    let last = github
+        .api
+        .requests_to("/repos/acme/app/releases/latest")
+        .pop()
+        .unwrap();
     assert!(last.header("if-none-match").is_some());
     let cache = std::fs::read_to_string(dir.path().join("etags.json")).unwrap();
     assert!(!cache.contains(TOKEN));
@@ -247,11 +372,16 @@ fn a_rate_limit_is_unavailable_with_its_reset_time_never_no_update() {
 
 #[test]
 fn a_secondary_rate_limit_honours_retry_after() {
-    let hook = api_hook(|request| Some(github_json(request, 429, "{}".into()).header("retry-after", "120")));
+    let hook = api_hook(|request| {
+        Some(github_json(request, 429, "{}".into()).header("retry-after", "120"))
+    });
     let github = FakeGitHub::start_with(GitHubData::from_fixture_files(), hook, no_hook());
     let error = fixture_source(&github).latest(Channel::Stable).unwrap_err();
     assert!(matches!(error, Error::Unavailable { .. }), "{error}");
-    assert!(error.to_string().contains("(in 1") || error.to_string().contains("(in 120 s)"), "{error}");
+    assert!(
+        error.to_string().contains("(in 1") || error.to_string().contains("(in 120 s)"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -259,7 +389,9 @@ fn server_errors_are_retried_until_success() {
     let failures = Arc::new(AtomicUsize::new(0));
     let hook = {
         let failures = Arc::clone(&failures);
-        api_hook(move |_| (failures.fetch_add(1, Ordering::SeqCst) < 2).then(|| Reply::json(500, "{}")))
+        api_hook(move |_| {
+            (failures.fetch_add(1, Ordering::SeqCst) < 2).then(|| Reply::json(500, "{}"))
+        })
     };
     let storage_failures = Arc::new(AtomicUsize::new(0));
     let storage_hook = {
@@ -270,7 +402,13 @@ fn server_errors_are_retried_until_success() {
     let source = fixture_source(&github);
     let release = source.latest(Channel::Stable).unwrap().unwrap();
     assert_eq!(release.version, v("1.1.0"));
-    assert_eq!(github.api.requests_to("/repos/acme/app/releases/latest").len(), 3);
+    assert_eq!(
+        github
+            .api
+            .requests_to("/repos/acme/app/releases/latest")
+            .len(),
+        3
+    );
     let mut bytes = Vec::new();
     source.download(&release.assets[0], &mut bytes).unwrap();
     assert_eq!(bytes, fixture_blob(1101));
@@ -293,7 +431,11 @@ fn cutting_storage(cut: usize, honour_range: bool) -> support::github::Hook {
         let bytes = fixture_blob(1101);
         let first = calls.fetch_add(1, Ordering::SeqCst) == 0;
         if first {
-            return Some(Reply::bytes(200, bytes).header("accept-ranges", "bytes").mode(BodyMode::CutAfter(cut)));
+            return Some(
+                Reply::bytes(200, bytes)
+                    .header("accept-ranges", "bytes")
+                    .mode(BodyMode::CutAfter(cut)),
+            );
         }
         if honour_range {
             None
@@ -305,11 +447,18 @@ fn cutting_storage(cut: usize, honour_range: bool) -> support::github::Hook {
 
 #[test]
 fn a_truncated_body_is_resumed_with_range_without_writing_twice() {
-    let github = FakeGitHub::start_with(GitHubData::from_fixture_files(), no_hook(), cutting_storage(1000, true));
+    let github = FakeGitHub::start_with(
+        GitHubData::from_fixture_files(),
+        no_hook(),
+        cutting_storage(1000, true),
+    );
     let source = fixture_source(&github);
     let release = source.latest(Channel::Stable).unwrap().unwrap();
     let mut bytes = Vec::new();
-    assert_eq!(source.download(&release.assets[0], &mut bytes).unwrap(), 3000);
+    assert_eq!(
+        source.download(&release.assets[0], &mut bytes).unwrap(),
+        3000
+    );
     assert_eq!(bytes, fixture_blob(1101));
     let storage = github.storage.requests();
     assert_eq!(storage.len(), 2);
@@ -320,13 +469,20 @@ fn a_truncated_body_is_resumed_with_range_without_writing_twice() {
 
 #[test]
 fn a_truncated_body_from_a_server_without_range_support_is_an_error() {
-    let github = FakeGitHub::start_with(GitHubData::from_fixture_files(), no_hook(), cutting_storage(1000, false));
+    let github = FakeGitHub::start_with(
+        GitHubData::from_fixture_files(),
+        no_hook(),
+        cutting_storage(1000, false),
+    );
     let source = fixture_source(&github);
     let release = source.latest(Channel::Stable).unwrap().unwrap();
     let mut bytes = Vec::new();
     let error = source.download(&release.assets[0], &mut bytes).unwrap_err();
     assert!(matches!(error, Error::Unavailable { .. }), "{error}");
-    assert!(error.to_string().contains("does not support resuming"), "{error}");
+    assert!(
+        error.to_string().contains("does not support resuming"),
+        "{error}"
+    );
     assert_eq!(bytes, fixture_blob(1101)[..1000], "nothing written twice");
 }
 
@@ -346,18 +502,27 @@ fn more_bytes_than_declared_is_an_integrity_error() {
         let release = source.latest(Channel::Stable).unwrap().unwrap();
         let mut bytes = Vec::new();
         let error = source.download(&release.assets[0], &mut bytes).unwrap_err();
-        assert!(matches!(error, Error::Integrity { .. }), "{mode:?}: {error}");
-        assert!(bytes.len() <= 3000, "{mode:?}: {} bytes written", bytes.len());
+        assert!(
+            matches!(error, Error::Integrity { .. }),
+            "{mode:?}: {error}"
+        );
+        assert!(
+            bytes.len() <= 3000,
+            "{mode:?}: {} bytes written",
+            bytes.len()
+        );
     }
 }
 
 #[test]
 fn a_trickling_server_hits_the_download_deadline() {
     let hook = api_hook(|_| {
-        Some(Reply::bytes(200, fixture_blob(1101)).mode(BodyMode::Trickle {
-            chunk: 16,
-            delay: Duration::from_millis(40),
-        }))
+        Some(
+            Reply::bytes(200, fixture_blob(1101)).mode(BodyMode::Trickle {
+                chunk: 16,
+                delay: Duration::from_millis(40),
+            }),
+        )
     });
     let github = FakeGitHub::start_with(GitHubData::from_fixture_files(), no_hook(), hook);
     let source = github
@@ -369,17 +534,29 @@ fn a_trickling_server_hits_the_download_deadline() {
         .unwrap();
     let release = source.latest(Channel::Stable).unwrap().unwrap();
     let started = std::time::Instant::now();
-    let error = source.download(&release.assets[0], &mut Vec::new()).unwrap_err();
+    let error = source
+        .download(&release.assets[0], &mut Vec::new())
+        .unwrap_err();
     assert!(matches!(error, Error::Unavailable { .. }), "{error}");
     assert!(error.to_string().contains("deadline"), "{error}");
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
 fn malformed_json_and_missing_fields_are_clear_errors() {
     let hook = api_hook(|request| match request.path() {
-        "/repos/acme/app/releases/latest" => Some(github_json(request, 200, "{\"tag_name\": \"v1".into())),
-        "/repos/acme/app/releases/tags/v1.1.0" => Some(github_json(request, 200, fixture_text("release_missing_size.json"))),
+        "/repos/acme/app/releases/latest" => {
+            Some(github_json(request, 200, "{\"tag_name\": \"v1".into()))
+        }
+        "/repos/acme/app/releases/tags/v1.1.0" => Some(github_json(
+            request,
+            200,
+            fixture_text("release_missing_size.json"),
+        )),
         _ => None,
     });
     let github = FakeGitHub::start_with(GitHubData::from_fixture_files(), hook, no_hook());
@@ -396,19 +573,36 @@ fn hostile_asset_names_are_refused() {
     let mut data = GitHubData::from_fixture_files();
     data.pages[0][2]["assets"][0]["name"] = "../../etc/cron.d/evil".into();
     let github = FakeGitHub::start(data);
-    let error = github.source().build().unwrap().release(&v("1.1.0")).unwrap_err();
+    let error = github
+        .source()
+        .build()
+        .unwrap()
+        .release(&v("1.1.0"))
+        .unwrap_err();
     assert!(matches!(error, Error::InvalidInput { .. }), "{error}");
-    assert!(error.to_string().contains("not a plain file name"), "{error}");
+    assert!(
+        error.to_string().contains("not a plain file name"),
+        "{error}"
+    );
 }
 
 #[test]
 fn a_redirect_to_plain_http_elsewhere_is_refused() {
-    let hook = api_hook(|_| Some(Reply::new(302).header("location", "http://downloads.example.com/app.tar.gz")));
+    let hook = api_hook(|_| {
+        Some(Reply::new(302).header("location", "http://downloads.example.com/app.tar.gz"))
+    });
     let github = FakeGitHub::start_with(GitHubData::from_fixture_files(), no_hook(), hook);
     let source = fixture_source(&github);
     let release = source.latest(Channel::Stable).unwrap().unwrap();
-    let error = source.download(&release.assets[0], &mut Vec::new()).unwrap_err();
-    assert!(error.to_string().contains("refusing insecure URL http://downloads.example.com"), "{error}");
+    let error = source
+        .download(&release.assets[0], &mut Vec::new())
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("refusing insecure URL http://downloads.example.com"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -416,7 +610,11 @@ fn a_missing_repository_is_not_found_not_no_update() {
     let hook = api_hook(|request| Some(github_json(request, 404, fixture_text("not_found.json"))));
     let github = FakeGitHub::start_with(GitHubData::from_fixture_files(), hook, no_hook());
     let error = fixture_source(&github).latest(Channel::Stable).unwrap_err();
-    assert_eq!(github.api.requests().len(), 2, "latest, then the list to tell 'no release' from 'no repository'");
+    assert_eq!(
+        github.api.requests().len(),
+        2,
+        "latest, then the list to tell 'no release' from 'no repository'"
+    );
     assert!(matches!(error, Error::NotFound { .. }), "{error}");
 }
 
@@ -426,8 +624,14 @@ fn a_repository_without_releases_has_no_update() {
         pages: vec![vec![]],
         ..GitHubData::default()
     });
-    assert_eq!(fixture_source(&github).latest(Channel::Stable).unwrap(), None);
-    assert_eq!(fixture_source(&github).latest(Channel::Alpha).unwrap(), None);
+    assert_eq!(
+        fixture_source(&github).latest(Channel::Stable).unwrap(),
+        None
+    );
+    assert_eq!(
+        fixture_source(&github).latest(Channel::Alpha).unwrap(),
+        None
+    );
 }
 
 #[test]
@@ -450,13 +654,28 @@ fn bad_credentials_do_not_leak_the_token() {
 #[test]
 fn a_package_pattern_matching_several_assets_is_an_error() {
     let github = FakeGitHub::start(GitHubData::from_fixture_files());
-    let source = github.source().with_asset_pattern("app-{version}-*.tar.gz").build().unwrap();
+    let source = github
+        .source()
+        .with_asset_pattern("app-{version}-*.tar.gz")
+        .build()
+        .unwrap();
     let error = source.release(&v("1.1.0")).unwrap_err();
     assert!(matches!(error, Error::InvalidInput { .. }), "{error}");
     // Without a pattern both packages are offered, sidecars are not.
-    let all = github.source().build().unwrap().release(&v("1.1.0")).unwrap();
+    let all = github
+        .source()
+        .build()
+        .unwrap()
+        .release(&v("1.1.0"))
+        .unwrap();
     let names: Vec<&str> = all.assets.iter().map(|a| a.name.as_str()).collect();
-    assert_eq!(names, [format!("app-1.1.0-{TARGET}.tar.gz"), "app-1.1.0-aarch64-unknown-linux-gnu.tar.gz".into()]);
+    assert_eq!(
+        names,
+        [
+            format!("app-1.1.0-{TARGET}.tar.gz"),
+            "app-1.1.0-aarch64-unknown-linux-gnu.tar.gz".into()
+        ]
+    );
 }
 
 #[test]

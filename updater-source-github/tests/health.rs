@@ -36,8 +36,13 @@ fn a_matching_status_and_body_is_healthy_and_the_bypass_secret_is_sent() {
             Reply::new(503)
         }
     });
-    let check = check(app.url("/health")).with_body_contains("\"ok\"").build().unwrap();
-    check.check(&context(Duration::from_secs(5), Some(SECRET))).unwrap();
+    let check = check(app.url("/health"))
+        .with_body_contains("\"ok\"")
+        .build()
+        .unwrap();
+    check
+        .check(&context(Duration::from_secs(5), Some(SECRET)))
+        .unwrap();
     assert_eq!(app.requests().len(), 1);
     assert_eq!(check.describe(), format!("HTTP GET {}", app.url("/health")));
 }
@@ -48,13 +53,24 @@ fn it_retries_until_the_application_is_up() {
     let app = TestServer::start({
         let calls = Arc::clone(&calls);
         move |_| {
-            if calls.fetch_add(1, Ordering::SeqCst) < 2 { Reply::new(503) } else { Reply::new(204) }
+            if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+                Reply::new(503)
+            } else {
+                Reply::new(204)
+            }
         }
     });
-    let check = check(app.url("/up")).with_expected_status(204).build().unwrap();
+    let check = check(app.url("/up"))
+        .with_expected_status(204)
+        .build()
+        .unwrap();
     check.check(&context(Duration::from_secs(5), None)).unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 3);
-    assert!(app.requests().iter().all(|r| r.header("x-maintenance-bypass").is_none()));
+    assert!(
+        app.requests()
+            .iter()
+            .all(|r| r.header("x-maintenance-bypass").is_none())
+    );
 }
 
 #[test]
@@ -62,10 +78,19 @@ fn a_wrong_status_fails_by_the_deadline_without_leaking_the_secret() {
     let app = TestServer::start(|_| Reply::json(500, format!("{{\"echo\":\"{SECRET}\"}}")));
     let check = check(app.url("/health")).build().unwrap();
     let started = Instant::now();
-    let error = check.check(&context(Duration::from_millis(300), Some(SECRET))).unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    let error = check
+        .check(&context(Duration::from_millis(300), Some(SECRET)))
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     let text = format!("{error} {error:?}");
-    assert!(text.contains("HTTP 500 (expected 200)") && text.contains("/health"), "{text}");
+    assert!(
+        text.contains("HTTP 500 (expected 200)") && text.contains("/health"),
+        "{text}"
+    );
     assert!(!text.contains(SECRET), "{text}");
     assert!(app.requests().len() >= 2, "it retried");
 }
@@ -73,8 +98,13 @@ fn a_wrong_status_fails_by_the_deadline_without_leaking_the_secret() {
 #[test]
 fn a_body_without_the_expected_text_is_unhealthy() {
     let app = TestServer::start(|_| Reply::json(200, "{\"status\":\"degraded\"}"));
-    let check = check(app.url("/health")).with_body_contains("\"ok\"").build().unwrap();
-    let error = check.check(&context(Duration::from_millis(100), None)).unwrap_err();
+    let check = check(app.url("/health"))
+        .with_body_contains("\"ok\"")
+        .build()
+        .unwrap();
+    let error = check
+        .check(&context(Duration::from_millis(100), None))
+        .unwrap_err();
     assert!(error.to_string().contains("does not contain"), "{error}");
 }
 
@@ -82,7 +112,9 @@ fn a_body_without_the_expected_text_is_unhealthy() {
 fn redirects_are_not_followed() {
     let app = TestServer::start(|_| Reply::new(302).header("location", "/login"));
     let check = check(app.url("/health")).build().unwrap();
-    let error = check.check(&context(Duration::from_millis(100), None)).unwrap_err();
+    let error = check
+        .check(&context(Duration::from_millis(100), None))
+        .unwrap_err();
     assert!(error.to_string().contains("HTTP 302"), "{error}");
     assert!(app.requests().iter().all(|r| r.path() == "/health"));
 }
@@ -92,13 +124,30 @@ fn an_unreachable_application_fails_by_the_deadline() {
     let url = TestServer::start(|_| Reply::new(200)).url("/health");
     let check = check(url).build().unwrap();
     let started = Instant::now();
-    assert!(check.check(&context(Duration::from_millis(200), None)).is_err());
+    assert!(
+        check
+            .check(&context(Duration::from_millis(200), None))
+            .is_err()
+    );
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
 #[test]
 fn plain_http_is_refused_outside_loopback_unless_allowed() {
-    assert!(HttpHealthCheck::builder("http://app.internal/health").build().is_err());
-    assert!(HttpHealthCheck::builder("http://app.internal/health").with_insecure_host("app.internal").build().is_ok());
-    assert!(HttpHealthCheck::builder("https://app.example.com/health").build().is_ok());
+    assert!(
+        HttpHealthCheck::builder("http://app.internal/health")
+            .build()
+            .is_err()
+    );
+    assert!(
+        HttpHealthCheck::builder("http://app.internal/health")
+            .with_insecure_host("app.internal")
+            .build()
+            .is_ok()
+    );
+    assert!(
+        HttpHealthCheck::builder("https://app.example.com/health")
+            .build()
+            .is_ok()
+    );
 }

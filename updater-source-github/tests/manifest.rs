@@ -26,7 +26,9 @@ fn serve_file(dir: &Path, request: &Request) -> Reply {
         return Reply::new(404);
     }
     match std::fs::read(dir.join(name)) {
-        Ok(bytes) if name.ends_with(".json") => github_json(request, 200, String::from_utf8(bytes).unwrap()),
+        Ok(bytes) if name.ends_with(".json") => {
+            github_json(request, 200, String::from_utf8(bytes).unwrap())
+        }
         Ok(bytes) => Reply::ranged(request, &bytes),
         Err(_) => Reply::new(404),
     }
@@ -52,8 +54,14 @@ fn manifest_source_passes_the_source_conformance_suite() {
 
 #[test]
 fn the_example_manifest_is_valid() {
-    let text = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/manifest.json")).unwrap();
-    let releases = ReleaseManifest::from_json(&text, "examples/manifest.json").unwrap().into_releases();
+    let text = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/manifest.json"
+    ))
+    .unwrap();
+    let releases = ReleaseManifest::from_json(&text, "examples/manifest.json")
+        .unwrap()
+        .into_releases();
     let versions: Vec<String> = releases.iter().map(|r| r.version.to_string()).collect();
     assert_eq!(versions, ["1.3.0-beta.1", "1.2.0", "1.1.0"]);
     assert!(releases[1].assets[0].signature.is_some());
@@ -77,9 +85,10 @@ fn relative_urls_resolve_against_the_manifest_and_the_token_stays_on_its_origin(
         }
     });
     let manifest_path = dir.path().join("manifest.json");
-    let text = std::fs::read_to_string(&manifest_path)
-        .unwrap()
-        .replace(&format!("\"url\": \"{moved}\""), &format!("\"url\": \"{}\"", mirror.url(&format!("/{moved}"))));
+    let text = std::fs::read_to_string(&manifest_path).unwrap().replace(
+        &format!("\"url\": \"{moved}\""),
+        &format!("\"url\": \"{}\"", mirror.url(&format!("/{moved}"))),
+    );
     std::fs::write(&manifest_path, text).unwrap();
     let origin = static_host(dir.path().to_path_buf());
     let source = ManifestSource::builder(origin.url("/manifest.json"))
@@ -90,14 +99,30 @@ fn relative_urls_resolve_against_the_manifest_and_the_token_stays_on_its_origin(
     let stable = source.latest(Channel::Stable).unwrap().unwrap();
     assert_eq!(stable.assets[0].location, mirror.url(&format!("/{moved}")));
     let beta = source.latest(Channel::Beta).unwrap().unwrap();
-    assert_eq!(beta.assets[0].location, origin.url("/app-1.2.0-beta.1.tar.gz"));
+    assert_eq!(
+        beta.assets[0].location,
+        origin.url("/app-1.2.0-beta.1.tar.gz")
+    );
     for release in [&stable, &beta] {
         let mut bytes = Vec::new();
         source.download(&release.assets[0], &mut bytes).unwrap();
-        assert_eq!(bytes, fixture.release(&release.version).unwrap().assets[0].bytes);
+        assert_eq!(
+            bytes,
+            fixture.release(&release.version).unwrap().assets[0].bytes
+        );
     }
-    assert!(origin.requests().iter().all(|r| r.header("authorization") == Some(&*format!("Bearer {TOKEN}"))));
-    assert!(mirror.requests().iter().all(|r| r.header("authorization").is_none()));
+    assert!(
+        origin
+            .requests()
+            .iter()
+            .all(|r| r.header("authorization") == Some(&*format!("Bearer {TOKEN}")))
+    );
+    assert!(
+        mirror
+            .requests()
+            .iter()
+            .all(|r| r.header("authorization").is_none())
+    );
 }
 
 #[test]
@@ -107,14 +132,23 @@ fn malformed_manifests_are_clear_errors_naming_the_url() {
         "0".repeat(64)
     );
     let cases = [
-        ("{\"schema_version\": 1, \"releases\": [".to_string(), "not a JSON object"),
-        ("{\"schema_version\": 2, \"releases\": []}".to_string(), "schema_version 2 is not supported"),
+        (
+            "{\"schema_version\": 1, \"releases\": [".to_string(),
+            "not a JSON object",
+        ),
+        (
+            "{\"schema_version\": 2, \"releases\": []}".to_string(),
+            "schema_version 2 is not supported",
+        ),
         (missing_size, "missing field `size`"),
     ];
     for (body, expected) in cases {
         let host = TestServer::start(move |request| github_json(request, 200, body.clone()));
         let url = host.url("/manifest.json");
-        let source = ManifestSource::builder(&url).with_http(fast_http()).build().unwrap();
+        let source = ManifestSource::builder(&url)
+            .with_http(fast_http())
+            .build()
+            .unwrap();
         let error = source.latest(Channel::Stable).unwrap_err();
         assert!(matches!(error, Error::InvalidInput { .. }), "{error}");
         let text = error.to_string();
@@ -127,7 +161,10 @@ fn a_manifest_served_again_unchanged_comes_from_the_etag_cache() {
     let fixture = SourceFixture::standard();
     let dir = release_dir(&fixture);
     let host = static_host(dir.path().to_path_buf());
-    let source = ManifestSource::builder(host.url("/manifest.json")).with_http(fast_http()).build().unwrap();
+    let source = ManifestSource::builder(host.url("/manifest.json"))
+        .with_http(fast_http())
+        .build()
+        .unwrap();
     let first = source.releases(Channel::Alpha).unwrap();
     assert_eq!(source.releases(Channel::Alpha).unwrap(), first);
     let requests = host.requests_to("/manifest.json");
@@ -138,7 +175,10 @@ fn a_manifest_served_again_unchanged_comes_from_the_etag_cache() {
 #[test]
 fn a_rate_limited_update_server_is_unavailable() {
     let host = TestServer::start(|_| Reply::new(429).header("retry-after", "30"));
-    let source = ManifestSource::builder(host.url("/manifest.json")).with_http(fast_http()).build().unwrap();
+    let source = ManifestSource::builder(host.url("/manifest.json"))
+        .with_http(fast_http())
+        .build()
+        .unwrap();
     let error = source.latest(Channel::Stable).unwrap_err();
     assert!(matches!(error, Error::Unavailable { .. }), "{error}");
     assert!(error.to_string().contains("resets at"), "{error}");
@@ -150,7 +190,10 @@ fn an_unreachable_server_is_unavailable_not_no_update() {
         let host = TestServer::start(|_| Reply::new(200));
         host.url("/manifest.json")
     }; // dropped: the port is closed now
-    let source = ManifestSource::builder(url).with_http(fast_http()).build().unwrap();
+    let source = ManifestSource::builder(url)
+        .with_http(fast_http())
+        .build()
+        .unwrap();
     let error = source.releases(Channel::Stable).unwrap_err();
     assert!(matches!(error, Error::Unavailable { .. }), "{error}");
 }
@@ -162,9 +205,17 @@ fn asset_urls_to_insecure_hosts_are_refused() {
         "0".repeat(64)
     ));
     let host = TestServer::start(move |request| github_json(request, 200, body.to_string()));
-    let source = ManifestSource::builder(host.url("/manifest.json")).with_http(fast_http()).build().unwrap();
+    let source = ManifestSource::builder(host.url("/manifest.json"))
+        .with_http(fast_http())
+        .build()
+        .unwrap();
     let release = source.release(&Version::new(1, 0, 0)).unwrap();
-    let error = source.download(&release.assets[0], &mut Vec::new()).unwrap_err();
+    let error = source
+        .download(&release.assets[0], &mut Vec::new())
+        .unwrap_err();
     assert!(matches!(error, Error::InvalidInput { .. }), "{error}");
-    assert!(error.to_string().contains("refusing insecure URL"), "{error}");
+    assert!(
+        error.to_string().contains("refusing insecure URL"),
+        "{error}"
+    );
 }

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use updater_core::conformance::source::SourceFixture;
-use updater_source_github::{GitHubSource, GitHubSourceBuilder, HttpSettings, RetryPolicy, SecretToken};
+use updater_source_github::{
+    GitHubSource, GitHubSourceBuilder, HttpSettings, RetryPolicy, SecretToken,
+};
 
 use super::{Reply, Request, TestServer};
 
@@ -73,7 +75,12 @@ impl GitHubData {
                 if index % 3 == 2 {
                     let id = id + 50;
                     let text = format!("{}\n", asset.sha256()).into_bytes();
-                    assets.push(asset_json(id, &format!("{}.sha256", asset.name), &text, None));
+                    assets.push(asset_json(
+                        id,
+                        &format!("{}.sha256", asset.name),
+                        &text,
+                        None,
+                    ));
                     blobs.insert(id, text);
                 }
             }
@@ -185,7 +192,11 @@ impl FakeGitHub {
 pub fn fast_http() -> HttpSettings {
     HttpSettings::default()
         .with_request_timeout(Duration::from_secs(5))
-        .with_retry(RetryPolicy::new(3, Duration::from_millis(5), Duration::from_millis(20)))
+        .with_retry(RetryPolicy::new(
+            3,
+            Duration::from_millis(5),
+            Duration::from_millis(20),
+        ))
 }
 
 fn etag_of(body: &str) -> String {
@@ -215,20 +226,27 @@ fn not_found(request: &Request) -> Reply {
 }
 
 fn render(value: &Value, base: &str) -> String {
-    serde_json::to_string_pretty(value).unwrap().replace("{{API}}", base)
+    serde_json::to_string_pretty(value)
+        .unwrap()
+        .replace("{{API}}", base)
 }
 
 fn api_answer(data: &GitHubData, storage_base: &str, request: &Request) -> Reply {
     let base = format!("http://{}", request.header("host").unwrap_or("127.0.0.1"));
     let path = request.path();
     if path == "/repos/acme/app/releases" || path == format!("/repositories/{REPO_ID}/releases") {
-        let page: usize = request.query("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+        let page: usize = request
+            .query("page")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1);
         let per_page = request.query("per_page").unwrap_or_else(|| "30".into());
         let items = data.pages.get(page - 1).cloned().unwrap_or_default();
         let mut reply = github_json(request, 200, render(&Value::Array(items), &base));
         let last = data.pages.len().max(1);
         let link = |p: usize, rel: &str| {
-            format!("<{base}/repositories/{REPO_ID}/releases?per_page={per_page}&page={p}>; rel=\"{rel}\"")
+            format!(
+                "<{base}/repositories/{REPO_ID}/releases?per_page={per_page}&page={p}>; rel=\"{rel}\""
+            )
         };
         let mut links = Vec::new();
         if page > 1 {
@@ -254,7 +272,10 @@ fn api_answer(data: &GitHubData, storage_base: &str, request: &Request) -> Reply
     }
     if let Some(tag) = path.strip_prefix("/repos/acme/app/releases/tags/") {
         let tag = tag.replace("%2B", "+");
-        return match data.all().find(|r| r["tag_name"] == tag.as_str() && r["draft"] == false) {
+        return match data
+            .all()
+            .find(|r| r["tag_name"] == tag.as_str() && r["draft"] == false)
+        {
             Some(release) => github_json(request, 200, render(release, &base)),
             None => not_found(request),
         };

@@ -59,7 +59,10 @@ pub enum BodyMode {
     /// Announce the full length, send only this many bytes, close.
     CutAfter(usize),
     /// Send `chunk` bytes every `delay`.
-    Trickle { chunk: usize, delay: Duration },
+    Trickle {
+        chunk: usize,
+        delay: Duration,
+    },
     /// No Content-Length: the body ends when the connection closes.
     NoLength,
 }
@@ -176,7 +179,10 @@ impl TestServer {
     }
 
     pub fn requests_to(&self, path: &str) -> Vec<Request> {
-        self.requests().into_iter().filter(|r| r.path() == path).collect()
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path() == path)
+            .collect()
     }
 }
 
