@@ -223,6 +223,7 @@ impl FileBackup {
         created_at: DateTime<Utc>,
         progress: &dyn ProgressObserver,
     ) -> Result<(Vec<PartRecord>, CreateStats)> {
+        let started = std::time::Instant::now();
         let base = if self.incremental {
             match self.find_base() {
                 Ok(base) => base,
@@ -234,7 +235,9 @@ impl FileBackup {
         } else {
             None
         };
+        tracing::debug!(elapsed = ?started.elapsed(), base = base.is_some(), "base loaded");
         let walked = create::walk(&self.source, &self.excludes)?;
+        tracing::debug!(elapsed = ?started.elapsed(), entries = walked.len(), "tree walked");
         let archive_path = dir.join(ARCHIVE_FILE);
         let settings = create::ArchiveSettings {
             level: self.level,
@@ -243,6 +246,7 @@ impl FileBackup {
         };
         let (entries, (end_offset, end_length), stats) =
             create::write_archive(walked, base.as_ref(), &archive_path, &settings)?;
+        tracing::debug!(elapsed = ?started.elapsed(), "archive written");
         let manifest = Manifest {
             header: ManifestHeader {
                 format: MANIFEST_FORMAT.to_string(),
@@ -259,6 +263,7 @@ impl FileBackup {
             entries,
         };
         let (manifest_size, manifest_sha) = manifest.write(&dir.join(MANIFEST_FILE))?;
+        tracing::debug!(elapsed = ?started.elapsed(), "manifest written");
         let parts = vec![
             PartRecord {
                 role: PartRole::FilesArchive,

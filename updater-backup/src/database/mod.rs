@@ -1,0 +1,255 @@
+//! Database backups: an engine ([`DatabaseEngine`]) knows how to snapshot and
+//! restore one database; [`DatabaseBackup`] stores its dumps in the backup
+//! directory and implements [`BackupStrategy`] for them.
+
+mod process;
+#[cfg(feature = "mysql")]
+mod mysql;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use updater_core::backup::{Backup, BackupKind, BackupRequest, BackupStrategy};
+use updater_core::progress::ProgressObserver;
+
+#[cfg(feature = "mysql")]
+pub use mysql::MysqlDatabase;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresDatabase;
+pub use process::Secret;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteDatabase;
+
+use crate::error::{BackupError, Result};
+use crate::store::{BackupRecord, Catalog, PartRecord, PartRole, PendingBackup};
+
+/// One database that can be snapshotted and restored.
+///
+/// # Contract
+///
+/// - [`dump`](Self::dump) writes a consistent snapshot to a new file (0600),
+///   streaming (never the whole dump in memory), and fails on a tool error,
+///   a timeout or an empty dump.
+/// - [`restore`](Self::restore) makes the database equal to the dump, or fails.
+/// - Nothing an engine logs, names or returns contains its credentials.
+///
+/// # Implementing
+///
+/// Every method is required. The engines of this crate are
+/// [`SqliteDatabase`], [`PostgresDatabase`] and [`MysqlDatabase`].
+pub trait DatabaseEngine: Send + Sync + std::fmt::Debug {
+    /// A short description without secrets (`PostgreSQL database app on 127.0.0.1:5432`).
+    fn describe(&self) -> String;
+
+    /// The dump's file name inside a backup directory (`database.pgdump`).
+    fn dump_file_name(&self) -> &'static str;
+
+    /// Checks that the tools exist and the database can be reached.
+    fn preflight(&self) -> Result<()>;
+
+    /// Writes a consistent snapshot to `dest`.
+    fn dump(&self, dest: &Path, progress: &dyn ProgressObserver) -> Result<()>;
+
+    /// Checks the dump's structure (its SHA-256 is checked by the caller).
+    fn check_dump(&self, dump: &Path) -> Result<()>;
+
+    /// Replaces the database's content with the dump.
+    fn restore(&self, dump: &Path, progress: &dyn ProgressObserver) -> Result<()>;
+}
+
+/// Backs up one database into a backup directory.
+#[derive(Debug, Clone)]
+pub struct DatabaseBackup {
+    engine: Arc<dyn DatabaseEngine>,
+    catalog: Catalog,
+    retain_for: Option<Duration>,
+}
+
+impl DatabaseBackup {
+    /// Backups of `engine`'s database under `backup_root`.
+    pub fn new(engine: impl DatabaseEngine + 'static, backup_root: impl Into<std::path::PathBuf>) -> Self {
+        DatabaseBackup {
+            engine: Arc::new(engine),
+            catalog: Catalog::new(backup_root),
+            retain_for: None,
+        }
+    }
+
+    /// Backups expire this long after creation.
+    pub fn with_retention(mut self, retain_for: Duration) -> Self {
+        self.retain_for = Some(retain_for);
+        self
+    }
+
+    /// The catalog of the backup directory.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+}
+
+/// Dumps `engine` into `dir` and describes the part.
+pub(crate) fn dump_part(engine: &dyn DatabaseEngine, dir: &Path, progress: &dyn ProgressObserver) -> Result<PartRecord> {
+    let file = engine.dump_file_name();
+    let path = dir.join(file);
+    engine.dump(&path, progress)?;
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(|e| BackupError::io("set mode of", &path, e))?;
+    let (size, sha) = hash_file(&path)?;
+    if size == 0 {
+        return Err(BackupError::ToolFailed {
+            tool: engine.describe(),
+            step: "dump",
+            reason: "the dump is empty".into(),
+        });
+    }
+    Ok(PartRecord {
+        role: PartRole::Database,
+        file: file.to_string(),
+        size,
+        sha256: Some(sha),
+    })
+}
+
+/// Checks the database part of `record` in `dir`: size, SHA-256, structure.
+pub(crate) fn verify_part(engine: &dyn DatabaseEngine, dir: &Path, record: &BackupRecord) -> Result<std::path::PathBuf> {
+    let part = record
+        .part(PartRole::Database)
+        .ok_or_else(|| BackupError::integrity(record.id(), "no database dump recorded"))?;
+    let path = dir.join(&part.file);
+    crate::files::check_part(&path, part)?;
+    engine.check_dump(&path)?;
+    Ok(path)
+}
+
+pub(crate) fn hash_file(path: &Path) -> Result<(u64, String)> {
+    let mut file = fs::File::open(path).map_err(|e| BackupError::io("open", path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buffer).map_err(|e| BackupError::io("read", path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        size += n as u64;
+    }
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
+/// A writer that counts bytes and reports progress every few MiB.
+pub(crate) struct CountingWriter<'a, W> {
+    pub(crate) inner: W,
+    pub(crate) written: u64,
+    reported: u64,
+    progress: &'a dyn ProgressObserver,
+    label: &'static str,
+}
+
+impl<'a, W> CountingWriter<'a, W> {
+    pub(crate) fn new(inner: W, progress: &'a dyn ProgressObserver, label: &'static str) -> Self {
+        CountingWriter {
+            inner,
+            written: 0,
+            reported: 0,
+            progress,
+            label,
+        }
+    }
+}
+
+impl<W: Write> Write for CountingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.reported >= 4 << 20 {
+            self.reported = self.written;
+            self.progress.on_progress(&updater_core::progress::ProgressEvent {
+                step: updater_core::pipeline::Step::Backup,
+                percent: 0,
+                bytes_done: self.written,
+                bytes_total: None,
+                files_done: 0,
+                message: format!("{}: {} MiB", self.label, self.written >> 20),
+            });
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+pub(crate) fn report_done(progress: &dyn ProgressObserver, bytes: u64, message: String) {
+    progress.on_progress(&updater_core::progress::ProgressEvent {
+        step: updater_core::pipeline::Step::Backup,
+        percent: 100,
+        bytes_done: bytes,
+        bytes_total: Some(bytes),
+        files_done: 1,
+        message,
+    });
+}
+
+impl BackupStrategy for DatabaseBackup {
+    fn describe(&self) -> String {
+        self.engine.describe()
+    }
+
+    fn kind(&self) -> BackupKind {
+        BackupKind::DatabaseOnly
+    }
+
+    fn preflight(&self) -> updater_core::Result<()> {
+        crate::store::check_writable(self.catalog.root())?;
+        Ok(self.engine.preflight()?)
+    }
+
+    fn create(&self, request: &BackupRequest, progress: &dyn ProgressObserver) -> updater_core::Result<Backup> {
+        let pending = PendingBackup::begin(&self.catalog, request, "database")?;
+        let part = dump_part(&*self.engine, &pending.dir, progress)?;
+        let record = crate::store::new_record(
+            &pending,
+            request,
+            BackupKind::DatabaseOnly,
+            self.engine.describe(),
+            vec![part],
+            self.retain_for,
+        );
+        pending.commit(&record, true)?;
+        report_done(progress, record.backup.size, format!("backed up {}", self.engine.describe()));
+        Ok(record.backup)
+    }
+
+    fn verify(&self, backup: &Backup) -> updater_core::Result<()> {
+        let record = self.catalog.read_record(&backup.id)?;
+        let dir = self.catalog.dir_of(&backup.id)?;
+        let outcome = verify_part(&*self.engine, &dir, &record).map(|_| ());
+        crate::store::record_verification(&self.catalog, &backup.id, &outcome);
+        Ok(outcome?)
+    }
+
+    fn restore(&self, backup: &Backup, progress: &dyn ProgressObserver) -> updater_core::Result<()> {
+        let record = self.catalog.read_record(&backup.id)?;
+        let dir = self.catalog.dir_of(&backup.id)?;
+        let dump = verify_part(&*self.engine, &dir, &record)?;
+        self.engine.restore(&dump, progress)?;
+        Ok(())
+    }
+
+    fn delete(&self, backup: &Backup) -> updater_core::Result<()> {
+        Ok(self.catalog.delete(&backup.id)?)
+    }
+
+    fn size(&self, backup: &Backup) -> updater_core::Result<u64> {
+        Ok(crate::store::size_on_disk(&self.catalog, &backup.id)?)
+    }
+}

@@ -1,0 +1,152 @@
+//! SQLite: an online snapshot with `VACUUM INTO` (a consistent read
+//! transaction, safe while the application writes), restored by copying the
+//! snapshot beside the database and renaming it over the file.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use updater_core::progress::ProgressObserver;
+
+use super::{DatabaseEngine, report_done};
+use crate::error::{BackupError, Result};
+
+/// A SQLite database file.
+#[derive(Debug, Clone)]
+pub struct SqliteDatabase {
+    path: PathBuf,
+    busy_timeout: Duration,
+}
+
+impl SqliteDatabase {
+    /// The database at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        SqliteDatabase {
+            path: path.into(),
+            busy_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// How long to wait for a lock held by the application (default 30 s).
+    pub fn with_busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    fn sqlite_error(&self, action: &'static str, path: &Path) -> impl Fn(rusqlite::Error) -> BackupError {
+        let path = path.to_path_buf();
+        move |source| BackupError::Sqlite {
+            action,
+            path: path.clone(),
+            source,
+        }
+    }
+
+    fn open(&self, path: &Path, flags: OpenFlags) -> Result<Connection> {
+        let connection = Connection::open_with_flags(path, flags).map_err(self.sqlite_error("open", path))?;
+        connection
+            .busy_timeout(self.busy_timeout)
+            .map_err(self.sqlite_error("configure", path))?;
+        Ok(connection)
+    }
+}
+
+fn sidecars(path: &Path) -> [PathBuf; 3] {
+    let name = path.as_os_str().to_owned();
+    let with = |suffix: &str| {
+        let mut n = name.clone();
+        n.push(suffix);
+        PathBuf::from(n)
+    };
+    [with("-wal"), with("-shm"), with("-journal")]
+}
+
+impl DatabaseEngine for SqliteDatabase {
+    fn describe(&self) -> String {
+        format!("SQLite database {}", self.path.display())
+    }
+
+    fn dump_file_name(&self) -> &'static str {
+        "database.sqlite"
+    }
+
+    fn preflight(&self) -> Result<()> {
+        let connection = self.open(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        connection
+            .query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get::<_, i64>(0))
+            .map_err(self.sqlite_error("read", &self.path))?;
+        Ok(())
+    }
+
+    fn dump(&self, dest: &Path, progress: &dyn ProgressObserver) -> Result<()> {
+        let connection = self.open(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let target = dest
+            .to_str()
+            .ok_or_else(|| BackupError::NonUtf8Path {
+                path: dest.to_string_lossy().into_owned(),
+            })?;
+        connection
+            .execute("VACUUM INTO ?1", [target])
+            .map_err(self.sqlite_error("snapshot (VACUUM INTO)", &self.path))?;
+        let size = fs::metadata(dest).map_err(|e| BackupError::io("inspect", dest, e))?.len();
+        report_done(progress, size, self.describe());
+        Ok(())
+    }
+
+    fn check_dump(&self, dump: &Path) -> Result<()> {
+        let connection = self.open(dump, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| BackupError::integrity(dump.display().to_string(), e.to_string()))?;
+        let verdict: String = connection
+            .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+            .map_err(|e| BackupError::integrity(dump.display().to_string(), e.to_string()))?;
+        if verdict != "ok" {
+            return Err(BackupError::integrity(dump.display().to_string(), verdict));
+        }
+        Ok(())
+    }
+
+    fn restore(&self, dump: &Path, progress: &dyn ProgressObserver) -> Result<()> {
+        let dir = updater_core::durable::parent_of(&self.path);
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let temp = dir.join(format!(".{name}.restore-{}", std::process::id()));
+        let copied = fs::copy(dump, &temp).map_err(|e| BackupError::io("copy", &temp, e));
+        let synced = copied.and_then(|size| {
+            if let Ok(meta) = fs::metadata(&self.path) {
+                fs::set_permissions(&temp, meta.permissions()).map_err(|e| BackupError::io("set mode of", &temp, e))?;
+            }
+            let file = fs::File::open(&temp).map_err(|e| BackupError::io("open", &temp, e))?;
+            file.sync_all().map_err(|e| BackupError::io("fsync", &temp, e))?;
+            Ok(size)
+        });
+        let size = match synced {
+            Ok(size) => size,
+            Err(e) => {
+                let _ = fs::remove_file(&temp);
+                return Err(e);
+            }
+        };
+        // A write-ahead log of the old database must not be replayed onto the new one.
+        for sidecar in sidecars(&self.path) {
+            match fs::remove_file(&sidecar) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    let _ = fs::remove_file(&temp);
+                    return Err(BackupError::io("remove", &sidecar, e));
+                }
+            }
+        }
+        fs::rename(&temp, &self.path).map_err(|e| {
+            let _ = fs::remove_file(&temp);
+            BackupError::io("rename into place", &self.path, e)
+        })?;
+        updater_core::durable::sync_dir(dir).map_err(|e| BackupError::io("fsync", dir, std::io::Error::other(e.to_string())))?;
+        report_done(progress, size, format!("restored {}", self.describe()));
+        Ok(())
+    }
+}
