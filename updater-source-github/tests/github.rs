@@ -690,3 +690,70 @@ fn settings_are_honoured_for_retries() {
     assert!(source.latest(Channel::Stable).is_err());
     assert_eq!(github.api.requests().len(), 1);
 }
+
+#[test]
+fn a_resume_that_starts_at_the_wrong_offset_is_refused() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let hook = api_hook(move |_| {
+        let bytes = fixture_blob(1101);
+        if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Some(Reply::bytes(200, bytes).mode(BodyMode::CutAfter(1000)));
+        }
+        // Claims partial content but starts over from byte 0.
+        let total = bytes.len();
+        Some(
+            Reply::bytes(206, bytes)
+                .header("content-range", format!("bytes 0-{}/{total}", total - 1)),
+        )
+    });
+    let github = FakeGitHub::start_with(GitHubData::from_fixture_files(), no_hook(), hook);
+    let source = fixture_source(&github);
+    let release = source.latest(Channel::Stable).unwrap().unwrap();
+    let mut bytes = Vec::new();
+    let error = source.download(&release.assets[0], &mut bytes).unwrap_err();
+    assert!(
+        error.to_string().contains("resumed at byte 0, not at 1000"),
+        "{error}"
+    );
+    assert_eq!(bytes, fixture_blob(1101)[..1000]);
+}
+
+/// A storage host that cuts its successive answers after the given numbers
+/// of bytes, honouring `Range` each time.
+fn storage_cutting_each_answer(cuts: Vec<usize>) -> support::github::Hook {
+    let cuts = std::sync::Mutex::new(std::collections::VecDeque::from(cuts));
+    api_hook(move |request| {
+        let reply = Reply::ranged(request, &fixture_blob(1101));
+        Some(match cuts.lock().unwrap().pop_front() {
+            Some(cut) => reply.mode(BodyMode::CutAfter(cut)),
+            None => reply,
+        })
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 12, ..Default::default() })]
+
+    #[test]
+    fn any_sequence_of_broken_connections_yields_each_byte_exactly_once(
+        cuts in proptest::collection::vec(0usize..900, 0..4)
+    ) {
+        let github = FakeGitHub::start_with(
+            GitHubData::from_fixture_files(),
+            no_hook(),
+            storage_cutting_each_answer(cuts.clone()),
+        );
+        let source = fixture_source(&github);
+        let asset = Asset::new(format!("app-1.1.0-{TARGET}.tar.gz"), 3000, github.api.url("/repos/acme/app/releases/assets/1101"));
+        let mut bytes = Vec::new();
+        let written = source.download(&asset, &mut bytes).unwrap();
+        proptest::prop_assert_eq!(written, 3000);
+        proptest::prop_assert!(bytes == fixture_blob(1101));
+        // Each resume asked for exactly the bytes not yet written.
+        let mut expected_start = 0;
+        for (request, cut) in github.storage.requests().iter().zip(&cuts) {
+            proptest::prop_assert_eq!(request.range_start().unwrap_or(0), expected_start);
+            expected_start += *cut as u64;
+        }
+    }
+}

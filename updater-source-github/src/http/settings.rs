@@ -58,7 +58,9 @@ impl HttpSettings {
     }
 
     /// Overall deadline of one asset download, retries included (default 1 h):
-    /// a server that trickles bytes cannot hold an update forever.
+    /// a server that trickles bytes cannot hold an update forever. It is
+    /// checked between reads, so it may be overshot by at most one
+    /// [request timeout](Self::with_request_timeout).
     pub fn with_download_deadline(mut self, deadline: Duration) -> Self {
         self.download_deadline = deadline;
         self
