@@ -66,7 +66,8 @@ impl ReleaseSource for TestServer {
             }
         }
         for chunk in bytes.chunks(64 * 1024) {
-            sink.write_all(chunk).map_err(|e| Error::other("write the download", e))?;
+            sink.write_all(chunk)
+                .map_err(|e| Error::other("write the download", e))?;
         }
         Ok(bytes.len() as u64)
     }
@@ -84,7 +85,8 @@ fn package() -> (Vec<u8>, Asset) {
         })
         .collect();
     let digest = Sha256Digest(Sha256::digest(&bytes).into());
-    let asset = Asset::new("app-1.3.0.tar.gz", bytes.len() as u64, "app-1.3.0.tar.gz").with_sha256(digest);
+    let asset =
+        Asset::new("app-1.3.0.tar.gz", bytes.len() as u64, "app-1.3.0.tar.gz").with_sha256(digest);
     (bytes, asset)
 }
 
@@ -96,7 +98,10 @@ struct Target {
 fn target() -> Target {
     let dir = tempfile::tempdir().unwrap();
     let destination = dir.path().join("app-1.3.0.tar.gz");
-    Target { _dir: dir, destination }
+    Target {
+        _dir: dir,
+        destination,
+    }
 }
 
 fn partial(destination: &Path) -> PathBuf {
@@ -110,12 +115,22 @@ fn release(asset: &Asset) -> Release {
 /// Runs a download that must fail with an integrity error; returns its reason.
 fn integrity_failure(server: &TestServer, asset: &Asset, policy: &VerificationPolicy) -> String {
     let target = target();
-    let result = download_verified(server, &release(asset), asset, &target.destination, policy, &mut |_| {});
+    let result = download_verified(
+        server,
+        &release(asset),
+        asset,
+        &target.destination,
+        policy,
+        &mut |_| {},
+    );
     assert!(!target.destination.exists(), "destination written");
     assert!(!partial(&target.destination).exists(), "partial file left");
     match result {
         Err(Error::Integrity { subject, reason }) => {
-            assert!(subject.starts_with(&format!("asset {}", asset.name)), "{subject}");
+            assert!(
+                subject.starts_with(&format!("asset {}", asset.name)),
+                "{subject}"
+            );
             reason
         }
         other => panic!("expected an integrity error, got {other:?}"),
@@ -143,13 +158,24 @@ fn an_honest_download_is_verified_and_renamed_into_place() {
     assert_eq!(package.signed, None);
     assert_eq!(std::fs::read(&target.destination).unwrap(), bytes);
     assert!(!partial(&target.destination).exists());
-    let mode = std::fs::metadata(&target.destination).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&target.destination)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
     // Progress: increasing, at least 256 KiB apart, and the total at the end.
     assert_eq!(reports.last(), Some(&(bytes.len() as u64)));
     assert!(reports.windows(2).all(|w| w[0] < w[1]), "{reports:?}");
-    assert!(reports.len() <= bytes.len() / (256 * 1024) + 1, "{reports:?}");
-    assert!(reports[..reports.len() - 1].windows(2).all(|w| w[1] - w[0] >= 256 * 1024));
+    assert!(
+        reports.len() <= bytes.len() / (256 * 1024) + 1,
+        "{reports:?}"
+    );
+    assert!(
+        reports[..reports.len() - 1]
+            .windows(2)
+            .all(|w| w[1] - w[0] >= 256 * 1024)
+    );
 }
 
 #[test]
@@ -157,7 +183,10 @@ fn one_byte_more_than_declared_is_refused() {
     let (bytes, asset) = package();
     let server = TestServer::new(bytes, Behaviour::OneByteMore);
     let reason = integrity_failure(&server, &asset, &VerificationPolicy::default());
-    assert!(reason.contains(&format!("more than the declared {} bytes", asset.size)), "{reason}");
+    assert!(
+        reason.contains(&format!("more than the declared {} bytes", asset.size)),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -199,7 +228,10 @@ fn a_source_error_is_returned_and_the_partial_file_removed() {
         &VerificationPolicy::default(),
         &mut |_| {},
     );
-    assert!(matches!(result, Err(Error::Unavailable { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(Error::Unavailable { .. })),
+        "{result:?}"
+    );
     assert!(!partial(&target.destination).exists());
     assert!(!target.destination.exists());
 }
@@ -214,8 +246,15 @@ fn a_missing_checksum_is_refused_before_downloading_unless_allowed() {
     assert_eq!(server.downloads.load(Ordering::SeqCst), 0);
     let target = target();
     let lenient = VerificationPolicy::default().with_require_checksum(false);
-    let package =
-        download_verified(&server, &release(&asset), &asset, &target.destination, &lenient, &mut |_| {}).unwrap();
+    let package = download_verified(
+        &server,
+        &release(&asset),
+        &asset,
+        &target.destination,
+        &lenient,
+        &mut |_| {},
+    )
+    .unwrap();
     assert_eq!(package.sha256, Sha256Digest(Sha256::digest(&bytes).into()));
 }
 
@@ -245,15 +284,39 @@ fn a_missing_destination_directory_is_an_io_error() {
     let (bytes, asset) = package();
     let server = TestServer::new(bytes, Behaviour::Honest);
     let target = target();
-    let nowhere = target.destination.with_file_name("missing").join("app.tar.gz");
-    let result =
-        download_verified(&server, &release(&asset), &asset, &nowhere, &VerificationPolicy::default(), &mut |_| {});
-    assert!(matches!(result, Err(Error::Io { action: "create", .. })), "{result:?}");
+    let nowhere = target
+        .destination
+        .with_file_name("missing")
+        .join("app.tar.gz");
+    let result = download_verified(
+        &server,
+        &release(&asset),
+        &asset,
+        &nowhere,
+        &VerificationPolicy::default(),
+        &mut |_| {},
+    );
+    assert!(
+        matches!(
+            result,
+            Err(Error::Io {
+                action: "create",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
 }
 
 fn sign(keys: &minisign::KeyPair, release: &Release, asset: &Asset) -> AssetSignature {
     let expires = (Utc::now() + Duration::days(1)).trunc_subsecs(0);
-    let message = canonical_metadata(&release.version, &asset.name, asset.size, &asset.sha256.unwrap(), expires);
+    let message = canonical_metadata(
+        &release.version,
+        &asset.name,
+        asset.size,
+        &asset.sha256.unwrap(),
+        expires,
+    );
     let signature = minisign::sign(
         None,
         &keys.sk,
@@ -280,12 +343,28 @@ fn signatures_are_checked_before_the_first_byte_when_keys_are_configured() {
     let replayed = asset.clone().with_signature(sign(&publisher, &old, &asset));
     let reason = integrity_failure(&server, &replayed, &policy);
     assert!(reason.contains("does not match"), "{reason}");
-    assert_eq!(server.downloads.load(Ordering::SeqCst), 0, "downloaded before verifying");
+    assert_eq!(
+        server.downloads.load(Ordering::SeqCst),
+        0,
+        "downloaded before verifying"
+    );
 
-    let signed = asset.clone().with_signature(sign(&publisher, &release(&asset), &asset));
+    let signed = asset
+        .clone()
+        .with_signature(sign(&publisher, &release(&asset), &asset));
     let target = target();
-    let package =
-        download_verified(&server, &release(&signed), &signed, &target.destination, &policy, &mut |_| {}).unwrap();
+    let package = download_verified(
+        &server,
+        &release(&signed),
+        &signed,
+        &target.destination,
+        &policy,
+        &mut |_| {},
+    )
+    .unwrap();
     let metadata = package.signed.unwrap();
-    assert_eq!((metadata.version, metadata.size), (Version::new(1, 3, 0), bytes.len() as u64));
+    assert_eq!(
+        (metadata.version, metadata.size),
+        (Version::new(1, 3, 0), bytes.len() as u64)
+    );
 }

@@ -335,3 +335,32 @@ fn sign_metadata_produces_signatures_the_verifier_accepts() {
         verify_asset_signature(&keys, &release_with(asset.clone()), &asset, Utc::now()).unwrap();
     assert_eq!(signed.expires_at, expires.trunc_subsecs(0));
 }
+
+#[test]
+fn the_documented_printf_recipe_produces_the_canonical_message() {
+    let expires = in_a_month();
+    let digest = Sha256Digest([0x5a; 32]);
+    // The exact command line from the `signature` module docs.
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(
+            r#"printf 'updater-release-metadata v1\nversion=%s\nasset=%s\nsize=%s\nsha256=%s\nexpires=%s\n' \
+    "$version" "$asset" "$size" "$sha256" "$expires""#,
+        )
+        .env("version", "2.0.0")
+        .env("asset", "app-2.0.0.tar.gz")
+        .env("size", "4096")
+        .env("sha256", digest.to_hex())
+        .env("expires", format_expiry(expires))
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let expected = canonical_metadata(
+        &Version::new(2, 0, 0),
+        "app-2.0.0.tar.gz",
+        4096,
+        &digest,
+        expires,
+    );
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), expected);
+}

@@ -15,8 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let archive_bytes = if data.starts_with(&[0x1f, 0x8b]) {
         data.to_vec()
     } else {
-        let mut encoder =
-            flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         encoder.write_all(data).expect("gzip into memory");
         encoder.finish().expect("gzip into memory")
     };
@@ -56,7 +55,12 @@ fuzz_target!(|data: &[u8]| {
             walk(&root, &mut paths);
             for path in paths {
                 if let Ok(real) = path.canonicalize() {
-                    assert!(real.starts_with(&root), "{} escapes to {}", path.display(), real.display());
+                    assert!(
+                        real.starts_with(&root),
+                        "{} escapes to {}",
+                        path.display(),
+                        real.display()
+                    );
                 }
             }
         }

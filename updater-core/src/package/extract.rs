@@ -58,7 +58,9 @@ pub struct ExtractOptions {
     /// Unicode NFC and lower-casing (the pipeline passes its state directory, `.updater`).
     pub reserved_names: Vec<String>,
     /// Leading path components to drop from every entry, as `tar --strip-components`.
-    /// Entries with no component left are skipped.
+    /// Entries with no component left are skipped. `.` components are not
+    /// counted (GNU tar counts a leading `./` as one), so `./app-1.2.0/x`
+    /// with 1 becomes `x`. Hard link targets are stripped the same way.
     pub strip_components: usize,
 }
 

@@ -29,7 +29,7 @@
 //! devices and FIFOs as regular files and applies modes with a zero mask), so
 //! every entry is validated here, *before* anything is written for it, and one
 //! bad entry fails the whole package: the staging directory is removed and the
-//! error ([`Error::PackageRejected`](crate::Error::PackageRejected)) names the
+//! error ([`Error::PackageRejected`]) names the
 //! entry and the rule ([`Rejection`](crate::error::Rejection)).
 //!
 //! | rule ([`Rejection`](crate::error::Rejection)) | what it prevents |

@@ -53,7 +53,7 @@
 //!
 //! The expiry must be written exactly as above (UTC, whole seconds, `Z`),
 //! since it is part of the signed bytes. With the `signing` feature,
-//! [`sign_metadata`] does the same from Rust.
+//! `sign_metadata` does the same from Rust.
 //!
 //! # What this does not cover
 //!
@@ -339,7 +339,7 @@ pub fn verify_asset_signature(
 ///
 /// `expires_at` is truncated to whole seconds. Available with the `signing`
 /// feature (which pulls in the `minisign` crate, re-exported as
-/// [`minisign`](crate::package::signature::minisign)).
+/// [`minisign`]).
 #[cfg(feature = "signing")]
 pub fn sign_metadata(
     secret_key: &minisign::SecretKey,
