@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::{Duration, SubsecRound, Utc};
 use sha2::{Digest, Sha256};
 use updater_core::package::signature::{PublicKeys, canonical_metadata, format_expiry};
-use updater_core::package::{VerificationPolicy, download_verified};
+use updater_core::package::{VerificationPolicy, VerifiedPackage, download_verified};
 use updater_core::release::{Asset, AssetSignature, Release, Sha256Digest};
 use updater_core::source::ReleaseSource;
 use updater_core::version::{Channel, Version};
@@ -112,17 +112,27 @@ fn release(asset: &Asset) -> Release {
     Release::new(Version::new(1, 3, 0)).with_asset(asset.clone())
 }
 
-/// Runs a download that must fail with an integrity error; returns its reason.
-fn integrity_failure(server: &TestServer, asset: &Asset, policy: &VerificationPolicy) -> String {
-    let target = target();
-    let result = download_verified(
+/// Downloads `asset` (of release 1.3.0) from `server` into `destination`.
+fn download(
+    server: &TestServer,
+    asset: &Asset,
+    destination: &Path,
+    policy: &VerificationPolicy,
+) -> Result<VerifiedPackage> {
+    download_verified(
         server,
         &release(asset),
         asset,
-        &target.destination,
+        destination,
         policy,
         &mut |_| {},
-    );
+    )
+}
+
+/// Runs a download that must fail with an integrity error; returns its reason.
+fn integrity_failure(server: &TestServer, asset: &Asset, policy: &VerificationPolicy) -> String {
+    let target = target();
+    let result = download(server, asset, &target.destination, policy);
     assert!(!target.destination.exists(), "destination written");
     assert!(!partial(&target.destination).exists(), "partial file left");
     match result {
@@ -220,13 +230,11 @@ fn a_source_error_is_returned_and_the_partial_file_removed() {
     let (bytes, asset) = package();
     let server = TestServer::new(bytes, Behaviour::Unavailable);
     let target = target();
-    let result = download_verified(
+    let result = download(
         &server,
-        &release(&asset),
         &asset,
         &target.destination,
         &VerificationPolicy::default(),
-        &mut |_| {},
     );
     assert!(
         matches!(result, Err(Error::Unavailable { .. })),
@@ -246,15 +254,7 @@ fn a_missing_checksum_is_refused_before_downloading_unless_allowed() {
     assert_eq!(server.downloads.load(Ordering::SeqCst), 0);
     let target = target();
     let lenient = VerificationPolicy::default().with_require_checksum(false);
-    let package = download_verified(
-        &server,
-        &release(&asset),
-        &asset,
-        &target.destination,
-        &lenient,
-        &mut |_| {},
-    )
-    .unwrap();
+    let package = download(&server, &asset, &target.destination, &lenient).unwrap();
     assert_eq!(package.sha256, Sha256Digest(Sha256::digest(&bytes).into()));
 }
 
@@ -266,13 +266,11 @@ fn a_leftover_partial_file_or_planted_symlink_is_replaced_not_followed() {
     let victim = target.destination.with_file_name("victim.txt");
     std::fs::write(&victim, "keep me").unwrap();
     std::os::unix::fs::symlink(&victim, partial(&target.destination)).unwrap();
-    download_verified(
+    download(
         &server,
-        &release(&asset),
         &asset,
         &target.destination,
         &VerificationPolicy::default(),
-        &mut |_| {},
     )
     .unwrap();
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
@@ -288,14 +286,7 @@ fn a_missing_destination_directory_is_an_io_error() {
         .destination
         .with_file_name("missing")
         .join("app.tar.gz");
-    let result = download_verified(
-        &server,
-        &release(&asset),
-        &asset,
-        &nowhere,
-        &VerificationPolicy::default(),
-        &mut |_| {},
-    );
+    let result = download(&server, &asset, &nowhere, &VerificationPolicy::default());
     assert!(
         matches!(
             result,
@@ -353,15 +344,7 @@ fn signatures_are_checked_before_the_first_byte_when_keys_are_configured() {
         .clone()
         .with_signature(sign(&publisher, &release(&asset), &asset));
     let target = target();
-    let package = download_verified(
-        &server,
-        &release(&signed),
-        &signed,
-        &target.destination,
-        &policy,
-        &mut |_| {},
-    )
-    .unwrap();
+    let package = download(&server, &signed, &target.destination, &policy).unwrap();
     let metadata = package.signed.unwrap();
     assert_eq!(
         (metadata.version, metadata.size),

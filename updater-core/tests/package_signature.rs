@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 use minisign::KeyPair;
 use updater_core::Error;
 use updater_core::package::signature::{
-    PublicKeys, canonical_metadata, format_expiry, verify_asset_signature,
+    PublicKeys, SignedMetadata, canonical_metadata, format_expiry, verify_asset_signature,
 };
 use updater_core::release::{Asset, AssetSignature, Release, Sha256Digest};
 use updater_core::version::Version;
@@ -79,6 +79,16 @@ fn release_with(asset: Asset) -> Release {
     Release::new(Version::new(2, 0, 0)).with_asset(asset)
 }
 
+/// The test asset, signed by `publisher` as a release of `version`.
+fn signed_asset(publisher: &Publisher, version: &Version, expires: DateTime<Utc>) -> Asset {
+    asset().with_signature(publisher.sign_metadata(version, &asset(), expires))
+}
+
+/// Verifies `asset` as part of release 2.0.0, now.
+fn verify_now(keys: &PublicKeys, asset: &Asset) -> updater_core::Result<SignedMetadata> {
+    verify_asset_signature(keys, &release_with(asset.clone()), asset, Utc::now())
+}
+
 fn refusal(result: updater_core::Result<impl std::fmt::Debug>) -> String {
     match result {
         Err(Error::Integrity { subject, reason }) => {
@@ -94,12 +104,7 @@ fn a_valid_signature_over_the_metadata_is_accepted() {
     let publisher = Publisher::new();
     let keys = PublicKeys::parse(&publisher.public_file()).unwrap();
     let expires = in_a_month();
-    let asset = asset();
-    let signed_asset = asset.clone().with_signature(publisher.sign_metadata(
-        &Version::new(2, 0, 0),
-        &asset,
-        expires,
-    ));
+    let signed_asset = signed_asset(&publisher, &Version::new(2, 0, 0), expires);
     let release = release_with(signed_asset.clone());
     let signed = verify_asset_signature(&keys, &release, &signed_asset, Utc::now()).unwrap();
     assert_eq!(signed.version, Version::new(2, 0, 0));
@@ -115,13 +120,8 @@ fn a_valid_signature_over_the_metadata_is_accepted() {
 fn a_key_given_as_its_base64_line_works_too() {
     let publisher = Publisher::new();
     let keys = PublicKeys::parse(&publisher.keys.pk.to_base64()).unwrap();
-    let asset = asset();
-    let asset = asset.clone().with_signature(publisher.sign_metadata(
-        &Version::new(2, 0, 0),
-        &asset,
-        in_a_month(),
-    ));
-    verify_asset_signature(&keys, &release_with(asset.clone()), &asset, Utc::now()).unwrap();
+    let asset = signed_asset(&publisher, &Version::new(2, 0, 0), in_a_month());
+    verify_now(&keys, &asset).unwrap();
 }
 
 #[test]
@@ -129,18 +129,8 @@ fn a_signature_from_an_unknown_key_is_refused() {
     let trusted = Publisher::new();
     let stranger = Publisher::new();
     let keys = PublicKeys::parse(&trusted.public_file()).unwrap();
-    let asset = asset();
-    let asset = asset.clone().with_signature(stranger.sign_metadata(
-        &Version::new(2, 0, 0),
-        &asset,
-        in_a_month(),
-    ));
-    let reason = refusal(verify_asset_signature(
-        &keys,
-        &release_with(asset.clone()),
-        &asset,
-        Utc::now(),
-    ));
+    let asset = signed_asset(&stranger, &Version::new(2, 0, 0), in_a_month());
+    let reason = refusal(verify_now(&keys, &asset));
     assert!(
         reason.contains(&stranger.key_id()) && reason.contains("not a configured key"),
         "{reason}"
@@ -151,19 +141,9 @@ fn a_signature_from_an_unknown_key_is_refused() {
 fn an_old_release_signature_replayed_as_a_new_version_is_refused() {
     let publisher = Publisher::new();
     let keys = PublicKeys::parse(&publisher.public_file()).unwrap();
-    let asset = asset();
     // Signed for 1.0.0, served as 2.0.0 (same bytes, same name).
-    let replayed = asset.clone().with_signature(publisher.sign_metadata(
-        &Version::new(1, 0, 0),
-        &asset,
-        in_a_month(),
-    ));
-    let reason = refusal(verify_asset_signature(
-        &keys,
-        &release_with(replayed.clone()),
-        &replayed,
-        Utc::now(),
-    ));
+    let replayed = signed_asset(&publisher, &Version::new(1, 0, 0), in_a_month());
+    let reason = refusal(verify_now(&keys, &replayed));
     assert!(
         reason.contains("does not match") && reason.contains("version 2.0.0"),
         "{reason}"
@@ -186,15 +166,10 @@ fn a_signature_over_another_size_digest_or_name_is_refused() {
     let mut renamed = original.clone().with_signature(signature.clone());
     renamed.name = "app-2.0.0-other.tar.gz".into();
     for tampered in [bigger, other_digest] {
-        let reason = refusal(verify_asset_signature(
-            &keys,
-            &release_with(tampered.clone()),
-            &tampered,
-            Utc::now(),
-        ));
+        let reason = refusal(verify_now(&keys, &tampered));
         assert!(reason.contains("does not match"), "{reason}");
     }
-    match verify_asset_signature(&keys, &release_with(renamed.clone()), &renamed, Utc::now()) {
+    match verify_now(&keys, &renamed) {
         Err(Error::Integrity { reason, .. }) => {
             assert!(reason.contains("does not match"), "{reason}")
         }
@@ -207,18 +182,8 @@ fn expired_metadata_is_refused() {
     let publisher = Publisher::new();
     let keys = PublicKeys::parse(&publisher.public_file()).unwrap();
     let expired = (Utc::now() - Duration::hours(1)).trunc_subsecs(0);
-    let asset = asset();
-    let asset = asset.clone().with_signature(publisher.sign_metadata(
-        &Version::new(2, 0, 0),
-        &asset,
-        expired,
-    ));
-    let reason = refusal(verify_asset_signature(
-        &keys,
-        &release_with(asset.clone()),
-        &asset,
-        Utc::now(),
-    ));
+    let asset = signed_asset(&publisher, &Version::new(2, 0, 0), expired);
+    let reason = refusal(verify_now(&keys, &asset));
     assert!(
         reason.contains(&format!("expired at {}", format_expiry(expired))),
         "{reason}"
@@ -245,12 +210,7 @@ fn a_trusted_comment_without_expiry_is_refused() {
     // What `minisign -S` writes when `-t` is not given.
     let asset = asset
         .with_signature(publisher.sign(&message, "timestamp:1767225600\tfile:meta.txt\thashed"));
-    let reason = refusal(verify_asset_signature(
-        &keys,
-        &release_with(asset.clone()),
-        &asset,
-        Utc::now(),
-    ));
+    let reason = refusal(verify_now(&keys, &asset));
     assert!(reason.contains("no `expires="), "{reason}");
 }
 
@@ -259,16 +219,9 @@ fn a_rotated_key_is_accepted_alongside_the_old_one() {
     let old = Publisher::new();
     let new = Publisher::new();
     let keys = PublicKeys::parse_all([old.public_file(), new.public_file()]).unwrap();
-    let asset = asset();
     for (publisher, name) in [(&old, "old"), (&new, "new")] {
-        let signed = asset.clone().with_signature(publisher.sign_metadata(
-            &Version::new(2, 0, 0),
-            &asset,
-            in_a_month(),
-        ));
-        let metadata =
-            verify_asset_signature(&keys, &release_with(signed.clone()), &signed, Utc::now())
-                .unwrap_or_else(|e| panic!("{name} key: {e}"));
+        let signed = signed_asset(publisher, &Version::new(2, 0, 0), in_a_month());
+        let metadata = verify_now(&keys, &signed).unwrap_or_else(|e| panic!("{name} key: {e}"));
         assert_eq!(metadata.key_id, publisher.key_id());
     }
 }
@@ -279,33 +232,14 @@ fn garbage_or_missing_signatures_get_a_clear_error() {
     let keys = PublicKeys::parse(&publisher.public_file()).unwrap();
     let garbage =
         asset().with_signature(AssetSignature::new("-----BEGIN PGP SIGNATURE-----\nnope\n"));
-    let reason = refusal(verify_asset_signature(
-        &keys,
-        &release_with(garbage.clone()),
-        &garbage,
-        Utc::now(),
-    ));
+    let reason = refusal(verify_now(&keys, &garbage));
     assert!(reason.contains("not a minisign signature"), "{reason}");
     let unsigned = asset();
-    let reason = refusal(verify_asset_signature(
-        &keys,
-        &release_with(unsigned.clone()),
-        &unsigned,
-        Utc::now(),
-    ));
+    let reason = refusal(verify_now(&keys, &unsigned));
     assert!(reason.contains("no signature"), "{reason}");
-    let mut no_digest = asset().with_signature(publisher.sign_metadata(
-        &Version::new(2, 0, 0),
-        &asset(),
-        in_a_month(),
-    ));
+    let mut no_digest = signed_asset(&publisher, &Version::new(2, 0, 0), in_a_month());
     no_digest.sha256 = None;
-    let reason = refusal(verify_asset_signature(
-        &keys,
-        &release_with(no_digest.clone()),
-        &no_digest,
-        Utc::now(),
-    ));
+    let reason = refusal(verify_now(&keys, &no_digest));
     assert!(reason.contains("no SHA-256"), "{reason}");
 }
 
@@ -331,8 +265,7 @@ fn sign_metadata_produces_signatures_the_verifier_accepts() {
         format_expiry(expires)
     )));
     let asset = asset.with_signature(signature);
-    let signed =
-        verify_asset_signature(&keys, &release_with(asset.clone()), &asset, Utc::now()).unwrap();
+    let signed = verify_now(&keys, &asset).unwrap();
     assert_eq!(signed.expires_at, expires.trunc_subsecs(0));
 }
 
