@@ -1,0 +1,228 @@
+//! The command line (clap derive). Every subcommand's help is its documentation.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success
+  1  failure (the update failed or was rolled back, a backup failed, ...)
+  2  bad usage or configuration: nothing was done
+  3  `updater check` found an update that may be installed
+
+Every command except `config check` and `unlock` first finishes or undoes an
+update interrupted by a crash (recovery). With --json, standard output is one
+JSON object (documented in the crate docs); errors become
+{\"error\": {\"kind\", \"message\", \"exit_code\"}}. Logs go to standard error
+(-v, -vv or RUST_LOG=updater=debug).
+
+Environment: UPDATER_CONFIG, and the overrides UPDATE_CHECK_URL,
+UPDATE_SERVER_TOKEN, AUTO_CHECK_UPDATES, UPDATE_CHECK_INTERVAL, UPDATE_CHANNEL,
+BACKUP_BEFORE_UPDATE, BACKUP_RETENTION, MAINTENANCE_MODE_DURING_UPDATE,
+VERIFY_UPDATE_CHECKSUM, ALLOW_DOWNGRADE, ROLLBACK_TIMEOUT.";
+
+/// Crash-safe self-updates for a server application: check, back up, apply,
+/// roll back, recover — driven by `updater.toml`.
+#[derive(Debug, Parser)]
+#[command(name = "updater", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// The configuration file [default: ./updater.toml].
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "UPDATER_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Print one JSON object on standard output instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// More logs on standard error (-v info, -vv debug, -vvv trace); RUST_LOG wins.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ask the release source for the newest release of the channel.
+    ///
+    /// Exits 3 when an update may be installed, 0 when up to date. A check
+    /// younger than an hour is answered from history unless --force.
+    /// JSON: {"current", "latest", "update_available", "update_type", "from_cache", "changelog", "published_at"}.
+    Check {
+        /// Ask the source even if a recent check is recorded.
+        #[arg(long)]
+        force: bool,
+    },
+
+    /// Install the newest release (or --version): backup, download, verify,
+    /// stage, then swap, migrate, hooks and health check in maintenance mode.
+    ///
+    /// Any failure inside the maintenance window rolls back automatically
+    /// (exit 1). Asks for confirmation on a terminal; without a terminal
+    /// --yes is required.
+    /// JSON: {"outcome": "updated"|"up_to_date", "from", "to", "update_id", "update_type", "maintenance_window_ms", "backup_id"}.
+    Apply {
+        /// Install this version instead of the newest.
+        #[arg(long, value_name = "VERSION")]
+        version: Option<String>,
+        /// Skip the files backup taken before the update.
+        #[arg(long)]
+        no_backup: bool,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+
+    /// Go back to the previous release (kept since the last update).
+    ///
+    /// Migrations are reverted when a `down` command is configured;
+    /// otherwise --restore-database-snapshot restores the database as it
+    /// was before that update (every write since is lost).
+    /// JSON: {"from", "to", "update_id", "maintenance_window_ms"}.
+    Rollback {
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Allow restoring the pre-update database snapshot.
+        #[arg(long)]
+        restore_database_snapshot: bool,
+    },
+
+    /// Finish or undo an update interrupted by a crash; clear a leftover
+    /// maintenance flag; report a stale lock.
+    ///
+    /// Every other command does this first; run it alone at boot.
+    /// JSON: {"action", "running", "abandoned", "version", "lock_holder", "leftover_maintenance", "stale_lock"}.
+    Recover {
+        /// After fixing the cause, retry a recovery that stopped in "needs operator".
+        #[arg(long)]
+        retry: bool,
+    },
+
+    /// Show the running version, kept releases, lock, maintenance mode and the last check.
+    ///
+    /// JSON: {"current", "highest", "kept", "transition", "lock_holder", "maintenance", "latest_check"}.
+    Status,
+
+    /// List past updates and rollbacks, newest first, with their steps.
+    ///
+    /// JSON: {"updates": [{"id", "version", "previous_version", "status", "update_type", "initiated_by", "started_at", "completed_at", "failed_at", "error_message", "maintenance_window_ms", "progress", "steps": [...]}]}.
+    History {
+        /// How many records.
+        #[arg(long, default_value_t = 20)]
+        limit: u64,
+        /// How many of the newest records to skip.
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+    },
+
+    /// Create, list, restore and clean up backups of the application files.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+
+    /// List admin notifications, or mark one read / dismiss it.
+    ///
+    /// Without options: unread, undismissed notifications.
+    /// JSON: {"notifications": [{"id", "type", "version", "message", "user", "read", "dismissed", "created_at"}]}
+    /// or, with --mark-read/--dismiss, {"changed": [ids]}.
+    Notifications(NotificationsArgs),
+
+    /// Remove the update lock left by a process that cannot release it.
+    ///
+    /// Only when you are sure no update is running. Does not run recovery.
+    /// JSON: {"cleared": bool, "holder"}.
+    Unlock {
+        /// Required: confirms that no update is running.
+        #[arg(long, required = true)]
+        force: bool,
+    },
+
+    /// Run in the foreground (systemd, cron): check for updates and clean up
+    /// backups every `schedule.interval_hours`; stop on SIGTERM or SIGINT.
+    ///
+    /// Exits 0 when stopped by a signal. JSON (with --once): {"check", "cleanup"}.
+    Schedule {
+        /// Run one round and exit.
+        #[arg(long)]
+        once: bool,
+    },
+
+    /// Work with the configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `updater backup ...`.
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Back up the application files now (verified after writing).
+    ///
+    /// JSON: {"backup": {"id", "version", "kind", "size", "created_at", "description", "restorable", "status"}}.
+    Create {
+        /// A note stored with the backup.
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
+    },
+    /// List backups, oldest first.
+    ///
+    /// JSON: {"backups": [{"id", "version", "kind", "size", "created_at", "description", "restorable", "status"}]}.
+    List,
+    /// Restore a backup over the application files, in maintenance mode.
+    ///
+    /// Asks for confirmation on a terminal; without a terminal --yes is required.
+    /// JSON: {"restored": ID, "version"}.
+    Restore {
+        /// The backup id (from `updater backup list`).
+        id: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Delete old backups: keep the newest N verified ones (default
+    /// `backup.retention`); never the newest backup, nor the newest backup of
+    /// the running version. Unverified, incomplete ones are removed too.
+    ///
+    /// JSON: {"deleted": [ids], "kept": [ids]}.
+    Cleanup {
+        /// How many verified backups to keep.
+        #[arg(long, value_name = "N")]
+        keep: Option<usize>,
+    },
+}
+
+/// `updater notifications` options.
+#[derive(Debug, Args)]
+pub struct NotificationsArgs {
+    /// Mark notification ID as read.
+    #[arg(long, value_name = "ID", conflicts_with = "dismiss")]
+    pub mark_read: Option<i64>,
+    /// Dismiss notification ID (it is no longer listed).
+    #[arg(long, value_name = "ID")]
+    pub dismiss: Option<i64>,
+    /// List read and dismissed notifications too.
+    #[arg(long)]
+    pub all: bool,
+    /// Only the notifications of this admin.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+}
+
+/// `updater config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration (file and environment) and print the
+    /// effective settings, secrets shown as "***".
+    ///
+    /// JSON: {"file", "valid": true, "overridden_by": [...], "config": {...}}.
+    Check,
+}

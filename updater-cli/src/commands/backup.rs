@@ -1,0 +1,266 @@
+//! `backup create | list | restore | cleanup`, and the retention rule that
+//! `cleanup` and `schedule` share.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::json;
+use updater_backup::{BackupStatus, Catalog, CatalogEntry};
+use updater_core::backup::{BackupPurpose, BackupRequest, BackupStrategy};
+use updater_core::history::{BackupRecord, HistoryStore};
+use updater_core::lock::UpdateLock;
+use updater_core::maintenance::{MaintenanceGuard, MaintenanceNotice};
+use updater_core::version::Version;
+
+use super::{Outcome, lock_path};
+use crate::components::Components;
+use crate::error::{CliError, Result};
+use crate::terminal::{Progress, can_ask, confirm, human_bytes, needs_yes};
+
+fn status_str(status: BackupStatus) -> String {
+    serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{status:?}").to_lowercase())
+}
+
+fn entry_json(entry: &CatalogEntry) -> serde_json::Value {
+    json!({
+        "id": entry.id(),
+        "version": entry.version().to_string(),
+        "kind": entry.kind().as_str(),
+        "size": entry.size(),
+        "created_at": entry.created_at(),
+        "description": entry.notes(),
+        "restorable": entry.restorable,
+        "status": status_str(entry.status()),
+    })
+}
+
+fn entry_line(entry: &CatalogEntry) -> String {
+    format!(
+        "{}  {}  {:<8} {:>10}  {}{}{}",
+        entry.id(),
+        entry.created_at().format("%Y-%m-%d %H:%M:%S"),
+        entry.version().to_string(),
+        human_bytes(entry.size()),
+        status_str(entry.status()),
+        if entry.restorable {
+            ""
+        } else {
+            " (not restorable)"
+        },
+        entry.notes().map(|n| format!("  {n}")).unwrap_or_default(),
+    )
+}
+
+pub(super) fn create(c: &Components, description: Option<String>) -> Result<Outcome> {
+    let _lock = UpdateLock::acquire(&lock_path(&c.config), "cli backup create")?;
+    let version = c.updater.current_version()?;
+    let request = BackupRequest {
+        version,
+        purpose: BackupPurpose::Manual,
+        update_id: None,
+        description,
+    };
+    let progress = Progress::to_stderr();
+    let created = c
+        .files_backup
+        .create(&request, &progress)
+        .and_then(|backup| c.files_backup.verify(&backup).map(|()| backup));
+    progress.finish();
+    let backup = created?;
+    let record = BackupRecord {
+        id: 0,
+        system_update_id: None,
+        backup_id: backup.id.clone(),
+        version: backup.version.clone(),
+        backup_type: backup.kind,
+        database_backup_path: backup
+            .database_path
+            .as_ref()
+            .map(|p| p.display().to_string()),
+        files_backup_path: backup.files_path.as_ref().map(|p| p.display().to_string()),
+        backup_size: backup.size,
+        is_restorable: true,
+        created_at: backup.created_at,
+        expires_at: None,
+        notes: backup.description.clone(),
+    };
+    if let Err(error) = c.history.record_backup(&record) {
+        tracing::error!(%error, backup = %backup.id, "the backup was made but could not be recorded in history");
+    }
+    let entry = c.files_backup.catalog().get(&backup.id)?;
+    Ok(Outcome::ok(
+        json!({ "backup": entry_json(&entry) }),
+        format!(
+            "Created and verified backup {}\n{}",
+            backup.id,
+            entry_line(&entry)
+        ),
+    ))
+}
+
+pub(super) fn list(c: &Components) -> Result<Outcome> {
+    let entries = c.files_backup.catalog().list()?;
+    let text = if entries.is_empty() {
+        format!(
+            "No backups in {}.",
+            c.files_backup.catalog().root().display()
+        )
+    } else {
+        entries
+            .iter()
+            .map(entry_line)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    Ok(Outcome::ok(
+        json!({ "backups": entries.iter().map(entry_json).collect::<Vec<_>>() }),
+        text,
+    ))
+}
+
+pub(super) fn restore(c: &Components, id: &str, yes: bool) -> Result<Outcome> {
+    if !yes && !can_ask() {
+        return Err(needs_yes("restoring a backup"));
+    }
+    let entry = c.files_backup.catalog().get(id)?;
+    if !entry.restorable {
+        return Err(CliError::Update(updater_core::Error::precondition(
+            "restore",
+            format!(
+                "backup {id} is not restorable (status {}, or files missing)",
+                status_str(entry.status())
+            ),
+        )));
+    }
+    confirm(
+        &format!(
+            "Restore backup {id} (version {}) over {}?",
+            entry.version(),
+            c.config.app_dir().display()
+        ),
+        yes,
+    )?;
+    let _lock = UpdateLock::acquire(&lock_path(&c.config), "cli backup restore")?;
+    let backup = entry.record.backup.clone();
+    let notice =
+        MaintenanceNotice::new(format!("Restoring backup {id}"), Duration::from_secs(3600));
+    let guard = MaintenanceGuard::enable(c.maintenance.as_ref(), &notice)?;
+    let progress = Progress::to_stderr();
+    let restored = c.files_backup.restore(&backup, &progress);
+    progress.finish();
+    restored?;
+    guard.release()?;
+    record_restored_version(c, &backup.version)?;
+    Ok(Outcome::ok(
+        json!({ "restored": id, "version": backup.version.to_string() }),
+        format!(
+            "Restored backup {id}; the application files are version {}",
+            backup.version
+        ),
+    ))
+}
+
+/// The restored files are `version`: the installed state must say so, or
+/// the next update would start from the wrong version.
+fn record_restored_version(c: &Components, version: &Version) -> Result<()> {
+    use updater_core::install::InstalledState;
+    // `UpdaterConfig::installed_path` is crate-private in core; this is its value.
+    let path = c.config.state_dir().join("installed.json");
+    if let Some(mut state) = InstalledState::load(&path)?
+        && state.current != *version
+    {
+        tracing::warn!(from = %state.current, to = %version, "the restored backup is another version");
+        state.current = version.clone();
+        state.save(&path)?;
+    }
+    Ok(())
+}
+
+/// What a cleanup did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CleanupReport {
+    /// Deleted backup ids.
+    pub deleted: Vec<String>,
+    /// Kept backup ids.
+    pub kept: Vec<String>,
+}
+
+/// Keeps the newest `keep` verified, restorable backups, the newest backup
+/// of all and the newest backup of `running`; deletes the rest (unverified
+/// and damaged ones included). Entries are the catalog's, oldest first.
+pub fn plan_retention(entries: &[CatalogEntry], keep: usize, running: &Version) -> CleanupReport {
+    let mut kept: BTreeSet<&str> = BTreeSet::new();
+    let good: Vec<&CatalogEntry> = entries
+        .iter()
+        .filter(|e| e.restorable && e.status() == BackupStatus::Verified)
+        .collect();
+    for entry in good.iter().rev().take(keep.max(1)) {
+        kept.insert(entry.id());
+    }
+    if let Some(newest) = entries.last() {
+        kept.insert(newest.id());
+    }
+    if let Some(of_running) = good.iter().rev().find(|e| e.version() == running) {
+        kept.insert(of_running.id());
+    }
+    let mut report = CleanupReport::default();
+    for entry in entries {
+        if kept.contains(entry.id()) {
+            report.kept.push(entry.id().to_string());
+        } else {
+            report.deleted.push(entry.id().to_string());
+        }
+    }
+    report
+}
+
+/// Applies [`plan_retention`] to `catalog`, marks deleted backups
+/// unrestorable in history and removes directories of killed creates older
+/// than a day.
+pub fn apply_retention(
+    catalog: &Catalog,
+    history: &dyn HistoryStore,
+    keep: usize,
+    running: &Version,
+) -> Result<CleanupReport> {
+    let entries = catalog.list()?;
+    let report = plan_retention(&entries, keep, running);
+    for id in &report.deleted {
+        catalog.delete(id)?;
+        if let Err(error) = history.mark_backup_unrestorable(id, "deleted by retention") {
+            tracing::debug!(%error, backup = %id, "no history record to mark");
+        }
+    }
+    for path in catalog.remove_incomplete(Duration::from_secs(24 * 3600))? {
+        tracing::info!(path = %path.display(), "removed an incomplete backup");
+    }
+    Ok(report)
+}
+
+pub(crate) fn cleanup_json(report: &CleanupReport) -> serde_json::Value {
+    json!({ "deleted": report.deleted, "kept": report.kept })
+}
+
+pub(super) fn cleanup(c: &Components, keep: Option<usize>) -> Result<Outcome> {
+    let keep = keep.unwrap_or(c.config.file.backup.retention);
+    if keep == 0 {
+        return Err(CliError::Usage("--keep must be at least 1".into()));
+    }
+    let _lock = UpdateLock::acquire(&lock_path(&c.config), "cli backup cleanup")?;
+    let running = c.updater.current_version()?;
+    let report = apply_retention(c.files_backup.catalog(), c.history.as_ref(), keep, &running)?;
+    let text = format!(
+        "Deleted {} backup(s){}; kept {}.",
+        report.deleted.len(),
+        if report.deleted.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", report.deleted.join(", "))
+        },
+        report.kept.len()
+    );
+    Ok(Outcome::ok(cleanup_json(&report), text))
+}

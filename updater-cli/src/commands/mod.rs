@@ -1,0 +1,209 @@
+//! One function per subcommand. Each returns an [`Outcome`]: the JSON
+//! object (the stable `--json` shape), the text for humans and the exit code.
+
+mod backup;
+mod notifications;
+mod schedule;
+mod update;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+use updater_core::lock::{LockRecord, UpdateLock};
+use updater_core::pipeline::{RecoveryAction, RecoveryReport};
+
+use crate::cli::{BackupCommand, Cli, Command, ConfigCommand};
+use crate::components::Components;
+use crate::config::{Config, DEFAULT_CONFIG_FILE};
+use crate::error::{Result, exit_code};
+
+pub use backup::{CleanupReport, apply_retention, plan_retention};
+
+/// What a command produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The `--json` object.
+    pub json: serde_json::Value,
+    /// The text printed without `--json`.
+    pub text: String,
+    /// The process exit code.
+    pub exit_code: u8,
+}
+
+impl Outcome {
+    /// A successful outcome.
+    pub fn ok(json: serde_json::Value, text: impl Into<String>) -> Self {
+        Outcome {
+            json,
+            text: text.into(),
+            exit_code: exit_code::OK,
+        }
+    }
+}
+
+/// The configuration file to read: `--config`, `UPDATER_CONFIG`, else `./updater.toml`.
+pub fn config_path(cli: &Cli) -> PathBuf {
+    cli.config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE))
+}
+
+/// Runs the command `cli` asks for.
+pub fn execute(cli: &Cli) -> Result<Outcome> {
+    let path = config_path(cli);
+    match &cli.command {
+        Command::Config(ConfigCommand::Check) => config_check(&path),
+        Command::Unlock { force: _ } => unlock(&Config::load(&path)?),
+        command => {
+            let components = Components::build(Config::load(&path)?)?;
+            let read_only = matches!(
+                command,
+                Command::Status
+                    | Command::History { .. }
+                    | Command::Notifications(_)
+                    | Command::Backup(BackupCommand::List)
+                    | Command::Recover { .. }
+            );
+            if !matches!(command, Command::Recover { .. }) {
+                recover_first(&components, read_only)?;
+            }
+            dispatch(&components, command)
+        }
+    }
+}
+
+fn dispatch(c: &Components, command: &Command) -> Result<Outcome> {
+    match command {
+        Command::Check { force } => update::check(c, *force),
+        Command::Apply {
+            version,
+            no_backup,
+            yes,
+        } => update::apply(c, version.as_deref(), *no_backup, *yes),
+        Command::Rollback {
+            yes,
+            restore_database_snapshot,
+        } => update::rollback(c, *yes, *restore_database_snapshot),
+        Command::Recover { retry } => update::recover(c, *retry),
+        Command::Status => update::status(c),
+        Command::History { limit, offset } => update::history(c, *limit, *offset),
+        Command::Backup(BackupCommand::Create { description }) => {
+            backup::create(c, description.clone())
+        }
+        Command::Backup(BackupCommand::List) => backup::list(c),
+        Command::Backup(BackupCommand::Restore { id, yes }) => backup::restore(c, id, *yes),
+        Command::Backup(BackupCommand::Cleanup { keep }) => backup::cleanup(c, *keep),
+        Command::Notifications(args) => notifications::run(c, args),
+        Command::Schedule { once } => schedule::run(c, *once),
+        Command::Unlock { .. } => unlock(&c.config),
+        Command::Config(ConfigCommand::Check) => config_check(&c.config.path),
+    }
+}
+
+/// Runs recovery before a command and tells the operator what it did.
+/// For read-only commands a failed recovery is a warning, so `status` still
+/// shows what is wrong; for the others it stops the command.
+fn recover_first(c: &Components, read_only: bool) -> Result<()> {
+    match c.updater.recover() {
+        Ok(report) => {
+            if let Some(text) = recovery_notice(&report) {
+                tracing::warn!("{text}");
+                crate::output::note(&text);
+            }
+            Ok(())
+        }
+        Err(error) if read_only => {
+            tracing::error!(%error, "recovery failed");
+            crate::output::note(&format!("warning: recovery failed: {error}"));
+            Ok(())
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// A line for the operator when recovery did something, `None` otherwise.
+pub fn recovery_notice(report: &RecoveryReport) -> Option<String> {
+    let mut lines = Vec::new();
+    match &report.action {
+        RecoveryAction::Nothing => {}
+        RecoveryAction::UpdateInProgress(holder) => {
+            lines.push(format!("an update is running now: {holder}"));
+        }
+        RecoveryAction::CleanedUp { version } => {
+            lines.push(format!(
+                "recovery: cleaned up an interrupted preparation of {version}"
+            ));
+        }
+        RecoveryAction::RolledBack { running, abandoned } => lines.push(format!(
+            "recovery: an interrupted update to {abandoned} was rolled back; {running} is running"
+        )),
+        RecoveryAction::Committed { running } => {
+            lines.push(format!(
+                "recovery: an interrupted update was finished; {running} is running"
+            ));
+        }
+    }
+    if let Some(notice) = &report.leftover_maintenance {
+        lines.push(format!(
+            "recovery: cleared a maintenance flag left behind (\"{}\", since {})",
+            notice.reason, notice.started_at
+        ));
+    }
+    if let Some(stale) = &report.stale_lock {
+        lines.push(format!(
+            "recovery: the update lock was left by a dead process: {stale}"
+        ));
+    }
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
+fn lock_json(record: &LockRecord) -> serde_json::Value {
+    json!({
+        "owner": record.owner,
+        "pid": record.pid,
+        "host": record.host,
+        "since": record.since,
+    })
+}
+
+fn lock_path(config: &Config) -> PathBuf {
+    // The pipeline's lock file; `UpdaterConfig::lock_path` is crate-private in core.
+    config.state_dir().join("lock")
+}
+
+fn unlock(config: &Config) -> Result<Outcome> {
+    let holder = UpdateLock::force_clear(&lock_path(config))?;
+    let text = match &holder {
+        Some(record) => format!("removed the update lock held by {record}"),
+        None => "no update lock was held".to_string(),
+    };
+    Ok(Outcome::ok(
+        json!({
+            "cleared": holder.is_some(),
+            "holder": holder.as_ref().map(lock_json),
+        }),
+        text,
+    ))
+}
+
+fn config_check(path: &Path) -> Result<Outcome> {
+    let config = Config::load(path)?;
+    let mut text = format!("{} is valid.\n", path.display());
+    if !config.overridden_by.is_empty() {
+        text.push_str(&format!(
+            "Overridden by the environment: {}.\n",
+            config.overridden_by.join(", ")
+        ));
+    }
+    text.push_str("\n# effective configuration (secrets shown as ***)\n");
+    text.push_str(&config.redacted_toml());
+    Ok(Outcome::ok(
+        json!({
+            "file": path.display().to_string(),
+            "valid": true,
+            "overridden_by": config.overridden_by,
+            "config": config.redacted_json(),
+        }),
+        text.trim_end().to_string(),
+    ))
+}

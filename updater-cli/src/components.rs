@@ -1,0 +1,318 @@
+//! Turns a [`Config`] into the parts of the updater: the release source,
+//! the history store, the files backup, the maintenance switch, the
+//! migrator, hooks and health checks — and the [`Updater`] that holds them.
+//! This is the one place that wires the workspace's crates together.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use updater_backup::FileBackup;
+use updater_core::command::ShellCommand;
+use updater_core::health::CommandHealthCheck;
+use updater_core::hook::CommandHook;
+use updater_core::maintenance::{
+    CommandMaintenance, FlagFileMaintenance, MaintenanceNotice, MaintenanceSwitch,
+};
+use updater_core::migrate::CommandMigrator;
+use updater_core::notify::StoreNotifier;
+use updater_core::package::VerificationPolicy;
+use updater_core::package::signature::PublicKeys;
+use updater_core::pipeline::{Updater, UpdaterBuilder};
+use updater_core::source::ReleaseSource;
+use updater_core::version::UpgradePolicy;
+use updater_source_github::{
+    GitHubSource, HttpHealthCheck, HttpSettings, ManifestSource, SecretToken,
+};
+use updater_store_diesel::DieselHistoryStore;
+
+use crate::config::{Config, SourceKind};
+use crate::error::{CliError, Result};
+
+/// Everything a command needs, built from the configuration.
+pub struct Components {
+    /// The configuration it was built from.
+    pub config: Config,
+    /// The updater.
+    pub updater: Updater,
+    /// The history database (also inside `updater`).
+    pub history: Arc<DieselHistoryStore>,
+    /// The files backup (also inside `updater`).
+    pub files_backup: Arc<FileBackup>,
+    /// The maintenance switch (also inside `updater`).
+    pub maintenance: Arc<dyn MaintenanceSwitch>,
+}
+
+impl std::fmt::Debug for Components {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Components")
+            .field("updater", &self.updater)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Components {
+    /// Builds every part. Creates the state directory (0700) and opens
+    /// (creating if needed) the history database.
+    pub fn build(config: Config) -> Result<Components> {
+        let app_dir = config.app_dir();
+        if !app_dir.is_dir() {
+            return Err(CliError::ConfigValue {
+                path: config.path.clone(),
+                line: None,
+                key: "app.dir".into(),
+                message: format!("{} is not a directory", app_dir.display()),
+            });
+        }
+        let state_dir = config.state_dir();
+        updater_core::durable::create_dir_all(&state_dir)?;
+
+        let mut history = DieselHistoryStore::builder(config.history_url()?);
+        if let Some(prefix) = &config.file.history.table_prefix {
+            history = history.with_table_prefix(prefix.clone());
+        }
+        let history = Arc::new(history.build()?);
+
+        let source = build_source(&config, &state_dir)?;
+        let files_backup = Arc::new(
+            FileBackup::builder(&app_dir, config.backup_dir())
+                .with_excludes(config.file.backup.exclude.iter().cloned())
+                .with_compression_level(config.file.backup.compression_level)
+                .build()?,
+        );
+        let maintenance = build_maintenance(&config, &app_dir, &state_dir);
+
+        let f = &config.file;
+        let mut builder = UpdaterBuilder::new(&app_dir)
+            .with_shared_source(source)
+            .with_history(history.clone())
+            .with_notifier(Arc::new(
+                StoreNotifier::new(history.clone())
+                    .with_admins(f.notifications.admins.iter().cloned()),
+            ))
+            .with_maintenance(maintenance.clone())
+            .with_files_backup(files_backup.clone());
+
+        if let Some(migrations) = &f.migrations {
+            let timeout = Duration::from_secs(migrations.timeout_secs);
+            let command = |line: &str| {
+                ShellCommand::new(line)
+                    .with_timeout(timeout)
+                    .with_working_dir(&app_dir)
+            };
+            let mut migrator = CommandMigrator::new(command(&migrations.up));
+            if let Some(down) = &migrations.down {
+                migrator = migrator.with_revert(command(down));
+            }
+            if let Some(check) = &migrations.check {
+                migrator = migrator.with_check(command(check));
+            }
+            builder = builder.with_migrator(Arc::new(migrator));
+        }
+        let hook_timeout = Duration::from_secs(f.hooks.timeout_secs);
+        for line in &f.hooks.after_swap {
+            builder = builder.with_hook(Arc::new(CommandHook::after_swap(
+                ShellCommand::new(line.as_str()).with_timeout(hook_timeout),
+            )));
+        }
+        for line in &f.hooks.after_rollback {
+            builder = builder.with_hook(Arc::new(CommandHook::after_rollback(
+                ShellCommand::new(line.as_str()).with_timeout(hook_timeout),
+            )));
+        }
+        let interval = Duration::from_secs(f.health.interval_secs.max(1));
+        if let Some(command) = &f.health.command {
+            builder = builder.with_health_check(Arc::new(
+                CommandHealthCheck::new(
+                    ShellCommand::new(command.as_str()).with_timeout(config.health_timeout()),
+                )
+                .with_interval(interval),
+            ));
+        }
+        if let Some(url) = &f.health.url {
+            let mut check = HttpHealthCheck::builder(url.as_str())
+                .with_expected_status(f.health.expected_status)
+                .with_interval(interval);
+            if let Some(text) = &f.health.body_contains {
+                check = check.with_body_contains(text.as_str());
+            }
+            builder = builder.with_health_check(Arc::new(check.build()?));
+        }
+        if f.backup.database.is_some() {
+            // updater-backup has no database strategy yet (its `database`
+            // module is empty); refuse rather than update without the snapshot.
+            return Err(CliError::ConfigValue {
+                path: config.path.clone(),
+                line: None,
+                key: "backup.database".into(),
+                message: "database snapshots are not available in this build of updater-backup yet; remove [backup.database] and configure [migrations] down".into(),
+            });
+        }
+
+        let public_keys = PublicKeys::parse_all(
+            f.source
+                .iter()
+                .flat_map(|s| s.public_keys.iter().map(String::as_str)),
+        )?;
+        let verify_checksum = f.source.as_ref().is_none_or(|s| s.verify_checksum);
+        let asset_pattern = f
+            .source
+            .as_ref()
+            .and_then(|s| s.asset_pattern.as_ref())
+            .map(|p| p.replace("{target}", "*"));
+        let channel = f.channel;
+        let app = f.app.clone();
+        let health_timeout = config.health_timeout();
+        let updater = builder
+            .configure(|c| {
+                c.channel = channel;
+                c.policy = UpgradePolicy {
+                    allow_downgrade: app.allow_downgrade,
+                    allow_reinstall: app.allow_reinstall,
+                };
+                if let Some(paths) = &app.preserved_paths {
+                    c.preserved_paths = paths.clone();
+                }
+                c.asset_pattern = asset_pattern;
+                c.verification = VerificationPolicy::default()
+                    .with_require_checksum(verify_checksum)
+                    .with_public_keys(public_keys);
+                c.health_timeout = health_timeout;
+                c.keep_releases = app.keep_releases;
+                if let Some(file) = &app.version_file {
+                    c.version_file = file.clone();
+                }
+                c.initial_version = app.initial_version.clone();
+            })
+            .build()?;
+        Ok(Components {
+            config,
+            updater,
+            history,
+            files_backup,
+            maintenance,
+        })
+    }
+}
+
+fn build_source(config: &Config, state_dir: &std::path::Path) -> Result<Arc<dyn ReleaseSource>> {
+    let Some(section) = &config.file.source else {
+        return Err(CliError::ConfigValue {
+            path: config.path.clone(),
+            line: None,
+            key: "source".into(),
+            message: "a [source] section is required (or set UPDATE_CHECK_URL)".into(),
+        });
+    };
+    let settings = HttpSettings::default()
+        .with_request_timeout(Duration::from_secs(section.request_timeout_secs))
+        .with_etag_cache_file(state_dir.join("http-etag-cache.json"));
+    let token = config.source_token()?.map(|s| SecretToken::new(s.expose()));
+    Ok(match section.kind {
+        SourceKind::Github => {
+            let mut builder = GitHubSource::builder(
+                section.owner.clone().unwrap_or_default(),
+                section.repo.clone().unwrap_or_default(),
+            )
+            .with_http(settings);
+            if let Some(base) = &section.api_base {
+                builder = builder.with_api_base(base.as_str());
+            }
+            if let Some(token) = token {
+                builder = builder.with_token(token);
+            }
+            if let Some(pattern) = &section.asset_pattern {
+                builder = builder.with_asset_pattern(pattern.as_str());
+            }
+            if let Some(key) = section.public_keys.first() {
+                builder = builder.with_minisign_public_key(key.as_str());
+            }
+            Arc::new(builder.build()?)
+        }
+        SourceKind::Manifest => {
+            let mut builder = ManifestSource::builder(section.url.clone().unwrap_or_default())
+                .with_http(settings);
+            if let Some(token) = token {
+                builder = builder.with_token(token);
+            }
+            Arc::new(builder.build()?)
+        }
+    })
+}
+
+fn build_maintenance(
+    config: &Config,
+    app_dir: &std::path::Path,
+    state_dir: &std::path::Path,
+) -> Arc<dyn MaintenanceSwitch> {
+    let m = &config.file.maintenance;
+    let inner: Arc<dyn MaintenanceSwitch> = if !m.enabled {
+        Arc::new(NoMaintenance)
+    } else if let (Some(enable), Some(disable)) = (&m.enable, &m.disable) {
+        let mut switch = CommandMaintenance::new(
+            ShellCommand::new(enable.as_str()),
+            ShellCommand::new(disable.as_str()),
+        )
+        .in_dir(app_dir);
+        if let Some(status) = &m.status {
+            switch = switch.with_status(ShellCommand::new(status.as_str()));
+        }
+        Arc::new(switch)
+    } else {
+        let path: PathBuf = match &m.flag_file {
+            Some(file) if file.is_absolute() => file.clone(),
+            Some(file) => app_dir.join(file),
+            None => state_dir.join("maintenance.json"),
+        };
+        Arc::new(FlagFileMaintenance::new(path))
+    };
+    Arc::new(RetryAfter {
+        inner,
+        retry_after_secs: m.retry_after_secs,
+    })
+}
+
+/// Maintenance mode turned off by configuration
+/// (`MAINTENANCE_MODE_DURING_UPDATE=false`): the application keeps serving
+/// during the swap.
+#[derive(Debug, Clone, Copy)]
+pub struct NoMaintenance;
+
+impl MaintenanceSwitch for NoMaintenance {
+    fn describe(&self) -> String {
+        "no maintenance mode (disabled in the configuration)".into()
+    }
+    fn enable(&self, _notice: &MaintenanceNotice) -> updater_core::Result<()> {
+        Ok(())
+    }
+    fn disable(&self) -> updater_core::Result<()> {
+        Ok(())
+    }
+    fn status(&self) -> updater_core::Result<Option<MaintenanceNotice>> {
+        Ok(None)
+    }
+}
+
+/// Sets the configured `Retry-After` on every notice before passing it on
+/// (the pipeline's notice has a fixed default).
+struct RetryAfter {
+    inner: Arc<dyn MaintenanceSwitch>,
+    retry_after_secs: u64,
+}
+
+impl MaintenanceSwitch for RetryAfter {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn enable(&self, notice: &MaintenanceNotice) -> updater_core::Result<()> {
+        let mut notice = notice.clone();
+        notice.retry_after_secs = self.retry_after_secs;
+        self.inner.enable(&notice)
+    }
+    fn disable(&self) -> updater_core::Result<()> {
+        self.inner.disable()
+    }
+    fn status(&self) -> updater_core::Result<Option<MaintenanceNotice>> {
+        self.inner.status()
+    }
+}

@@ -1,0 +1,443 @@
+//! The shape of `updater.toml`: one struct per section, every one with
+//! `deny_unknown_fields`, so a misspelt key is an error and never silently
+//! ignored. `Serialize` prints the effective configuration (`config check`);
+//! secrets serialise as `"***"`.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use updater_core::version::{Channel, Version};
+
+/// A secret value (a token): never printed, never in `Debug` output.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("***")
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// The channel to follow: `stable`, `beta` or `alpha` (`UPDATE_CHANNEL`).
+    #[serde(default)]
+    pub channel: Channel,
+    /// The application.
+    pub app: AppSection,
+    /// Where releases come from. May be left out when `UPDATE_CHECK_URL` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceSection>,
+    /// The periodic check of `updater schedule`.
+    #[serde(default)]
+    pub schedule: ScheduleSection,
+    /// Backups.
+    #[serde(default)]
+    pub backup: BackupSection,
+    /// Maintenance mode during the swap.
+    #[serde(default)]
+    pub maintenance: MaintenanceSection,
+    /// Database migrations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrations: Option<MigrationsSection>,
+    /// Commands after the swap and after a rollback.
+    #[serde(default)]
+    pub hooks: HooksSection,
+    /// The health check that decides whether the new release stays.
+    #[serde(default)]
+    pub health: HealthSection,
+    /// The history database.
+    #[serde(default)]
+    pub history: HistorySection,
+    /// Admin notifications.
+    #[serde(default)]
+    pub notifications: NotificationsSection,
+}
+
+/// `[app]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSection {
+    /// The application directory (relative paths are relative to the config file).
+    pub dir: PathBuf,
+    /// A file inside the application holding its version (default `VERSION`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_file: Option<PathBuf>,
+    /// The version to assume when neither the installed state nor the version file exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_version: Option<Version>,
+    /// Paths carried from release to release (default `.env`, `storage/logs`, `storage/app/public`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preserved_paths: Option<Vec<PathBuf>>,
+    /// Allow installing an older version (`ALLOW_DOWNGRADE`).
+    #[serde(default)]
+    pub allow_downgrade: bool,
+    /// Allow installing the running version again.
+    #[serde(default)]
+    pub allow_reinstall: bool,
+    /// Previous release trees kept for `updater rollback` (at least 1).
+    #[serde(default = "default_keep_releases")]
+    pub keep_releases: usize,
+}
+
+fn default_keep_releases() -> usize {
+    1
+}
+
+/// The kind of release source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// GitHub releases (or GitHub Enterprise Server).
+    Github,
+    /// A JSON manifest on any static host (custom update server).
+    Manifest,
+}
+
+/// `[source]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSection {
+    /// `github` or `manifest`.
+    pub kind: SourceKind,
+    /// GitHub: the repository owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// GitHub: the repository name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    /// GitHub: the API base (GitHub Enterprise Server), default `https://api.github.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_base: Option<String>,
+    /// Manifest: the manifest URL (`UPDATE_CHECK_URL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// A bearer token (`UPDATE_SERVER_TOKEN`); prefer `token_env`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+    /// The name of an environment variable holding the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// Which asset to install (`{version}`, `{target}` and `*` allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset_pattern: Option<String>,
+    /// Minisign public keys; when set, every release must be signed by one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub public_keys: Vec<String>,
+    /// Refuse assets without a SHA-256 (`VERIFY_UPDATE_CHECKSUM`, default true).
+    #[serde(default = "yes")]
+    pub verify_checksum: bool,
+    /// Seconds for one HTTP request (default 30).
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
+}
+
+fn default_request_timeout() -> u64 {
+    30
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[schedule]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSection {
+    /// Check for updates on schedule (`AUTO_CHECK_UPDATES`, default true).
+    #[serde(default = "yes")]
+    pub auto_check: bool,
+    /// Hours between checks (`UPDATE_CHECK_INTERVAL`, default 24).
+    #[serde(default = "default_interval_hours")]
+    pub interval_hours: u64,
+}
+
+fn default_interval_hours() -> u64 {
+    24
+}
+
+impl Default for ScheduleSection {
+    fn default() -> Self {
+        ScheduleSection {
+            auto_check: true,
+            interval_hours: default_interval_hours(),
+        }
+    }
+}
+
+/// `[backup]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSection {
+    /// Back up the files before every update (`BACKUP_BEFORE_UPDATE`, default true).
+    #[serde(default = "yes")]
+    pub before_update: bool,
+    /// Where backups go (default `<app>/.updater/backups`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// How many verified backups to keep (`BACKUP_RETENTION`, default 3).
+    #[serde(default = "default_retention")]
+    pub retention: usize,
+    /// Globs excluded from the files backup, in addition to the defaults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// Deflate level 1 (fastest, default) to 9.
+    #[serde(default = "default_compression_level")]
+    pub compression_level: u32,
+    /// The database snapshot taken inside the maintenance window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseSection>,
+}
+
+fn default_retention() -> usize {
+    3
+}
+
+fn default_compression_level() -> u32 {
+    1
+}
+
+impl Default for BackupSection {
+    fn default() -> Self {
+        BackupSection {
+            before_update: true,
+            dir: None,
+            retention: default_retention(),
+            exclude: Vec::new(),
+            compression_level: default_compression_level(),
+            database: None,
+        }
+    }
+}
+
+/// The database engine of `[backup.database]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseKind {
+    /// A SQLite file.
+    Sqlite,
+    /// PostgreSQL through `pg_dump`/`pg_restore`.
+    Postgres,
+    /// MySQL or MariaDB through `mysqldump`/`mysql`.
+    Mysql,
+}
+
+/// `[backup.database]`. The password never lives in this file: it comes
+/// from `password_env` or `password_file`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSection {
+    /// `sqlite`, `postgres` or `mysql`.
+    pub kind: DatabaseKind,
+    /// A connection URL without password (`postgres://app@127.0.0.1/app`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// SQLite: the database file (relative to the application directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// Server host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Server port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// User name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Database name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// The environment variable holding the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// A file (mode 0600) holding the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+}
+
+/// `[maintenance]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceSection {
+    /// Turn maintenance mode on during the swap (`MAINTENANCE_MODE_DURING_UPDATE`, default true).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The JSON flag file the application reads (default `<app>/.updater/maintenance.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flag_file: Option<PathBuf>,
+    /// A command turning maintenance on instead of the flag file (with `disable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable: Option<String>,
+    /// The command turning it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable: Option<String>,
+    /// A command exiting 0 when maintenance is on (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The `Retry-After` seconds announced to clients (default 60).
+    #[serde(default = "default_retry_after")]
+    pub retry_after_secs: u64,
+}
+
+fn default_retry_after() -> u64 {
+    60
+}
+
+impl Default for MaintenanceSection {
+    fn default() -> Self {
+        MaintenanceSection {
+            enabled: true,
+            flag_file: None,
+            enable: None,
+            disable: None,
+            status: None,
+            retry_after_secs: default_retry_after(),
+        }
+    }
+}
+
+/// `[migrations]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationsSection {
+    /// Applies the new release's migrations (run in the application directory).
+    pub up: String,
+    /// Reverts them to the old release (optional; without it a database snapshot is required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down: Option<String>,
+    /// Checks that migrations can run, before maintenance mode (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    /// Seconds each command may run (default 600).
+    #[serde(default = "default_migration_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_migration_timeout() -> u64 {
+    600
+}
+
+/// `[hooks]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HooksSection {
+    /// Commands run in the new release after the swap.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after_swap: Vec<String>,
+    /// Commands run in the old release after a rollback.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after_rollback: Vec<String>,
+    /// Seconds each command may run (default 300).
+    #[serde(default = "default_hook_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_hook_timeout() -> u64 {
+    300
+}
+
+impl Default for HooksSection {
+    fn default() -> Self {
+        HooksSection {
+            after_swap: Vec::new(),
+            after_rollback: Vec::new(),
+            timeout_secs: default_hook_timeout(),
+        }
+    }
+}
+
+/// `[health]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSection {
+    /// A command exiting 0 when the new release is healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// An URL answering `expected_status` when healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The status `url` must answer (default 200).
+    #[serde(default = "default_expected_status")]
+    pub expected_status: u16,
+    /// Text the body of `url` must contain (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
+    /// Seconds the release has to become healthy before it is rolled back
+    /// (`ROLLBACK_TIMEOUT`, default 300).
+    #[serde(default = "default_health_timeout")]
+    pub timeout_secs: u64,
+    /// Seconds between attempts (default 2).
+    #[serde(default = "default_health_interval")]
+    pub interval_secs: u64,
+}
+
+fn default_expected_status() -> u16 {
+    200
+}
+
+fn default_health_timeout() -> u64 {
+    300
+}
+
+fn default_health_interval() -> u64 {
+    2
+}
+
+impl Default for HealthSection {
+    fn default() -> Self {
+        HealthSection {
+            command: None,
+            url: None,
+            expected_status: default_expected_status(),
+            body_contains: None,
+            timeout_secs: default_health_timeout(),
+            interval_secs: default_health_interval(),
+        }
+    }
+}
+
+/// `[history]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySection {
+    /// The database URL (default: the SQLite file `<app>/.updater/history.sqlite`).
+    /// Printed with its password removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// The name of an environment variable holding the URL instead (for URLs with a password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_url_env: Option<String>,
+    /// A prefix for the history tables (`[a-z_][a-z0-9_]*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_prefix: Option<String>,
+}
+
+/// `[notifications]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsSection {
+    /// Admins who get one notification each (one shared notification when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admins: Vec<String>,
+}
