@@ -41,6 +41,25 @@ pub fn parent_of(path: &Path) -> &Path {
 /// Replaces `path` with `bytes` atomically and durably. The file is created
 /// with mode 0600.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace(path, bytes, true)
+}
+
+/// Replaces `path` with `bytes` atomically (readers see the old or the new
+/// content, never a partial file) but without waiting for the disk: for
+/// files whose loss in a power cut is harmless, such as the maintenance flag.
+pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace(path, bytes, false)
+}
+
+/// Flushes everything written to the file system holding `path` (one
+/// `syncfs`): cheaper than an fsync per file or directory when many changed,
+/// and reports writeback errors.
+pub fn sync_filesystem(path: &Path) -> Result<()> {
+    let handle = File::open(path).map_err(|e| Error::io("open", path, e))?;
+    rustix::fs::syncfs(&handle).map_err(|e| Error::io("sync file system of", path, e.into()))
+}
+
+fn replace(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let dir = parent_of(path);
     let file_name = path
         .file_name()
@@ -57,7 +76,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let written = file
         .write_all(bytes)
         .map_err(|e| Error::io("write", &temp, e))
-        .and_then(|()| file.sync_all().map_err(|e| Error::io("fsync", &temp, e)));
+        .and_then(|()| {
+            if durable {
+                file.sync_all().map_err(|e| Error::io("fsync", &temp, e))
+            } else {
+                Ok(())
+            }
+        });
     drop(file);
     if let Err(e) = written {
         let _ = fs::remove_file(&temp);
@@ -67,7 +92,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&temp);
         return Err(Error::io("rename into place", path, e));
     }
-    sync_dir(dir)
+    if durable { sync_dir(dir) } else { Ok(()) }
 }
 
 /// Renames `from` to `to` (same file system), reporting the error with both paths.

@@ -127,7 +127,7 @@ macro_rules! forward_switch {
 forward_switch!(&T, Box<T>, Arc<T>);
 
 /// Maintenance as a JSON file holding the [`MaintenanceNotice`], written
-/// atomically (temp + fsync + rename) with mode 0600. The application checks
+/// atomically (temp + rename) with mode 0600. The application checks
 /// for the file on each request.
 ///
 /// ```
@@ -168,12 +168,14 @@ impl MaintenanceSwitch for FlagFileMaintenance {
         let bytes = serde_json::to_vec_pretty(notice)
             .map_err(|e| Error::other("serialise maintenance notice", e))?;
         crate::durable::create_dir_all(crate::durable::parent_of(&self.path))?;
-        crate::durable::write_atomic(&self.path, &bytes)
+        // Atomic (temp + rename) so the application never reads half a notice;
+        // not fsynced: after a power cut, recovery clears a flag either way.
+        crate::durable::write_atomic_unsynced(&self.path, &bytes)
     }
 
     fn disable(&self) -> Result<()> {
         match std::fs::remove_file(&self.path) {
-            Ok(()) => crate::durable::sync_dir(crate::durable::parent_of(&self.path)),
+            Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("remove maintenance flag", &self.path, e)),
         }

@@ -226,11 +226,14 @@ impl ReleaseSource for LocalDirectorySource {
 
     fn download(&self, asset: &crate::release::Asset, sink: &mut dyn Write) -> Result<u64> {
         let path = self.asset_path(&asset.location)?;
-        let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
-        // Read one byte past the declared size, so an asset that grew is detected.
-        let mut limited = io::Read::take(file, asset.size.saturating_add(1));
+        let mut file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
+        let mut limited = io::Read::take(&mut file, asset.size);
         let copied = io::copy(&mut limited, sink).map_err(|e| Error::io("read", &path, e))?;
-        if copied > asset.size {
+        // One byte past the declared size means the file grew: refuse, without writing it.
+        let mut extra = [0u8; 1];
+        let more =
+            io::Read::read(&mut file, &mut extra).map_err(|e| Error::io("read", &path, e))?;
+        if more > 0 {
             return Err(Error::integrity(
                 format!("asset {}", asset.name),
                 format!(

@@ -97,7 +97,8 @@ fn files_of(backup: &Backup) -> Vec<std::path::PathBuf> {
 }
 
 fn flip_byte(path: &Path) -> (u64, u8) {
-    let mut bytes = fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut bytes =
+        fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     assert!(!bytes.is_empty(), "backup file {} is empty", path.display());
     let at = bytes.len() / 2;
     let original = bytes[at];
@@ -107,14 +108,18 @@ fn flip_byte(path: &Path) -> (u64, u8) {
 }
 
 fn unflip(path: &Path, at: u64, original: u8) {
-    let mut bytes = fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut bytes =
+        fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     bytes[at as usize] = original;
     fs::write(path, &bytes).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
 }
 
 fn check_no_secret(describe: &str, what: &str, text: &str, secrets: &[&str]) {
     for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        assert!(!text.contains(secret), "{describe}: {what} contains a secret: {text}");
+        assert!(
+            !text.contains(secret),
+            "{describe}: {what} contains a secret: {text}"
+        );
     }
 }
 
@@ -137,17 +142,32 @@ pub fn run(strategy: &dyn BackupStrategy, data: &dyn ProtectedData, options: &Op
     let first = strategy
         .create(&request("first"), &recorder)
         .unwrap_or_else(|e| panic!("{describe}: create must succeed: {e}"));
-    assert_eq!(first.kind, strategy.kind(), "{describe}: backup kind must be the strategy's kind");
+    assert_eq!(
+        first.kind,
+        strategy.kind(),
+        "{describe}: backup kind must be the strategy's kind"
+    );
     assert!(
         !first.id.is_empty()
-            && first.id.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b'\\'),
+            && first
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'/' && b != b'\\'),
         "{describe}: id {:?} must be a plain file name",
         first.id
     );
     check_no_secret(&describe, "backup id", &first.id, secrets);
     check_no_secret(&describe, "backup", &format!("{first:?}"), secrets);
-    assert_eq!(first.version, Version::new(1, 4, 2), "{describe}: backup must carry the request's version");
-    assert_eq!(first.update_id, Some(42), "{describe}: backup must carry the request's update id");
+    assert_eq!(
+        first.version,
+        Version::new(1, 4, 2),
+        "{describe}: backup must carry the request's version"
+    );
+    assert_eq!(
+        first.update_id,
+        Some(42),
+        "{describe}: backup must carry the request's update id"
+    );
     assert!(
         !recorder.events.lock().map(|e| e.is_empty()).unwrap_or(true),
         "{describe}: create must report progress"
@@ -157,16 +177,37 @@ pub fn run(strategy: &dyn BackupStrategy, data: &dyn ProtectedData, options: &Op
         .unwrap_or_else(|e| panic!("{describe}: size must succeed: {e}"));
     assert!(size > 0, "{describe}: a backup has a size");
     let files = files_of(&first);
-    assert!(!files.is_empty(), "{describe}: a backup names the files it wrote (files_path/database_path)");
+    assert!(
+        !files.is_empty(),
+        "{describe}: a backup names the files it wrote (files_path/database_path)"
+    );
     for file in &files {
-        let mode = fs::metadata(file).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
-        assert_eq!(mode & 0o077, 0, "{describe}: {} must be readable by the owner only (mode {mode:o})", file.display());
+        let mode = fs::metadata(file)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0);
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "{describe}: {} must be readable by the owner only (mode {mode:o})",
+            file.display()
+        );
         if let Some(parent) = file.parent() {
-            let mode = fs::metadata(parent).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
-            assert_eq!(mode & 0o077, 0, "{describe}: directory {} must be private (mode {mode:o})", parent.display());
+            let mode = fs::metadata(parent)
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(0);
+            assert_eq!(
+                mode & 0o077,
+                0,
+                "{describe}: directory {} must be private (mode {mode:o})",
+                parent.display()
+            );
         }
     }
-    assert_eq!(data.snapshot(), original, "{describe}: create must not change the data");
+    assert_eq!(
+        data.snapshot(),
+        original,
+        "{describe}: create must not change the data"
+    );
 
     // 3. verify
     strategy
@@ -176,12 +217,19 @@ pub fn run(strategy: &dyn BackupStrategy, data: &dyn ProtectedData, options: &Op
     // 4. restore equals original, idempotently
     data.mutate();
     let changed = data.snapshot();
-    assert_ne!(changed, original, "ProtectedData::mutate must change the snapshot");
+    assert_ne!(
+        changed, original,
+        "ProtectedData::mutate must change the snapshot"
+    );
     for round in 0..2 {
         strategy
             .restore(&first, &crate::progress::NoProgress)
             .unwrap_or_else(|e| panic!("{describe}: restore (round {round}) must succeed: {e}"));
-        assert_eq!(data.snapshot(), original, "{describe}: restore (round {round}) must bring back the original data");
+        assert_eq!(
+            data.snapshot(),
+            original,
+            "{describe}: restore (round {round}) must bring back the original data"
+        );
     }
 
     // 5. independent backups
@@ -190,44 +238,72 @@ pub fn run(strategy: &dyn BackupStrategy, data: &dyn ProtectedData, options: &Op
     let second = strategy
         .create(&request("second"), &crate::progress::NoProgress)
         .unwrap_or_else(|e| panic!("{describe}: second create must succeed: {e}"));
-    assert_ne!(second.id, first.id, "{describe}: two backups must have different ids");
+    assert_ne!(
+        second.id, first.id,
+        "{describe}: two backups must have different ids"
+    );
     strategy
         .verify(&second)
         .unwrap_or_else(|e| panic!("{describe}: verify of the second backup must pass: {e}"));
     strategy
         .restore(&first, &crate::progress::NoProgress)
         .unwrap_or_else(|e| panic!("{describe}: restore of the first backup must succeed: {e}"));
-    assert_eq!(data.snapshot(), original, "{describe}: the first backup must still restore the original");
+    assert_eq!(
+        data.snapshot(),
+        original,
+        "{describe}: the first backup must still restore the original"
+    );
     strategy
         .restore(&second, &crate::progress::NoProgress)
         .unwrap_or_else(|e| panic!("{describe}: restore of the second backup must succeed: {e}"));
-    assert_eq!(data.snapshot(), second_state, "{describe}: the second backup must restore the changed data");
+    assert_eq!(
+        data.snapshot(),
+        second_state,
+        "{describe}: the second backup must restore the changed data"
+    );
 
     // 6. corruption is detected, in every file of the backup
     for file in files_of(&first) {
         let (at, original_byte) = flip_byte(&file);
         match strategy.verify(&first) {
             Err(Error::Integrity { subject, reason }) => {
-                check_no_secret(&describe, "integrity error", &format!("{subject} {reason}"), secrets);
+                check_no_secret(
+                    &describe,
+                    "integrity error",
+                    &format!("{subject} {reason}"),
+                    secrets,
+                );
             }
-            Err(other) => panic!("{describe}: damage in {} must be an integrity error, got: {other}", file.display()),
-            Ok(()) => panic!("{describe}: verify missed a flipped byte at {at} of {}", file.display()),
+            Err(other) => panic!(
+                "{describe}: damage in {} must be an integrity error, got: {other}",
+                file.display()
+            ),
+            Ok(()) => panic!(
+                "{describe}: verify missed a flipped byte at {at} of {}",
+                file.display()
+            ),
         }
         data.mutate();
         assert!(
-            strategy.restore(&first, &crate::progress::NoProgress).is_err(),
+            strategy
+                .restore(&first, &crate::progress::NoProgress)
+                .is_err(),
             "{describe}: restore of a damaged backup must fail (byte {at} of {})",
             file.display()
         );
         unflip(&file, at, original_byte);
-        strategy
-            .verify(&first)
-            .unwrap_or_else(|e| panic!("{describe}: verify must pass again once the damage is undone: {e}"));
+        strategy.verify(&first).unwrap_or_else(|e| {
+            panic!("{describe}: verify must pass again once the damage is undone: {e}")
+        });
     }
     strategy
         .restore(&first, &crate::progress::NoProgress)
         .unwrap_or_else(|e| panic!("{describe}: restore after repair must succeed: {e}"));
-    assert_eq!(data.snapshot(), original, "{describe}: restore after repair must bring back the original");
+    assert_eq!(
+        data.snapshot(),
+        original,
+        "{describe}: restore after repair must bring back the original"
+    );
 
     // 7. delete
     for round in 0..2 {
@@ -235,7 +311,10 @@ pub fn run(strategy: &dyn BackupStrategy, data: &dyn ProtectedData, options: &Op
             .delete(&first)
             .unwrap_or_else(|e| panic!("{describe}: delete (round {round}) must succeed: {e}"));
     }
-    assert!(strategy.verify(&first).is_err(), "{describe}: a deleted backup must not verify");
+    assert!(
+        strategy.verify(&first).is_err(),
+        "{describe}: a deleted backup must not verify"
+    );
     let left = files_of(&first);
     assert!(left.is_empty(), "{describe}: delete left {left:?} behind");
     strategy

@@ -27,7 +27,10 @@ pub fn run(switch: &dyn MaintenanceSwitch) {
     let status = switch
         .status()
         .unwrap_or_else(|e| panic!("{describe}: status must succeed: {e}"));
-    assert!(status.is_some(), "{describe}: status must be on after enable");
+    assert!(
+        status.is_some(),
+        "{describe}: status must be on after enable"
+    );
     for round in 0..2 {
         switch
             .disable()

@@ -6,7 +6,7 @@
 //! serves the same data from a test server) and calls [`run`], which uses
 //! only core types:
 //!
-//! ```no_run
+//! ```
 //! use updater_core::conformance::source::{SourceFixture, run};
 //! use updater_core::source::LocalDirectorySource;
 //!

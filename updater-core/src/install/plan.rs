@@ -70,8 +70,6 @@ pub struct SwapPlan {
     pub debris_dir: PathBuf,
     /// The renames, in order.
     pub moves: Vec<Move>,
-    /// Directories to fsync after a batch of renames.
-    pub dirs_to_sync: Vec<PathBuf>,
 }
 
 fn top_level_names(dir: &Path) -> Result<BTreeSet<String>> {
@@ -160,15 +158,8 @@ impl SwapPlan {
         let app_names = top_level_names(dirs.app_dir)?;
         let mut fixed: BTreeSet<String> = dirs.reserved.iter().cloned().collect();
         let mut moves = Vec::new();
-        let mut dirs_to_sync: BTreeSet<PathBuf> = BTreeSet::new();
         durable::create_dir_all(dirs.outgoing)?;
         durable::create_dir_all(dirs.displaced)?;
-        dirs_to_sync.extend([
-            dirs.app_dir.to_path_buf(),
-            dirs.incoming.to_path_buf(),
-            dirs.outgoing.to_path_buf(),
-            dirs.displaced.to_path_buf(),
-        ]);
         for relative in &preserved {
             let running = dirs.app_dir.join(relative);
             let incoming = dirs.incoming.join(relative);
@@ -180,8 +171,6 @@ impl SwapPlan {
                 let displaced = dirs.displaced.join(relative);
                 let parent = durable::parent_of(&displaced).to_path_buf();
                 durable::create_dir_all(&parent)?;
-                dirs_to_sync.insert(parent);
-                dirs_to_sync.insert(durable::parent_of(&incoming).to_path_buf());
                 moves.push(Move {
                     kind: MoveKind::Displace,
                     from: incoming.clone(),
@@ -196,8 +185,6 @@ impl SwapPlan {
             let parent = durable::parent_of(&incoming).to_path_buf();
             std::fs::create_dir_all(&parent)
                 .map_err(|e| Error::io("create directory", &parent, e))?;
-            dirs_to_sync.insert(parent);
-            dirs_to_sync.insert(durable::parent_of(&running).to_path_buf());
             moves.push(Move {
                 kind: MoveKind::Carry,
                 from: running,
@@ -237,7 +224,6 @@ impl SwapPlan {
             fixed_entries: fixed.into_iter().collect(),
             debris_dir: dirs.debris.to_path_buf(),
             moves,
-            dirs_to_sync: dirs_to_sync.into_iter().collect(),
         })
     }
 
@@ -254,7 +240,7 @@ impl SwapPlan {
         self.position() == self.moves.len()
     }
 
-    /// Performs the remaining moves, then fsyncs the directories involved.
+    /// Performs the remaining moves, then syncs the file system.
     /// Failpoint `swap:move:<i>` fires after move `i` (1-based).
     pub fn apply(&self, failpoints: &dyn Failpoints) -> Result<()> {
         for index in self.position()..self.moves.len() {
@@ -290,13 +276,10 @@ impl SwapPlan {
         self.sync()
     }
 
+    /// One `syncfs` makes every rename durable (incoming, outgoing and the
+    /// application directory are on one file system).
     fn sync(&self) -> Result<()> {
-        for dir in &self.dirs_to_sync {
-            if durable::exists(dir) {
-                durable::sync_dir(dir)?;
-            }
-        }
-        Ok(())
+        durable::sync_filesystem(&self.app_dir)
     }
 }
 

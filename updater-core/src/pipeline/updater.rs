@@ -588,6 +588,9 @@ impl Updater {
                 &self.config.extraction,
             )?;
             run.note(format!("{} files, {} bytes", report.files, report.bytes));
+            // The new tree must be on disk before the swap makes it live:
+            // one syncfs, outside the maintenance window.
+            durable::sync_filesystem(&journal.incoming)?;
             Ok(())
         })?;
         let transition = Transition {
@@ -713,15 +716,20 @@ impl Updater {
         journal: &mut Journal,
         t: &Transition,
     ) -> Result<Duration> {
+        // Flush whatever is pending on the file system (cleanups, the app's
+        // writes) now, so the syncs inside the window only carry the swap.
+        durable::sync_filesystem(&self.config.app_dir)?;
         let journal_path = self.config.journal_path();
         let mut guard: Option<MaintenanceGuard<'_>> = None;
         let mut window_started: Option<Instant> = None;
         let mut result = (|| -> Result<Duration> {
             run.step(Step::MaintenanceOn, |_| {
+                // Saved with the next journal write (snapshot or swap plan): a
+                // crash before it leaves a `Preparing` journal, whose recovery
+                // turns maintenance off. One fsync less in the window.
                 journal.phase = Phase::InWindow;
                 journal.maintenance_on = true;
                 journal.window_started_at = Some(Utc::now());
-                journal.save(&journal_path)?;
                 window_started = Some(Instant::now());
                 let notice = MaintenanceNotice::new(
                     format!("Updating to {}", t.to),
@@ -1340,6 +1348,10 @@ impl Updater {
                 }))
             }
             Phase::Preparing => {
+                // Maintenance may have gone on just before the crash.
+                if let Err(e) = self.maintenance.disable() {
+                    tracing::warn!(error = %e, "could not turn maintenance mode off");
+                }
                 self.amend_history(journal.update_id, |record| {
                     record.status = UpdateStatus::Failed;
                     record.failed_at = Some(Utc::now());

@@ -1,0 +1,109 @@
+//! The data the benchmarks work on, and the standard tools they compare with.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The size of the synthetic tree.
+#[derive(Debug, Clone, Copy)]
+pub struct TreeSize {
+    /// Number of files.
+    pub files: u32,
+    /// Total size in MB.
+    pub mb: u32,
+}
+
+impl TreeSize {
+    /// The design's tree: 20,000 files, about 450 MB.
+    pub const FULL: TreeSize = TreeSize { files: 20_000, mb: 450 };
+    /// A small tree for the CI smoke run.
+    pub const QUICK: TreeSize = TreeSize { files: 2_000, mb: 40 };
+}
+
+/// Where the generator lives: `../shared/tools/gen_app_tree.py` from the
+/// workspace root, or `UPDATER_GEN_APP_TREE`.
+pub fn generator() -> Result<PathBuf, String> {
+    if let Ok(path) = std::env::var("UPDATER_GEN_APP_TREE") {
+        return Ok(PathBuf::from(path));
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let candidate = root.join("../shared/tools/gen_app_tree.py");
+    if candidate.exists() {
+        Ok(candidate)
+    } else {
+        Err(format!(
+            "cannot find gen_app_tree.py at {} (set UPDATER_GEN_APP_TREE)",
+            candidate.display()
+        ))
+    }
+}
+
+/// Generates the synthetic application tree in `dir`.
+pub fn generate_tree(dir: &Path, size: TreeSize) -> Result<(), String> {
+    run(Command::new("python3")
+        .arg(generator()?)
+        .arg(dir)
+        .args(["--files", &size.files.to_string(), "--mb", &size.mb.to_string(), "--seed", "1"]))
+    .map(drop)
+}
+
+/// Runs a command, failing with its stderr; returns how long it took.
+pub fn run(command: &mut Command) -> Result<Duration, String> {
+    let started = Instant::now();
+    let output = command.output().map_err(|e| format!("cannot start {command:?}: {e}"))?;
+    let elapsed = started.elapsed();
+    if !output.status.success() {
+        return Err(format!(
+            "{command:?} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(elapsed)
+}
+
+/// Runs a shell command line; returns how long it took.
+pub fn shell(line: &str) -> Result<Duration, String> {
+    run(Command::new("/bin/sh").arg("-c").arg(line))
+}
+
+/// Removes a path if it exists.
+pub fn remove(path: &Path) -> Result<(), String> {
+    if path.exists() {
+        std::fs::remove_dir_all(path).map_err(|e| format!("remove {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Copies a tree with `cp -a` (the baseline of the swap).
+pub fn cp_a(from: &Path, to: &Path) -> Result<Duration, String> {
+    run(Command::new("cp").arg("-a").arg(from).arg(to))
+}
+
+/// The peak resident memory of this process so far (VmHWM), in bytes.
+pub fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Bytes of a file.
+pub fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// A one-line description of the machine for the report.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<u64>().ok()))
+        .map(|kb| format!("{} GiB RAM", kb / 1024 / 1024))
+        .unwrap_or_default();
+    format!("{cpu}, {cores} cores, {mem}")
+}
