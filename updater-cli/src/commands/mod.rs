@@ -172,9 +172,16 @@ fn lock_path(config: &Config) -> PathBuf {
 }
 
 fn unlock(config: &Config) -> Result<Outcome> {
-    let holder = UpdateLock::force_clear(&lock_path(config))?;
+    let path = lock_path(config);
+    // No state directory or no lock file: nothing to clear (core's
+    // `force_clear` would create the file to take the lock).
+    let holder = if path.exists() {
+        UpdateLock::force_clear(&path)?
+    } else {
+        None
+    };
     let text = match &holder {
-        Some(record) => format!("removed the update lock held by {record}"),
+        Some(record) => format!("removed the stale update lock left by {record}"),
         None => "no update lock was held".to_string(),
     };
     Ok(Outcome::ok(
