@@ -8,10 +8,12 @@
 
 use std::time::Duration;
 
+use diesel::RunQueryDsl;
 #[cfg(feature = "sqlite")]
 use diesel::connection::SimpleConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection, R2D2Connection};
-use diesel::RunQueryDsl;
+use diesel::r2d2::{
+    ConnectionManager, CustomizeConnection, Pool, PooledConnection, R2D2Connection,
+};
 
 use crate::error::StoreError;
 use crate::schema::{Backend, SCHEMA_VERSION, TablePrefix};
@@ -178,7 +180,11 @@ fn build_pool<C: R2D2Connection + 'static>(
     customizer: Option<Box<dyn CustomizeConnection<C, diesel::r2d2::Error>>>,
 ) -> Result<Pool<ConnectionManager<C>>, diesel::r2d2::PoolError> {
     let mut builder = Pool::builder()
-        .max_size(if single_connection { 1 } else { options.max_connections.max(1) })
+        .max_size(if single_connection {
+            1
+        } else {
+            options.max_connections.max(1)
+        })
         .min_idle(Some(if single_connection { 1 } else { 0 }))
         .connection_timeout(options.connect_timeout)
         .error_handler(Box::new(diesel::r2d2::NopErrorHandler));
@@ -209,7 +215,7 @@ pub(crate) fn open_pools(
     match backend {
         #[cfg(feature = "sqlite")]
         Backend::Sqlite => {
-            let in_memory = target == ":memory:" || target.contains("mode=memory");
+            let in_memory = target.contains(":memory:") || target.contains("mode=memory");
             let settings = SqliteSettings {
                 busy_timeout: options.busy_timeout,
             };
@@ -298,9 +304,12 @@ macro_rules! upgrade_schema {
             for version in found + 1..=SCHEMA_VERSION {
                 let step = format!("version {version}");
                 for statement in crate::schema::migration(backend, prefix, version) {
-                    diesel::sql_query(statement)
+                    // Name the statement: a failure is often a table of the
+                    // host application with the same name.
+                    let head = statement.lines().next().unwrap_or_default().trim_end_matches(" (");
+                    diesel::sql_query(&statement)
                         .execute(conn)
-                        .map_err(at(&step))?;
+                        .map_err(at(&format!("{step}, `{head}`")))?;
                 }
                 crate::rows::bind_params(
                     &backend.placeholders(&format!(
@@ -329,7 +338,12 @@ fn schema_lock_name(prefix: &TablePrefix) -> String {
 
 /// Brings the tables to [`SCHEMA_VERSION`] under a lock that serialises
 /// stores opening at the same time (several processes included).
-pub(crate) fn upgrade(pools: &Pools, url: &str, backend: Backend, prefix: &TablePrefix) -> Result<(), StoreError> {
+pub(crate) fn upgrade(
+    pools: &Pools,
+    url: &str,
+    backend: Backend,
+    prefix: &TablePrefix,
+) -> Result<(), StoreError> {
     let outcome: Result<(), UpgradeStop> = match pools {
         #[cfg(feature = "sqlite")]
         Pools::Sqlite(pool) => {

@@ -39,7 +39,9 @@ pub enum StoreError {
     },
 
     /// Creating or upgrading the tables failed.
-    #[error("cannot create the history tables (prefix {prefix:?}) at schema step {step}: {source}")]
+    #[error(
+        "cannot create the history tables (prefix {prefix:?}) at {step}: {source}; if a table of that name belongs to the application, choose another table prefix"
+    )]
     Migrate {
         /// The table prefix.
         prefix: String,
@@ -65,7 +67,9 @@ pub enum StoreError {
 
     /// A table with the store's name exists but lacks the store's columns
     /// (for example a table of the host application with the same name).
-    #[error("table {table} does not have the columns of the update history: {source}; choose another table prefix")]
+    #[error(
+        "table {table} does not have the columns of the update history: {source}; choose another table prefix"
+    )]
     SchemaMismatch {
         /// The table.
         table: String,

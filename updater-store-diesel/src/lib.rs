@@ -115,7 +115,9 @@
 #![warn(missing_docs)]
 
 #[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
-compile_error!("updater-store-diesel needs at least one of the features `sqlite`, `postgres`, `mysql`");
+compile_error!(
+    "updater-store-diesel needs at least one of the features `sqlite`, `postgres`, `mysql`"
+);
 
 mod connection;
 mod error;

@@ -323,7 +323,11 @@ impl Decoder<'_> {
         Version::parse(text).map_err(|e| self.corrupt(column, e))
     }
 
-    fn opt_version(&self, column: &'static str, text: Option<&str>) -> Result<Option<Version>, StoreError> {
+    fn opt_version(
+        &self,
+        column: &'static str,
+        text: Option<&str>,
+    ) -> Result<Option<Version>, StoreError> {
         text.map(|t| self.version(column, t)).transpose()
     }
 
@@ -331,7 +335,11 @@ impl Decoder<'_> {
         u64::try_from(value).map_err(|_| self.corrupt(column, format!("negative value {value}")))
     }
 
-    fn json(&self, column: &'static str, text: Option<&str>) -> Result<Option<serde_json::Value>, StoreError> {
+    fn json(
+        &self,
+        column: &'static str,
+        text: Option<&str>,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
         text.map(|t| serde_json::from_str(t).map_err(|e| self.corrupt(column, e)))
             .transpose()
     }
@@ -349,7 +357,8 @@ impl UpdateRow {
         Ok(UpdateRecord {
             id: self.id,
             version: d.version("version", &self.version)?,
-            previous_version: d.opt_version("previous_version", self.previous_version.as_deref())?,
+            previous_version: d
+                .opt_version("previous_version", self.previous_version.as_deref())?,
             update_type: self
                 .update_type
                 .map(|t| d.name("update_type", &t))
@@ -485,7 +494,10 @@ mod tests {
         update.download_size = Some(u64::MAX);
         assert!(matches!(
             update_params(&update),
-            Err(StoreError::OutOfRange { field: "download_size", .. })
+            Err(StoreError::OutOfRange {
+                field: "download_size",
+                ..
+            })
         ));
     }
 }

@@ -161,7 +161,9 @@ impl TablePrefix {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         {
-            return Err(invalid("only lowercase ASCII letters, digits and `_` are allowed"));
+            return Err(invalid(
+                "only lowercase ASCII letters, digits and `_` are allowed",
+            ));
         }
         Ok(TablePrefix(prefix))
     }
@@ -384,7 +386,15 @@ mod tests {
 
     #[test]
     fn prefix_refuses_what_could_break_or_inject_sql() {
-        for bad in ["1app_", "app-", "App_", "a;drop table x;--", "a b", "é_", &"a".repeat(33)] {
+        for bad in [
+            "1app_",
+            "app-",
+            "App_",
+            "a;drop table x;--",
+            "a b",
+            "é_",
+            &"a".repeat(33),
+        ] {
             assert!(
                 matches!(TablePrefix::new(bad), Err(StoreError::InvalidPrefix { .. })),
                 "{bad:?} should be refused"
@@ -407,7 +417,10 @@ mod tests {
         for backend in [Backend::Sqlite, Backend::Postgres, Backend::Mysql] {
             let statements = migration(backend, &prefix, 1);
             assert_eq!(
-                statements.iter().filter(|s| s.starts_with("CREATE TABLE")).count(),
+                statements
+                    .iter()
+                    .filter(|s| s.starts_with("CREATE TABLE"))
+                    .count(),
                 4
             );
             for statement in &statements {

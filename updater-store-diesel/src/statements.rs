@@ -105,11 +105,23 @@ fn select(backend: Backend, table: &str, columns: &[&str], json: &[&str]) -> Str
     format!("SELECT {} FROM {table}", list.join(", "))
 }
 
-fn insert(backend: Backend, table: &str, columns: &[&str], json: &[&str], extra: &[&str]) -> String {
+fn insert(
+    backend: Backend,
+    table: &str,
+    columns: &[&str],
+    json: &[&str],
+    extra: &[&str],
+) -> String {
     let names: Vec<&str> = columns.iter().chain(extra).copied().collect();
     let values: Vec<&str> = names
         .iter()
-        .map(|c| if json.contains(c) { backend.json_param() } else { "?" })
+        .map(|c| {
+            if json.contains(c) {
+                backend.json_param()
+            } else {
+                "?"
+            }
+        })
         .collect();
     format!(
         "INSERT INTO {table} ({}) VALUES ({})",
@@ -131,7 +143,12 @@ impl Statements {
         let tables = prefix.table_names();
         let finish = |sql: String| backend.placeholders(&sql);
 
-        let select_updates = select(backend, &tables.system_updates, &UPDATE_COLUMNS, &UPDATE_JSON);
+        let select_updates = select(
+            backend,
+            &tables.system_updates,
+            &UPDATE_COLUMNS,
+            &UPDATE_JSON,
+        );
         let select_checks = select(backend, &tables.version_checks, &CHECK_COLUMNS, &CHECK_JSON);
         let select_backups = select(backend, &tables.update_backups, &BACKUP_COLUMNS, &[]);
         let select_notifications = select(
@@ -180,12 +197,24 @@ impl Statements {
             backend,
             insert_check: finish(returning_id(
                 backend,
-                insert(backend, &tables.version_checks, &CHECK_COLUMNS, &CHECK_JSON, &[]),
+                insert(
+                    backend,
+                    &tables.version_checks,
+                    &CHECK_COLUMNS,
+                    &CHECK_JSON,
+                    &[],
+                ),
             )),
             latest_check: format!("{select_checks} ORDER BY checked_at DESC, id DESC LIMIT 1"),
             insert_update: finish(returning_id(
                 backend,
-                insert(backend, &tables.system_updates, &UPDATE_COLUMNS, &UPDATE_JSON, &[]),
+                insert(
+                    backend,
+                    &tables.system_updates,
+                    &UPDATE_COLUMNS,
+                    &UPDATE_JSON,
+                    &[],
+                ),
             )),
             save_update: finish(format!(
                 "UPDATE {} SET {} WHERE id = ?",

@@ -192,9 +192,15 @@ impl DieselHistoryStore {
             diesel::sql_query(&self.sql.probe_backups).load::<BackupRow>(conn)
         })
         .map_err(mismatch(&t.update_backups))?;
-        on_connection!(self, read, "check columns", t.update_notifications, |conn| {
-            diesel::sql_query(&self.sql.probe_notifications).load::<NotificationRow>(conn)
-        })
+        on_connection!(
+            self,
+            read,
+            "check columns",
+            t.update_notifications,
+            |conn| {
+                diesel::sql_query(&self.sql.probe_notifications).load::<NotificationRow>(conn)
+            }
+        )
         .map_err(mismatch(&t.update_notifications))?;
         Ok(())
     }
@@ -242,7 +248,12 @@ impl DieselHistoryStore {
 
     fn record_check(&self, check: &VersionCheckRecord) -> Result<i64, StoreError> {
         let table = &self.sql.tables.version_checks;
-        self.insert("record check", table, &self.sql.insert_check, check_params(check))
+        self.insert(
+            "record check",
+            table,
+            &self.sql.insert_check,
+            check_params(check),
+        )
     }
 
     fn latest_check(&self) -> Result<Option<VersionCheckRecord>, StoreError> {
@@ -258,7 +269,12 @@ impl DieselHistoryStore {
 
     fn create_update(&self, update: &UpdateRecord) -> Result<UpdateId, StoreError> {
         let table = &self.sql.tables.system_updates;
-        self.insert("create update", table, &self.sql.insert_update, update_params(update)?)
+        self.insert(
+            "create update",
+            table,
+            &self.sql.insert_update,
+            update_params(update)?,
+        )
     }
 
     fn save_update(&self, update: &UpdateRecord) -> Result<(), StoreError> {
@@ -276,7 +292,8 @@ impl DieselHistoryStore {
     fn update(&self, id: UpdateId) -> Result<Option<UpdateRecord>, StoreError> {
         let table = &self.sql.tables.system_updates;
         let rows = on_connection!(self, read, "read update", table, |conn| {
-            bind_params(&self.sql.update_by_id, vec![Param::BigInt(Some(id))]).load::<UpdateRow>(conn)
+            bind_params(&self.sql.update_by_id, vec![Param::BigInt(Some(id))])
+                .load::<UpdateRow>(conn)
         })?;
         rows.into_iter()
             .next()
@@ -294,7 +311,12 @@ impl DieselHistoryStore {
 
     fn record_backup(&self, backup: &BackupRecord) -> Result<i64, StoreError> {
         let table = &self.sql.tables.update_backups;
-        self.insert("record backup", table, &self.sql.insert_backup, backup_params(backup)?)
+        self.insert(
+            "record backup",
+            table,
+            &self.sql.insert_backup,
+            backup_params(backup)?,
+        )
     }
 
     fn backups(&self, page: Page) -> Result<Vec<BackupRecord>, StoreError> {
@@ -321,7 +343,10 @@ impl DieselHistoryStore {
         )
     }
 
-    fn add_notification(&self, notification: &NotificationRecord) -> Result<Option<i64>, StoreError> {
+    fn add_notification(
+        &self,
+        notification: &NotificationRecord,
+    ) -> Result<Option<i64>, StoreError> {
         let table = &self.sql.tables.update_notifications;
         let sql = &self.sql.insert_notification;
         let find = &self.sql.find_notification;
@@ -346,14 +371,19 @@ impl DieselHistoryStore {
             } else {
                 match bind_params(sql, params).execute(conn) {
                     Ok(_) => last_insert_id!(conn).map(Some),
-                    Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(None),
+                    Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                        Ok(None)
+                    }
                     Err(other) => Err(other),
                 }
             }
         })
     }
 
-    fn notifications(&self, filter: &NotificationFilter) -> Result<Vec<NotificationRecord>, StoreError> {
+    fn notifications(
+        &self,
+        filter: &NotificationFilter,
+    ) -> Result<Vec<NotificationRecord>, StoreError> {
         let table = &self.sql.tables.update_notifications;
         let mut conditions = Vec::new();
         let mut params = Vec::new();
@@ -443,14 +473,22 @@ impl HistoryStore for DieselHistoryStore {
     }
 
     fn mark_backup_unrestorable(&self, backup_id: &str, note: &str) -> updater_core::Result<()> {
-        Ok(DieselHistoryStore::mark_backup_unrestorable(self, backup_id, note)?)
+        Ok(DieselHistoryStore::mark_backup_unrestorable(
+            self, backup_id, note,
+        )?)
     }
 
-    fn add_notification(&self, notification: &NotificationRecord) -> updater_core::Result<Option<i64>> {
+    fn add_notification(
+        &self,
+        notification: &NotificationRecord,
+    ) -> updater_core::Result<Option<i64>> {
         Ok(DieselHistoryStore::add_notification(self, notification)?)
     }
 
-    fn notifications(&self, filter: &NotificationFilter) -> updater_core::Result<Vec<NotificationRecord>> {
+    fn notifications(
+        &self,
+        filter: &NotificationFilter,
+    ) -> updater_core::Result<Vec<NotificationRecord>> {
         Ok(DieselHistoryStore::notifications(self, filter)?)
     }
 

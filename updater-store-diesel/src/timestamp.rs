@@ -19,8 +19,13 @@ use diesel::deserialize::{self, FromSql};
 use diesel::serialize::{self, IsNull, Output, ToSql};
 
 /// A point in time, stored in UTC with microsecond precision.
-#[derive(Debug, Clone, Copy, Default, diesel::query_builder::QueryId, diesel::sql_types::SqlType)]
-#[cfg_attr(feature = "postgres", diesel(postgres_type(oid = 1184, array_oid = 1185)))]
+#[derive(
+    Debug, Clone, Copy, Default, diesel::query_builder::QueryId, diesel::sql_types::SqlType,
+)]
+#[cfg_attr(
+    feature = "postgres",
+    diesel(postgres_type(oid = 1184, array_oid = 1185))
+)]
 #[cfg_attr(feature = "sqlite", diesel(sqlite_type(name = "Text")))]
 #[cfg_attr(feature = "mysql", diesel(mysql_type(name = "DateTime")))]
 pub(crate) struct UtcTimestamp;

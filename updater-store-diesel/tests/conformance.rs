@@ -1,7 +1,13 @@
 //! The shared history conformance suite, the two-handle and concurrency
 //! checks, and table-prefix isolation, on every backend: SQLite always,
 //! PostgreSQL and MariaDB/MySQL when their servers are reachable.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, clippy::print_stderr)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
 
 mod backends;
 
@@ -15,19 +21,25 @@ macro_rules! backend_tests {
 
             #[test]
             fn store_passes_the_history_suite() {
-                let Some(db) = backends::$backend() else { return };
+                let Some(db) = backends::$backend() else {
+                    return;
+                };
                 history::run(&*db.open());
             }
 
             #[test]
             fn listings_and_latest_check_order_by_creation_time() {
-                let Some(db) = backends::$backend() else { return };
+                let Some(db) = backends::$backend() else {
+                    return;
+                };
                 history::listings_order_by_creation_time(&*db.open());
             }
 
             #[test]
             fn second_store_on_the_same_tables_sees_every_write_at_once() {
-                let Some(db) = backends::$backend() else { return };
+                let Some(db) = backends::$backend() else {
+                    return;
+                };
                 let writer = db.open();
                 let reader = db.open_with_prefix(writer.table_prefix());
                 history::run_shared(&*writer, &reader);
@@ -35,7 +47,9 @@ macro_rules! backend_tests {
 
             #[test]
             fn concurrent_writers_through_two_stores_lose_no_row() {
-                let Some(db) = backends::$backend() else { return };
+                let Some(db) = backends::$backend() else {
+                    return;
+                };
                 let first = db.open();
                 let second = db.open_with_prefix(first.table_prefix());
                 history::concurrent_writers(&[&*first, &second], 3, 8);
@@ -43,21 +57,40 @@ macro_rules! backend_tests {
 
             #[test]
             fn two_prefixes_in_one_database_do_not_see_each_other() {
-                let Some(db) = backends::$backend() else { return };
+                let Some(db) = backends::$backend() else {
+                    return;
+                };
                 let a = db.open();
                 let b = db.open();
                 let mut check = history::sample_check(1, true);
                 a.record_check(&check).unwrap();
                 a.create_update(&history::sample_update(1)).unwrap();
                 a.record_backup(&history::sample_backup(1, None)).unwrap();
-                let note = history::sample_notification(1, "2.0.0", NotificationType::UpdateAvailable, None);
+                let note = history::sample_notification(
+                    1,
+                    "2.0.0",
+                    NotificationType::UpdateAvailable,
+                    None,
+                );
                 assert!(a.add_notification(&note).unwrap().is_some());
 
-                assert_eq!(b.latest_check().unwrap(), None, "checks leak across prefixes");
-                assert!(b.updates(Page::first(10)).unwrap().is_empty(), "updates leak across prefixes");
-                assert!(b.backups(Page::first(10)).unwrap().is_empty(), "backups leak across prefixes");
+                assert_eq!(
+                    b.latest_check().unwrap(),
+                    None,
+                    "checks leak across prefixes"
+                );
                 assert!(
-                    b.notifications(&NotificationFilter::default()).unwrap().is_empty(),
+                    b.updates(Page::first(10)).unwrap().is_empty(),
+                    "updates leak across prefixes"
+                );
+                assert!(
+                    b.backups(Page::first(10)).unwrap().is_empty(),
+                    "backups leak across prefixes"
+                );
+                assert!(
+                    b.notifications(&NotificationFilter::default())
+                        .unwrap()
+                        .is_empty(),
                     "notifications leak across prefixes"
                 );
                 assert!(
@@ -65,17 +98,62 @@ macro_rules! backend_tests {
                     "deduplication is per prefix"
                 );
                 assert!(
-                    matches!(b.mark_backup_unrestorable("backup-1", "x"), Err(updater_core::Error::NotFound { .. })),
+                    matches!(
+                        b.mark_backup_unrestorable("backup-1", "x"),
+                        Err(updater_core::Error::NotFound { .. })
+                    ),
                     "a backup of another prefix is not found"
                 );
                 check.checked_at += chrono::Duration::hours(1);
                 b.record_check(&check).unwrap();
-                assert_eq!(a.latest_check().unwrap().unwrap().checked_at, history::sample_check(1, true).checked_at);
+                assert_eq!(
+                    a.latest_check().unwrap().unwrap().checked_at,
+                    history::sample_check(1, true).checked_at
+                );
+            }
+
+            #[test]
+            fn an_application_table_with_the_stores_name_is_reported_not_used() {
+                let Some(db) = backends::$backend() else {
+                    return;
+                };
+                let prefix = backends::unique_prefix();
+                let table = format!("{prefix}system_updates");
+                db.execute(&format!(
+                    "CREATE TABLE {table} (id BIGINT PRIMARY KEY, title VARCHAR(20))"
+                ));
+                let result = updater_store_diesel::DieselHistoryStore::builder(db.url.clone())
+                    .with_table_prefix(prefix.clone())
+                    .build();
+                // Clean up whatever was created before asserting.
+                for name in [
+                    "system_updates",
+                    "version_checks",
+                    "update_backups",
+                    "update_notifications",
+                    "schema_version",
+                ] {
+                    db.execute(&format!("DROP TABLE IF EXISTS {prefix}{name}"));
+                }
+                match result {
+                    Err(
+                        e @ (updater_store_diesel::StoreError::SchemaMismatch { .. }
+                        | updater_store_diesel::StoreError::Migrate { .. }),
+                    ) => {
+                        assert!(
+                            e.to_string().contains(&table),
+                            "the message names the table: {e}"
+                        );
+                    }
+                    other => panic!("expected SchemaMismatch or Migrate, got {other:?}"),
+                }
             }
 
             #[test]
             fn reopening_keeps_records_and_applies_the_schema_once() {
-                let Some(db) = backends::$backend() else { return };
+                let Some(db) = backends::$backend() else {
+                    return;
+                };
                 let first = db.open();
                 let id = first.create_update(&history::sample_update(1)).unwrap();
                 let reopened = db.open_with_prefix(first.table_prefix());
@@ -84,7 +162,9 @@ macro_rules! backend_tests {
 
             #[test]
             fn stores_opening_at_once_on_fresh_tables_all_succeed() {
-                let Some(db) = backends::$backend() else { return };
+                let Some(db) = backends::$backend() else {
+                    return;
+                };
                 let prefix = backends::unique_prefix();
                 let stores: Vec<_> = std::thread::scope(|scope| {
                     let handles: Vec<_> = (0..4)

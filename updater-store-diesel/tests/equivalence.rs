@@ -28,17 +28,53 @@ enum Target {
 
 #[derive(Debug, Clone)]
 enum Op {
-    RecordCheck { success: bool, minor: u64 },
+    RecordCheck {
+        success: bool,
+        minor: u64,
+    },
     LatestCheck,
-    CreateUpdate { minor: u64, details: bool, changelog: String },
-    SaveUpdate { target: Target, status: usize, progress: u8, step: Option<String> },
+    CreateUpdate {
+        minor: u64,
+        details: bool,
+        changelog: String,
+    },
+    SaveUpdate {
+        target: Target,
+        status: usize,
+        progress: u8,
+        step: Option<String>,
+    },
     GetUpdate(Target),
-    ListUpdates { offset: u64, limit: u64 },
-    RecordBackup { update: Option<Target>, kind: usize, notes: Option<String> },
-    ListBackups { offset: u64, limit: u64 },
-    MarkBackup { target: Target, note: String },
-    AddNotification { minor: u64, kind: usize, user: usize, read: bool, dismissed: bool, message: String },
-    ListNotifications { unread_only: bool, include_dismissed: bool, user: usize },
+    ListUpdates {
+        offset: u64,
+        limit: u64,
+    },
+    RecordBackup {
+        update: Option<Target>,
+        kind: usize,
+        notes: Option<String>,
+    },
+    ListBackups {
+        offset: u64,
+        limit: u64,
+    },
+    MarkBackup {
+        target: Target,
+        note: String,
+    },
+    AddNotification {
+        minor: u64,
+        kind: usize,
+        user: usize,
+        read: bool,
+        dismissed: bool,
+        message: String,
+    },
+    ListNotifications {
+        unread_only: bool,
+        include_dismissed: bool,
+        user: usize,
+    },
     MarkRead(Target),
     Dismiss(Target),
 }
@@ -59,7 +95,11 @@ const KINDS: [NotificationType; 4] = [
     NotificationType::NeedsOperator,
 ];
 const USERS: [Option<&str>; 3] = [None, Some("alice"), Some("bob")];
-const BACKUP_KINDS: [BackupKind; 3] = [BackupKind::Full, BackupKind::DatabaseOnly, BackupKind::FilesOnly];
+const BACKUP_KINDS: [BackupKind; 3] = [
+    BackupKind::Full,
+    BackupKind::DatabaseOnly,
+    BackupKind::FilesOnly,
+];
 
 fn target() -> impl Strategy<Value = Target> {
     prop_oneof![
@@ -76,29 +116,66 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (any::<bool>(), 0..4_u64).prop_map(|(success, minor)| Op::RecordCheck { success, minor }),
         Just(Op::LatestCheck),
-        (0..4_u64, any::<bool>(), text())
-            .prop_map(|(minor, details, changelog)| Op::CreateUpdate { minor, details, changelog }),
-        (target(), 0..STATUSES.len(), 0..=100_u8, proptest::option::of(text()))
-            .prop_map(|(target, status, progress, step)| Op::SaveUpdate { target, status, progress, step }),
+        (0..4_u64, any::<bool>(), text()).prop_map(|(minor, details, changelog)| {
+            Op::CreateUpdate {
+                minor,
+                details,
+                changelog,
+            }
+        }),
+        (
+            target(),
+            0..STATUSES.len(),
+            0..=100_u8,
+            proptest::option::of(text())
+        )
+            .prop_map(|(target, status, progress, step)| Op::SaveUpdate {
+                target,
+                status,
+                progress,
+                step
+            }),
         target().prop_map(Op::GetUpdate),
         (0..4_u64, 0..5_u64).prop_map(|(offset, limit)| Op::ListUpdates { offset, limit }),
-        (proptest::option::of(target()), 0..BACKUP_KINDS.len(), proptest::option::of(text()))
-            .prop_map(|(update, kind, notes)| Op::RecordBackup { update, kind, notes }),
+        (
+            proptest::option::of(target()),
+            0..BACKUP_KINDS.len(),
+            proptest::option::of(text())
+        )
+            .prop_map(|(update, kind, notes)| Op::RecordBackup {
+                update,
+                kind,
+                notes
+            }),
         (0..4_u64, 0..5_u64).prop_map(|(offset, limit)| Op::ListBackups { offset, limit }),
         (target(), text()).prop_map(|(target, note)| Op::MarkBackup { target, note }),
-        (0..3_u64, 0..KINDS.len(), 0..USERS.len(), any::<bool>(), any::<bool>(), text()).prop_map(
-            |(minor, kind, user, read, dismissed, message)| Op::AddNotification {
-                minor,
-                kind,
-                user,
-                read,
-                dismissed,
-                message
+        (
+            0..3_u64,
+            0..KINDS.len(),
+            0..USERS.len(),
+            any::<bool>(),
+            any::<bool>(),
+            text()
+        )
+            .prop_map(|(minor, kind, user, read, dismissed, message)| {
+                Op::AddNotification {
+                    minor,
+                    kind,
+                    user,
+                    read,
+                    dismissed,
+                    message,
+                }
+            }),
+        (any::<bool>(), any::<bool>(), 0..USERS.len() + 1).prop_map(
+            |(unread_only, include_dismissed, user)| {
+                Op::ListNotifications {
+                    unread_only,
+                    include_dismissed,
+                    user,
+                }
             }
         ),
-        (any::<bool>(), any::<bool>(), 0..USERS.len() + 1).prop_map(|(unread_only, include_dismissed, user)| {
-            Op::ListNotifications { unread_only, include_dismissed, user }
-        }),
         target().prop_map(Op::MarkRead),
         target().prop_map(Op::Dismiss),
     ]
@@ -148,13 +225,21 @@ fn apply(store: &dyn HistoryStore, op: &Op, clock: i64, known: &Known) -> Result
             current_version: Version::new(1, 0, 0),
             latest_version: success.then(|| Version::new(1, *minor, 0)),
             update_available: *success && *minor > 0,
-            check_status: if *success { CheckStatus::Success } else { CheckStatus::Failed },
+            check_status: if *success {
+                CheckStatus::Success
+            } else {
+                CheckStatus::Failed
+            },
             error_message: (!success).then(|| "timeout".to_string()),
             release_info: success.then(|| json!({"minor": minor})),
             checked_at: now,
         })),
         Op::LatestCheck => outcome(store.latest_check()),
-        Op::CreateUpdate { minor, details, changelog } => {
+        Op::CreateUpdate {
+            minor,
+            details,
+            changelog,
+        } => {
             let mut update = UpdateRecord::new(Version::new(2, *minor, 0), "proptest");
             update.started_at = now;
             update.changelog = changelog.clone();
@@ -166,7 +251,12 @@ fn apply(store: &dyn HistoryStore, op: &Op, clock: i64, known: &Known) -> Result
             }
             outcome(store.create_update(&update))
         }
-        Op::SaveUpdate { target, status, progress, step } => {
+        Op::SaveUpdate {
+            target,
+            status,
+            progress,
+            step,
+        } => {
             let id = pick(&known.updates, *target, 10_000);
             // Advance the stored record as the pipeline does (started_at stays).
             let mut update = store.update(id).unwrap().unwrap_or_else(|| {
@@ -198,7 +288,11 @@ fn apply(store: &dyn HistoryStore, op: &Op, clock: i64, known: &Known) -> Result
             offset: *offset,
             limit: *limit,
         })),
-        Op::RecordBackup { update, kind, notes } => outcome(store.record_backup(&BackupRecord {
+        Op::RecordBackup {
+            update,
+            kind,
+            notes,
+        } => outcome(store.record_backup(&BackupRecord {
             id: 0,
             system_update_id: update.map(|t| pick(&known.updates, t, 10_000)),
             backup_id: format!("backup-{clock}"),
@@ -220,21 +314,30 @@ fn apply(store: &dyn HistoryStore, op: &Op, clock: i64, known: &Known) -> Result
             let backup_id = pick(&known.backups, *target, "no-such-backup".to_string());
             outcome(store.mark_backup_unrestorable(&backup_id, note))
         }
-        Op::AddNotification { minor, kind, user, read, dismissed, message } => {
-            outcome(store.add_notification(&NotificationRecord {
-                id: 0,
-                version: Version::new(3, *minor, 0),
-                notification_type: KINDS[*kind],
-                message: message.clone(),
-                metadata: Some(json!({"clock": clock})),
-                is_read: *read,
-                is_dismissed: *dismissed,
-                user_id: USERS[*user].map(str::to_string),
-                read_at: read.then_some(now),
-                created_at: now,
-            }))
-        }
-        Op::ListNotifications { unread_only, include_dismissed, user } => {
+        Op::AddNotification {
+            minor,
+            kind,
+            user,
+            read,
+            dismissed,
+            message,
+        } => outcome(store.add_notification(&NotificationRecord {
+            id: 0,
+            version: Version::new(3, *minor, 0),
+            notification_type: KINDS[*kind],
+            message: message.clone(),
+            metadata: Some(json!({"clock": clock})),
+            is_read: *read,
+            is_dismissed: *dismissed,
+            user_id: USERS[*user].map(str::to_string),
+            read_at: read.then_some(now),
+            created_at: now,
+        })),
+        Op::ListNotifications {
+            unread_only,
+            include_dismissed,
+            user,
+        } => {
             let filter = NotificationFilter {
                 unread_only: *unread_only,
                 include_dismissed: *include_dismissed,
@@ -242,8 +345,12 @@ fn apply(store: &dyn HistoryStore, op: &Op, clock: i64, known: &Known) -> Result
             };
             outcome(store.notifications(&filter).map(without_read_time))
         }
-        Op::MarkRead(target) => outcome(store.mark_notification_read(pick(&known.notifications, *target, 10_000))),
-        Op::Dismiss(target) => outcome(store.dismiss_notification(pick(&known.notifications, *target, 10_000))),
+        Op::MarkRead(target) => {
+            outcome(store.mark_notification_read(pick(&known.notifications, *target, 10_000)))
+        }
+        Op::Dismiss(target) => {
+            outcome(store.dismiss_notification(pick(&known.notifications, *target, 10_000)))
+        }
     }
 }
 

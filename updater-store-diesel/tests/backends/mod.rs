@@ -32,7 +32,10 @@ impl std::ops::Deref for TestStore {
 impl Drop for TestStore {
     fn drop(&mut self) {
         if let Err(e) = self.store.drop_tables() {
-            eprintln!("cannot drop the test tables (prefix {}): {e}", self.store.table_prefix());
+            eprintln!(
+                "cannot drop the test tables (prefix {}): {e}",
+                self.store.table_prefix()
+            );
         }
     }
 }
@@ -59,6 +62,29 @@ impl Database {
             .with_table_prefix(prefix)
             .build()
             .unwrap_or_else(|e| panic!("{}: cannot open the store: {e}", self.name))
+    }
+
+    /// Runs `sql` on a connection of its own (as the host application would).
+    pub fn execute(&self, sql: &str) {
+        use diesel::{Connection, RunQueryDsl};
+        match self.name {
+            #[cfg(feature = "sqlite")]
+            "sqlite" => {
+                let mut conn = diesel::SqliteConnection::establish(&self.url).unwrap();
+                diesel::sql_query(sql).execute(&mut conn).unwrap();
+            }
+            #[cfg(feature = "postgres")]
+            "postgres" => {
+                let mut conn = diesel::PgConnection::establish(&self.url).unwrap();
+                diesel::sql_query(sql).execute(&mut conn).unwrap();
+            }
+            #[cfg(feature = "mysql")]
+            "mysql" => {
+                let mut conn = diesel::MysqlConnection::establish(&self.url).unwrap();
+                diesel::sql_query(sql).execute(&mut conn).unwrap();
+            }
+            other => panic!("no raw connection for {other}"),
+        };
     }
 
     /// A store on this database under a fresh prefix, dropped at the end.
