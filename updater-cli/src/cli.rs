@@ -134,7 +134,7 @@ pub enum Command {
     ///
     /// Without options: unread, undismissed notifications.
     /// JSON: {"notifications": [{"id", "type", "version", "message", "user", "read", "dismissed", "created_at"}]}
-    /// or, with --mark-read/--dismiss, {"changed": [ids]}.
+    /// or, with --mark-read/--dismiss, {"changed": [1 id]}.
     Notifications(NotificationsArgs),
 
     /// Remove the update lock left by a process that cannot release it.
@@ -192,7 +192,7 @@ pub enum BackupCommand {
     /// `backup.retention`); never the newest backup, nor the newest backup of
     /// the running version. Unverified, incomplete ones are removed too.
     ///
-    /// JSON: {"deleted": [ids], "kept": [ids]}.
+    /// JSON: {"deleted": [backup ids], "kept": [backup ids]}.
     Cleanup {
         /// How many verified backups to keep.
         #[arg(long, value_name = "N")]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use updater_backup::FileBackup;
+use updater_core::backup::{BackupKind, BackupStrategy};
 use updater_core::command::ShellCommand;
 use updater_core::health::CommandHealthCheck;
 use updater_core::hook::CommandHook;
@@ -27,6 +28,7 @@ use updater_source_github::{
 use updater_store_diesel::DieselHistoryStore;
 
 use crate::config::{Config, SourceKind};
+use crate::database::{DatabaseStrategies, database_strategies};
 use crate::error::{CliError, Result};
 
 /// Everything a command needs, built from the configuration.
@@ -41,6 +43,9 @@ pub struct Components {
     pub files_backup: Arc<FileBackup>,
     /// The maintenance switch (also inside `updater`).
     pub maintenance: Arc<dyn MaintenanceSwitch>,
+    /// The database snapshot and the files + database backup, when
+    /// `[backup.database]` is configured.
+    pub database: Option<DatabaseStrategies>,
 }
 
 impl std::fmt::Debug for Components {
@@ -138,15 +143,9 @@ impl Components {
             }
             builder = builder.with_health_check(Arc::new(check.build()?));
         }
-        if f.backup.database.is_some() {
-            // updater-backup has no database strategy yet (its `database`
-            // module is empty); refuse rather than update without the snapshot.
-            return Err(CliError::ConfigValue {
-                path: config.path.clone(),
-                line: None,
-                key: "backup.database".into(),
-                message: "database snapshots are not available in this build of updater-backup yet; remove [backup.database] and configure [migrations] down".into(),
-            });
+        let database = database_strategies(&config, &files_backup)?;
+        if let Some(database) = &database {
+            builder = builder.with_database_backup(database.snapshot.clone());
         }
 
         let public_keys = PublicKeys::parse_all(
@@ -191,7 +190,35 @@ impl Components {
             history,
             files_backup,
             maintenance,
+            database,
         })
+    }
+
+    /// What `backup create` takes: files and database together when a
+    /// database is configured, else the files.
+    pub fn manual_backup(&self) -> Arc<dyn BackupStrategy> {
+        match &self.database {
+            Some(database) => database.full.clone(),
+            None => self.files_backup.clone(),
+        }
+    }
+
+    /// The strategy that restores a backup of `kind`.
+    pub fn strategy_for(&self, kind: BackupKind) -> Result<Arc<dyn BackupStrategy>> {
+        match (kind, &self.database) {
+            (BackupKind::FilesOnly, _) => Ok(self.files_backup.clone()),
+            (BackupKind::Full, Some(database)) => Ok(database.full.clone()),
+            (BackupKind::DatabaseOnly, Some(database)) => Ok(database.snapshot.clone()),
+            (_, None) => Err(CliError::ConfigValue {
+                path: self.config.path.clone(),
+                line: None,
+                key: "backup.database".into(),
+                message: format!(
+                    "a {} backup holds a database, but no [backup.database] is configured to restore it into",
+                    kind.as_str()
+                ),
+            }),
+        }
     }
 }
 

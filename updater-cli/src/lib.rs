@@ -115,6 +115,7 @@ pub mod cli;
 pub mod commands;
 pub mod components;
 pub mod config;
+pub mod database;
 pub mod error;
 pub mod output;
 pub mod terminal;

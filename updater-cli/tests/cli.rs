@@ -668,3 +668,45 @@ fn schedule_stops_cleanly_on_sigterm() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn with_a_sqlite_database_backups_hold_files_and_database_and_updates_snapshot_it() {
+    let f = Fixture::new();
+    std::fs::create_dir_all(f.app().join("data")).unwrap();
+    let database = f.app().join("data/app.sqlite");
+    {
+        // Any real SQLite database will do: the history store makes one.
+        updater_store_diesel::DieselHistoryStore::open(database.display().to_string()).unwrap();
+    }
+    f.write_config("[backup.database]\nkind = \"sqlite\"\npath = \"data/app.sqlite\"\n");
+    let (created, code) = f.json(&["backup", "create"]);
+    assert_eq!(code, 0, "{created}");
+    assert_eq!(created["backup"]["kind"], "full");
+    let id = created["backup"]["id"].as_str().unwrap().to_string();
+    let (restored, code) = f.json(&["backup", "restore", &id, "--yes"]);
+    assert_eq!(code, 0, "{restored}");
+    assert!(database.exists());
+
+    f.server.publish("1.1.0", true);
+    let (applied, code) = f.json(&["apply", "--yes", "--no-backup"]);
+    assert_eq!(code, 0, "{applied}");
+    let (history, _) = f.json(&["history"]);
+    let steps: Vec<&str> = history["updates"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(steps.iter().any(|s| s.contains("snapshot")), "{steps:?}");
+    let (list, _) = f.json(&["backup", "list"]);
+    let kinds: Vec<&str> = list["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"database_only"),
+        "the snapshot is in the catalog: {kinds:?}"
+    );
+}

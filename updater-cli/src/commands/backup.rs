@@ -1,11 +1,11 @@
 //! `backup create | list | restore | cleanup`, and the retention rule that
 //! `cleanup` and `schedule` share.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
+use chrono::Utc;
 use serde_json::json;
-use updater_backup::{BackupStatus, Catalog, CatalogEntry};
+use updater_backup::{BackupStatus, Catalog, CatalogEntry, RetentionPolicy};
 use updater_core::backup::{BackupPurpose, BackupRequest, BackupStrategy};
 use updater_core::history::{BackupRecord, HistoryStore};
 use updater_core::lock::UpdateLock;
@@ -63,11 +63,11 @@ pub(super) fn create(c: &Components, description: Option<String>) -> Result<Outc
         update_id: None,
         description,
     };
+    let strategy = c.manual_backup();
     let progress = Progress::to_stderr();
-    let created = c
-        .files_backup
+    let created = strategy
         .create(&request, &progress)
-        .and_then(|backup| c.files_backup.verify(&backup).map(|()| backup));
+        .and_then(|backup| strategy.verify(&backup).map(|()| backup));
     progress.finish();
     let backup = created?;
     let record = BackupRecord {
@@ -145,11 +145,12 @@ pub(super) fn restore(c: &Components, id: &str, yes: bool) -> Result<Outcome> {
     )?;
     let _lock = UpdateLock::acquire(&lock_path(&c.config), "cli backup restore")?;
     let backup = entry.record.backup.clone();
+    let strategy = c.strategy_for(backup.kind)?;
     let notice =
         MaintenanceNotice::new(format!("Restoring backup {id}"), Duration::from_secs(3600));
     let guard = MaintenanceGuard::enable(c.maintenance.as_ref(), &notice)?;
     let progress = Progress::to_stderr();
-    let restored = c.files_backup.restore(&backup, &progress);
+    let restored = strategy.restore(&backup, &progress);
     progress.finish();
     restored?;
     guard.release()?;
@@ -184,42 +185,16 @@ fn record_restored_version(c: &Components, version: &Version) -> Result<()> {
 pub struct CleanupReport {
     /// Deleted backup ids.
     pub deleted: Vec<String>,
-    /// Kept backup ids.
+    /// Kept backup ids, oldest first.
     pub kept: Vec<String>,
 }
 
-/// Keeps the newest `keep` verified, restorable backups, the newest backup
-/// of all and the newest backup of `running`; deletes the rest (unverified
-/// and damaged ones included). Entries are the catalog's, oldest first.
-pub fn plan_retention(entries: &[CatalogEntry], keep: usize, running: &Version) -> CleanupReport {
-    let mut kept: BTreeSet<&str> = BTreeSet::new();
-    let good: Vec<&CatalogEntry> = entries
-        .iter()
-        .filter(|e| e.restorable && e.status() == BackupStatus::Verified)
-        .collect();
-    for entry in good.iter().rev().take(keep.max(1)) {
-        kept.insert(entry.id());
-    }
-    if let Some(newest) = entries.last() {
-        kept.insert(newest.id());
-    }
-    if let Some(of_running) = good.iter().rev().find(|e| e.version() == running) {
-        kept.insert(of_running.id());
-    }
-    let mut report = CleanupReport::default();
-    for entry in entries {
-        if kept.contains(entry.id()) {
-            report.kept.push(entry.id().to_string());
-        } else {
-            report.deleted.push(entry.id().to_string());
-        }
-    }
-    report
-}
-
-/// Applies [`plan_retention`] to `catalog`, marks deleted backups
-/// unrestorable in history and removes directories of killed creates older
-/// than a day.
+/// Applies `updater-backup`'s [`RetentionPolicy`] to `catalog`: keep the
+/// newest `keep` verified backups, never the newest backup, the newest
+/// restorable one, nor the newest verified backup of `running` (the
+/// last known-good release); failed ones go, unverified ones after a day.
+/// Deleted backups are marked unrestorable in history, and directories of
+/// killed creates older than a day are removed.
 pub fn apply_retention(
     catalog: &Catalog,
     history: &dyn HistoryStore,
@@ -227,17 +202,35 @@ pub fn apply_retention(
     running: &Version,
 ) -> Result<CleanupReport> {
     let entries = catalog.list()?;
-    let report = plan_retention(&entries, keep, running);
-    for id in &report.deleted {
-        catalog.delete(id)?;
+    let mut policy = RetentionPolicy::new().keep_last(keep);
+    if let Some(of_running) = entries
+        .iter()
+        .rev()
+        .find(|e| e.restorable && e.status() == BackupStatus::Verified && e.version() == running)
+    {
+        policy = policy.protect_backup(of_running.id());
+    }
+    let plan = policy.apply(catalog, Utc::now())?;
+    let mut deleted: Vec<String> = Vec::new();
+    for (id, reason) in &plan.remove {
+        if deleted.contains(id) {
+            continue;
+        }
+        tracing::info!(backup = %id, ?reason, "deleted by retention");
         if let Err(error) = history.mark_backup_unrestorable(id, "deleted by retention") {
             tracing::debug!(%error, backup = %id, "no history record to mark");
         }
+        deleted.push(id.clone());
     }
     for path in catalog.remove_incomplete(Duration::from_secs(24 * 3600))? {
         tracing::info!(path = %path.display(), "removed an incomplete backup");
     }
-    Ok(report)
+    let kept = entries
+        .iter()
+        .map(|e| e.id().to_string())
+        .filter(|id| !deleted.contains(id))
+        .collect();
+    Ok(CleanupReport { deleted, kept })
 }
 
 pub(crate) fn cleanup_json(report: &CleanupReport) -> serde_json::Value {

@@ -17,7 +17,7 @@ use crate::components::Components;
 use crate::config::{Config, DEFAULT_CONFIG_FILE};
 use crate::error::{Result, exit_code};
 
-pub use backup::{CleanupReport, apply_retention, plan_retention};
+pub use backup::{CleanupReport, apply_retention};
 
 /// What a command produced.
 #[derive(Debug, Clone)]
