@@ -87,6 +87,30 @@ pub struct VerifiedPackage {
 ///    any failure the partial file is removed and `destination` is untouched.
 ///
 /// `progress` receives the byte count so far, at most every 256 KiB and once at the end.
+///
+/// ```
+/// use updater_core::package::{VerificationPolicy, download_verified};
+/// use updater_core::source::LocalDirectorySource;
+/// use updater_core::version::Version;
+///
+/// let dir = tempfile::tempdir()?;
+/// let build = dir.path().join("build.tar.gz");
+/// std::fs::write(&build, b"pretend tarball")?;
+/// let source = LocalDirectorySource::new(dir.path().join("releases"));
+/// let release = source.publish(&Version::new(1, 0, 0), &build, "First release", None)?;
+///
+/// let destination = dir.path().join("app-1.0.0.tar.gz");
+/// let package = download_verified(
+///     &source,
+///     &release,
+///     &release.assets[0],
+///     &destination,
+///     &VerificationPolicy::default(),
+///     &mut |bytes| eprintln!("{bytes} bytes"),
+/// )?;
+/// assert_eq!((package.size, package.path), (15, destination));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn download_verified(
     source: &dyn ReleaseSource,
     release: &Release,
