@@ -57,6 +57,7 @@ pub enum Command {
     ///
     /// Exits 3 when an update may be installed, 0 when up to date. A check
     /// younger than an hour is answered from history unless --force.
+    ///
     /// JSON: {"current", "latest", "update_available", "update_type", "from_cache", "changelog", "published_at"}.
     Check {
         /// Ask the source even if a recent check is recorded.
@@ -70,6 +71,7 @@ pub enum Command {
     /// Any failure inside the maintenance window rolls back automatically
     /// (exit 1). Asks for confirmation on a terminal; without a terminal
     /// --yes is required.
+    ///
     /// JSON: {"outcome": "updated"|"up_to_date", "from", "to", "update_id", "update_type", "maintenance_window_ms", "backup_id"}.
     Apply {
         /// Install this version instead of the newest.
@@ -88,6 +90,7 @@ pub enum Command {
     /// Migrations are reverted when a `down` command is configured;
     /// otherwise --restore-database-snapshot restores the database as it
     /// was before that update (every write since is lost).
+    ///
     /// JSON: {"from", "to", "update_id", "maintenance_window_ms"}.
     Rollback {
         /// Do not ask for confirmation.
@@ -102,6 +105,7 @@ pub enum Command {
     /// maintenance flag; report a stale lock.
     ///
     /// Every other command does this first; run it alone at boot.
+    ///
     /// JSON: {"action", "running", "abandoned", "version", "lock_holder", "leftover_maintenance", "stale_lock"}.
     Recover {
         /// After fixing the cause, retry a recovery that stopped in "needs operator".
@@ -133,6 +137,7 @@ pub enum Command {
     /// List admin notifications, or mark one read / dismiss it.
     ///
     /// Without options: unread, undismissed notifications.
+    ///
     /// JSON: {"notifications": [{"id", "type", "version", "message", "user", "read", "dismissed", "created_at"}]}
     /// or, with --mark-read/--dismiss, {"changed": [1 id]}.
     Notifications(NotificationsArgs),
@@ -140,6 +145,7 @@ pub enum Command {
     /// Remove the update lock left by a process that cannot release it.
     ///
     /// Only when you are sure no update is running. Does not run recovery.
+    ///
     /// JSON: {"cleared": bool, "holder"}.
     Unlock {
         /// Required: confirms that no update is running.
@@ -180,6 +186,7 @@ pub enum BackupCommand {
     /// Restore a backup over the application files, in maintenance mode.
     ///
     /// Asks for confirmation on a terminal; without a terminal --yes is required.
+    ///
     /// JSON: {"restored": ID, "version"}.
     Restore {
         /// The backup id (from `updater backup list`).

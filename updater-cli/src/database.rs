@@ -141,6 +141,27 @@ fn password(config: &Config, db: &DatabaseSection) -> Result<Option<Secret>> {
     Ok(Some(Secret::new(text.trim_end_matches(['\r', '\n']))))
 }
 
+/// Applies host, port, user and password to a server engine (PostgreSQL
+/// and MySQL share these builder methods but no trait).
+macro_rules! with_connection {
+    ($engine:expr, $target:expr, $password:expr) => {{
+        let mut engine = $engine;
+        if let Some(host) = $target.host {
+            engine = engine.with_host(host);
+        }
+        if let Some(port) = $target.port {
+            engine = engine.with_port(port);
+        }
+        if let Some(user) = $target.user {
+            engine = engine.with_user(user);
+        }
+        if let Some(secret) = $password {
+            engine = engine.with_password(secret);
+        }
+        engine
+    }};
+}
+
 /// The strategies of `[backup.database]`, or `None` when it is absent.
 pub fn database_strategies(
     config: &Config,
@@ -167,37 +188,22 @@ pub fn database_strategies(
             strategies(SqliteDatabase::new(path), files, &backup_dir)
         }
         DatabaseKind::Postgres => {
-            let mut engine =
-                PostgresDatabase::new(required(t.database, "backup.database.database")?);
-            if let Some(host) = t.host {
-                engine = engine.with_host(host);
-            }
-            if let Some(port) = t.port {
-                engine = engine.with_port(port);
-            }
-            if let Some(user) = t.user {
-                engine = engine.with_user(user);
-            }
-            if let Some(secret) = password(config, db)? {
-                engine = engine.with_password(secret);
-            }
-            strategies(engine, files, &backup_dir)
+            let engine =
+                PostgresDatabase::new(required(t.database.clone(), "backup.database.database")?);
+            strategies(
+                with_connection!(engine, t, password(config, db)?),
+                files,
+                &backup_dir,
+            )
         }
         DatabaseKind::Mysql => {
-            let mut engine = MysqlDatabase::new(required(t.database, "backup.database.database")?);
-            if let Some(host) = t.host {
-                engine = engine.with_host(host);
-            }
-            if let Some(port) = t.port {
-                engine = engine.with_port(port);
-            }
-            if let Some(user) = t.user {
-                engine = engine.with_user(user);
-            }
-            if let Some(secret) = password(config, db)? {
-                engine = engine.with_password(secret);
-            }
-            strategies(engine, files, &backup_dir)
+            let engine =
+                MysqlDatabase::new(required(t.database.clone(), "backup.database.database")?);
+            strategies(
+                with_connection!(engine, t, password(config, db)?),
+                files,
+                &backup_dir,
+            )
         }
     }))
 }

@@ -49,7 +49,12 @@ impl Progress {
 }
 
 fn describe(event: &ProgressEvent) -> String {
-    let mut text = format!("{}: {}", event.step, event.message);
+    let step = event.step.as_str();
+    let mut text = if event.message.starts_with(step) {
+        event.message.clone()
+    } else {
+        format!("{step}: {}", event.message)
+    };
     if event.bytes_done > 0 {
         match event.bytes_total {
             Some(total) if total > 0 => {

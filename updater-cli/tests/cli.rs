@@ -710,3 +710,56 @@ fn with_a_sqlite_database_backups_hold_files_and_database_and_updates_snapshot_i
         "the snapshot is in the catalog: {kinds:?}"
     );
 }
+
+/// Runs `check` and `status` with the history in a database server, under
+/// a unique table prefix that is dropped afterwards.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+fn history_in_server(url: &str, port: u16) {
+    use std::net::{SocketAddr, TcpStream};
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    if TcpStream::connect_timeout(&address, Duration::from_secs(2)).is_err() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "database server on {address} unreachable under CI=true"
+        );
+        println!("skipped: no database server on {address}");
+        return;
+    }
+    let prefix = format!(
+        "cli_{}_{}_",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let f = Fixture::new();
+    f.write_config(&format!(
+        "[history]\ndatabase_url = \"{url}\"\ntable_prefix = \"{prefix}\"\n"
+    ));
+    f.server.publish("1.1.0", true);
+    assert_eq!(f.run(&["check", "--force"]).code, 3);
+    let (status, code) = f.json(&["status"]);
+    assert_eq!(code, 0, "{status}");
+    assert_eq!(status["latest_check"]["latest_version"], "1.1.0");
+    assert!(!f.app().join(".updater/history.sqlite").exists());
+    updater_store_diesel::DieselHistoryStore::builder(url)
+        .with_table_prefix(prefix)
+        .build()
+        .unwrap()
+        .drop_tables()
+        .unwrap();
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn history_can_live_in_postgresql() {
+    history_in_server("postgres://postgres@127.0.0.1:5432/test", 5432);
+}
+
+#[cfg(feature = "mysql")]
+#[test]
+fn history_can_live_in_mysql() {
+    history_in_server("mysql://root@127.0.0.1:3306/test", 3306);
+}
