@@ -1,73 +1,161 @@
-//! Quickstart: a demo app at 1.0.0 is updated to 1.1.0, then a broken 1.2.0
-//! fails its health check and is rolled back automatically.
+//! Quickstart: the whole updater in a few seconds, offline.
 //!
-//! Runs offline in a temporary directory in a few seconds:
-//! `cargo run --example quickstart`.
+//! 1. A demo application at 1.0.0 is created in a temporary directory.
+//! 2. A release server on 127.0.0.1 publishes 1.1.0 and a broken 1.2.0 in the
+//!    custom manifest format (`updater_core::manifest`).
+//! 3. The updater checks, backs the files up, updates to 1.1.0 (showing the
+//!    maintenance window), then tries 1.2.0, whose health check fails, and
+//!    rolls back automatically.
+//! 4. The history is read back from SQLite.
+//!
+//! Run: `cargo run --example quickstart`
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use updater_backup::FileBackup;
 use updater_core::command::ShellCommand;
 use updater_core::health::CommandHealthCheck;
-use updater_core::history::{HistoryStore, InMemoryHistoryStore, Page};
-use updater_core::pipeline::{ApplyOutcome, ApplyRequest, UpdaterBuilder};
+use updater_core::history::{HistoryStore, NotificationFilter, Page};
+use updater_core::notify::StoreNotifier;
+use updater_core::pipeline::{ApplyOutcome, ApplyRequest, Step, UpdaterBuilder};
 use updater_core::progress::ProgressEvent;
 use updater_core::source::LocalDirectorySource;
 use updater_core::version::Version;
 use updater_examples::demo;
+use updater_examples::server::StaticServer;
+use updater_source_github::ManifestSource;
+use updater_store_diesel::DieselHistoryStore;
 
 #[allow(clippy::print_stdout)]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let work = tempfile::tempdir()?;
     let app = work.path().join("app");
     demo::create_app(&app, "1.0.0")?;
-    println!("demo app at 1.0.0 in {}", app.display());
+    println!("1. demo app 1.0.0 created in {}", app.display());
 
-    let releases = LocalDirectorySource::new(work.path().join("releases"));
-    releases.publish(&Version::new(1, 1, 0), &demo::build_release(work.path(), "1.1.0", true)?, "Faster pages", None)?;
+    // The publisher side: build releases and publish them with a manifest.
+    let published = LocalDirectorySource::new(work.path().join("site"));
+    let v110 = demo::build_release(work.path(), "1.1.0", true)?;
+    published.publish(&Version::new(1, 1, 0), &v110, "Faster pages.", None)?;
+    let v120 = demo::build_release(work.path(), "1.2.0", false)?;
+    published.publish(
+        &Version::new(1, 2, 0),
+        &v120,
+        "New reports (broken build).",
+        None,
+    )?;
+    let server = StaticServer::serve(published.directory(), Vec::new())?;
+    let manifest_url = format!("{}/manifest.json", server.address());
+    println!("2. release server at {manifest_url} publishes 1.1.0 and 1.2.0");
 
-    let history = Arc::new(InMemoryHistoryStore::new());
+    // The application side: the updater, wired from its parts.
+    std::fs::create_dir_all(app.join(".updater"))?;
+    let history = Arc::new(DieselHistoryStore::open(
+        app.join(".updater/history.sqlite").display().to_string(),
+    )?);
+    let backups = FileBackup::builder(&app, work.path().join("backups")).build()?;
     let updater = UpdaterBuilder::new(&app)
-        .with_source(releases.clone())
+        .with_source(ManifestSource::builder(&manifest_url).build()?)
         .with_history(history.clone())
+        .with_notifier(Arc::new(
+            StoreNotifier::new(history.clone()).with_admins(["admin"]),
+        ))
+        .with_files_backup(Arc::new(backups))
         .with_health_check(Arc::new(
-            CommandHealthCheck::new(ShellCommand::new("bin/health")).with_interval(Duration::from_millis(200)),
+            CommandHealthCheck::new(ShellCommand::new("bin/health"))
+                .with_interval(Duration::from_millis(250)),
         ))
         .configure(|c| c.health_timeout = Duration::from_secs(2))
         .build()?;
-    updater.recover()?;
+    updater.recover()?; // at every start: finish or undo an interrupted update
 
     let check = updater.check(true)?;
     println!(
-        "check: running {}, latest {}, update available: {}",
+        "3. check: running {}, newest {}, update available: {}",
         check.current,
-        check.latest.as_ref().map_or("none".to_string(), |r| r.version.to_string()),
+        check
+            .latest
+            .as_ref()
+            .map_or("none".into(), |r| r.version.to_string()),
         check.update_available
     );
 
-    let progress = |e: &ProgressEvent| println!("  [{:>3}%] {}", e.percent, e.message);
-    if let ApplyOutcome::Updated(report) = updater.apply(&ApplyRequest::latest("quickstart"), &progress)? {
-        println!("updated {} -> {}; maintenance window {:?}", report.from, report.to, report.maintenance_window);
+    let progress = |e: &ProgressEvent| {
+        if e.step == Step::Download && e.bytes_total.is_some() {
+            println!(
+                "   [{:>3}%] downloaded {} of {} bytes",
+                e.percent,
+                e.bytes_done,
+                e.bytes_total.unwrap_or(0)
+            );
+        } else if e.step == Step::Backup && e.files_done > 0 {
+            println!(
+                "   [{:>3}%] backup: {} files, {} bytes",
+                e.percent, e.files_done, e.bytes_done
+            );
+        } else if !e.message.ends_with("started") {
+            println!("   [{:>3}%] {}", e.percent, e.message);
+        }
+    };
+
+    println!("4. apply 1.1.0:");
+    let request = ApplyRequest::latest("quickstart").with_version(Version::new(1, 1, 0));
+    if let ApplyOutcome::Updated(report) = updater.apply(&request, &progress)? {
+        println!(
+            "   updated {} -> {}; maintenance window {:.1} ms; backup {}",
+            report.from,
+            report.to,
+            report.maintenance_window.as_secs_f64() * 1000.0,
+            report.backup.map_or("none".to_string(), |b| format!(
+                "{} ({} bytes)",
+                b.id, b.size
+            ))
+        );
     }
 
-    releases.publish(&Version::new(1, 2, 0), &demo::build_release(work.path(), "1.2.0", false)?, "Broken release", None)?;
+    println!("5. apply the newest (1.2.0, whose health check fails):");
     match updater.apply(&ApplyRequest::latest("quickstart"), &progress) {
-        Err(e) => println!("1.2.0 failed and was rolled back: {e}"),
-        Ok(outcome) => println!("unexpected: {outcome:?}"),
+        Err(e) => println!("   {e}"),
+        Ok(outcome) => println!("   unexpected: {outcome:?}"),
     }
-    println!("running now: {}", updater.current_version()?);
-    println!(".env still: {}", std::fs::read_to_string(app.join(".env"))?.trim());
+    println!(
+        "   running now: {}; .env kept: {}",
+        updater.current_version()?,
+        std::fs::read_to_string(app.join(".env"))?.trim()
+    );
 
-    println!("history:");
+    println!(
+        "6. history (from {}):",
+        app.join(".updater/history.sqlite").display()
+    );
     for record in history.updates(Page::first(10))? {
         println!(
-            "  #{} {} -> {}: {} (window {} ms){}",
+            "   #{} {} -> {}: {} (window {} ms){}",
             record.id,
-            record.previous_version.map(|v| v.to_string()).unwrap_or_default(),
+            record
+                .previous_version
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
             record.version,
             record.status.as_str(),
             record.maintenance_window_ms.unwrap_or(0),
-            record.error_message.map(|e| format!(" — {e}")).unwrap_or_default()
+            record
+                .error_message
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+    }
+    println!("   admin notifications:");
+    for note in history
+        .notifications(&NotificationFilter::default())?
+        .iter()
+        .rev()
+    {
+        println!(
+            "   - [{}] {}",
+            note.notification_type.as_str(),
+            note.message
         );
     }
     Ok(())

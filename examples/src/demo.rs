@@ -19,7 +19,8 @@ pub fn write_release_tree(dir: &Path, version: &str, healthy: bool) -> io::Resul
         format!("<h1>Demo app {version}</h1>\n"),
     )?;
     let health = if healthy {
-        "#!/bin/sh\n# The demo's health check: the app answers.\ntest -f public/index.html\n".to_string()
+        "#!/bin/sh\n# The demo's health check: the app answers.\ntest -f public/index.html\n"
+            .to_string()
     } else {
         "#!/bin/sh\necho 'database connection refused' >&2\nexit 1\n".to_string()
     };
@@ -44,7 +45,8 @@ pub fn build_release(work: &Path, version: &str, healthy: bool) -> io::Result<Pa
     let tree = work.join(format!("build-{version}"));
     write_release_tree(&tree, version, healthy)?;
     let archive = work.join(format!("app-{version}.tar.gz"));
-    let gz = flate2::write::GzEncoder::new(fs::File::create(&archive)?, flate2::Compression::default());
+    let gz =
+        flate2::write::GzEncoder::new(fs::File::create(&archive)?, flate2::Compression::default());
     let mut builder = tar::Builder::new(gz);
     builder.append_dir_all(".", &tree)?;
     builder.into_inner()?.finish()?;

@@ -38,6 +38,19 @@ impl BackupKind {
             BackupKind::FilesOnly => "files_only",
         }
     }
+
+    /// Parses a stored name.
+    pub fn parse(text: &str) -> crate::error::Result<Self> {
+        match text {
+            "full" => Ok(BackupKind::Full),
+            "database_only" => Ok(BackupKind::DatabaseOnly),
+            "files_only" => Ok(BackupKind::FilesOnly),
+            other => Err(crate::error::Error::invalid(
+                format!("backup kind {other:?}"),
+                "unknown kind",
+            )),
+        }
+    }
 }
 
 /// Why a backup is taken.

@@ -473,9 +473,16 @@ fn next_id<T>(rows: &[T], id: impl Fn(&T) -> i64) -> i64 {
     rows.iter().map(id).max().unwrap_or(0) + 1
 }
 
-fn newest_first<T: Clone>(rows: &[T], page: Page) -> Vec<T> {
-    rows.iter()
-        .rev()
+/// Newest first by (creation time, id), as the contract says.
+fn newest_first<T: Clone>(
+    rows: &[T],
+    key: impl Fn(&T) -> (DateTime<Utc>, i64),
+    page: Page,
+) -> Vec<T> {
+    let mut sorted: Vec<&T> = rows.iter().collect();
+    sorted.sort_by_key(|row| std::cmp::Reverse(key(row)));
+    sorted
+        .into_iter()
         .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
         .take(usize::try_from(page.limit).unwrap_or(usize::MAX))
         .cloned()
@@ -494,7 +501,7 @@ impl InMemoryHistoryStore {
             .map_err(|_| Error::unavailable("in-memory history", "a thread panicked while writing"))
     }
 
-    fn notification_mut<'a>(tables: &'a mut Tables, id: i64) -> Result<&'a mut NotificationRecord> {
+    fn notification_mut(tables: &mut Tables, id: i64) -> Result<&mut NotificationRecord> {
         tables
             .notifications
             .iter_mut()
@@ -515,7 +522,12 @@ impl HistoryStore for InMemoryHistoryStore {
     }
 
     fn latest_check(&self) -> Result<Option<VersionCheckRecord>> {
-        Ok(self.tables()?.checks.last().cloned())
+        Ok(self
+            .tables()?
+            .checks
+            .iter()
+            .max_by_key(|c| (c.checked_at, c.id))
+            .cloned())
     }
 
     fn create_update(&self, update: &UpdateRecord) -> Result<UpdateId> {
@@ -544,7 +556,11 @@ impl HistoryStore for InMemoryHistoryStore {
     }
 
     fn updates(&self, page: Page) -> Result<Vec<UpdateRecord>> {
-        Ok(newest_first(&self.tables()?.updates, page))
+        Ok(newest_first(
+            &self.tables()?.updates,
+            |u| (u.started_at, u.id),
+            page,
+        ))
     }
 
     fn record_backup(&self, backup: &BackupRecord) -> Result<i64> {
@@ -558,7 +574,11 @@ impl HistoryStore for InMemoryHistoryStore {
     }
 
     fn backups(&self, page: Page) -> Result<Vec<BackupRecord>> {
-        Ok(newest_first(&self.tables()?.backups, page))
+        Ok(newest_first(
+            &self.tables()?.backups,
+            |b| (b.created_at, b.id),
+            page,
+        ))
     }
 
     fn mark_backup_unrestorable(&self, backup_id: &str, note: &str) -> Result<()> {
@@ -596,17 +616,19 @@ impl HistoryStore for InMemoryHistoryStore {
 
     fn notifications(&self, filter: &NotificationFilter) -> Result<Vec<NotificationRecord>> {
         let t = self.tables()?;
-        Ok(t.notifications
-            .iter()
-            .rev()
-            .filter(|n| !filter.unread_only || !n.is_read)
-            .filter(|n| filter.include_dismissed || !n.is_dismissed)
-            .filter(|n| match &filter.user_id {
-                Some(user) => n.user_id.as_ref().is_none_or(|u| u == user),
-                None => true,
-            })
-            .cloned()
-            .collect())
+        Ok(newest_first(
+            &t.notifications,
+            |n| (n.created_at, n.id),
+            Page::first(u64::MAX),
+        )
+        .into_iter()
+        .filter(|n| !filter.unread_only || !n.is_read)
+        .filter(|n| filter.include_dismissed || !n.is_dismissed)
+        .filter(|n| match &filter.user_id {
+            Some(user) => n.user_id.as_ref().is_none_or(|u| u == user),
+            None => true,
+        })
+        .collect())
     }
 
     fn mark_notification_read(&self, id: i64) -> Result<()> {

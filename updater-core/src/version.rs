@@ -226,6 +226,24 @@ impl UpdateType {
             UpdateType::Downgrade => "downgrade",
         }
     }
+
+    /// Parses a stored name.
+    pub fn parse(text: &str) -> Result<Self> {
+        Ok(match text {
+            "major" => UpdateType::Major,
+            "minor" => UpdateType::Minor,
+            "patch" => UpdateType::Patch,
+            "pre_release" => UpdateType::PreRelease,
+            "reinstall" => UpdateType::Reinstall,
+            "downgrade" => UpdateType::Downgrade,
+            other => {
+                return Err(Error::invalid(
+                    format!("update type {other:?}"),
+                    "unknown type",
+                ));
+            }
+        })
+    }
 }
 
 impl fmt::Display for UpdateType {

@@ -24,3 +24,8 @@ fn in_memory_store_loses_nothing_under_concurrent_writers() {
     let store = InMemoryHistoryStore::new();
     history::concurrent_writers(&[&store], 4, 10);
 }
+
+#[test]
+fn in_memory_store_lists_by_creation_time_not_insertion_order() {
+    history::listings_order_by_creation_time(&InMemoryHistoryStore::new());
+}

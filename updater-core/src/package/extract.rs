@@ -8,7 +8,7 @@
 //! with GNU long names and pax records applied here, under a size limit);
 //! its `unpack` is never called.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -42,6 +42,9 @@ const MODE_MASK: u32 = 0o777 & !0o022;
 /// Trailing bytes after the end-of-archive block accepted without counting
 /// against the size limit (tar pads archives to 10 KiB records).
 const TRAILING_ALLOWANCE: u64 = 1024 * 1024;
+
+/// The longest path or link target accepted, in bytes (Linux `PATH_MAX`).
+const MAX_PATH_BYTES: usize = 4096;
 
 /// The label used in errors that are about the archive rather than one entry.
 const ARCHIVE_LABEL: &str = "(archive)";
@@ -197,9 +200,9 @@ fn prepare_staging(staging: &Path) -> Result<()> {
     }
 }
 
-/// What the extraction created at a path (relative to staging, `/`-separated).
+/// What the extraction created at one node of the tree.
 #[derive(Debug)]
-enum Node {
+enum Kind {
     /// A directory and the mode it gets at the end; `listed` when the archive
     /// had an entry for it (a second one is a duplicate).
     Directory { mode: u32, listed: bool },
@@ -209,6 +212,119 @@ enum Node {
     Hardlink,
     /// A symbolic link and its target as written.
     Symlink { target: String },
+}
+
+/// An index into [`Tree::nodes`].
+type NodeId = usize;
+
+/// The staging directory itself.
+const ROOT: NodeId = 0;
+
+/// One path component the extraction created.
+#[derive(Debug)]
+struct TreeNode {
+    name: String,
+    parent: NodeId,
+    depth: usize,
+    kind: Kind,
+    children: HashMap<String, NodeId>,
+    /// Children by their folded name (NFC + lower case), to find collisions.
+    folded_children: HashMap<String, NodeId>,
+}
+
+/// Everything created so far, as a tree of components: every lookup costs
+/// the length of the path, however deep or numerous the entries are.
+#[derive(Debug)]
+struct Tree {
+    nodes: Vec<TreeNode>,
+}
+
+impl Tree {
+    fn new() -> Self {
+        Tree {
+            nodes: vec![TreeNode {
+                name: String::new(),
+                parent: ROOT,
+                depth: 0,
+                kind: Kind::Directory {
+                    mode: STAGING_MODE,
+                    listed: true,
+                },
+                children: HashMap::new(),
+                folded_children: HashMap::new(),
+            }],
+        }
+    }
+
+    fn node(&self, id: NodeId) -> &TreeNode {
+        &self.nodes[id]
+    }
+
+    fn child(&self, parent: NodeId, name: &str) -> Option<NodeId> {
+        self.nodes[parent].children.get(name).copied()
+    }
+
+    fn add(&mut self, parent: NodeId, name: &str, kind: Kind) -> NodeId {
+        let id = self.nodes.len();
+        let depth = self.nodes[parent].depth + 1;
+        self.nodes.push(TreeNode {
+            name: name.to_string(),
+            parent,
+            depth,
+            kind,
+            children: HashMap::new(),
+            folded_children: HashMap::new(),
+        });
+        let parent_node = &mut self.nodes[parent];
+        parent_node.children.insert(name.to_string(), id);
+        parent_node.folded_children.entry(fold(name)).or_insert(id);
+        id
+    }
+
+    /// The node's path relative to staging.
+    fn path(&self, id: NodeId) -> String {
+        let mut names = Vec::new();
+        let mut at = id;
+        while at != ROOT {
+            names.push(self.nodes[at].name.as_str());
+            at = self.nodes[at].parent;
+        }
+        names.reverse();
+        names.join("/")
+    }
+
+    /// The node at `components`, if every one exists.
+    fn find(&self, components: &[String]) -> Option<NodeId> {
+        components
+            .iter()
+            .try_fold(ROOT, |node, name| self.child(node, name))
+    }
+}
+
+/// Where an entry goes, once validated.
+enum Placement {
+    /// A new node below `parent`; `components[first_missing..]` do not exist yet.
+    Create {
+        parent: NodeId,
+        first_missing: usize,
+    },
+    /// A directory created earlier as a parent, now listed by the archive.
+    ListDirectory(NodeId),
+}
+
+/// Where a symlink leads: an existing node, plus components below it that do
+/// not exist (the kernel would stop there; lexically they still count for `..`).
+#[derive(Debug, Clone, Copy)]
+struct Location {
+    node: NodeId,
+    missing_depth: usize,
+}
+
+/// The state of resolving one symlink in the final pass.
+#[derive(Debug, Clone, Copy)]
+enum Resolution {
+    InProgress,
+    Done(Location),
 }
 
 /// GNU long-name / pax records waiting for the entry they describe.
@@ -227,20 +343,10 @@ struct Extraction<'a> {
     staging: &'a Path,
     options: &'a ExtractOptions,
     reserved: Vec<String>,
-    nodes: HashMap<String, Node>,
-    /// Case- and normalisation-folded path -> the path as first seen.
-    folded: HashMap<String, String>,
+    tree: Tree,
     report: ExtractionReport,
     declared_bytes: u64,
     buffer: Vec<u8>,
-}
-
-/// An entry after its path was validated.
-struct Validated {
-    /// The path relative to staging, after dropping `.` and stripping.
-    path: String,
-    /// The same path split into its components.
-    components: Vec<String>,
 }
 
 impl<'a> Extraction<'a> {
@@ -250,8 +356,7 @@ impl<'a> Extraction<'a> {
             staging,
             options,
             reserved: options.reserved_names.iter().map(|n| fold(n)).collect(),
-            nodes: HashMap::new(),
-            folded: HashMap::new(),
+            tree: Tree::new(),
             report: ExtractionReport::default(),
             declared_bytes: 0,
             buffer: vec![0u8; BUFFER_SIZE],
@@ -481,49 +586,79 @@ impl<'a> Extraction<'a> {
         if mode & 0o6000 != 0 {
             return Err(self.reject(label, Rejection::SetIdBits { mode }));
         }
-        let Some(components) = components.get(self.options.strip_components..) else {
-            return Ok(());
+        let components = match components.get(self.options.strip_components..) {
+            Some(rest) if !rest.is_empty() => rest,
+            _ => return Ok(()),
         };
-        if components.is_empty() {
-            return Ok(());
-        }
-        let components = components.to_vec();
-        let path = components.join("/");
         if self.reserved.contains(&fold(&components[0])) {
             return Err(self.reject(label, Rejection::ReservedName(components[0].clone())));
         }
-        let validated = Validated { path, components };
-        self.check_place(&validated, kind == EntryType::Directory, label)?;
-
-        match kind {
-            EntryType::Directory => self.create_directory(&validated, mode & MODE_MASK),
-            EntryType::Symlink => {
-                let target = self.check_symlink(&validated, raw_link, label)?;
-                self.create_parents(&validated)?;
-                let at = self.staging.join(&validated.path);
+        let placement = self.place(components, kind == EntryType::Directory, label)?;
+        let relative = components.join("/");
+        let at = self.staging.join(&relative);
+        let name = &components[components.len() - 1];
+        match (kind, placement) {
+            (_, Placement::ListDirectory(id)) => {
+                self.tree.nodes[id].kind = Kind::Directory {
+                    mode: mode & MODE_MASK,
+                    listed: true,
+                };
+            }
+            (
+                EntryType::Directory,
+                Placement::Create {
+                    parent,
+                    first_missing,
+                },
+            ) => {
+                let parent = self.create_parents(components, parent, first_missing)?;
+                self.make_directory(&at)?;
+                let kind = Kind::Directory {
+                    mode: mode & MODE_MASK,
+                    listed: true,
+                };
+                self.tree.add(parent, name, kind);
+            }
+            (
+                EntryType::Symlink,
+                Placement::Create {
+                    parent,
+                    first_missing,
+                },
+            ) => {
+                let target = self.check_symlink(components, raw_link, label)?;
+                let parent = self.create_parents(components, parent, first_missing)?;
                 std::os::unix::fs::symlink(&target, &at)
                     .map_err(|e| Error::io("create symlink", &at, e))?;
-                self.register(&validated.path, Node::Symlink { target });
+                self.tree.add(parent, name, Kind::Symlink { target });
                 self.report.symlinks += 1;
-                Ok(())
             }
-            EntryType::Link => {
+            (
+                EntryType::Link,
+                Placement::Create {
+                    parent,
+                    first_missing,
+                },
+            ) => {
                 let target = self.check_hardlink(raw_link, label)?;
-                self.create_parents(&validated)?;
-                let (from, at) = (
-                    self.staging.join(&target),
-                    self.staging.join(&validated.path),
-                );
+                let parent = self.create_parents(components, parent, first_missing)?;
+                let from = self.staging.join(target.join("/"));
                 fs::hard_link(&from, &at).map_err(|e| Error::io("create hard link", &at, e))?;
-                self.register(&validated.path, Node::Hardlink);
+                self.tree.add(parent, name, Kind::Hardlink);
                 self.report.hardlinks += 1;
-                Ok(())
             }
-            _ => {
-                self.create_parents(&validated)?;
-                self.write_file(entry, &validated.path, mode & MODE_MASK, label)
+            (
+                _,
+                Placement::Create {
+                    parent,
+                    first_missing,
+                },
+            ) => {
+                let parent = self.create_parents(components, parent, first_missing)?;
+                self.write_file(entry, &at, mode & MODE_MASK, label)?;
+                self.tree.add(parent, name, Kind::File);
             }
-        }?;
+        }
         self.report.entries += 1;
         Ok(())
     }
@@ -532,114 +667,101 @@ impl<'a> Extraction<'a> {
         self.reject(label, Rejection::SpecialFile { kind })
     }
 
-    /// Checks that the entry's path is new (or an unlisted directory being
-    /// listed), does not collide with another by case or normalisation, and
-    /// that every parent is (or will be) a directory of ours.
-    fn check_place(&self, entry: &Validated, is_directory: bool, label: &str) -> Result<()> {
-        match self.nodes.get(&entry.path) {
-            None => {}
-            Some(Node::Directory { listed: false, .. }) if is_directory => {}
-            Some(_) => return Err(self.reject(label, Rejection::Duplicate)),
-        }
-        let mut prefix = String::new();
-        for (index, component) in entry.components.iter().enumerate() {
-            if index > 0 {
-                prefix.push('/');
-            }
-            prefix.push_str(component);
-            if let Some(other) = self.folded.get(&fold(&prefix))
-                && *other != prefix
-            {
-                return Err(self.reject(
-                    label,
-                    Rejection::Collision {
-                        other: other.clone(),
-                    },
-                ));
-            }
-            if index + 1 == entry.components.len() {
-                break;
-            }
-            match self.nodes.get(&prefix) {
-                None | Some(Node::Directory { .. }) => {}
-                Some(Node::File | Node::Hardlink) => {
+    /// Finds where the entry goes: its path must be new (or a directory
+    /// created as a parent, being listed now), must not collide with a sibling
+    /// by case or normalisation, and every existing parent must be a directory.
+    fn place(&self, components: &[String], is_directory: bool, label: &str) -> Result<Placement> {
+        let mut node = ROOT;
+        for (index, name) in components.iter().enumerate() {
+            let last = index + 1 == components.len();
+            let Some(child) = self.tree.child(node, name) else {
+                if let Some(other) = self.tree.node(node).folded_children.get(&fold(name)) {
+                    return Err(self.reject(
+                        label,
+                        Rejection::Collision {
+                            other: self.tree.path(*other),
+                        },
+                    ));
+                }
+                return Ok(Placement::Create {
+                    parent: node,
+                    first_missing: index,
+                });
+            };
+            match &self.tree.node(child).kind {
+                Kind::Directory { listed: false, .. } if last && is_directory => {
+                    return Ok(Placement::ListDirectory(child));
+                }
+                _ if last => return Err(self.reject(label, Rejection::Duplicate)),
+                Kind::Directory { .. } => node = child,
+                Kind::File | Kind::Hardlink => {
                     return Err(self.reject(
                         label,
                         Rejection::ParentNotDirectory {
-                            parent: prefix.clone(),
+                            parent: self.tree.path(child),
                         },
                     ));
                 }
-                Some(Node::Symlink { .. }) => {
+                Kind::Symlink { .. } => {
                     return Err(self.reject(
                         label,
                         Rejection::ThroughSymlink {
-                            link: prefix.clone(),
+                            link: self.tree.path(child),
                         },
                     ));
                 }
             }
         }
-        Ok(())
+        // `components` is never empty; an empty path was refused before.
+        Err(self.reject(label, Rejection::EmptyPath))
     }
 
-    /// Creates the parents the archive did not list (already validated).
-    fn create_parents(&mut self, entry: &Validated) -> Result<()> {
-        let mut prefix = String::new();
-        for component in &entry.components[..entry.components.len() - 1] {
-            if !prefix.is_empty() {
-                prefix.push('/');
-            }
-            prefix.push_str(component);
-            if !self.nodes.contains_key(&prefix) {
-                self.make_directory(&prefix)?;
-                self.register(
-                    &prefix,
-                    Node::Directory {
-                        mode: IMPLICIT_DIRECTORY_MODE,
-                        listed: false,
-                    },
-                );
-            }
+    /// Creates the parents the archive did not list (already validated);
+    /// returns the entry's parent.
+    fn create_parents(
+        &mut self,
+        components: &[String],
+        mut parent: NodeId,
+        first_missing: usize,
+    ) -> Result<NodeId> {
+        for depth in first_missing..components.len() - 1 {
+            let at = self.staging.join(components[..=depth].join("/"));
+            self.make_directory(&at)?;
+            let kind = Kind::Directory {
+                mode: IMPLICIT_DIRECTORY_MODE,
+                listed: false,
+            };
+            parent = self.tree.add(parent, &components[depth], kind);
         }
-        Ok(())
+        Ok(parent)
     }
 
-    fn make_directory(&mut self, path: &str) -> Result<()> {
-        let at = self.staging.join(path);
+    fn make_directory(&mut self, at: &Path) -> Result<()> {
         fs::DirBuilder::new()
             .mode(0o700)
-            .create(&at)
-            .map_err(|e| Error::io("create directory", &at, e))?;
+            .create(at)
+            .map_err(|e| Error::io("create directory", at, e))?;
         self.report.directories += 1;
         Ok(())
     }
 
-    fn create_directory(&mut self, entry: &Validated, mode: u32) -> Result<()> {
-        self.create_parents(entry)?;
-        if !self.nodes.contains_key(&entry.path) {
-            self.make_directory(&entry.path)?;
-        }
-        self.register(&entry.path, Node::Directory { mode, listed: true });
-        Ok(())
-    }
-
-    fn register(&mut self, path: &str, node: Node) {
-        self.folded
-            .entry(fold(path))
-            .or_insert_with(|| path.to_string());
-        self.nodes.insert(path.to_string(), node);
-    }
-
-    /// The symlink target, if it is relative and stays inside staging.
+    /// The symlink target, if it is relative and, read lexically from the
+    /// link's directory, stays inside staging and out of reserved names.
+    /// Chains through other links are checked once all are known
+    /// ([`Self::check_all_symlinks`]).
     fn check_symlink(
         &self,
-        entry: &Validated,
+        link: &[String],
         raw_link: Option<&[u8]>,
         label: &str,
     ) -> Result<String> {
         let raw = raw_link.unwrap_or_default();
-        let escape = |target: &str| {
+        if raw.contains(&0) || raw.len() > MAX_PATH_BYTES {
+            return Err(self.corrupt(label, "symlink target with a NUL byte or over 4096 bytes"));
+        }
+        let target =
+            std::str::from_utf8(raw).map_err(|_| self.reject(label, Rejection::NonUtf8Path))?;
+        let escape = || {
             self.reject(
                 label,
                 Rejection::SymlinkEscape {
@@ -647,31 +769,11 @@ impl<'a> Extraction<'a> {
                 },
             )
         };
-        if raw.contains(&0) {
-            return Err(self.corrupt(label, "NUL byte in symlink target"));
-        }
-        let target =
-            std::str::from_utf8(raw).map_err(|_| self.reject(label, Rejection::NonUtf8Path))?;
         if target.is_empty() || target.starts_with('/') {
-            return Err(escape(target));
+            return Err(escape());
         }
-        self.resolve_symlink(&entry.path, target)
-            .map_err(|rejection| self.reject(label, rejection))?;
-        Ok(target.to_string())
-    }
-
-    /// Follows `target` from the directory of the link at `link_path` the way
-    /// the kernel would, through the symlinks created so far; refuses it if it
-    /// leaves staging, loops, or lands in a reserved name.
-    fn resolve_symlink(&self, link_path: &str, target: &str) -> std::result::Result<(), Rejection> {
-        let escape = || Rejection::SymlinkEscape {
-            target: target.to_string(),
-        };
-        let mut resolved: Vec<&str> = link_path.split('/').collect();
-        resolved.pop();
-        let mut pending: VecDeque<&str> = target.split('/').collect();
-        let mut hops = 0;
-        while let Some(component) = pending.pop_front() {
+        let mut resolved: Vec<&str> = link[..link.len() - 1].iter().map(String::as_str).collect();
+        for component in target.split('/') {
             match component {
                 "" | "." => {}
                 ".." => {
@@ -679,33 +781,20 @@ impl<'a> Extraction<'a> {
                         return Err(escape());
                     }
                 }
-                name => {
-                    resolved.push(name);
-                    if let Some(Node::Symlink { target: next }) =
-                        self.nodes.get(&resolved.join("/"))
-                    {
-                        hops += 1;
-                        if hops > MAX_SYMLINK_HOPS || next.starts_with('/') {
-                            return Err(escape());
-                        }
-                        resolved.pop();
-                        for part in next.split('/').rev() {
-                            pending.push_front(part);
-                        }
-                    }
-                }
+                name => resolved.push(name),
             }
         }
         match resolved.first() {
             Some(first) if self.reserved.contains(&fold(first)) => {
-                Err(Rejection::ReservedName((*first).to_string()))
+                Err(self.reject(label, Rejection::ReservedName((*first).to_string())))
             }
-            _ => Ok(()),
+            _ => Ok(target.to_string()),
         }
     }
 
-    /// The hard link target, if it names an earlier regular file of the archive.
-    fn check_hardlink(&self, raw_link: Option<&[u8]>, label: &str) -> Result<String> {
+    /// The hard link target's components, if it names an earlier regular file
+    /// of the archive.
+    fn check_hardlink(&self, raw_link: Option<&[u8]>, label: &str) -> Result<Vec<String>> {
         let raw = raw_link.unwrap_or_default();
         let escape = || {
             self.reject(
@@ -719,10 +808,9 @@ impl<'a> Extraction<'a> {
         let target = components
             .get(self.options.strip_components..)
             .filter(|c| !c.is_empty())
-            .map(|c| c.join("/"))
             .ok_or_else(escape)?;
-        match self.nodes.get(&target) {
-            Some(Node::File) => Ok(target),
+        match self.tree.find(target).map(|id| &self.tree.node(id).kind) {
+            Some(Kind::File) => Ok(target.to_vec()),
             _ => Err(escape()),
         }
     }
@@ -730,18 +818,16 @@ impl<'a> Extraction<'a> {
     fn write_file<R: Read>(
         &mut self,
         entry: &mut tar::Entry<'_, R>,
-        path: &str,
+        at: &Path,
         mode: u32,
         label: &str,
     ) -> Result<()> {
-        let at = self.staging.join(path);
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(&at)
-            .map_err(|e| Error::io("create", &at, e))?;
-        self.register(path, Node::File);
+            .open(at)
+            .map_err(|e| Error::io("create", at, e))?;
         let declared = entry.size();
         let mut copied = 0u64;
         loop {
@@ -760,7 +846,7 @@ impl<'a> Extraction<'a> {
                 ));
             }
             file.write_all(&self.buffer[..filled])
-                .map_err(|e| Error::io("write", &at, e))?;
+                .map_err(|e| Error::io("write", at, e))?;
         }
         if copied != declared {
             return Err(self.corrupt(label, format!("truncated: {copied} of {declared} bytes")));
@@ -768,10 +854,10 @@ impl<'a> Extraction<'a> {
         let mtime = entry.header().mtime().map_err(|e| self.corrupt(label, e))?;
         if let Some(modified) = SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(mtime)) {
             file.set_modified(modified)
-                .map_err(|e| Error::io("set modification time of", &at, e))?;
+                .map_err(|e| Error::io("set modification time of", at, e))?;
         }
         file.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(|e| Error::io("set permissions of", &at, e))?;
+            .map_err(|e| Error::io("set permissions of", at, e))?;
         self.report.files += 1;
         Ok(())
     }
@@ -800,39 +886,99 @@ impl<'a> Extraction<'a> {
         Ok(())
     }
 
-    /// Re-checks every symlink with all of them known: a later link can make
-    /// an earlier, lexically harmless target (`d/x/..`) escape.
+    /// Re-checks every symlink with all of them known, following links the
+    /// way the kernel would: a later link can make an earlier, lexically
+    /// harmless target (`d/x/..`) escape. Each link is resolved once.
     fn check_all_symlinks(&self) -> Result<()> {
-        let mut links: Vec<(&String, &String)> = self
-            .nodes
-            .iter()
-            .filter_map(|(path, node)| match node {
-                Node::Symlink { target } => Some((path, target)),
-                _ => None,
-            })
+        let mut links: Vec<(String, NodeId)> = (0..self.tree.nodes.len())
+            .filter(|id| matches!(self.tree.node(*id).kind, Kind::Symlink { .. }))
+            .map(|id| (self.tree.path(id), id))
             .collect();
         links.sort();
-        for (path, target) in links {
-            self.resolve_symlink(path, target)
-                .map_err(|rejection| self.reject(path, rejection))?;
+        let mut resolutions = HashMap::new();
+        for (path, id) in links {
+            if let Err(rejection) = self.resolve_symlink(id, &mut resolutions, 0) {
+                // Name the link's own target, not the one deep in the chain.
+                let rejection = match (rejection, &self.tree.node(id).kind) {
+                    (Rejection::SymlinkEscape { .. }, Kind::Symlink { target }) => {
+                        Rejection::SymlinkEscape {
+                            target: target.clone(),
+                        }
+                    }
+                    (rejection, _) => rejection,
+                };
+                return Err(self.reject(&path, rejection));
+            }
         }
         Ok(())
+    }
+
+    /// Where the symlink `link` leads, following other links of the archive.
+    fn resolve_symlink(
+        &self,
+        link: NodeId,
+        resolutions: &mut HashMap<NodeId, Resolution>,
+        hops: usize,
+    ) -> std::result::Result<Location, Rejection> {
+        let node = self.tree.node(link);
+        let Kind::Symlink { target } = &node.kind else {
+            return Ok(Location {
+                node: link,
+                missing_depth: 0,
+            });
+        };
+        let escape = || Rejection::SymlinkEscape {
+            target: target.clone(),
+        };
+        match resolutions.get(&link) {
+            Some(Resolution::Done(location)) => return Ok(*location),
+            // A loop: the kernel would give up (ELOOP); refuse it.
+            Some(Resolution::InProgress) => return Err(escape()),
+            None if hops > MAX_SYMLINK_HOPS => return Err(escape()),
+            None => {}
+        }
+        resolutions.insert(link, Resolution::InProgress);
+        let mut at = Location {
+            node: node.parent,
+            missing_depth: 0,
+        };
+        for component in target.split('/') {
+            match component {
+                "" | "." => {}
+                ".." if at.missing_depth > 0 => at.missing_depth -= 1,
+                ".." if at.node == ROOT => return Err(escape()),
+                ".." => at.node = self.tree.node(at.node).parent,
+                _ if at.missing_depth > 0 => at.missing_depth += 1,
+                name => {
+                    if at.node == ROOT && self.reserved.contains(&fold(name)) {
+                        return Err(Rejection::ReservedName(name.to_string()));
+                    }
+                    at = match self.tree.child(at.node, name) {
+                        None => Location {
+                            node: at.node,
+                            missing_depth: 1,
+                        },
+                        Some(child) => self.resolve_symlink(child, resolutions, hops + 1)?,
+                    };
+                }
+            }
+        }
+        resolutions.insert(link, Resolution::Done(at));
+        Ok(at)
     }
 
     /// Applies directory modes last (deepest first), so a read-only directory
     /// did not block writing its children.
     fn apply_directory_modes(&self) -> Result<()> {
-        let mut directories: Vec<(&String, u32)> = self
-            .nodes
-            .iter()
-            .filter_map(|(path, node)| match node {
-                Node::Directory { mode, .. } => Some((path, *mode)),
+        let mut directories: Vec<(usize, NodeId, u32)> = (1..self.tree.nodes.len())
+            .filter_map(|id| match self.tree.node(id).kind {
+                Kind::Directory { mode, .. } => Some((self.tree.node(id).depth, id, mode)),
                 _ => None,
             })
             .collect();
-        directories.sort_by_key(|(path, _)| std::cmp::Reverse(path.matches('/').count()));
-        for (path, mode) in directories {
-            let at = self.staging.join(path);
+        directories.sort_by_key(|(depth, _, _)| std::cmp::Reverse(*depth));
+        for (_, id, mode) in directories {
+            let at = self.staging.join(self.tree.path(id));
             fs::set_permissions(&at, fs::Permissions::from_mode(mode))
                 .map_err(|e| Error::io("set permissions of", &at, e))?;
         }
@@ -858,6 +1004,12 @@ fn normalize(raw: &[u8]) -> std::result::Result<Vec<String>, Rejection> {
     }
     if raw.contains(&0) {
         return Err(Rejection::Corrupt("NUL byte in path".into()));
+    }
+    if raw.len() > MAX_PATH_BYTES {
+        return Err(Rejection::Corrupt(format!(
+            "path of {} bytes is longer than {MAX_PATH_BYTES}",
+            raw.len()
+        )));
     }
     parts
         .into_iter()

@@ -150,3 +150,23 @@ impl<'a> Run<'a> {
         }
     }
 }
+
+/// Passes an implementation's own progress (0–100 % of its work) on to the
+/// caller's observer, rescaled into the overall span of `step`.
+pub(crate) struct ScaledObserver<'a> {
+    pub(crate) inner: &'a dyn ProgressObserver,
+    pub(crate) step: Step,
+}
+
+impl ProgressObserver for ScaledObserver<'_> {
+    fn on_progress(&self, event: &ProgressEvent) {
+        let (start, end) = percent_span(self.step);
+        let inner = u16::from(event.percent.min(100));
+        let scaled = u16::from(start) + inner * u16::from(end - start) / 100;
+        self.inner.on_progress(&ProgressEvent {
+            step: self.step,
+            percent: u8::try_from(scaled).unwrap_or(end),
+            ..event.clone()
+        });
+    }
+}

@@ -28,7 +28,7 @@ use crate::version::{UpdateType, Version};
 
 use super::Step;
 use super::config::UpdaterConfig;
-use super::run::{Run, percent_span};
+use super::run::{Run, ScaledObserver, percent_span};
 
 /// The updater: check, apply, rollback, recover, status. Build it with
 /// [`UpdaterBuilder`](super::UpdaterBuilder).
@@ -100,6 +100,8 @@ pub struct RollbackRequest {
 }
 
 /// The result of [`Updater::apply`].
+// Returned once per update: the size difference of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApplyOutcome {
     /// Nothing newer on the channel.
@@ -624,7 +626,15 @@ impl Updater {
             update_id: Some(run.record.id),
             description: Some(format!("before update to {}", run.record.version)),
         };
-        let backup = strategy.create(&request, run.observer)?;
+        let step = match purpose {
+            BackupPurpose::RollbackSnapshot => Step::DatabaseSnapshot,
+            _ => Step::Backup,
+        };
+        let scaled = ScaledObserver {
+            inner: run.observer,
+            step,
+        };
+        let backup = strategy.create(&request, &scaled)?;
         strategy.verify(&backup)?;
         let record = BackupRecord {
             id: 0,
