@@ -416,6 +416,49 @@ fn symlink_chains_that_escape_through_other_links_are_rejected() {
 }
 
 #[test]
+fn symlink_chains_resolve_up_to_forty_hops() {
+    // l0 -> l1 -> ... -> l30 -> target: fine.
+    let mut entries = vec![Raw::file("target", "x")];
+    entries.extend((0..30).map(|i| Raw::symlink(format!("l{i}"), format!("l{}", i + 1))));
+    entries.push(Raw::symlink("l30", "target"));
+    let sandbox = Sandbox::new();
+    sandbox.extract(&entries, &defaults()).unwrap();
+    assert_eq!(
+        fs::read_to_string(sandbox.staging().join("l0")).unwrap(),
+        "x"
+    );
+    // Past 40 hops the kernel gives up (ELOOP), and so do we.
+    let mut entries = vec![Raw::file("target", "x")];
+    entries.extend((0..50).map(|i| Raw::symlink(format!("l{i}"), format!("l{}", i + 1))));
+    entries.push(Raw::symlink("l50", "target"));
+    assert_rejected_with(
+        &entries,
+        &defaults(),
+        Rejection::SymlinkEscape {
+            target: "l1".into(),
+        },
+    );
+}
+
+#[test]
+fn deep_paths_work_and_overlong_ones_are_refused() {
+    let deep = format!("{}file", "d/".repeat(1000));
+    let sandbox = Sandbox::new();
+    let report = sandbox
+        .extract(&[Raw::file(&deep, "deep")], &defaults())
+        .unwrap();
+    assert_eq!(report.directories, 1000);
+    assert_eq!(
+        fs::read_to_string(sandbox.staging().join(&deep)).unwrap(),
+        "deep"
+    );
+    let overlong = format!("{}file", "d/".repeat(2100));
+    let sandbox = Sandbox::new();
+    let result = sandbox.extract(&[Raw::file(overlong, "x")], &defaults());
+    assert_corrupt(&sandbox, result);
+}
+
+#[test]
 fn entries_below_a_symlink_of_the_archive_are_rejected() {
     let entries = [
         Raw::dir("sub"),
