@@ -156,7 +156,9 @@ pub enum Command {
     /// Run in the foreground (systemd, cron): check for updates and clean up
     /// backups every `schedule.interval_hours`; stop on SIGTERM or SIGINT.
     ///
-    /// Exits 0 when stopped by a signal. JSON (with --once): {"check", "cleanup"}.
+    /// Exits 0 when stopped by a signal.
+    ///
+    /// JSON: with --once {"check", "cleanup"}; on a signal {"stopped": true, "rounds"}.
     Schedule {
         /// Run one round and exit.
         #[arg(long)]

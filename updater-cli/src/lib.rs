@@ -97,7 +97,8 @@
 //! | `backup cleanup` | `deleted`, `kept` (ids) |
 //! | `notifications` | `notifications`: `id`, `type`, `version`, `message`, `user`, `read`, `dismissed`, `created_at`; with `--mark-read`/`--dismiss`: `changed` |
 //! | `unlock` | `cleared`, `holder` |
-//! | `schedule --once` | `check` (as `check`, an error object or `null`), `cleanup` (as `backup cleanup` or an error object) |
+//! | `schedule --once` | `check` (as `check`, an error object or `null` when `auto_check` is off), `cleanup` (as `backup cleanup` or an error object) |
+//! | `schedule` | on SIGTERM/SIGINT: `stopped` (`true`), `rounds` |
 //! | `config check` | `file`, `valid`, `overridden_by`, `config` (secrets `***`) |
 //!
 //! ## Features

@@ -2,7 +2,7 @@
 //! release server on 127.0.0.1: every command, its `--json` shape, exit
 //! codes, configuration errors, an end-to-end update and a failed one.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
 
 mod support;
 
@@ -762,4 +762,74 @@ fn history_can_live_in_postgresql() {
 #[test]
 fn history_can_live_in_mysql() {
     history_in_server("mysql://root@127.0.0.1:3306/test", 3306);
+}
+
+#[test]
+fn migrations_hooks_and_an_http_health_check_run_and_a_failing_url_rolls_back() {
+    let f = Fixture::new();
+    let health = format!(
+        "url = \"{}/healthz\"\nexpected_status = 200\ntimeout_secs = 2\ninterval_secs = 1",
+        f.server.base
+    );
+    let extra = "[migrations]\nup = \"echo \\\"$UPDATER_TO_VERSION\\\" > migrated.txt\"\ndown = \"true\"\n\n[hooks]\nafter_swap = [\"echo swapped > hook.txt\"]\n";
+    f.write_config_with_health(&health, extra);
+
+    // /healthz answers 404: the update is rolled back.
+    f.server.publish("1.1.0", true);
+    let (json, code) = f.json(&["apply", "--yes", "--no-backup"]);
+    assert_eq!(code, 1, "{json}");
+    assert_eq!(json["error"]["kind"], "rolled_back");
+    assert_eq!(f.app_version(), "1.0.0");
+
+    // Now it answers 200: migrations and hooks ran in the new release.
+    f.server.serve("healthz", b"ok");
+    let (json, code) = f.json(&["apply", "--yes", "--no-backup"]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(f.app_version(), "1.1.0");
+    assert_eq!(
+        std::fs::read_to_string(f.app().join("migrated.txt"))
+            .unwrap()
+            .trim(),
+        "1.1.0"
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.app().join("hook.txt"))
+            .unwrap()
+            .trim(),
+        "swapped"
+    );
+}
+
+#[test]
+fn on_a_terminal_apply_asks_and_a_no_changes_nothing() {
+    let f = Fixture::new();
+    f.server.publish("1.1.0", true);
+    // `script` gives the command a pseudo-terminal; the answer comes on its stdin.
+    let line = format!(
+        "'{}' --config '{}' apply",
+        env!("CARGO_BIN_EXE_updater"),
+        f.config_path().display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(f.dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux `script`");
+    {
+        use std::io::Write;
+        // The pseudo-terminal buffers the answer until the prompt reads it.
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"n\n").unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("Update the application from 1.0.0 to 1.1.0? [y/N]"),
+        "{text}"
+    );
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("aborted"), "{text}");
+    assert_eq!(f.app_version(), "1.0.0");
 }

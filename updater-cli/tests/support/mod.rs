@@ -4,7 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
@@ -66,6 +66,14 @@ impl ReleaseServer {
             files,
             releases,
         }
+    }
+
+    /// Serves `bytes` at `/<path>`.
+    pub fn serve(&self, path: &str, bytes: &[u8]) {
+        self.files
+            .lock()
+            .unwrap()
+            .insert(path.to_string(), bytes.to_vec());
     }
 
     pub fn manifest_url(&self) -> String {
@@ -147,6 +155,14 @@ impl Fixture {
 
     /// The standard configuration plus `extra` (appended TOML).
     pub fn write_config(&self, extra: &str) {
+        self.write_config_with_health(
+            "command = \"test -f health-ok\"\ntimeout_secs = 3\ninterval_secs = 1",
+            extra,
+        );
+    }
+
+    /// The standard configuration with `health` as the `[health]` table.
+    pub fn write_config_with_health(&self, health: &str, extra: &str) {
         let text = format!(
             r#"channel = "stable"
 
@@ -162,9 +178,7 @@ url = "{url}"
 retention = 2
 
 [health]
-command = "test -f health-ok"
-timeout_secs = 3
-interval_secs = 1
+{health}
 
 [notifications]
 admins = ["alice", "bob"]
@@ -229,8 +243,4 @@ impl Run {
             )
         })
     }
-}
-
-pub fn exists(path: &Path) -> bool {
-    path.exists()
 }
