@@ -10,7 +10,7 @@ use std::time::Duration;
 use updater_backup::FileBackup;
 use updater_core::backup::{BackupKind, BackupStrategy};
 use updater_core::command::ShellCommand;
-use updater_core::health::CommandHealthCheck;
+use updater_core::health::{CommandHealthCheck, HealthCheck};
 use updater_core::hook::CommandHook;
 use updater_core::maintenance::{
     CommandMaintenance, FlagFileMaintenance, MaintenanceNotice, MaintenanceSwitch,
@@ -60,15 +60,13 @@ impl Components {
     /// Builds every part. Creates the state directory (0700) and opens
     /// (creating if needed) the history database.
     pub fn build(config: Config) -> Result<Components> {
+        let Parts {
+            source,
+            files_backup,
+            database,
+            health_checks,
+        } = Parts::build(&config)?;
         let app_dir = config.app_dir();
-        if !app_dir.is_dir() {
-            return Err(CliError::ConfigValue {
-                path: config.path.clone(),
-                line: None,
-                key: "app.dir".into(),
-                message: format!("{} is not a directory", app_dir.display()),
-            });
-        }
         let state_dir = config.state_dir();
         updater_core::durable::create_dir_all(&state_dir)?;
 
@@ -76,14 +74,10 @@ impl Components {
         if let Some(prefix) = &config.file.history.table_prefix {
             history = history.with_table_prefix(prefix.clone());
         }
-        let history = Arc::new(history.build()?);
-
-        let source = build_source(&config, &state_dir)?;
-        let files_backup = Arc::new(
-            FileBackup::builder(&app_dir, config.backup_dir())
-                .with_excludes(config.file.backup.exclude.iter().cloned())
-                .with_compression_level(config.file.backup.compression_level)
-                .build()?,
+        let history = Arc::new(
+            history
+                .build()
+                .map_err(|e| config.blame("history.database_url", e))?,
         );
         let maintenance = build_maintenance(&config, &app_dir, &state_dir);
 
@@ -97,7 +91,12 @@ impl Components {
             ))
             .with_maintenance(maintenance.clone())
             .with_files_backup(files_backup.clone());
-
+        if let Some(database) = &database {
+            builder = builder.with_database_backup(database.snapshot.clone());
+        }
+        for check in health_checks {
+            builder = builder.with_health_check(check);
+        }
         if let Some(migrations) = &f.migrations {
             let timeout = Duration::from_secs(migrations.timeout_secs);
             let command = |line: &str| {
@@ -125,34 +124,13 @@ impl Components {
                 ShellCommand::new(line.as_str()).with_timeout(hook_timeout),
             )));
         }
-        let interval = Duration::from_secs(f.health.interval_secs.max(1));
-        if let Some(command) = &f.health.command {
-            builder = builder.with_health_check(Arc::new(
-                CommandHealthCheck::new(
-                    ShellCommand::new(command.as_str()).with_timeout(config.health_timeout()),
-                )
-                .with_interval(interval),
-            ));
-        }
-        if let Some(url) = &f.health.url {
-            let mut check = HttpHealthCheck::builder(url.as_str())
-                .with_expected_status(f.health.expected_status)
-                .with_interval(interval);
-            if let Some(text) = &f.health.body_contains {
-                check = check.with_body_contains(text.as_str());
-            }
-            builder = builder.with_health_check(Arc::new(check.build()?));
-        }
-        let database = database_strategies(&config, &files_backup)?;
-        if let Some(database) = &database {
-            builder = builder.with_database_backup(database.snapshot.clone());
-        }
 
         let public_keys = PublicKeys::parse_all(
             f.source
                 .iter()
                 .flat_map(|s| s.public_keys.iter().map(String::as_str)),
-        )?;
+        )
+        .map_err(|e| config.blame("source.public_keys", e))?;
         let verify_checksum = f.source.as_ref().is_none_or(|s| s.verify_checksum);
         let asset_pattern = f
             .source
@@ -222,14 +200,81 @@ impl Components {
     }
 }
 
+/// The parts whose construction changes nothing on disk, so that
+/// `config check` can build them too: building them is what proves that
+/// URLs, globs, tokens and passwords are usable. Their errors are
+/// configuration errors naming the key (exit code 2).
+struct Parts {
+    source: Arc<dyn ReleaseSource>,
+    files_backup: Arc<FileBackup>,
+    database: Option<DatabaseStrategies>,
+    health_checks: Vec<Arc<dyn HealthCheck>>,
+}
+
+impl Parts {
+    fn build(config: &Config) -> Result<Parts> {
+        let app_dir = config.app_dir();
+        if !app_dir.is_dir() {
+            return Err(config.error_at(
+                "app.dir",
+                format!("{} is not a directory", app_dir.display()),
+            ));
+        }
+        let source =
+            build_source(config, &config.state_dir()).map_err(|e| config.blame("source", e))?;
+        let files_backup = Arc::new(
+            FileBackup::builder(&app_dir, config.backup_dir())
+                .with_excludes(config.file.backup.exclude.iter().cloned())
+                .with_compression_level(config.file.backup.compression_level)
+                .build()
+                .map_err(|e| config.blame("backup.exclude", e))?,
+        );
+        let database = database_strategies(config, &files_backup)
+            .map_err(|e| config.blame("backup.database", e))?;
+        let health = &config.file.health;
+        let interval = Duration::from_secs(health.interval_secs.max(1));
+        let mut health_checks: Vec<Arc<dyn HealthCheck>> = Vec::new();
+        if let Some(command) = &health.command {
+            health_checks.push(Arc::new(
+                CommandHealthCheck::new(
+                    ShellCommand::new(command.as_str()).with_timeout(config.health_timeout()),
+                )
+                .with_interval(interval),
+            ));
+        }
+        if let Some(url) = &health.url {
+            let mut check = HttpHealthCheck::builder(url.as_str())
+                .with_expected_status(health.expected_status)
+                .with_interval(interval);
+            if let Some(text) = &health.body_contains {
+                check = check.with_body_contains(text.as_str());
+            }
+            health_checks.push(Arc::new(
+                check.build().map_err(|e| config.blame("health.url", e))?,
+            ));
+        }
+        Ok(Parts {
+            source,
+            files_backup,
+            database,
+            health_checks,
+        })
+    }
+}
+
+/// Checks everything `config check` can check without changing anything:
+/// the application directory exists, and the source, backups, database
+/// credentials and health checks can be built.
+pub fn validate(config: &Config) -> Result<()> {
+    Parts::build(config).map(|_| ())
+}
+
 fn build_source(config: &Config, state_dir: &std::path::Path) -> Result<Arc<dyn ReleaseSource>> {
     let Some(section) = &config.file.source else {
-        return Err(CliError::ConfigValue {
-            path: config.path.clone(),
-            line: None,
-            key: "source".into(),
-            message: "a [source] section is required (or set UPDATE_CHECK_URL)".into(),
-        });
+        return Err(config.error_at(
+            "source",
+            "a [source] section is required (or set UPDATE_CHECK_URL)",
+        ));
     };
     let settings = HttpSettings::default()
         .with_request_timeout(Duration::from_secs(section.request_timeout_secs))

@@ -42,12 +42,7 @@ fn strategies<E: DatabaseEngine + Clone + 'static>(
 }
 
 fn value_error(config: &Config, key: &str, message: impl Into<String>) -> CliError {
-    CliError::ConfigValue {
-        path: config.path.clone(),
-        line: None,
-        key: key.to_string(),
-        message: message.into(),
-    }
+    config.error_at(key, message)
 }
 
 /// The connection fields, from `url` or the separate keys.

@@ -2,7 +2,12 @@
 //! release server on 127.0.0.1: every command, its `--json` shape, exit
 //! codes, configuration errors, an end-to-end update and a failed one.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 mod support;
 
@@ -832,4 +837,56 @@ fn on_a_terminal_apply_asks_and_a_no_changes_nothing() {
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(text.contains("aborted"), "{text}");
     assert_eq!(f.app_version(), "1.0.0");
+}
+
+#[test]
+fn config_check_builds_the_parts_and_blames_the_key_that_breaks_them() {
+    let f = Fixture::new();
+    for (extra, key) in [
+        (
+            "[history]\ntable_prefix = \"Bad-Prefix\"\n",
+            "history.table_prefix",
+        ),
+        (
+            "[backup.database]\nkind = \"postgres\"\ndatabase = \"app\"\npassword_env = \"UPDATER_TEST_UNSET_PASSWORD\"\n",
+            "backup.database",
+        ),
+        ("[backup]\nexclude = [\"logs/[\"]\n", "backup"),
+    ] {
+        f.write_config(extra);
+        let run = f.run(&["config", "check"]);
+        assert_eq!(run.code, 2, "{extra}");
+        assert!(
+            run.stderr.contains(&format!("key `{key}")),
+            "{key} not in {}",
+            run.stderr
+        );
+    }
+
+    f.write_config("");
+    let text = std::fs::read_to_string(f.config_path()).unwrap();
+    std::fs::write(
+        f.config_path(),
+        text.replace("dir = \"app\"", "dir = \"missing\""),
+    )
+    .unwrap();
+    let run = f.run(&["config", "check"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("updater.toml:4: key `app.dir`"),
+        "{}",
+        run.stderr
+    );
+
+    std::fs::write(
+        f.config_path(),
+        text.replace(
+            &f.server.manifest_url(),
+            "http://updates.example.com/manifest.json",
+        ),
+    )
+    .unwrap();
+    let run = f.run(&["config", "check"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("key `source`"), "{}", run.stderr);
 }

@@ -195,6 +195,7 @@ fn unlock(config: &Config) -> Result<Outcome> {
 
 fn config_check(path: &Path) -> Result<Outcome> {
     let config = Config::load(path)?;
+    crate::components::validate(&config)?;
     let mut text = format!("{} is valid.\n", path.display());
     if !config.overridden_by.is_empty() {
         text.push_str(&format!(

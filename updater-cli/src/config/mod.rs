@@ -54,6 +54,7 @@ pub struct Config {
     /// The environment variables that overrode the file.
     pub overridden_by: Vec<&'static str>,
     base_dir: PathBuf,
+    text: String,
 }
 
 impl Config {
@@ -94,6 +95,7 @@ impl Config {
             file,
             overridden_by,
             base_dir,
+            text: text.to_string(),
         };
         config.validate(text)?;
         Ok(config)
@@ -105,6 +107,23 @@ impl Config {
             line: line_of_key(text, key),
             key: key.to_string(),
             message: message.into(),
+        }
+    }
+
+    /// A configuration error about `key`, with its line when the file has it.
+    pub fn error_at(&self, key: &str, message: impl Into<String>) -> CliError {
+        self.value_error(&self.text, key, message)
+    }
+
+    /// Turns an error met while building the part configured under `key`
+    /// (a bad glob, a plain-HTTP URL, a missing password variable) into a
+    /// configuration error about that key (exit code 2).
+    pub fn blame(&self, key: &str, error: impl Into<CliError>) -> CliError {
+        match error.into() {
+            error @ (CliError::ConfigValue { .. }
+            | CliError::ConfigSyntax { .. }
+            | CliError::Environment { .. }) => error,
+            other => self.error_at(key, crate::output::error_chain(&other)),
         }
     }
 
@@ -300,11 +319,11 @@ impl Config {
     /// The history database URL (may contain a password: never print it).
     pub fn history_url(&self) -> Result<String> {
         if let Some(name) = &self.file.history.database_url_env {
-            return std::env::var(name).map_err(|_| CliError::ConfigValue {
-                path: self.path.clone(),
-                line: None,
-                key: "history.database_url_env".into(),
-                message: format!("environment variable {name} is not set"),
+            return std::env::var(name).map_err(|_| {
+                self.error_at(
+                    "history.database_url_env",
+                    format!("environment variable {name} is not set"),
+                )
             });
         }
         Ok(match &self.file.history.database_url {
@@ -325,12 +344,10 @@ impl Config {
         if let Some(name) = &source.token_env {
             return match std::env::var(name) {
                 Ok(value) if !value.is_empty() => Ok(Some(Secret::new(value))),
-                _ => Err(CliError::ConfigValue {
-                    path: self.path.clone(),
-                    line: None,
-                    key: "source.token_env".into(),
-                    message: format!("environment variable {name} is not set"),
-                }),
+                _ => Err(self.error_at(
+                    "source.token_env",
+                    format!("environment variable {name} is not set"),
+                )),
             };
         }
         Ok(source.token.clone())
@@ -349,10 +366,18 @@ impl Config {
     /// The effective configuration as JSON, secrets redacted.
     pub fn redacted_json(&self) -> serde_json::Value {
         let mut value = serde_json::to_value(&self.file).unwrap_or(serde_json::Value::Null);
-        if let Some(url) = value.pointer_mut("/history/database_url")
-            && let Some(text) = url.as_str()
-        {
-            *url = serde_json::Value::String(updater_core::error::redact_url(text));
+        for pointer in [
+            "/source/url",
+            "/source/api_base",
+            "/health/url",
+            "/history/database_url",
+            "/backup/database/url",
+        ] {
+            if let Some(url) = value.pointer_mut(pointer)
+                && let Some(text) = url.as_str()
+            {
+                *url = serde_json::Value::String(updater_core::error::redact_url(text));
+            }
         }
         value
     }
