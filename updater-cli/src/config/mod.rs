@@ -636,6 +636,38 @@ mod tests {
         assert_eq!(source.url.as_deref(), Some("http://127.0.0.1:9/m.json"));
     }
 
+    proptest::proptest! {
+        /// Whatever the section and the misspelt key, the error names the
+        /// key (with its table) and the line it is on.
+        #[test]
+        fn any_unknown_key_is_reported_with_its_table_and_line(
+            section in proptest::sample::select(vec!["app", "source", "backup", "health", "history", "schedule", "maintenance"]),
+            key in "zz_[a-z_]{1,12}",
+            blank_lines in 0usize..4,
+        ) {
+            let mut text = MINIMAL.to_string();
+            let header = format!("[{section}]\n");
+            let insert_at = match text.find(&header) {
+                Some(at) => at + header.len(),
+                None => {
+                    text.push_str(&header);
+                    text.len()
+                }
+            };
+            let line = text[..insert_at].matches('\n').count() + 1 + blank_lines;
+            text.insert_str(insert_at, &format!("{}{key} = 1\n", "\n".repeat(blank_lines)));
+            let error = load(&text).unwrap_err();
+            let expected_key = format!("{section}.{key}");
+            match error {
+                CliError::ConfigSyntax { line: l, key: Some(k), .. } => {
+                    proptest::prop_assert_eq!(l, line);
+                    proptest::prop_assert_eq!(k, expected_key);
+                }
+                other => proptest::prop_assert!(false, "{other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn the_shipped_example_configuration_parses() {
         let text = include_str!("../../updater.example.toml");
