@@ -13,7 +13,9 @@ use updater_core::version::{Channel, Version, newest_in_channel};
 fn hashing(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("blob");
-    let data: Vec<u8> = (0..16u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let data: Vec<u8> = (0..16u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     std::fs::write(&path, &data).unwrap();
     let mut group = c.benchmark_group("sha256");
     group.throughput(Throughput::Bytes(data.len() as u64));
@@ -50,9 +52,16 @@ fn manifests(c: &mut Criterion) {
             )
         })
         .collect();
-    let json = format!(r#"{{"schema_version":1,"releases":[{}]}}"#, releases.join(","));
+    let json = format!(
+        r#"{{"schema_version":1,"releases":[{}]}}"#,
+        releases.join(",")
+    );
     c.bench_function("parse a 200-release manifest", |b| {
-        b.iter(|| ReleaseManifest::from_json(black_box(json.as_bytes()), "bench").unwrap().into_releases())
+        b.iter(|| {
+            ReleaseManifest::from_json(black_box(json.as_bytes()), "bench")
+                .unwrap()
+                .into_releases()
+        })
     });
 }
 
@@ -60,7 +69,10 @@ fn extraction(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("pkg.tar.gz");
     {
-        let gz = flate2::write::GzEncoder::new(std::fs::File::create(&archive).unwrap(), flate2::Compression::fast());
+        let gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&archive).unwrap(),
+            flate2::Compression::fast(),
+        );
         let mut builder = tar::Builder::new(gz);
         for i in 0..1000 {
             let body = format!("<?php // file {i}\n").repeat(20);
@@ -69,10 +81,20 @@ fn extraction(c: &mut Criterion) {
             header.set_mode(0o644);
             header.set_cksum();
             builder
-                .append_data(&mut header, format!("vendor/p{}/File{i}.php", i % 20), body.as_bytes())
+                .append_data(
+                    &mut header,
+                    format!("vendor/p{}/File{i}.php", i % 20),
+                    body.as_bytes(),
+                )
                 .unwrap();
         }
-        builder.into_inner().unwrap().finish().unwrap().flush().unwrap();
+        builder
+            .into_inner()
+            .unwrap()
+            .finish()
+            .unwrap()
+            .flush()
+            .unwrap();
     }
     let mut round = 0u32;
     c.bench_function("validate and extract 1000 files", |b| {

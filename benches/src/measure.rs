@@ -28,11 +28,23 @@ pub fn spread(values: &[Duration]) -> Spread {
     let mut sorted = values.to_vec();
     sorted.sort();
     if sorted.is_empty() {
-        return Spread { median: Duration::ZERO, min: Duration::ZERO, max: Duration::ZERO };
+        return Spread {
+            median: Duration::ZERO,
+            min: Duration::ZERO,
+            max: Duration::ZERO,
+        };
     }
     let mid = sorted.len() / 2;
-    let median = if sorted.len() % 2 == 0 { (sorted[mid - 1] + sorted[mid]) / 2 } else { sorted[mid] };
-    Spread { median, min: sorted[0], max: sorted[sorted.len() - 1] }
+    let median = if sorted.len().is_multiple_of(2) {
+        (sorted[mid - 1] + sorted[mid]) / 2
+    } else {
+        sorted[mid]
+    };
+    Spread {
+        median,
+        min: sorted[0],
+        max: sorted[sorted.len() - 1],
+    }
 }
 
 impl Samples {
@@ -55,7 +67,11 @@ impl Samples {
     /// Median of ours divided by median of theirs.
     pub fn ratio(&self) -> f64 {
         let theirs = spread(&self.theirs).median.as_secs_f64();
-        if theirs == 0.0 { f64::NAN } else { spread(&self.ours).median.as_secs_f64() / theirs }
+        if theirs == 0.0 {
+            f64::NAN
+        } else {
+            spread(&self.ours).median.as_secs_f64() / theirs
+        }
     }
 }
 
@@ -103,13 +119,27 @@ pub fn table(rows: &[Row]) -> String {
             Some(s) => {
                 let (o, t) = (spread(&s.ours), spread(&s.theirs));
                 (
-                    format!("{} ({}–{})", fmt_duration(o.median), fmt_duration(o.min), fmt_duration(o.max)),
+                    format!(
+                        "{} ({}–{})",
+                        fmt_duration(o.median),
+                        fmt_duration(o.min),
+                        fmt_duration(o.max)
+                    ),
                     if s.theirs.is_empty() {
                         "—".to_string()
                     } else {
-                        format!("{} ({}–{})", fmt_duration(t.median), fmt_duration(t.min), fmt_duration(t.max))
+                        format!(
+                            "{} ({}–{})",
+                            fmt_duration(t.median),
+                            fmt_duration(t.min),
+                            fmt_duration(t.max)
+                        )
                     },
-                    if s.theirs.is_empty() { "—".to_string() } else { format!("{:.3}x", s.ratio()) },
+                    if s.theirs.is_empty() {
+                        "—".to_string()
+                    } else {
+                        format!("{:.3}x", s.ratio())
+                    },
                 )
             }
             None => ("—".into(), "—".into(), "—".into()),
@@ -145,8 +175,14 @@ mod tests {
         let order = std::cell::RefCell::new(Vec::new());
         let samples = Samples::interleaved(
             3,
-            || { order.borrow_mut().push('o'); Ok(Duration::from_millis(1)) },
-            || { order.borrow_mut().push('t'); Ok(Duration::from_millis(2)) },
+            || {
+                order.borrow_mut().push('o');
+                Ok(Duration::from_millis(1))
+            },
+            || {
+                order.borrow_mut().push('t');
+                Ok(Duration::from_millis(2))
+            },
         )
         .unwrap();
         assert_eq!(order.into_inner(), vec!['o', 't', 'o', 't', 'o', 't']);

@@ -15,9 +15,15 @@ pub struct TreeSize {
 
 impl TreeSize {
     /// The design's tree: 20,000 files, about 450 MB.
-    pub const FULL: TreeSize = TreeSize { files: 20_000, mb: 450 };
+    pub const FULL: TreeSize = TreeSize {
+        files: 20_000,
+        mb: 450,
+    };
     /// A small tree for the CI smoke run.
-    pub const QUICK: TreeSize = TreeSize { files: 2_000, mb: 40 };
+    pub const QUICK: TreeSize = TreeSize {
+        files: 2_000,
+        mb: 40,
+    };
 }
 
 /// Where the generator lives: `../shared/tools/gen_app_tree.py` from the
@@ -40,17 +46,23 @@ pub fn generator() -> Result<PathBuf, String> {
 
 /// Generates the synthetic application tree in `dir`.
 pub fn generate_tree(dir: &Path, size: TreeSize) -> Result<(), String> {
-    run(Command::new("python3")
-        .arg(generator()?)
-        .arg(dir)
-        .args(["--files", &size.files.to_string(), "--mb", &size.mb.to_string(), "--seed", "1"]))
+    run(Command::new("python3").arg(generator()?).arg(dir).args([
+        "--files",
+        &size.files.to_string(),
+        "--mb",
+        &size.mb.to_string(),
+        "--seed",
+        "1",
+    ]))
     .map(drop)
 }
 
 /// Runs a command, failing with its stderr; returns how long it took.
 pub fn run(command: &mut Command) -> Result<Duration, String> {
     let started = Instant::now();
-    let output = command.output().map_err(|e| format!("cannot start {command:?}: {e}"))?;
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot start {command:?}: {e}"))?;
     let elapsed = started.elapsed();
     if !output.status.success() {
         return Err(format!(
@@ -97,12 +109,23 @@ pub fn file_size(path: &Path) -> u64 {
 pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<u64>().ok()))
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
         .map(|kb| format!("{} GiB RAM", kb / 1024 / 1024))
         .unwrap_or_default();
     format!("{cpu}, {cores} cores, {mem}")

@@ -68,13 +68,19 @@ impl Settings {
             quick,
             runs: runs.unwrap_or(if quick { 3 } else { 5 }),
             only,
-            size: if quick { TreeSize::QUICK } else { TreeSize::FULL },
+            size: if quick {
+                TreeSize::QUICK
+            } else {
+                TreeSize::FULL
+            },
             big_file: if quick { 64 << 20 } else { 1 << 30 },
         })
     }
 
     fn wants(&self, row: &str) -> bool {
-        self.only.as_ref().is_none_or(|only| only.iter().any(|o| o == row))
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|o| o == row))
     }
 }
 
@@ -108,7 +114,11 @@ fn run() -> Result<(), String> {
     }
     println!(
         "\n{} run, {} interleaved runs per row, on {}\n",
-        if settings.quick { "Quick (smoke)" } else { "Full" },
+        if settings.quick {
+            "Quick (smoke)"
+        } else {
+            "Full"
+        },
         settings.runs,
         workload::machine()
     );
@@ -120,7 +130,8 @@ fn run() -> Result<(), String> {
 fn pack_release(tree: &Path, version: &str, archive: &Path) -> Result<(), String> {
     let fail = |e: std::io::Error| format!("pack {}: {e}", archive.display());
     let file = std::fs::File::create(archive).map_err(fail)?;
-    let gz = flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::fast());
+    let gz =
+        flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::fast());
     let mut builder = tar::Builder::new(gz);
     builder.append_dir_all(".", tree).map_err(fail)?;
     let mut header = tar::Header::new_gnu();
@@ -166,7 +177,9 @@ fn swap_rows(work: &Path, tree: &Path, runs: usize) -> Result<Vec<Row>, String> 
         let (outcome, total) = time(|| updater.apply(&ApplyRequest::latest("bench"), &NoProgress));
         let report = match outcome.map_err(|e| e.to_string())? {
             ApplyOutcome::Updated(report) => report,
-            ApplyOutcome::UpToDate { .. } => return Err("the bench release was not installed".into()),
+            ApplyOutcome::UpToDate { .. } => {
+                return Err("the bench release was not installed".into());
+            }
         };
         update.ours.push(total);
         window.ours.push(report.maintenance_window);
@@ -214,7 +227,8 @@ fn swap_rows(work: &Path, tree: &Path, runs: usize) -> Result<Vec<Row>, String> 
             met: None,
         },
         Row {
-            what: "maintenance window of the update (flag on → swap → flag off, no migrations)".into(),
+            what: "maintenance window of the update (flag on → swap → flag off, no migrations)"
+                .into(),
             against: "`cp -a` of the tree".into(),
             notes: "measured by the pipeline from maintenance on to off".into(),
             samples: Some(window),
@@ -271,7 +285,9 @@ fn write_pseudo_random(path: &Path, size: u64) -> Result<(), String> {
             state ^= state << 17;
             chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
         }
-        let n = block.len().min(usize::try_from(size - written).unwrap_or(usize::MAX));
+        let n = block
+            .len()
+            .min(usize::try_from(size - written).unwrap_or(usize::MAX));
         out.write_all(&block[..n]).map_err(fail)?;
         written += n as u64;
     }
