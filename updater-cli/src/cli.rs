@@ -91,7 +91,7 @@ pub enum Command {
     /// otherwise --restore-database-snapshot restores the database as it
     /// was before that update (every write since is lost).
     ///
-    /// JSON: {"from", "to", "update_id", "maintenance_window_ms"}.
+    /// JSON: {"from", "to", "update_id", "update_type", "maintenance_window_ms", "backup_id"}.
     Rollback {
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]
