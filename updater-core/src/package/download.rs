@@ -7,9 +7,11 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
+use std::thread::JoinHandle;
 
 use sha2::{Digest, Sha256};
 
@@ -21,8 +23,11 @@ use crate::source::ReleaseSource;
 /// How often the progress callback is called, at most (plus once at the end).
 const PROGRESS_INTERVAL: u64 = 256 * 1024;
 
-/// The write buffer between the source and the file.
-const WRITE_BUFFER: usize = 256 * 1024;
+/// The size of the chunks handed to the writer thread.
+const CHUNK_SIZE: usize = 1024 * 1024;
+
+/// How many chunks may wait for the writer thread (bounds memory to a few MiB).
+const CHUNKS_IN_FLIGHT: usize = 4;
 
 /// What a download must prove before it is accepted.
 #[derive(Debug, Clone)]
@@ -142,12 +147,13 @@ pub fn download_verified(
 
     let partial = partial_path(destination);
     let (guard, file) = PartialFile::create(&partial)?;
-    let mut writer = HashingWriter::new(
-        BufWriter::with_capacity(WRITE_BUFFER, file),
-        asset.size,
-        progress,
-    );
+    let sink = FileSink::new(file).map_err(|e| Error::io("start writing", &partial, e))?;
+    let mut writer = HashingWriter::new(sink, asset.size, progress);
     let downloaded = source.download(asset, &mut writer);
+    if let Some(e) = writer.inner.error.take() {
+        // The disk failed, not the source: say so.
+        return Err(Error::io("write", &partial, e));
+    }
     if writer.overflowed {
         return Err(Error::integrity(
             subject,
@@ -159,12 +165,10 @@ pub fn download_verified(
         ));
     }
     downloaded?;
-    let (buffered, received, actual) = writer
+    let (sink, received, actual) = writer
         .finish()
         .map_err(|e| Error::io("write", &partial, e))?;
-    let file = buffered
-        .into_inner()
-        .map_err(|e| Error::io("write", &partial, e.into_error()))?;
+    let file = sink.finish().map_err(|e| Error::io("write", &partial, e))?;
     file.sync_all()
         .map_err(|e| Error::io("fsync", &partial, e))?;
     drop(file);
@@ -257,6 +261,112 @@ impl Drop for PartialFile {
     }
 }
 
+/// Writes to a file on a second thread, so hashing (on the caller's thread)
+/// and copying into the page cache overlap. Chunks of 1 MiB, at most four in
+/// flight: memory stays at a few MiB whatever the package size.
+struct FileSink {
+    chunk: Vec<u8>,
+    sender: Option<SyncSender<Vec<u8>>>,
+    recycled: Receiver<Vec<u8>>,
+    worker: Option<JoinHandle<io::Result<File>>>,
+    /// The first write error, kept to report it as the cause.
+    error: Option<io::Error>,
+}
+
+impl FileSink {
+    fn new(file: File) -> io::Result<Self> {
+        let (sender, chunks) = sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+        let (recycle, recycled) = channel();
+        let worker = std::thread::Builder::new()
+            .name("package-writer".into())
+            .spawn(move || {
+                let mut file = file;
+                for mut chunk in chunks {
+                    file.write_all(&chunk)?;
+                    chunk.clear();
+                    // The other side may be gone already; the chunk is just dropped.
+                    let _ = recycle.send(chunk);
+                }
+                Ok(file)
+            })?;
+        Ok(FileSink {
+            chunk: Vec::with_capacity(CHUNK_SIZE),
+            sender: Some(sender),
+            recycled,
+            worker: Some(worker),
+            error: None,
+        })
+    }
+
+    /// Hands the current chunk to the writer thread.
+    fn send_chunk(&mut self) -> io::Result<()> {
+        let next = self
+            .recycled
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK_SIZE));
+        let full = std::mem::replace(&mut self.chunk, next);
+        let sent = self.sender.as_ref().map(|sender| sender.send(full));
+        match sent {
+            Some(Ok(())) => Ok(()),
+            // The thread stopped: it failed to write. Fetch its error.
+            _ => Err(self
+                .stop()
+                .err()
+                .unwrap_or_else(|| io::Error::other("the package writer thread stopped early"))),
+        }
+    }
+
+    /// Stops the thread and returns the file, or the thread's write error.
+    fn stop(&mut self) -> io::Result<File> {
+        self.sender = None;
+        match self.worker.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::Error::other("the package writer thread panicked")),
+            None => Err(io::Error::other(
+                "the package writer thread already stopped",
+            )),
+        }
+    }
+
+    /// Writes what is left and returns the file (not yet fsynced).
+    fn finish(mut self) -> io::Result<File> {
+        if !self.chunk.is_empty() {
+            self.send_chunk()?;
+        }
+        self.stop()
+    }
+}
+
+impl Write for FileSink {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = CHUNK_SIZE - self.chunk.len();
+        let taken = data.len().min(room);
+        self.chunk.extend_from_slice(&data[..taken]);
+        if self.chunk.len() == CHUNK_SIZE
+            && let Err(e) = self.send_chunk()
+        {
+            let reported = io::Error::new(e.kind(), e.to_string());
+            self.error = Some(e);
+            return Err(reported);
+        }
+        Ok(taken)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        // Chunks are written by the thread; `finish` waits for all of them.
+        Ok(())
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        if self.worker.is_some() {
+            // An abandoned download: let the thread finish so nothing writes later.
+            let _ = self.stop();
+        }
+    }
+}
+
 /// Writes through to `inner` while hashing and counting, refusing any byte
 /// past `limit`.
 struct HashingWriter<'p, W: Write> {
@@ -324,19 +434,45 @@ mod tests {
     fn hashing_writer_hashes_counts_and_refuses_overflow() {
         let mut calls = Vec::new();
         let mut progress = |n| calls.push(n);
-        let mut writer = HashingWriter::new(BufWriter::new(Vec::new()), 600 * 1024, &mut progress);
+        let mut writer = HashingWriter::new(Vec::new(), 600 * 1024, &mut progress);
         for _ in 0..3 {
             writer.write_all(&[7u8; 200 * 1024]).unwrap();
         }
         assert!(writer.write_all(b"x").is_err());
         assert!(writer.overflowed);
-        let (buffered, count, digest) = writer.finish().unwrap();
-        let bytes = buffered.into_inner().unwrap();
+        let (bytes, count, digest) = writer.finish().unwrap();
         assert_eq!(count, 600 * 1024);
         assert_eq!(bytes.len(), 600 * 1024);
         assert_eq!(digest.0, <[u8; 32]>::from(Sha256::digest(&bytes)));
         // One report once 256 KiB more have arrived (at 400 KiB), one at the end.
         assert_eq!(calls, [400 * 1024, 600 * 1024]);
+    }
+
+    #[test]
+    fn file_sink_writes_everything_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let mut sink = FileSink::new(File::create(&path).unwrap()).unwrap();
+        let data: Vec<u8> = (0..3 * CHUNK_SIZE + 12_345)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        for piece in data.chunks(70_001) {
+            sink.write_all(piece).unwrap();
+        }
+        sink.finish().unwrap();
+        assert_eq!(fs::read(&path).unwrap(), data);
+    }
+
+    #[test]
+    fn file_sink_reports_the_write_error_of_its_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        fs::write(&path, b"").unwrap();
+        // Opened read-only: every write of the thread fails.
+        let mut sink = FileSink::new(File::open(&path).unwrap()).unwrap();
+        let chunk = vec![1u8; CHUNK_SIZE];
+        let failed = (0..CHUNKS_IN_FLIGHT + 3).any(|_| sink.write_all(&chunk).is_err());
+        assert!(failed || sink.finish().is_err());
     }
 
     #[test]
