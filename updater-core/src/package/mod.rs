@@ -18,8 +18,9 @@
 //! | exact size and digest after fsync | truncated or corrupted downloads being unpacked |
 //! | `.partial` file (0600), renamed only when verified | a half-written or unverified package ever lying under the final name |
 //!
-//! The bytes are hashed while they stream to disk, so the package is never
-//! held in memory and is read once.
+//! The bytes are hashed while they stream to disk (hashing on the caller's
+//! thread, writing on a second one, at most about 5 MiB in flight), so the
+//! package is never held in memory and is read once.
 //!
 //! # Extraction ([`extract_tar_gz`])
 //!
