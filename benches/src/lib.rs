@@ -13,5 +13,6 @@
 
 #![warn(missing_docs)]
 
+pub mod child;
 pub mod measure;
 pub mod workload;

@@ -140,6 +140,7 @@ impl Components {
         let channel = f.channel;
         let app = f.app.clone();
         let health_timeout = config.health_timeout();
+        let retry_after = Duration::from_secs(f.maintenance.retry_after_secs);
         let updater = builder
             .configure(|c| {
                 c.channel = channel;
@@ -155,6 +156,7 @@ impl Components {
                     .with_require_checksum(verify_checksum)
                     .with_public_keys(public_keys);
                 c.health_timeout = health_timeout;
+                c.maintenance_retry_after = retry_after;
                 c.keep_releases = app.keep_releases;
                 if let Some(file) = &app.version_file {
                     c.version_file = file.clone();
@@ -338,10 +340,7 @@ fn build_maintenance(
         };
         Arc::new(FlagFileMaintenance::new(path))
     };
-    Arc::new(RetryAfter {
-        inner,
-        retry_after_secs: m.retry_after_secs,
-    })
+    inner
 }
 
 /// Maintenance mode turned off by configuration
@@ -362,29 +361,5 @@ impl MaintenanceSwitch for NoMaintenance {
     }
     fn status(&self) -> updater_core::Result<Option<MaintenanceNotice>> {
         Ok(None)
-    }
-}
-
-/// Sets the configured `Retry-After` on every notice before passing it on
-/// (the pipeline's notice has a fixed default).
-struct RetryAfter {
-    inner: Arc<dyn MaintenanceSwitch>,
-    retry_after_secs: u64,
-}
-
-impl MaintenanceSwitch for RetryAfter {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    fn enable(&self, notice: &MaintenanceNotice) -> updater_core::Result<()> {
-        let mut notice = notice.clone();
-        notice.retry_after_secs = self.retry_after_secs;
-        self.inner.enable(&notice)
-    }
-    fn disable(&self) -> updater_core::Result<()> {
-        self.inner.disable()
-    }
-    fn status(&self) -> updater_core::Result<Option<MaintenanceNotice>> {
-        self.inner.status()
     }
 }

@@ -167,6 +167,9 @@ impl UpdateLock {
     /// Refuses while a live process holds the lock, naming it. Returns the
     /// record that was cleared.
     pub fn force_clear(path: &Path) -> Result<Option<LockRecord>> {
+        if !crate::durable::exists(path) {
+            return Ok(None);
+        }
         let acquired = Self::acquire(path, "force-unlock")?;
         Ok(acquired.stale)
     }

@@ -226,7 +226,10 @@ impl ReleaseSource for LocalDirectorySource {
 
     fn download(&self, asset: &crate::release::Asset, sink: &mut dyn Write) -> Result<u64> {
         let path = self.asset_path(&asset.location)?;
-        let mut file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
+        let mut file = io::BufReader::with_capacity(
+            256 * 1024,
+            File::open(&path).map_err(|e| Error::io("open", &path, e))?,
+        );
         let mut limited = io::Read::take(&mut file, asset.size);
         let copied = io::copy(&mut limited, sink).map_err(|e| Error::io("read", &path, e))?;
         // One byte past the declared size means the file grew: refuse, without writing it.

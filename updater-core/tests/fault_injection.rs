@@ -4,7 +4,12 @@
 //! recovery that follows. After each, the application tree is byte-for-byte
 //! the old or the new release, preserved paths are untouched, the database
 //! schema matches the tree, and the history shows how the attempt ended.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 mod support;
 

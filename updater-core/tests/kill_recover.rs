@@ -5,7 +5,12 @@
 //!
 //! The child is this same test binary, re-executed to run only
 //! `child_process_runs_one_update` with `KILL_TEST_APP` set.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 mod support;
 

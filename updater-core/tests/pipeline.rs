@@ -1,7 +1,12 @@
 //! The update pipeline end to end on real directories: happy path,
 //! preserved paths, health-check rollback, manual rollback, version rules
 //! across restarts, locking, leftover maintenance, hostile packages.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 mod support;
 

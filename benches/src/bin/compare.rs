@@ -13,8 +13,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use updater_backup::FileBackup;
+use updater_benches::child::{ChildReport, read_json, run_child};
 use updater_benches::measure::{Row, Samples, spread, table, time};
 use updater_benches::workload::{self, TreeSize};
+use updater_core::backup::{Backup, BackupPurpose, BackupRequest};
 use updater_core::history::{HistoryStore, Page};
 use updater_core::pipeline::{ApplyOutcome, ApplyRequest, RollbackRequest, UpdaterBuilder};
 use updater_core::progress::NoProgress;
@@ -85,6 +88,23 @@ impl Settings {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--child") {
+        match child_main(&args[2..]) {
+            Ok(report) => match serde_json::to_string(&report) {
+                Ok(line) => println!("{line}"),
+                Err(e) => {
+                    eprintln!("compare child: {e}");
+                    std::process::exit(1);
+                }
+            },
+            Err(e) => {
+                eprintln!("compare child: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     if let Err(e) = run() {
         eprintln!("compare: {e}");
         std::process::exit(1);
@@ -109,8 +129,35 @@ fn run() -> Result<(), String> {
     if settings.wants("swap") {
         rows.extend(swap_rows(work.path(), &tree, settings.runs)?);
     }
+    if settings.wants("backup") {
+        rows.extend(backup_rows(work.path(), &tree, settings.runs)?);
+    }
     if settings.wants("sha256") {
         rows.push(sha256_row(work.path(), settings.big_file, settings.runs)?);
+    }
+    if settings.wants("download") || settings.wants("check") {
+        let site = work.path().join("site");
+        let big = work.path().join("asset.bin");
+        write_pseudo_random(&big, settings.big_file)?;
+        let published = LocalDirectorySource::new(&site);
+        published
+            .publish(&Version::new(2, 0, 0), &big, "bench", None)
+            .map_err(|e| e.to_string())?;
+        std::fs::remove_file(&big).map_err(|e| e.to_string())?;
+        let server = updater_examples::server::StaticServer::serve(&site, Vec::new())
+            .map_err(|e| format!("start the HTTP server: {e}"))?;
+        if settings.wants("download") {
+            rows.push(download_row(
+                work.path(),
+                server.address(),
+                settings.big_file,
+                settings.runs,
+            )?);
+        }
+        if settings.wants("check") {
+            rows.push(check_cache_row(work.path(), server.address())?);
+        }
+        workload::remove(&site)?;
     }
     println!(
         "\n{} run, {} interleaved runs per row, on {}\n",
@@ -292,4 +339,314 @@ fn write_pseudo_random(path: &Path, size: u64) -> Result<(), String> {
         written += n as u64;
     }
     out.flush().map_err(fail)
+}
+
+/// Work done in a child process (see `updater_benches::child`).
+fn child_main(args: &[String]) -> Result<ChildReport, String> {
+    let arg = |i: usize| {
+        args.get(i)
+            .map(String::as_str)
+            .ok_or_else(|| format!("child {args:?}: missing argument {i}"))
+    };
+    match arg(0)? {
+        "backup" => {
+            let strategy = FileBackup::builder(arg(1)?, arg(2)?)
+                .without_default_excludes()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let request = BackupRequest {
+                version: Version::new(1, 0, 0),
+                purpose: BackupPurpose::Manual,
+                update_id: None,
+                description: None,
+            };
+            let (result, elapsed) = time(|| strategy.create_with_stats(&request, &NoProgress));
+            let (backup, stats) = result.map_err(|e| e.to_string())?;
+            // As the pipeline does; only a verified backup is a base for the next one.
+            updater_core::backup::BackupStrategy::verify(&strategy, &backup)
+                .map_err(|e| e.to_string())?;
+            let json = serde_json::to_vec(&backup).map_err(|e| e.to_string())?;
+            std::fs::write(arg(3)?, json).map_err(|e| e.to_string())?;
+            Ok(ChildReport {
+                secs: elapsed.as_secs_f64(),
+                peak_rss: workload::peak_rss().unwrap_or(0),
+                bytes: stats.archive_size,
+                detail: format!("{} encoded, {} copied", stats.encoded, stats.copied),
+            })
+        }
+        "restore" => {
+            let strategy = FileBackup::builder(arg(1)?, arg(2)?)
+                .without_default_excludes()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let backup: Backup = read_json(Path::new(arg(3)?))?;
+            let target = PathBuf::from(arg(4)?);
+            let (result, elapsed) = time(|| strategy.restore_to(&backup, &target, &NoProgress));
+            result.map_err(|e| e.to_string())?;
+            Ok(ChildReport {
+                secs: elapsed.as_secs_f64(),
+                peak_rss: workload::peak_rss().unwrap_or(0),
+                bytes: 0,
+                detail: String::new(),
+            })
+        }
+        "download" => {
+            use updater_core::source::ReleaseSource;
+            let source = updater_source_github::ManifestSource::builder(arg(1)?)
+                .build()
+                .map_err(|e| e.to_string())?;
+            let release = source
+                .latest(updater_core::version::Channel::Stable)
+                .map_err(|e| e.to_string())?
+                .ok_or("no release on the bench server")?;
+            let asset = release
+                .select_asset(Some("*"))
+                .map_err(|e| e.to_string())?
+                .clone();
+            let policy = updater_core::package::VerificationPolicy::default();
+            let destination = PathBuf::from(arg(2)?);
+            let (result, elapsed) = time(|| {
+                updater_core::package::download_verified(
+                    &source,
+                    &release,
+                    &asset,
+                    &destination,
+                    &policy,
+                    &mut |_| {},
+                )
+            });
+            let package = result.map_err(|e| e.to_string())?;
+            Ok(ChildReport {
+                secs: elapsed.as_secs_f64(),
+                peak_rss: workload::peak_rss().unwrap_or(0),
+                bytes: package.size,
+                detail: package.sha256.to_hex(),
+            })
+        }
+        other => Err(format!("unknown child kind {other:?}")),
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1u32 << 20))
+}
+
+/// Full backup, second backup of the unchanged tree, and restore, against
+/// `tar czf` / `tar xzf` of the same tree.
+fn backup_rows(work: &Path, tree: &Path, runs: usize) -> Result<Vec<Row>, String> {
+    let tar_archive = work.join("theirs.tar.gz");
+    let backup_json = work.join("backup.json");
+    let restore_target = work.join("restored");
+    let tree_text = tree.display().to_string();
+    let mut full = Samples::default();
+    let mut second = Samples::default();
+    let mut restore = Samples::default();
+    let (mut our_sizes, mut their_sizes, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
+    let mut details = String::new();
+    for run in 0..runs {
+        let root = work.join(format!("backups-{run}"));
+        let root_text = root.display().to_string();
+        let json_text = backup_json.display().to_string();
+        let report = run_child(&["backup", &tree_text, &root_text, &json_text])?;
+        full.ours.push(report.duration());
+        our_sizes.push(report.bytes);
+        peaks.push(report.peak_rss);
+        let tar = workload::shell(&format!(
+            "tar czf '{}' -C '{tree_text}' .",
+            tar_archive.display()
+        ))?;
+        full.theirs.push(tar);
+        their_sizes.push(workload::file_size(&tar_archive));
+
+        let again = run_child(&["backup", &tree_text, &root_text, &json_text])?;
+        second.ours.push(again.duration());
+        second.theirs.push(tar);
+        peaks.push(again.peak_rss);
+        details = again.detail.clone();
+
+        workload::remove(&restore_target)?;
+        let target_text = restore_target.display().to_string();
+        let restored = run_child(&["restore", &tree_text, &root_text, &json_text, &target_text])?;
+        restore.ours.push(restored.duration());
+        peaks.push(restored.peak_rss);
+        if run == 0 {
+            // Our archive is a standard .tar.gz: GNU tar reads it back whole.
+            let backup: Backup = read_json(&backup_json)?;
+            let archive = backup.files_path.ok_or("the backup has no files part")?;
+            let archive = if archive.is_dir() {
+                find_tar_gz(&archive)?
+            } else {
+                archive
+            };
+            let check = work.join("tar-check");
+            std::fs::create_dir_all(&check).map_err(|e| e.to_string())?;
+            workload::shell(&format!(
+                "tar xzf '{}' -C '{}'",
+                archive.display(),
+                check.display()
+            ))?;
+            let diff = workload::shell(&format!(
+                "diff -r '{tree_text}' '{}' > /dev/null",
+                check.display()
+            ));
+            if diff.is_err() {
+                return Err("tar xzf of our backup does not give back the tree".into());
+            }
+            workload::remove(&check)?;
+        }
+        workload::remove(&restore_target)?;
+        std::fs::create_dir_all(&restore_target).map_err(|e| e.to_string())?;
+        let untar = workload::shell(&format!(
+            "tar xzf '{}' -C '{}'",
+            tar_archive.display(),
+            restore_target.display()
+        ))?;
+        restore.theirs.push(untar);
+        workload::remove(&restore_target)?;
+        workload::remove(&root)?;
+    }
+    let size_ratio = median_u64(&our_sizes) as f64 / median_u64(&their_sizes).max(1) as f64;
+    let peak = peaks.iter().copied().max().unwrap_or(0);
+    let (full_ratio, second_ratio, restore_ratio) = (full.ratio(), second.ratio(), restore.ratio());
+    Ok(vec![
+        Row {
+            what: "full file backup".into(),
+            against: "`tar czf` (GNU tar + gzip)".into(),
+            notes: format!(
+                "archive {} vs {} ({size_ratio:.3}x, target ≤ 1.15x; `tar xzf` reads it back identical); peak memory {}",
+                mib(median_u64(&our_sizes)),
+                mib(median_u64(&their_sizes)),
+                mib(peak)
+            ),
+            samples: Some(full),
+            target: "≤ 0.2x, size ≤ 1.15x".into(),
+            met: Some(full_ratio <= 0.2 && size_ratio <= 1.15),
+        },
+        Row {
+            what: "second backup of the unchanged tree".into(),
+            against: "`tar czf`".into(),
+            notes: format!(
+                "{details}; timed: create (the verify that follows is not timed, as `tar czf` verifies nothing); each backup restores on its own"
+            ),
+            samples: Some(second),
+            target: "≤ 0.05x".into(),
+            met: Some(second_ratio <= 0.05),
+        },
+        Row {
+            what: "restore of the full backup (into an empty directory, SHA-256 checked)".into(),
+            against: "`tar xzf`".into(),
+            notes: format!("peak memory of backup and restore children ≤ {}", mib(peak)),
+            samples: Some(restore),
+            target: "≤ 1.0x".into(),
+            met: Some(restore_ratio <= 1.0),
+        },
+    ])
+}
+
+fn find_tar_gz(dir: &Path) -> Result<PathBuf, String> {
+    std::fs::read_dir(dir)
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .ok_or_else(|| format!("no .tar.gz in {}", dir.display()))
+}
+
+fn median_u64(values: &[u64]) -> u64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0)
+}
+
+/// Download of a big asset over loopback with streaming SHA-256 and size
+/// checks, against `curl -o` of the same URL.
+fn download_row(work: &Path, server: &str, size: u64, runs: usize) -> Result<Row, String> {
+    let manifest_url = format!("{server}/manifest.json");
+    let asset_url = format!("{server}/app-2.0.0.tar.gz");
+    let ours_dest = work.join("downloaded.bin");
+    let theirs_dest = work.join("curl.bin");
+    let ours_text = ours_dest.display().to_string();
+    let mut peaks = Vec::new();
+    let samples = Samples::interleaved(
+        runs,
+        || {
+            let _ = std::fs::remove_file(&ours_dest);
+            let report = run_child(&["download", &manifest_url, &ours_text])?;
+            peaks.push(report.peak_rss);
+            Ok(report.duration())
+        },
+        || {
+            let _ = std::fs::remove_file(&theirs_dest);
+            workload::shell(&format!(
+                "curl -sS -o '{}' '{asset_url}'",
+                theirs_dest.display()
+            ))
+        },
+    )?;
+    let _ = std::fs::remove_file(&ours_dest);
+    let _ = std::fs::remove_file(&theirs_dest);
+    let peak = peaks.iter().copied().max().unwrap_or(0);
+    let ratio = samples.ratio();
+    Ok(Row {
+        what: format!(
+            "download of a {} MiB asset over loopback, verified while streaming",
+            size >> 20
+        ),
+        against: "`curl -o` of the same URL".into(),
+        notes: format!(
+            "ours includes SHA-256, size check and fsync; peak memory {}",
+            mib(peak)
+        ),
+        samples: Some(samples),
+        target: "≤ 1.1x, peak < 64 MiB".into(),
+        met: Some(ratio <= 1.1 && peak < 64 << 20),
+    })
+}
+
+/// A version check answered from the history cache against one that asks the source.
+fn check_cache_row(work: &Path, server: &str) -> Result<Row, String> {
+    let app = work.join("check-app");
+    std::fs::create_dir_all(app.join(".updater")).map_err(|e| e.to_string())?;
+    std::fs::write(app.join("VERSION"), "1.0.0").map_err(|e| e.to_string())?;
+    let store = updater_store_diesel::DieselHistoryStore::open(
+        app.join(".updater/history.sqlite").display().to_string(),
+    )
+    .map_err(|e| e.to_string())?;
+    let source = updater_source_github::ManifestSource::builder(format!("{server}/manifest.json"))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let updater = UpdaterBuilder::new(&app)
+        .with_source(source)
+        .with_history(std::sync::Arc::new(store))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let rounds = 30;
+    let mut samples = Samples::default();
+    for _ in 0..rounds {
+        let (cached, t) = time(|| updater.check(false));
+        let cached = cached.map_err(|e| e.to_string())?;
+        samples.ours.push(t);
+        let (fresh, t) = time(|| updater.check(true));
+        fresh.map_err(|e| e.to_string())?;
+        samples.theirs.push(t);
+        if !cached.from_cache && samples.ours.len() > 1 {
+            return Err("the second check was not answered from the cache".into());
+        }
+    }
+    // The first "cached" call had no cache yet: drop it.
+    samples.ours.remove(0);
+    let (ours, theirs) = (spread(&samples.ours).median, spread(&samples.theirs).median);
+    workload::remove(&app)?;
+    Ok(Row {
+        what: "version check answered from the history cache (SQLite)".into(),
+        against: "the same check asking the source (manifest over loopback HTTP) and recording it"
+            .into(),
+        notes: format!(
+            "cache {:.0} µs vs source {:.0} µs (absolute; median of {rounds})",
+            ours.as_secs_f64() * 1e6,
+            theirs.as_secs_f64() * 1e6
+        ),
+        samples: Some(samples),
+        target: "— (absolute)".into(),
+        met: None,
+    })
 }

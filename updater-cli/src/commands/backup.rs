@@ -9,7 +9,6 @@ use updater_backup::{BackupStatus, Catalog, CatalogEntry, RetentionPolicy};
 use updater_core::backup::{BackupPurpose, BackupRequest, BackupStrategy};
 use updater_core::history::{BackupRecord, HistoryStore};
 use updater_core::lock::UpdateLock;
-use updater_core::maintenance::{MaintenanceGuard, MaintenanceNotice};
 use updater_core::version::Version;
 
 use super::{Outcome, lock_path};
@@ -143,18 +142,14 @@ pub(super) fn restore(c: &Components, id: &str, yes: bool) -> Result<Outcome> {
         ),
         yes,
     )?;
-    let _lock = UpdateLock::acquire(&lock_path(&c.config), "cli backup restore")?;
     let backup = entry.record.backup.clone();
     let strategy = c.strategy_for(backup.kind)?;
-    let notice =
-        MaintenanceNotice::new(format!("Restoring backup {id}"), Duration::from_secs(3600));
-    let guard = MaintenanceGuard::enable(c.maintenance.as_ref(), &notice)?;
     let progress = Progress::to_stderr();
-    let restored = strategy.restore(&backup, &progress);
+    let restored =
+        c.updater
+            .restore_backup(strategy.as_ref(), &backup, "cli backup restore", &progress);
     progress.finish();
     restored?;
-    guard.release()?;
-    record_restored_version(c, &backup.version)?;
     Ok(Outcome::ok(
         json!({ "restored": id, "version": backup.version.to_string() }),
         format!(
@@ -162,22 +157,6 @@ pub(super) fn restore(c: &Components, id: &str, yes: bool) -> Result<Outcome> {
             backup.version
         ),
     ))
-}
-
-/// The restored files are `version`: the installed state must say so, or
-/// the next update would start from the wrong version.
-fn record_restored_version(c: &Components, version: &Version) -> Result<()> {
-    use updater_core::install::InstalledState;
-    // `UpdaterConfig::installed_path` is crate-private in core; this is its value.
-    let path = c.config.state_dir().join("installed.json");
-    if let Some(mut state) = InstalledState::load(&path)?
-        && state.current != *version
-    {
-        tracing::warn!(from = %state.current, to = %version, "the restored backup is another version");
-        state.current = version.clone();
-        state.save(&path)?;
-    }
-    Ok(())
 }
 
 /// What a cleanup did.

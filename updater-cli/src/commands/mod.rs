@@ -167,19 +167,13 @@ fn lock_json(record: &LockRecord) -> serde_json::Value {
 }
 
 fn lock_path(config: &Config) -> PathBuf {
-    // The pipeline's lock file; `UpdaterConfig::lock_path` is crate-private in core.
+    // The pipeline's lock file (`UpdaterConfig::lock_path`), without building the updater.
     config.state_dir().join("lock")
 }
 
 fn unlock(config: &Config) -> Result<Outcome> {
     let path = lock_path(config);
-    // No state directory or no lock file: nothing to clear (core's
-    // `force_clear` would create the file to take the lock).
-    let holder = if path.exists() {
-        UpdateLock::force_clear(&path)?
-    } else {
-        None
-    };
+    let holder = UpdateLock::force_clear(&path)?;
     let text = match &holder {
         Some(record) => format!("removed the stale update lock left by {record}"),
         None => "no update lock was held".to_string(),

@@ -46,6 +46,8 @@ pub struct UpdaterConfig {
     pub health_timeout: Duration,
     /// Expiry written into the maintenance notice (longer than any normal update).
     pub maintenance_expiry: Duration,
+    /// The `Retry-After` the maintenance notice asks clients to wait.
+    pub maintenance_retry_after: Duration,
     /// A version check younger than this is answered from history.
     pub check_cache: Duration,
     /// How many previous release trees to keep for rollback.
@@ -72,6 +74,7 @@ impl UpdaterConfig {
             extraction: ExtractOptions::default(),
             health_timeout: Duration::from_secs(300),
             maintenance_expiry: Duration::from_secs(3600),
+            maintenance_retry_after: Duration::from_secs(60),
             check_cache: Duration::from_secs(3600),
             keep_releases: 1,
             version_file: PathBuf::from("VERSION"),
@@ -79,13 +82,16 @@ impl UpdaterConfig {
         }
     }
 
-    pub(crate) fn journal_path(&self) -> PathBuf {
+    /// The journal of the transition in progress: `<state>/journal.json`.
+    pub fn journal_path(&self) -> PathBuf {
         self.state_dir.join("journal.json")
     }
-    pub(crate) fn lock_path(&self) -> PathBuf {
+    /// The update lock: `<state>/lock`.
+    pub fn lock_path(&self) -> PathBuf {
         self.state_dir.join("lock")
     }
-    pub(crate) fn installed_path(&self) -> PathBuf {
+    /// The installed state (current and highest version, kept trees): `<state>/installed.json`.
+    pub fn installed_path(&self) -> PathBuf {
         self.state_dir.join("installed.json")
     }
     pub(crate) fn state_subdir(&self, name: &str, id: &str) -> PathBuf {

@@ -741,10 +741,7 @@ impl Updater {
                 journal.maintenance_on = true;
                 journal.window_started_at = Some(Utc::now());
                 window_started = Some(Instant::now());
-                let notice = MaintenanceNotice::new(
-                    format!("Updating to {}", t.to),
-                    self.config.maintenance_expiry,
-                );
+                let notice = self.notice(format!("Updating to {}", t.to));
                 guard = Some(MaintenanceGuard::enable(
                     self.maintenance.as_ref(),
                     &notice,
@@ -1279,6 +1276,57 @@ impl Updater {
             failpoints: self.failpoints.clone(),
         };
         restoring.run_window(run, journal, t)
+    }
+
+    fn notice(&self, reason: String) -> MaintenanceNotice {
+        let mut notice = MaintenanceNotice::new(reason, self.config.maintenance_expiry);
+        notice.retry_after_secs = self.config.maintenance_retry_after.as_secs();
+        notice
+    }
+
+    // ---------------------------------------------------------- backup restore
+
+    /// Restores a backup on an operator's request: under the update lock
+    /// (after recovery), verified first (a damaged backup is refused before
+    /// anything changes), inside maintenance mode, and — for backups holding
+    /// files — records the backup's version as the running one, so the next
+    /// update starts from the right version.
+    pub fn restore_backup(
+        &self,
+        strategy: &dyn BackupStrategy,
+        backup: &Backup,
+        initiated_by: &str,
+        observer: &dyn ProgressObserver,
+    ) -> Result<()> {
+        let _lock = self.lock(initiated_by)?;
+        self.recover_locked()?;
+        strategy.verify(backup)?;
+        let guard = MaintenanceGuard::enable(
+            self.maintenance.as_ref(),
+            &self.notice(format!("Restoring backup {}", backup.id)),
+        )?;
+        strategy.restore(backup, observer)?;
+        if backup.kind != crate::backup::BackupKind::DatabaseOnly {
+            let mut installed = self.installed_state()?;
+            if installed.current != backup.version {
+                tracing::warn!(from = %installed.current, to = %backup.version, "the restored backup holds another version");
+                installed.current = backup.version.clone();
+                installed.updated_at = Utc::now();
+                installed.save(&self.config.installed_path())?;
+            }
+        }
+        guard.release()?;
+        self.notify(
+            NotificationType::Warning,
+            &backup.version,
+            format!(
+                "backup {} ({}) was restored by {initiated_by}",
+                backup.id,
+                backup.kind.as_str()
+            ),
+            None,
+        );
+        Ok(())
     }
 
     // ---------------------------------------------------------------- recover
