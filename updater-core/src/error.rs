@@ -185,6 +185,12 @@ pub enum Rejection {
     /// The path is empty after removing `.` components.
     #[error("path is empty")]
     EmptyPath,
+    /// The path is longer than the limit (bytes), which no file system here accepts.
+    #[error("path is longer than {limit} bytes")]
+    PathTooLong {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// The path is not valid UTF-8 (names must compare reliably).
     #[error("path is not valid UTF-8")]
     NonUtf8Path,

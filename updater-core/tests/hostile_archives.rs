@@ -455,7 +455,7 @@ fn deep_paths_work_and_overlong_ones_are_refused() {
     let overlong = format!("{}file", "d/".repeat(2100));
     let sandbox = Sandbox::new();
     let result = sandbox.extract(&[Raw::file(overlong, "x")], &defaults());
-    assert_corrupt(&sandbox, result);
+    assert_rejected(&sandbox, result, Rejection::PathTooLong { limit: 4096 });
 }
 
 #[test]

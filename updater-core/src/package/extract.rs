@@ -1006,10 +1006,9 @@ fn normalize(raw: &[u8]) -> std::result::Result<Vec<String>, Rejection> {
         return Err(Rejection::Corrupt("NUL byte in path".into()));
     }
     if raw.len() > MAX_PATH_BYTES {
-        return Err(Rejection::Corrupt(format!(
-            "path of {} bytes is longer than {MAX_PATH_BYTES}",
-            raw.len()
-        )));
+        return Err(Rejection::PathTooLong {
+            limit: MAX_PATH_BYTES,
+        });
     }
     parts
         .into_iter()
