@@ -444,3 +444,28 @@ fn a_downgrade_is_refused_unless_allowed() {
         .unwrap();
     assert!(matches!(allowed, ApplyOutcome::Updated(_)));
 }
+
+#[test]
+fn the_health_check_gets_the_maintenance_bypass_secret_and_maintenance_is_on_during_it() {
+    let fx = Fixture::new();
+    // Passes only while the flag is on and the check was given the flag's secret.
+    let check = ShellCommand::new(
+        "test -n \"$UPDATER_MAINTENANCE_SECRET\" && grep -q \"$UPDATER_MAINTENANCE_SECRET\" .updater/maintenance.json",
+    );
+    let updater = fx
+        .builder()
+        .with_health_check(Arc::new(
+            CommandHealthCheck::new(check).with_interval(Duration::from_millis(20)),
+        ))
+        .configure(|c| c.health_timeout = Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let outcome = updater
+        .apply(&ApplyRequest::latest("test"), &NoProgress)
+        .unwrap();
+    assert!(matches!(outcome, ApplyOutcome::Updated(_)));
+    assert!(
+        !fx.app.join(".updater/maintenance.json").exists(),
+        "maintenance is off afterwards"
+    );
+}

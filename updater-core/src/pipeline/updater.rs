@@ -732,6 +732,7 @@ impl Updater {
         let journal_path = self.config.journal_path();
         let mut guard: Option<MaintenanceGuard<'_>> = None;
         let mut window_started: Option<Instant> = None;
+        let mut bypass_secret: Option<String> = None;
         let mut result = (|| -> Result<Duration> {
             run.step(Step::MaintenanceOn, |_| {
                 // Saved with the next journal write (snapshot or swap plan): a
@@ -742,6 +743,7 @@ impl Updater {
                 journal.window_started_at = Some(Utc::now());
                 window_started = Some(Instant::now());
                 let notice = self.notice(format!("Updating to {}", t.to));
+                bypass_secret = notice.bypass_secret.clone();
                 guard = Some(MaintenanceGuard::enable(
                     self.maintenance.as_ref(),
                     &notice,
@@ -820,7 +822,8 @@ impl Updater {
                     app_dir: self.config.app_dir.clone(),
                     version: t.to.clone(),
                     deadline: Instant::now() + self.config.health_timeout,
-                    bypass_secret: None,
+                    // Lets an HTTP check through the maintenance page.
+                    bypass_secret: bypass_secret.clone(),
                 };
                 self.health_checks
                     .iter()
