@@ -48,9 +48,15 @@ impl BackupStrategy for CompositeBackup {
         Ok(self.database.preflight()?)
     }
 
-    fn create(&self, request: &BackupRequest, progress: &dyn ProgressObserver) -> updater_core::Result<Backup> {
+    fn create(
+        &self,
+        request: &BackupRequest,
+        progress: &dyn ProgressObserver,
+    ) -> updater_core::Result<Backup> {
         let pending = PendingBackup::begin(self.catalog(), request, "full")?;
-        let (mut parts, stats) = self.files.create_into(&pending.dir, pending.created_at, progress)?;
+        let (mut parts, stats) =
+            self.files
+                .create_into(&pending.dir, pending.created_at, progress)?;
         parts.push(dump_part(&*self.database, &pending.dir, progress)?);
         let record = crate::store::new_record(
             &pending,
@@ -77,14 +83,19 @@ impl BackupStrategy for CompositeBackup {
         Ok(outcome?)
     }
 
-    fn restore(&self, backup: &Backup, progress: &dyn ProgressObserver) -> updater_core::Result<()> {
+    fn restore(
+        &self,
+        backup: &Backup,
+        progress: &dyn ProgressObserver,
+    ) -> updater_core::Result<()> {
         let catalog = self.catalog();
         let record = catalog.read_record(&backup.id)?;
         let dir = catalog.dir_of(&backup.id)?;
         // Check the dump before touching anything; the files restore checks
         // every entry as it goes.
         let dump = verify_part(&*self.database, &dir, &record)?;
-        self.files.restore_in(&dir, &record, self.files.source(), progress)?;
+        self.files
+            .restore_in(&dir, &record, self.files.source(), progress)?;
         self.database.restore(&dump, progress)?;
         Ok(())
     }

@@ -160,7 +160,9 @@ impl From<BackupError> for updater_core::Error {
             BackupError::Integrity { subject, reason } => {
                 updater_core::Error::integrity(subject, reason)
             }
-            BackupError::NotFound { id, .. } => updater_core::Error::not_found(format!("backup {id}")),
+            BackupError::NotFound { id, .. } => {
+                updater_core::Error::not_found(format!("backup {id}"))
+            }
             BackupError::ToolMissing { tool, reason } => updater_core::Error::precondition(
                 format!("database tool {tool}"),
                 format!("{reason}; install it or put it on PATH"),

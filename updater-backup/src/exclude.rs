@@ -48,10 +48,12 @@ impl ExcludeSet {
             builder.add(glob);
             kept.push(normalized.to_string());
         }
-        let set = builder.build().map_err(|source| BackupError::ExcludePattern {
-            pattern: kept.join(", "),
-            source,
-        })?;
+        let set = builder
+            .build()
+            .map_err(|source| BackupError::ExcludePattern {
+                pattern: kept.join(", "),
+                source,
+            })?;
         Ok(ExcludeSet {
             patterns: kept,
             set,

@@ -106,7 +106,10 @@ impl RetentionPolicy {
         let mut sorted: Vec<&CatalogEntry> = entries.iter().collect();
         sorted.sort_by(|a, b| (b.created_at(), b.id()).cmp(&(a.created_at(), a.id())));
         let newest = sorted.first().map(|e| e.id().to_string());
-        let newest_restorable = sorted.iter().find(|e| e.restorable).map(|e| e.id().to_string());
+        let newest_restorable = sorted
+            .iter()
+            .find(|e| e.restorable)
+            .map(|e| e.id().to_string());
         let mut plan = RetentionPlan::default();
         let mut verified_seen = 0usize;
         for entry in sorted {
@@ -141,13 +144,16 @@ impl RetentionPolicy {
             .iter()
             .max_by(|a, b| (a.created_at(), a.id()).cmp(&(b.created_at(), b.id())))
             .map(|e| e.id().to_string());
-        let grace = chrono::Duration::from_std(self.unverified_grace).unwrap_or(chrono::Duration::MAX);
+        let grace =
+            chrono::Duration::from_std(self.unverified_grace).unwrap_or(chrono::Duration::MAX);
         let mut plan = RetentionPlan::default();
         for entry in entries {
             let reason = match entry.status() {
                 BackupStatus::Verified => continue,
                 BackupStatus::Failed => RemovalReason::Failed,
-                BackupStatus::Unverified if now - entry.created_at() >= grace => RemovalReason::Unverified,
+                BackupStatus::Unverified if now - entry.created_at() >= grace => {
+                    RemovalReason::Unverified
+                }
                 BackupStatus::Unverified => continue,
             };
             if Some(entry.id()) == newest.as_deref() || self.is_protected(entry) {
@@ -162,7 +168,8 @@ impl RetentionPolicy {
     pub fn apply(&self, catalog: &Catalog, now: DateTime<Utc>) -> Result<RetentionPlan> {
         let entries = catalog.list()?;
         let mut plan = self.plan(&entries, now);
-        plan.remove.extend(self.plan_unverified(&entries, now).remove);
+        plan.remove
+            .extend(self.plan_unverified(&entries, now).remove);
         let mut done = HashSet::new();
         for (id, reason) in &plan.remove {
             if done.insert(id.clone()) {
@@ -182,7 +189,12 @@ mod tests {
     use updater_core::backup::{Backup, BackupKind, BackupPurpose};
     use updater_core::version::Version;
 
-    fn entry(index: i64, status: BackupStatus, expired: bool, update_id: Option<i64>) -> CatalogEntry {
+    fn entry(
+        index: i64,
+        status: BackupStatus,
+        expired: bool,
+        update_id: Option<i64>,
+    ) -> CatalogEntry {
         let created_at = DateTime::<Utc>::from_timestamp(1_700_000_000 + index * 3600, 0).unwrap();
         CatalogEntry {
             restorable: status == BackupStatus::Verified,
@@ -221,7 +233,18 @@ mod tests {
     #[test]
     fn keeps_the_three_newest_verified_and_ignores_unverified_ones() {
         let entries: Vec<_> = (0..6)
-            .map(|i| entry(i, if i == 4 { BackupStatus::Unverified } else { BackupStatus::Verified }, false, None))
+            .map(|i| {
+                entry(
+                    i,
+                    if i == 4 {
+                        BackupStatus::Unverified
+                    } else {
+                        BackupStatus::Verified
+                    },
+                    false,
+                    None,
+                )
+            })
             .collect();
         let plan = RetentionPolicy::new().plan(&entries, now());
         assert_eq!(removed(&plan), vec!["b000", "b001"]);
@@ -229,15 +252,22 @@ mod tests {
 
     #[test]
     fn never_removes_the_newest_or_only_restorable_backup_even_when_expired() {
-        let entries = vec![entry(0, BackupStatus::Verified, true, None), entry(1, BackupStatus::Failed, false, None)];
+        let entries = vec![
+            entry(0, BackupStatus::Verified, true, None),
+            entry(1, BackupStatus::Failed, false, None),
+        ];
         let plan = RetentionPolicy::new().plan(&entries, now());
         assert!(plan.remove.is_empty(), "{plan:?}");
     }
 
     #[test]
     fn a_backup_of_an_update_in_progress_survives() {
-        let entries: Vec<_> = (0..5).map(|i| entry(i, BackupStatus::Verified, true, Some(i))).collect();
-        let plan = RetentionPolicy::new().protect_update(1).plan(&entries, now());
+        let entries: Vec<_> = (0..5)
+            .map(|i| entry(i, BackupStatus::Verified, true, Some(i)))
+            .collect();
+        let plan = RetentionPolicy::new()
+            .protect_update(1)
+            .plan(&entries, now());
         assert_eq!(removed(&plan), vec!["b000", "b002", "b003"]);
     }
 

@@ -183,9 +183,7 @@ impl Catalog {
                 Err(e) => tracing::warn!(backup = name, error = %e, "unreadable backup record"),
             }
         }
-        entries.sort_by(|a, b| {
-            (a.created_at(), a.id()).cmp(&(b.created_at(), b.id()))
-        });
+        entries.sort_by(|a, b| (a.created_at(), a.id()).cmp(&(b.created_at(), b.id())));
         Ok(entries)
     }
 
@@ -193,9 +191,10 @@ impl Catalog {
     pub fn get(&self, id: &str) -> Result<CatalogEntry> {
         let record = self.read_record(id)?;
         let dir = self.dir_of(id)?;
-        let parts_present = record.parts.iter().all(|part| {
-            fs::metadata(dir.join(&part.file)).is_ok_and(|m| m.len() == part.size)
-        });
+        let parts_present = record
+            .parts
+            .iter()
+            .all(|part| fs::metadata(dir.join(&part.file)).is_ok_and(|m| m.len() == part.size));
         let restorable = parts_present && record.status == BackupStatus::Verified;
         Ok(CatalogEntry { record, restorable })
     }
@@ -228,7 +227,9 @@ impl Catalog {
         for item in read {
             let item = item.map_err(|e| BackupError::io("list", &self.root, e))?;
             let path = item.path();
-            let Ok(meta) = fs::symlink_metadata(&path) else { continue };
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
             if !meta.is_dir() || path.join(RECORD_FILE).exists() {
                 continue;
             }
@@ -238,7 +239,8 @@ impl Catalog {
                 .and_then(|m| m.elapsed().ok())
                 .is_some_and(|age| age >= older_than);
             if old_enough {
-                fs::remove_dir_all(&path).map_err(|e| BackupError::io("remove directory", &path, e))?;
+                fs::remove_dir_all(&path)
+                    .map_err(|e| BackupError::io("remove directory", &path, e))?;
                 removed.push(path);
             }
         }
@@ -304,7 +306,15 @@ impl Catalog {
 
 fn core_io(path: &Path, error: updater_core::Error) -> BackupError {
     match error {
-        updater_core::Error::Io { action, path, source } => BackupError::Io { action, path, source },
+        updater_core::Error::Io {
+            action,
+            path,
+            source,
+        } => BackupError::Io {
+            action,
+            path,
+            source,
+        },
         other => BackupError::io("write", path, std::io::Error::other(other.to_string())),
     }
 }
@@ -376,11 +386,13 @@ impl PendingBackup {
             let path = self.dir.join(&part.file);
             let file = fs::File::open(&path).map_err(|e| BackupError::io("open", &path, e))?;
             if sync {
-                file.sync_all().map_err(|e| BackupError::io("fsync", &path, e))?;
+                file.sync_all()
+                    .map_err(|e| BackupError::io("fsync", &path, e))?;
             }
         }
         self.catalog.write_record(record)?;
-        updater_core::durable::sync_dir(self.catalog.root()).map_err(|e| core_io(self.catalog.root(), e))?;
+        updater_core::durable::sync_dir(self.catalog.root())
+            .map_err(|e| core_io(self.catalog.root(), e))?;
         self.committed = true;
         Ok(())
     }
@@ -468,7 +480,9 @@ pub(crate) fn size_on_disk(catalog: &Catalog, id: &str) -> Result<u64> {
     let mut total = fs::metadata(dir.join(RECORD_FILE)).map_or(0, |m| m.len());
     for part in &record.parts {
         let path = dir.join(&part.file);
-        total += fs::metadata(&path).map_err(|e| BackupError::io("inspect", &path, e))?.len();
+        total += fs::metadata(&path)
+            .map_err(|e| BackupError::io("inspect", &path, e))?
+            .len();
     }
     Ok(total)
 }

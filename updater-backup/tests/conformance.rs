@@ -1,5 +1,10 @@
 //! Every strategy of this crate passes the shared conformance suite.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 mod support;
 
@@ -12,7 +17,9 @@ use updater_core::conformance::backup::{Options, run};
 fn file_backup_passes_the_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
     let tree = AppTree::new(&dir.path().join("app"));
-    let strategy = FileBackup::builder(&tree.root, dir.path().join("backups")).build().unwrap();
+    let strategy = FileBackup::builder(&tree.root, dir.path().join("backups"))
+        .build()
+        .unwrap();
     run(&strategy, &tree, &Options::default());
 }
 
@@ -67,7 +74,9 @@ fn composite_backup_of_files_and_sqlite_passes_the_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
     let tree = AppTree::new(&dir.path().join("app"));
     let database = SqliteData::new(&dir.path().join("app.db"));
-    let files = FileBackup::builder(&tree.root, dir.path().join("backups")).build().unwrap();
+    let files = FileBackup::builder(&tree.root, dir.path().join("backups"))
+        .build()
+        .unwrap();
     let strategy = CompositeBackup::new(files, SqliteDatabase::new(&database.path));
     let both = Both {
         files: &tree,
@@ -84,7 +93,9 @@ fn composite_backup_of_files_and_postgres_passes_the_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
     let tree = AppTree::new(&dir.path().join("app"));
     let database = PostgresData::new();
-    let files = FileBackup::builder(&tree.root, dir.path().join("backups")).build().unwrap();
+    let files = FileBackup::builder(&tree.root, dir.path().join("backups"))
+        .build()
+        .unwrap();
     let strategy = CompositeBackup::new(files, PostgresDatabase::new(&database.name));
     let both = Both {
         files: &tree,

@@ -2,11 +2,11 @@
 //! restore one database; [`DatabaseBackup`] stores its dumps in the backup
 //! directory and implements [`BackupStrategy`] for them.
 
-mod process;
 #[cfg(feature = "mysql")]
 mod mysql;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod process;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -75,7 +75,10 @@ pub struct DatabaseBackup {
 
 impl DatabaseBackup {
     /// Backups of `engine`'s database under `backup_root`.
-    pub fn new(engine: impl DatabaseEngine + 'static, backup_root: impl Into<std::path::PathBuf>) -> Self {
+    pub fn new(
+        engine: impl DatabaseEngine + 'static,
+        backup_root: impl Into<std::path::PathBuf>,
+    ) -> Self {
         DatabaseBackup {
             engine: Arc::new(engine),
             catalog: Catalog::new(backup_root),
@@ -96,7 +99,11 @@ impl DatabaseBackup {
 }
 
 /// Dumps `engine` into `dir` and describes the part.
-pub(crate) fn dump_part(engine: &dyn DatabaseEngine, dir: &Path, progress: &dyn ProgressObserver) -> Result<PartRecord> {
+pub(crate) fn dump_part(
+    engine: &dyn DatabaseEngine,
+    dir: &Path,
+    progress: &dyn ProgressObserver,
+) -> Result<PartRecord> {
     let file = engine.dump_file_name();
     let path = dir.join(file);
     engine.dump(&path, progress)?;
@@ -119,7 +126,11 @@ pub(crate) fn dump_part(engine: &dyn DatabaseEngine, dir: &Path, progress: &dyn 
 }
 
 /// Checks the database part of `record` in `dir`: size, SHA-256, structure.
-pub(crate) fn verify_part(engine: &dyn DatabaseEngine, dir: &Path, record: &BackupRecord) -> Result<std::path::PathBuf> {
+pub(crate) fn verify_part(
+    engine: &dyn DatabaseEngine,
+    dir: &Path,
+    record: &BackupRecord,
+) -> Result<std::path::PathBuf> {
     let part = record
         .part(PartRole::Database)
         .ok_or_else(|| BackupError::integrity(record.id(), "no database dump recorded"))?;
@@ -135,7 +146,9 @@ pub(crate) fn hash_file(path: &Path) -> Result<(u64, String)> {
     let mut buffer = vec![0u8; 1 << 20];
     let mut size = 0u64;
     loop {
-        let n = file.read(&mut buffer).map_err(|e| BackupError::io("read", path, e))?;
+        let n = file
+            .read(&mut buffer)
+            .map_err(|e| BackupError::io("read", path, e))?;
         if n == 0 {
             break;
         }
@@ -172,14 +185,15 @@ impl<W: Write> Write for CountingWriter<'_, W> {
         self.written += n as u64;
         if self.written - self.reported >= 4 << 20 {
             self.reported = self.written;
-            self.progress.on_progress(&updater_core::progress::ProgressEvent {
-                step: updater_core::pipeline::Step::Backup,
-                percent: 0,
-                bytes_done: self.written,
-                bytes_total: None,
-                files_done: 0,
-                message: format!("{}: {} MiB", self.label, self.written >> 20),
-            });
+            self.progress
+                .on_progress(&updater_core::progress::ProgressEvent {
+                    step: updater_core::pipeline::Step::Backup,
+                    percent: 0,
+                    bytes_done: self.written,
+                    bytes_total: None,
+                    files_done: 0,
+                    message: format!("{}: {} MiB", self.label, self.written >> 20),
+                });
         }
         Ok(n)
     }
@@ -213,7 +227,11 @@ impl BackupStrategy for DatabaseBackup {
         Ok(self.engine.preflight()?)
     }
 
-    fn create(&self, request: &BackupRequest, progress: &dyn ProgressObserver) -> updater_core::Result<Backup> {
+    fn create(
+        &self,
+        request: &BackupRequest,
+        progress: &dyn ProgressObserver,
+    ) -> updater_core::Result<Backup> {
         let pending = PendingBackup::begin(&self.catalog, request, "database")?;
         let part = dump_part(&*self.engine, &pending.dir, progress)?;
         let record = crate::store::new_record(
@@ -225,7 +243,11 @@ impl BackupStrategy for DatabaseBackup {
             self.retain_for,
         );
         pending.commit(&record, true)?;
-        report_done(progress, record.backup.size, format!("backed up {}", self.engine.describe()));
+        report_done(
+            progress,
+            record.backup.size,
+            format!("backed up {}", self.engine.describe()),
+        );
         Ok(record.backup)
     }
 
@@ -237,7 +259,11 @@ impl BackupStrategy for DatabaseBackup {
         Ok(outcome?)
     }
 
-    fn restore(&self, backup: &Backup, progress: &dyn ProgressObserver) -> updater_core::Result<()> {
+    fn restore(
+        &self,
+        backup: &Backup,
+        progress: &dyn ProgressObserver,
+    ) -> updater_core::Result<()> {
         let record = self.catalog.read_record(&backup.id)?;
         let dir = self.catalog.dir_of(&backup.id)?;
         let dump = verify_part(&*self.engine, &dir, &record)?;

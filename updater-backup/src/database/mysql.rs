@@ -35,6 +35,7 @@ pub struct MysqlDatabase {
     database: String,
     password: Option<Secret>,
     timeout: Duration,
+    tool_dir: Option<PathBuf>,
 }
 
 impl MysqlDatabase {
@@ -47,6 +48,7 @@ impl MysqlDatabase {
             database: database.into(),
             password: None,
             timeout: Duration::from_secs(3600),
+            tool_dir: None,
         }
     }
 
@@ -74,6 +76,12 @@ impl MysqlDatabase {
         self
     }
 
+    /// Looks for the client tools only in `dir` (default: on `PATH`).
+    pub fn with_tool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.tool_dir = Some(dir.into());
+        self
+    }
+
     /// The longest a dump or restore may run (default one hour).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -81,11 +89,11 @@ impl MysqlDatabase {
     }
 
     fn dump_tool(&self) -> Result<PathBuf> {
-        find_tool(&["mariadb-dump", "mysqldump"])
+        find_tool(&["mariadb-dump", "mysqldump"], self.tool_dir.as_deref())
     }
 
     fn client_tool(&self) -> Result<PathBuf> {
-        find_tool(&["mariadb", "mysql"])
+        find_tool(&["mariadb", "mysql"], self.tool_dir.as_deref())
     }
 
     /// The `[client]` options file: connection and credentials.
@@ -115,7 +123,10 @@ impl MysqlDatabase {
 
 impl DatabaseEngine for MysqlDatabase {
     fn describe(&self) -> String {
-        format!("MySQL database {} on {}:{}", self.database, self.host, self.port)
+        format!(
+            "MySQL database {} on {}:{}",
+            self.database, self.host, self.port
+        )
     }
 
     fn dump_file_name(&self) -> &'static str {
@@ -146,7 +157,10 @@ impl DatabaseEngine for MysqlDatabase {
             .mode(0o600)
             .open(dest)
             .map_err(|e| BackupError::io("create", dest, e))?;
-        let gzip = GzEncoder::new(std::io::BufWriter::with_capacity(1 << 20, file), Compression::new(6));
+        let gzip = GzEncoder::new(
+            std::io::BufWriter::with_capacity(1 << 20, file),
+            Compression::new(6),
+        );
         let mut writer = CountingWriter::new(gzip, progress, "mysqldump");
         let streamed = self
             .run(&tool, "dump", &options)
@@ -183,7 +197,8 @@ impl DatabaseEngine for MysqlDatabase {
 
     fn check_dump(&self, dump: &Path) -> Result<()> {
         let subject = dump.display().to_string();
-        let file = fs::File::open(dump).map_err(|e| BackupError::integrity(&subject, e.to_string()))?;
+        let file =
+            fs::File::open(dump).map_err(|e| BackupError::integrity(&subject, e.to_string()))?;
         let mut last_line = String::new();
         let mut reader = BufReader::with_capacity(1 << 20, MultiGzDecoder::new(file));
         let mut line = String::new();
@@ -200,7 +215,10 @@ impl DatabaseEngine for MysqlDatabase {
             }
         }
         if !last_line.starts_with(COMPLETION_MARK) {
-            return Err(BackupError::integrity(&subject, "the dump does not end with mysqldump's completion mark"));
+            return Err(BackupError::integrity(
+                &subject,
+                "the dump does not end with mysqldump's completion mark",
+            ));
         }
         Ok(())
     }
@@ -209,7 +227,8 @@ impl DatabaseEngine for MysqlDatabase {
         let client = self.client_tool()?;
         let options = self.options_file()?;
         let mut file = fs::File::open(dump).map_err(|e| BackupError::io("open", dump, e))?;
-        file.seek(SeekFrom::Start(0)).map_err(|e| BackupError::io("read", dump, e))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| BackupError::io("read", dump, e))?;
         let decoder = MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, file));
         self.run(&client, "restore", &options)
             .arg("--batch")

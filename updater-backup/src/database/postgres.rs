@@ -69,6 +69,7 @@ pub struct PostgresDatabase {
     database: String,
     password: Option<Secret>,
     timeout: Duration,
+    tool_dir: Option<PathBuf>,
 }
 
 impl PostgresDatabase {
@@ -81,6 +82,7 @@ impl PostgresDatabase {
             database: database.into(),
             password: None,
             timeout: Duration::from_secs(3600),
+            tool_dir: None,
         }
     }
 
@@ -108,6 +110,12 @@ impl PostgresDatabase {
         self
     }
 
+    /// Looks for the client tools only in `dir` (default: on `PATH`).
+    pub fn with_tool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.tool_dir = Some(dir.into());
+        self
+    }
+
     /// The longest a dump or restore may run (default one hour).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -115,17 +123,24 @@ impl PostgresDatabase {
     }
 
     fn passfile(&self) -> Result<Option<SecretFile>> {
-        let Some(password) = &self.password else { return Ok(None) };
+        let Some(password) = &self.password else {
+            return Ok(None);
+        };
         let escaped = password.expose().replace('\\', "\\\\").replace(':', "\\:");
         SecretFile::new(&format!("*:*:*:*:{escaped}\n")).map(Some)
     }
 
     fn tool(&self, name: &str) -> Result<PathBuf> {
-        find_tool(&[name])
+        find_tool(&[name], self.tool_dir.as_deref())
     }
 
     /// A run of `program` with connection options and credentials in the environment.
-    fn run<'a>(&self, program: &Path, step: &'static str, passfile: Option<&SecretFile>) -> ToolRun<'a> {
+    fn run<'a>(
+        &self,
+        program: &Path,
+        step: &'static str,
+        passfile: Option<&SecretFile>,
+    ) -> ToolRun<'a> {
         let mut run = ToolRun::new(program, step, self.timeout)
             .arg("--host")
             .arg(&self.host)
@@ -146,7 +161,10 @@ impl PostgresDatabase {
 
 impl DatabaseEngine for PostgresDatabase {
     fn describe(&self) -> String {
-        format!("PostgreSQL database {} on {}:{}", self.database, self.host, self.port)
+        format!(
+            "PostgreSQL database {} on {}:{}",
+            self.database, self.host, self.port
+        )
     }
 
     fn dump_file_name(&self) -> &'static str {
@@ -180,14 +198,20 @@ impl DatabaseEngine for PostgresDatabase {
             .mode(0o600)
             .open(dest)
             .map_err(|e| BackupError::io("create", dest, e))?;
-        let mut writer = CountingWriter::new(std::io::BufWriter::with_capacity(1 << 20, file), progress, "pg_dump");
+        let mut writer = CountingWriter::new(
+            std::io::BufWriter::with_capacity(1 << 20, file),
+            progress,
+            "pg_dump",
+        );
         self.run(&pg_dump, "dump", passfile.as_ref())
             .arg("--format=custom")
             .arg("--dbname")
             .arg(&self.database)
             .stdout_to(&mut writer)
             .run()?;
-        writer.flush().map_err(|e| BackupError::io("write", dest, e))?;
+        writer
+            .flush()
+            .map_err(|e| BackupError::io("write", dest, e))?;
         let mut magic = [0u8; 5];
         let complete = fs::File::open(dest)
             .and_then(|mut f| f.read_exact(&mut magic))
@@ -210,7 +234,10 @@ impl DatabaseEngine for PostgresDatabase {
             .and_then(|mut f| f.read_exact(&mut magic))
             .map_err(|e| BackupError::integrity(&subject, e.to_string()))?;
         if magic != MAGIC {
-            return Err(BackupError::integrity(&subject, "not a pg_dump custom-format file"));
+            return Err(BackupError::integrity(
+                &subject,
+                "not a pg_dump custom-format file",
+            ));
         }
         let pg_restore = self.tool("pg_restore")?;
         ToolRun::new(&pg_restore, "check", self.timeout)
@@ -237,11 +264,14 @@ impl DatabaseEngine for PostgresDatabase {
                 tool: "pg_restore".into(),
                 reason: format!("cannot start it: {e}"),
             })?;
-        let script_out = script.stdout.take().ok_or_else(|| BackupError::ToolFailed {
-            tool: "pg_restore".into(),
-            step: "restore",
-            reason: "no output pipe".into(),
-        })?;
+        let script_out = script
+            .stdout
+            .take()
+            .ok_or_else(|| BackupError::ToolFailed {
+                tool: "pg_restore".into(),
+                step: "restore",
+                reason: "no output pipe".into(),
+            })?;
         let mut script_err = script.stderr.take();
         let stderr_reader = std::thread::spawn(move || {
             let mut text = String::new();
@@ -301,7 +331,9 @@ impl Read for CompletedScript {
         if n == 0 && !buf.is_empty() {
             let status = self.child.wait()?;
             if !status.success() {
-                return Err(std::io::Error::other(format!("pg_restore failed: {status}")));
+                return Err(std::io::Error::other(format!(
+                    "pg_restore failed: {status}"
+                )));
             }
         }
         Ok(n)

@@ -66,9 +66,16 @@ impl SecretFile {
     }
 }
 
-/// Finds the first of `names` on `PATH`.
-pub(crate) fn find_tool(names: &[&str]) -> Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
+/// Finds the first of `names` in `tool_dir` when given, on `PATH` otherwise.
+pub(crate) fn find_tool(names: &[&str], tool_dir: Option<&Path>) -> Result<PathBuf> {
+    let path = match tool_dir {
+        Some(dir) => dir.as_os_str().to_owned(),
+        None => std::env::var_os("PATH").unwrap_or_default(),
+    };
+    let place = match tool_dir {
+        Some(dir) => format!("in {}", dir.display()),
+        None => "on PATH".to_string(),
+    };
     for name in names {
         for dir in std::env::split_paths(&path) {
             let candidate = dir.join(name);
@@ -79,7 +86,7 @@ pub(crate) fn find_tool(names: &[&str]) -> Result<PathBuf> {
     }
     Err(BackupError::ToolMissing {
         tool: names.join(" or "),
-        reason: "not found on PATH".into(),
+        reason: format!("not found {place}"),
     })
 }
 
@@ -94,7 +101,11 @@ pub(crate) fn tool_version(tool: &Path) -> Result<String> {
             tool: tool_name(tool),
             reason: format!("`--version` failed: {e}"),
         })?;
-    Ok(String::from_utf8_lossy(&out).lines().next().unwrap_or("").to_string())
+    Ok(String::from_utf8_lossy(&out)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string())
 }
 
 /// The program name of a tool path.
@@ -175,7 +186,11 @@ impl<'a> ToolRun<'a> {
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
-            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
@@ -308,13 +323,13 @@ mod tests {
 
     #[test]
     fn a_missing_tool_is_named_in_the_error() {
-        let err = find_tool(&["surely-not-a-dump-tool"]).unwrap_err();
+        let err = find_tool(&["surely-not-a-dump-tool"], None).unwrap_err();
         assert!(err.to_string().contains("surely-not-a-dump-tool"), "{err}");
     }
 
     #[test]
     fn output_is_streamed_and_failures_carry_redacted_stderr() {
-        let sh = find_tool(&["sh"]).unwrap();
+        let sh = find_tool(&["sh"], None).unwrap();
         let mut out = Vec::new();
         let n = ToolRun::new(&sh, "dump", Duration::from_secs(5))
             .arg("-c")
@@ -331,12 +346,15 @@ mod tests {
             .run()
             .unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("auth failed") && !text.contains("hunter2"), "{text}");
+        assert!(
+            text.contains("auth failed") && !text.contains("hunter2"),
+            "{text}"
+        );
     }
 
     #[test]
     fn a_tool_past_its_timeout_is_killed() {
-        let sh = find_tool(&["sh"]).unwrap();
+        let sh = find_tool(&["sh"], None).unwrap();
         let started = std::time::Instant::now();
         let err = ToolRun::new(&sh, "dump", Duration::from_millis(200))
             .arg("-c")
@@ -349,7 +367,7 @@ mod tests {
 
     #[test]
     fn stdin_is_fed_from_a_reader() {
-        let cat = find_tool(&["cat"]).unwrap();
+        let cat = find_tool(&["cat"], None).unwrap();
         let mut out = Vec::new();
         ToolRun::new(&cat, "restore", Duration::from_secs(5))
             .stdin_from(&b"piped"[..])
@@ -364,9 +382,15 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let file = SecretFile::new("pw").unwrap();
         let path = file.path().to_path_buf();
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         drop(file);
         assert!(!path.exists());
-        assert_eq!(format!("{:?}", super::super::Secret::new("pw")), "Secret(***)");
+        assert_eq!(
+            format!("{:?}", super::super::Secret::new("pw")),
+            "Secret(***)"
+        );
     }
 }

@@ -34,7 +34,11 @@ impl SqliteDatabase {
         self
     }
 
-    fn sqlite_error(&self, action: &'static str, path: &Path) -> impl Fn(rusqlite::Error) -> BackupError {
+    fn sqlite_error(
+        &self,
+        action: &'static str,
+        path: &Path,
+    ) -> impl Fn(rusqlite::Error) -> BackupError {
         let path = path.to_path_buf();
         move |source| BackupError::Sqlite {
             action,
@@ -44,7 +48,8 @@ impl SqliteDatabase {
     }
 
     fn open(&self, path: &Path, flags: OpenFlags) -> Result<Connection> {
-        let connection = Connection::open_with_flags(path, flags).map_err(self.sqlite_error("open", path))?;
+        let connection =
+            Connection::open_with_flags(path, flags).map_err(self.sqlite_error("open", path))?;
         connection
             .busy_timeout(self.busy_timeout)
             .map_err(self.sqlite_error("configure", path))?;
@@ -74,28 +79,31 @@ impl DatabaseEngine for SqliteDatabase {
     fn preflight(&self) -> Result<()> {
         let connection = self.open(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         connection
-            .query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get::<_, i64>(0))
+            .query_row("SELECT count(*) FROM sqlite_master", [], |row| {
+                row.get::<_, i64>(0)
+            })
             .map_err(self.sqlite_error("read", &self.path))?;
         Ok(())
     }
 
     fn dump(&self, dest: &Path, progress: &dyn ProgressObserver) -> Result<()> {
         let connection = self.open(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        let target = dest
-            .to_str()
-            .ok_or_else(|| BackupError::NonUtf8Path {
-                path: dest.to_string_lossy().into_owned(),
-            })?;
+        let target = dest.to_str().ok_or_else(|| BackupError::NonUtf8Path {
+            path: dest.to_string_lossy().into_owned(),
+        })?;
         connection
             .execute("VACUUM INTO ?1", [target])
             .map_err(self.sqlite_error("snapshot (VACUUM INTO)", &self.path))?;
-        let size = fs::metadata(dest).map_err(|e| BackupError::io("inspect", dest, e))?.len();
+        let size = fs::metadata(dest)
+            .map_err(|e| BackupError::io("inspect", dest, e))?
+            .len();
         report_done(progress, size, self.describe());
         Ok(())
     }
 
     fn check_dump(&self, dump: &Path) -> Result<()> {
-        let connection = self.open(dump, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        let connection = self
+            .open(dump, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| BackupError::integrity(dump.display().to_string(), e.to_string()))?;
         let verdict: String = connection
             .query_row("PRAGMA integrity_check", [], |row| row.get(0))
@@ -117,10 +125,12 @@ impl DatabaseEngine for SqliteDatabase {
         let copied = fs::copy(dump, &temp).map_err(|e| BackupError::io("copy", &temp, e));
         let synced = copied.and_then(|size| {
             if let Ok(meta) = fs::metadata(&self.path) {
-                fs::set_permissions(&temp, meta.permissions()).map_err(|e| BackupError::io("set mode of", &temp, e))?;
+                fs::set_permissions(&temp, meta.permissions())
+                    .map_err(|e| BackupError::io("set mode of", &temp, e))?;
             }
             let file = fs::File::open(&temp).map_err(|e| BackupError::io("open", &temp, e))?;
-            file.sync_all().map_err(|e| BackupError::io("fsync", &temp, e))?;
+            file.sync_all()
+                .map_err(|e| BackupError::io("fsync", &temp, e))?;
             Ok(size)
         });
         let size = match synced {
@@ -145,7 +155,8 @@ impl DatabaseEngine for SqliteDatabase {
             let _ = fs::remove_file(&temp);
             BackupError::io("rename into place", &self.path, e)
         })?;
-        updater_core::durable::sync_dir(dir).map_err(|e| BackupError::io("fsync", dir, std::io::Error::other(e.to_string())))?;
+        updater_core::durable::sync_dir(dir)
+            .map_err(|e| BackupError::io("fsync", dir, std::io::Error::other(e.to_string())))?;
         report_done(progress, size, format!("restored {}", self.describe()));
         Ok(())
     }

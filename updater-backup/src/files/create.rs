@@ -13,7 +13,9 @@ use sha2::{Digest, Sha256};
 use updater_core::pipeline::Step;
 use updater_core::progress::{ProgressEvent, ProgressObserver};
 
-use super::format::{EntryType, HeaderFields, MemberEncoder, header_bytes, looks_incompressible, padding};
+use super::format::{
+    EntryType, HeaderFields, MemberEncoder, header_bytes, looks_incompressible, padding,
+};
 use super::manifest::ManifestEntry;
 use crate::error::{BackupError, Result};
 use crate::exclude::ExcludeSet;
@@ -78,7 +80,10 @@ pub(crate) fn walk(root: &Path, excludes: &ExcludeSet) -> Result<Vec<Walked>> {
         });
     for item in walker {
         let item = item.map_err(|e| {
-            let path = e.path().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf());
+            let path = e
+                .path()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| root.to_path_buf());
             let source = e
                 .into_io_error()
                 .unwrap_or_else(|| std::io::Error::other("file-system loop"));
@@ -123,7 +128,11 @@ pub(crate) fn walk(root: &Path, excludes: &ExcludeSet) -> Result<Vec<Walked>> {
             entry: ManifestEntry {
                 path: rel,
                 kind,
-                size: if kind == EntryType::File { meta.len() } else { 0 },
+                size: if kind == EntryType::File {
+                    meta.len()
+                } else {
+                    0
+                },
                 mode: meta.mode() & 0o7777,
                 mtime: meta.mtime(),
                 mtime_nsec: u32::try_from(meta.mtime_nsec()).unwrap_or(0),
@@ -136,6 +145,7 @@ pub(crate) fn walk(root: &Path, excludes: &ExcludeSet) -> Result<Vec<Walked>> {
                 ctime_nsec: u32::try_from(meta.ctime_nsec()).unwrap_or(0),
                 offset: 0,
                 length: 0,
+                packed_crc32: 0,
             },
         });
     }
@@ -169,14 +179,31 @@ fn unchanged(now: &ManifestEntry, before: &ManifestEntry) -> bool {
 }
 
 enum Job {
-    Copy { index: usize, offset: u64, length: u64 },
-    Encode { index: usize },
-    Large { index: usize },
+    Copy {
+        index: usize,
+        offset: u64,
+        length: u64,
+        crc: u32,
+    },
+    Encode {
+        index: usize,
+    },
+    Large {
+        index: usize,
+    },
 }
 
 enum Chunk {
-    Bytes { index: usize, bytes: Vec<u8> },
-    Copy { index: usize, offset: u64, length: u64 },
+    Bytes {
+        index: usize,
+        bytes: Vec<u8>,
+    },
+    Copy {
+        index: usize,
+        offset: u64,
+        length: u64,
+        crc: u32,
+    },
 }
 
 /// Settings of one archive creation.
@@ -216,6 +243,7 @@ pub(crate) fn write_archive(
                     index,
                     offset: before.offset,
                     length: before.length,
+                    crc: before.packed_crc32,
                 });
             }
             _ if entry.kind == EntryType::File && entry.size > SMALL_FILE => {
@@ -237,22 +265,26 @@ pub(crate) fn write_archive(
     let base_archive = base.map(|b| &b.archive);
     let entry_count = entries.len();
 
-    let outcome = std::thread::scope(|scope| -> Result<(Vec<(u64, u64)>, (u64, u64), u64)> {
-        let writer = scope.spawn(move || {
-            write_chunks(out, archive_path, receiver, base_archive, entry_count)
-        });
+    let outcome = std::thread::scope(|scope| -> Result<(Vec<(u64, u64, u32)>, (u64, u64), u64)> {
+        let writer = scope
+            .spawn(move || write_chunks(out, archive_path, receiver, base_archive, entry_count));
         let produced = produce(&jobs, &walked, &mut entries, settings, &sender, &mut stats);
         drop(sender);
-        let written = writer
-            .join()
-            .map_err(|_| BackupError::io("write", archive_path, std::io::Error::other("writer thread panicked")))?;
+        let written = writer.join().map_err(|_| {
+            BackupError::io(
+                "write",
+                archive_path,
+                std::io::Error::other("writer thread panicked"),
+            )
+        })?;
         produced?;
         written
     })?;
     let (spans, end_span, archive_size) = outcome;
-    for (entry, (offset, length)) in entries.iter_mut().zip(spans) {
+    for (entry, (offset, length, crc)) in entries.iter_mut().zip(spans) {
         entry.offset = offset;
         entry.length = length;
+        entry.packed_crc32 = crc;
     }
     stats.archive_size = archive_size;
     stats.elapsed = started.elapsed();
@@ -269,7 +301,11 @@ fn produce(
 ) -> Result<()> {
     let send = |chunks: Vec<Chunk>| {
         sender.send(chunks).map_err(|_| {
-            BackupError::io("write", "archive", std::io::Error::other("archive writer stopped"))
+            BackupError::io(
+                "write",
+                "archive",
+                std::io::Error::other("archive writer stopped"),
+            )
         })
     };
     let mut bytes_done = 0u64;
@@ -302,7 +338,9 @@ fn produce(
             batch
                 .par_iter()
                 .map(|job| match job {
-                    Job::Encode { index } => encode_small(&walked[*index], settings.level).map(Some),
+                    Job::Encode { index } => {
+                        encode_small(&walked[*index], settings.level).map(Some)
+                    }
                     _ => Ok(None),
                 })
                 .collect()
@@ -310,13 +348,25 @@ fn produce(
         let mut chunks = Vec::with_capacity(batch.len());
         for (job, result) in batch.iter().zip(encoded) {
             match *job {
-                Job::Copy { index, offset, length } => {
+                Job::Copy {
+                    index,
+                    offset,
+                    length,
+                    crc,
+                } => {
                     stats.copied += 1;
                     bytes_done += entries[index].size;
-                    chunks.push(Chunk::Copy { index, offset, length });
+                    chunks.push(Chunk::Copy {
+                        index,
+                        offset,
+                        length,
+                        crc,
+                    });
                 }
                 Job::Encode { index } => {
-                    let Some((bytes, sha)) = result? else { continue };
+                    let Some((bytes, sha)) = result? else {
+                        continue;
+                    };
                     stats.encoded += 1;
                     stats.bytes_read += entries[index].size;
                     bytes_done += entries[index].size;
@@ -494,7 +544,9 @@ fn encode_large(
         }
         let (total, sha) = hasher
             .join()
-            .map_err(|_| BackupError::io("hash", path, std::io::Error::other("hash thread panicked")))?
+            .map_err(|_| {
+                BackupError::io("hash", path, std::io::Error::other("hash thread panicked"))
+            })?
             .map_err(|e| BackupError::io("read", path, e))?;
         if total != entry.size {
             return Err(BackupError::ChangedDuringBackup {
@@ -516,8 +568,10 @@ fn write_chunks(
     receiver: crossbeam_channel::Receiver<Vec<Chunk>>,
     base: Option<&File>,
     entry_count: usize,
-) -> Result<(Vec<(u64, u64)>, (u64, u64), u64)> {
+) -> Result<(Vec<(u64, u64, u32)>, (u64, u64), u64)> {
     let mut spans = vec![(u64::MAX, 0u64); entry_count];
+    let mut crcs: Vec<Option<flate2::Crc>> = (0..entry_count).map(|_| None).collect();
+    let mut copied_crcs = vec![0u32; entry_count];
     let mut written = 0u64;
     // A pending copy: (source offset, length), not yet issued.
     let mut pending: Option<(u64, u64)> = None;
@@ -526,7 +580,8 @@ fn write_chunks(
             let source = base.ok_or_else(|| {
                 BackupError::io("copy", path, std::io::Error::other("no base archive"))
             })?;
-            copy_range(source, offset, out, length).map_err(|e| BackupError::io("copy into", path, e))?;
+            copy_range(source, offset, out, length)
+                .map_err(|e| BackupError::io("copy into", path, e))?;
         }
         Ok(())
     };
@@ -540,10 +595,20 @@ fn write_chunks(
                         span.0 = written;
                     }
                     span.1 += bytes.len() as u64;
-                    out.write_all(&bytes).map_err(|e| BackupError::io("write", path, e))?;
+                    crcs[index]
+                        .get_or_insert_with(flate2::Crc::new)
+                        .update(&bytes);
+                    out.write_all(&bytes)
+                        .map_err(|e| BackupError::io("write", path, e))?;
                     written += bytes.len() as u64;
                 }
-                Chunk::Copy { index, offset, length } => {
+                Chunk::Copy {
+                    index,
+                    offset,
+                    length,
+                    crc,
+                } => {
+                    copied_crcs[index] = crc;
                     pending = match pending {
                         Some((start, len)) if start + len == offset => Some((start, len + length)),
                         other => {
@@ -559,18 +624,31 @@ fn write_chunks(
         }
     }
     flush_copy(&mut out, &mut pending)?;
-    let mut end = MemberEncoder::new(1, 1024);
-    let end_bytes = end
-        .write_zeros(1024)
-        .and_then(|()| end.finish())
-        .map_err(|e| BackupError::io("compress", path, e))?;
-    out.write_all(&end_bytes).map_err(|e| BackupError::io("write", path, e))?;
+    let end_bytes = end_member().map_err(|e| BackupError::io("compress", path, e))?;
+    out.write_all(&end_bytes)
+        .map_err(|e| BackupError::io("write", path, e))?;
     let end_span = (written, end_bytes.len() as u64);
     written += end_bytes.len() as u64;
     if spans.iter().any(|s| s.0 == u64::MAX) {
-        return Err(BackupError::io("write", path, std::io::Error::other("an entry was not written")));
+        return Err(BackupError::io(
+            "write",
+            path,
+            std::io::Error::other("an entry was not written"),
+        ));
     }
+    let spans = spans
+        .into_iter()
+        .zip(crcs.into_iter().zip(copied_crcs))
+        .map(|((offset, length), (crc, copied))| (offset, length, crc.map_or(copied, |c| c.sum())))
+        .collect();
     Ok((spans, end_span, written))
+}
+
+/// The end-of-archive member (two zero blocks), always the same bytes.
+pub(crate) fn end_member() -> std::io::Result<Vec<u8>> {
+    let mut end = MemberEncoder::new(1, 1024);
+    end.write_zeros(1024)?;
+    end.finish()
 }
 
 /// Copies `length` bytes at `offset` of `source` to the current position of
@@ -582,9 +660,22 @@ fn copy_range(source: &File, offset: u64, out: &mut File, length: u64) -> std::i
     while left > 0 {
         let want = usize::try_from(left.min(1 << 30)).unwrap_or(1 << 30);
         match rustix::fs::copy_file_range(source, Some(&mut from), &*out, None, want) {
-            Ok(0) => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "base archive is shorter than its manifest")),
+            Ok(0) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "base archive is shorter than its manifest",
+                ));
+            }
             Ok(n) => left -= n as u64,
-            Err(e) if matches!(e, rustix::io::Errno::XDEV | rustix::io::Errno::NOSYS | rustix::io::Errno::INVAL | rustix::io::Errno::OPNOTSUPP) => {
+            Err(e)
+                if matches!(
+                    e,
+                    rustix::io::Errno::XDEV
+                        | rustix::io::Errno::NOSYS
+                        | rustix::io::Errno::INVAL
+                        | rustix::io::Errno::OPNOTSUPP
+                ) =>
+            {
                 let mut buffer = vec![0u8; 1 << 20];
                 while left > 0 {
                     let n = left.min(buffer.len() as u64) as usize;

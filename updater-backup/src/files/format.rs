@@ -212,6 +212,7 @@ pub(crate) struct MemberReader<'a> {
     start: usize,
     filled: usize,
     member: Option<(Decompress, Crc)>,
+    raw: Crc,
 }
 
 impl<'a> MemberReader<'a> {
@@ -226,7 +227,14 @@ impl<'a> MemberReader<'a> {
             start: 0,
             filled: 0,
             member: None,
+            raw: Crc::new(),
         }
+    }
+
+    /// CRC-32 of the compressed bytes read so far (all of them once at the end):
+    /// covers the bits deflate ignores (block padding) and gzip header fields.
+    pub(crate) fn raw_crc(&self) -> u32 {
+        self.raw.sum()
     }
 
     /// Whether every input byte was consumed (call after reading to the end).
@@ -255,6 +263,7 @@ impl<'a> MemberReader<'a> {
             if read == 0 {
                 return Err(invalid("archive is shorter than its manifest says"));
             }
+            self.raw.update(&self.buf[self.filled..self.filled + read]);
             self.filled += read;
             self.pos += read as u64;
         }
@@ -293,7 +302,11 @@ impl Read for MemberReader<'_> {
             let before_in = decompress.total_in();
             let before_out = decompress.total_out();
             let status = decompress
-                .decompress(&self.buf[self.start..self.filled], out, FlushDecompress::None)
+                .decompress(
+                    &self.buf[self.start..self.filled],
+                    out,
+                    FlushDecompress::None,
+                )
                 .map_err(|e| invalid(&format!("bad deflate data: {e}")))?;
             let consumed = (decompress.total_in() - before_in) as usize;
             let produced = (decompress.total_out() - before_out) as usize;
@@ -307,8 +320,10 @@ impl Read for MemberReader<'_> {
                     return Err(invalid("truncated gzip trailer"));
                 }
                 let trailer = &self.buf[self.start..self.start + 8];
-                let stored_crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-                let stored_len = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+                let stored_crc =
+                    u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+                let stored_len =
+                    u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
                 if stored_crc != sum || stored_len != amount {
                     return Err(invalid("gzip CRC or length mismatch"));
                 }
@@ -346,6 +361,10 @@ mod tests {
         let mut reader = MemberReader::new(&file, 0, archive.len() as u64);
         reader.read_to_end(&mut decoded).unwrap();
         assert!(reader.at_end());
+        let mut crc = Crc::new();
+        crc.update(&archive);
+        let packed_crc = crc.sum();
+        assert_eq!(reader.raw_crc(), packed_crc);
         let mut expected = text.clone();
         expected.extend_from_slice(b"stored bytes");
         assert_eq!(decoded, expected);
@@ -363,7 +382,10 @@ mod tests {
             let mut out = Vec::new();
             let outcome = reader.read_to_end(&mut out);
             assert!(
-                outcome.is_err() || out != expected || !reader.at_end(),
+                outcome.is_err()
+                    || out != expected
+                    || !reader.at_end()
+                    || reader.raw_crc() != packed_crc,
                 "flip at {index} went unnoticed"
             );
         }
@@ -381,7 +403,9 @@ mod tests {
             })
             .collect();
         assert!(looks_incompressible(&random));
-        assert!(!looks_incompressible(&b"public static function ".repeat(200)));
+        assert!(!looks_incompressible(
+            &b"public static function ".repeat(200)
+        ));
     }
 
     #[test]
@@ -419,7 +443,9 @@ mod tests {
                 let e = e.unwrap();
                 (
                     e.path().unwrap().to_string_lossy().into_owned(),
-                    e.link_name().unwrap().map(|l| l.to_string_lossy().into_owned()),
+                    e.link_name()
+                        .unwrap()
+                        .map(|l| l.to_string_lossy().into_owned()),
                     e.header().mode().unwrap(),
                 )
             })

@@ -58,6 +58,9 @@ pub struct ManifestEntry {
     pub offset: u64,
     /// Total length of the entry's gzip members.
     pub length: u64,
+    /// CRC-32 of those compressed bytes (catches damage that decoding
+    /// cannot see, such as flipped padding bits).
+    pub packed_crc32: u32,
 }
 
 /// The first line.
@@ -163,8 +166,12 @@ impl Manifest {
             match parsed {
                 Line::Header(h) if number == 0 => header = Some(h),
                 Line::Entry(entry) if header.is_some() => {
-                    check_relative_path(&entry.path)
-                        .map_err(|reason| BackupError::integrity(&subject, format!("entry {:?}: {reason}", entry.path)))?;
+                    check_relative_path(&entry.path).map_err(|reason| {
+                        BackupError::integrity(
+                            &subject,
+                            format!("entry {:?}: {reason}", entry.path),
+                        )
+                    })?;
                     entries.push(entry);
                 }
                 Line::Trailer(t) if header.is_some() => trailer = Some(t),
@@ -177,7 +184,10 @@ impl Manifest {
             }
         }
         let (Some(header), Some(trailer)) = (header, trailer) else {
-            return Err(BackupError::integrity(&subject, "truncated (no header or trailer)"));
+            return Err(BackupError::integrity(
+                &subject,
+                "truncated (no header or trailer)",
+            ));
         };
         if header.format != MANIFEST_FORMAT {
             return Err(BackupError::integrity(
@@ -186,7 +196,10 @@ impl Manifest {
             ));
         }
         if trailer.entries != entries.len() as u64 {
-            return Err(BackupError::integrity(&subject, "entry count does not match the trailer"));
+            return Err(BackupError::integrity(
+                &subject,
+                "entry count does not match the trailer",
+            ));
         }
         Ok(Manifest {
             header,
@@ -267,6 +280,7 @@ mod tests {
                 ctime_nsec: 0,
                 offset: 0,
                 length: 40,
+                packed_crc32: 7,
             }],
             trailer: ManifestTrailer {
                 entries: 1,
@@ -278,7 +292,10 @@ mod tests {
         let path = dir.path().join("m.jsonl");
         let (size, sha) = manifest.write(&path).unwrap();
         assert_eq!(size, std::fs::metadata(&path).unwrap().len());
-        assert_eq!(sha, hex::encode(Sha256::digest(std::fs::read(&path).unwrap())));
+        assert_eq!(
+            sha,
+            hex::encode(Sha256::digest(std::fs::read(&path).unwrap()))
+        );
         assert_eq!(Manifest::read(&path).unwrap(), manifest);
 
         let text = std::fs::read_to_string(&path).unwrap();

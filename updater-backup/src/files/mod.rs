@@ -165,7 +165,10 @@ impl FileBackupBuilder {
 
 impl FileBackup {
     /// A builder backing up `source` into `backup_root`.
-    pub fn builder(source: impl Into<PathBuf>, backup_root: impl Into<PathBuf>) -> FileBackupBuilder {
+    pub fn builder(
+        source: impl Into<PathBuf>,
+        backup_root: impl Into<PathBuf>,
+    ) -> FileBackupBuilder {
         FileBackupBuilder {
             source: source.into(),
             backup_root: backup_root.into(),
@@ -210,7 +213,14 @@ impl FileBackup {
     ) -> Result<(Backup, CreateStats)> {
         let pending = PendingBackup::begin(&self.catalog, request, "files")?;
         let (parts, stats) = self.create_into(&pending.dir, pending.created_at, progress)?;
-        let record = crate::store::new_record(&pending, request, BackupKind::FilesOnly, self.describe(), parts, self.retain_for);
+        let record = crate::store::new_record(
+            &pending,
+            request,
+            BackupKind::FilesOnly,
+            self.describe(),
+            parts,
+            self.retain_for,
+        );
         pending.commit(&record, self.sync)?;
         tracing::info!(id = %record.backup.id, entries = stats.entries, copied = stats.copied, size = stats.archive_size, "files backup created");
         Ok((record.backup, stats))
@@ -285,7 +295,9 @@ impl FileBackup {
     fn find_base(&self) -> Result<Option<create::Base>> {
         for entry in self.catalog.list()?.into_iter().rev() {
             let record = &entry.record;
-            if record.status != BackupStatus::Verified || record.part(PartRole::FilesArchive).is_none() {
+            if record.status != BackupStatus::Verified
+                || record.part(PartRole::FilesArchive).is_none()
+            {
                 continue;
             }
             let dir = self.catalog.dir_of(record.id())?;
@@ -294,12 +306,23 @@ impl FileBackup {
                 continue;
             }
             let archive_path = dir.join(ARCHIVE_FILE);
-            let archive = fs::File::open(&archive_path).map_err(|e| BackupError::io("open", &archive_path, e))?;
-            let size = archive.metadata().map_err(|e| BackupError::io("inspect", &archive_path, e))?.len();
+            let archive = fs::File::open(&archive_path)
+                .map_err(|e| BackupError::io("open", &archive_path, e))?;
+            let size = archive
+                .metadata()
+                .map_err(|e| BackupError::io("inspect", &archive_path, e))?
+                .len();
             if size != manifest.trailer.archive_size {
-                return Err(BackupError::integrity(archive_path.display().to_string(), "size differs from its manifest"));
+                return Err(BackupError::integrity(
+                    archive_path.display().to_string(),
+                    "size differs from its manifest",
+                ));
             }
-            let entries = manifest.entries.into_iter().map(|e| (e.path.clone(), e)).collect();
+            let entries = manifest
+                .entries
+                .into_iter()
+                .map(|e| (e.path.clone(), e))
+                .collect();
             return Ok(Some(create::Base {
                 id: record.id().to_string(),
                 archive,
@@ -327,23 +350,44 @@ impl FileBackup {
     ) -> Result<RestoreStats> {
         let manifest = read_manifest(dir, record)?;
         let archive_path = dir.join(ARCHIVE_FILE);
-        let size = fs::metadata(&archive_path).map_err(|e| BackupError::io("inspect", &archive_path, e))?.len();
+        let size = fs::metadata(&archive_path)
+            .map_err(|e| BackupError::io("inspect", &archive_path, e))?
+            .len();
         if size != manifest.trailer.archive_size {
-            return Err(BackupError::integrity(archive_path.display().to_string(), "size differs from its manifest"));
+            return Err(BackupError::integrity(
+                archive_path.display().to_string(),
+                "size differs from its manifest",
+            ));
         }
-        restore::restore_tree(target, &archive_path, &manifest, &self.pool, progress, self.sync)
+        restore::restore_tree(
+            target,
+            &archive_path,
+            &manifest,
+            &self.pool,
+            progress,
+            self.sync,
+        )
     }
 
     /// Restores `backup` into `target` instead of the source tree (to inspect
     /// it, or to measure), and says what it did.
-    pub fn restore_to(&self, backup: &Backup, target: &Path, progress: &dyn ProgressObserver) -> Result<RestoreStats> {
+    pub fn restore_to(
+        &self,
+        backup: &Backup,
+        target: &Path,
+        progress: &dyn ProgressObserver,
+    ) -> Result<RestoreStats> {
         let record = self.catalog.read_record(&backup.id)?;
         let dir = self.catalog.dir_of(&backup.id)?;
         self.restore_in(&dir, &record, target, progress)
     }
 
     /// Restores `backup` over the source tree and says what it did.
-    pub fn restore_with_stats(&self, backup: &Backup, progress: &dyn ProgressObserver) -> Result<RestoreStats> {
+    pub fn restore_with_stats(
+        &self,
+        backup: &Backup,
+        progress: &dyn ProgressObserver,
+    ) -> Result<RestoreStats> {
         self.restore_to(backup, &self.source.clone(), progress)
     }
 
@@ -375,22 +419,33 @@ pub(crate) fn check_part(path: &Path, part: &PartRecord) -> Result<()> {
         }
         Err(e) => return Err(BackupError::io("open", path, e)),
     };
-    let size = file.metadata().map_err(|e| BackupError::io("inspect", path, e))?.len();
+    let size = file
+        .metadata()
+        .map_err(|e| BackupError::io("inspect", path, e))?
+        .len();
     if size != part.size {
-        return Err(BackupError::integrity(subject, format!("size is {size}, recorded {}", part.size)));
+        return Err(BackupError::integrity(
+            subject,
+            format!("size is {size}, recorded {}", part.size),
+        ));
     }
     if let Some(expected) = &part.sha256 {
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; 1 << 20];
         loop {
-            let n = file.read(&mut buffer).map_err(|e| BackupError::io("read", path, e))?;
+            let n = file
+                .read(&mut buffer)
+                .map_err(|e| BackupError::io("read", path, e))?;
             if n == 0 {
                 break;
             }
             hasher.update(&buffer[..n]);
         }
         if hex::encode(hasher.finalize()) != *expected {
-            return Err(BackupError::integrity(subject, "SHA-256 does not match the record"));
+            return Err(BackupError::integrity(
+                subject,
+                "SHA-256 does not match the record",
+            ));
         }
     }
     Ok(())
@@ -407,7 +462,10 @@ impl BackupStrategy for FileBackup {
 
     fn preflight(&self) -> updater_core::Result<()> {
         let meta = fs::metadata(&self.source).map_err(|e| {
-            updater_core::Error::precondition("backup source", format!("{}: {e}", self.source.display()))
+            updater_core::Error::precondition(
+                "backup source",
+                format!("{}: {e}", self.source.display()),
+            )
         })?;
         if !meta.is_dir() {
             return Err(updater_core::Error::precondition(
@@ -418,7 +476,11 @@ impl BackupStrategy for FileBackup {
         crate::store::check_writable(self.catalog.root()).map_err(Into::into)
     }
 
-    fn create(&self, request: &BackupRequest, progress: &dyn ProgressObserver) -> updater_core::Result<Backup> {
+    fn create(
+        &self,
+        request: &BackupRequest,
+        progress: &dyn ProgressObserver,
+    ) -> updater_core::Result<Backup> {
         Ok(self.create_with_stats(request, progress)?.0)
     }
 
@@ -430,7 +492,11 @@ impl BackupStrategy for FileBackup {
         Ok(outcome?)
     }
 
-    fn restore(&self, backup: &Backup, progress: &dyn ProgressObserver) -> updater_core::Result<()> {
+    fn restore(
+        &self,
+        backup: &Backup,
+        progress: &dyn ProgressObserver,
+    ) -> updater_core::Result<()> {
         self.restore_with_stats(backup, progress)?;
         Ok(())
     }

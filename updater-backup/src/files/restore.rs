@@ -61,17 +61,21 @@ pub(crate) fn restore_tree(
     let wanted: HashMap<&str, &ManifestEntry> = manifest.by_path();
     for entry in &manifest.entries {
         if excludes.is_excluded(&entry.path) {
-            return Err(BackupError::integrity(&subject, format!("entry {:?} is an excluded path", entry.path)));
+            return Err(BackupError::integrity(
+                &subject,
+                format!("entry {:?} is an excluded path", entry.path),
+            ));
         }
     }
 
     // 1. Remove what the backup does not have, or has with another type.
     let mut removed_dirs: Vec<String> = Vec::new();
     for item in walk(target, &excludes)? {
-        if removed_dirs
-            .iter()
-            .any(|dir| item.rel.len() > dir.len() && item.rel.starts_with(dir.as_str()) && item.rel.as_bytes()[dir.len()] == b'/')
-        {
+        if removed_dirs.iter().any(|dir| {
+            item.rel.len() > dir.len()
+                && item.rel.starts_with(dir.as_str())
+                && item.rel.as_bytes()[dir.len()] == b'/'
+        }) {
             continue;
         }
         let keep = wanted
@@ -98,7 +102,14 @@ pub(crate) fn restore_tree(
                 }
             }
             Ok(meta) => {
-                remove_path(&path, if meta.is_symlink() { EntryType::Symlink } else { EntryType::File })?;
+                remove_path(
+                    &path,
+                    if meta.is_symlink() {
+                        EntryType::Symlink
+                    } else {
+                        EntryType::File
+                    },
+                )?;
                 make_dir(&path)?;
             }
             Err(_) => make_dir(&path)?,
@@ -135,13 +146,21 @@ pub(crate) fn restore_tree(
     stats.bytes_written = bytes_done.load(Ordering::Relaxed);
 
     // 4. Symlinks.
-    for entry in manifest.entries.iter().filter(|e| e.kind == EntryType::Symlink) {
+    for entry in manifest
+        .entries
+        .iter()
+        .filter(|e| e.kind == EntryType::Symlink)
+    {
         restore_symlink(target, &archive, entry, &subject, as_root)?;
         stats.symlinks += 1;
     }
 
     // 5. Directory modes, owners and times, deepest first.
-    let mut dirs: Vec<&ManifestEntry> = manifest.entries.iter().filter(|e| e.kind == EntryType::Dir).collect();
+    let mut dirs: Vec<&ManifestEntry> = manifest
+        .entries
+        .iter()
+        .filter(|e| e.kind == EntryType::Dir)
+        .collect();
     dirs.sort_by_key(|e| std::cmp::Reverse(e.path.matches('/').count()));
     for entry in dirs {
         let path = target.join(&entry.path);
@@ -153,7 +172,8 @@ pub(crate) fn restore_tree(
     }
     if sync {
         let dir = File::open(target).map_err(|e| BackupError::io("open", target, e))?;
-        rustix::fs::syncfs(&dir).map_err(|e| BackupError::io("sync file system of", target, e.into()))?;
+        rustix::fs::syncfs(&dir)
+            .map_err(|e| BackupError::io("sync file system of", target, e.into()))?;
     }
     progress.on_progress(&event(stats.bytes_written, bytes_total, stats.files));
     stats.elapsed = started.elapsed();
@@ -234,32 +254,58 @@ fn change_owner(path: &Path, entry: &ManifestEntry) -> Result<()> {
 }
 
 fn temp_name(dest: &Path) -> std::path::PathBuf {
-    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     dest.with_file_name(format!(".{name}.restore-{}", std::process::id()))
 }
 
-fn restore_file(target: &Path, archive: &File, entry: &ManifestEntry, subject: &str, as_root: bool) -> Result<()> {
-    let fail = |reason: String| BackupError::integrity(format!("{subject} entry {:?}", entry.path), reason);
+fn restore_file(
+    target: &Path,
+    archive: &File,
+    entry: &ManifestEntry,
+    subject: &str,
+    as_root: bool,
+) -> Result<()> {
+    let fail = |reason: String| {
+        BackupError::integrity(format!("{subject} entry {:?}", entry.path), reason)
+    };
     let dest = target.join(&entry.path);
-    let temp = temp_name(&dest);
     let mut reader = MemberReader::new(archive, entry.offset, entry.length);
     read_header(&mut reader, entry).map_err(fail)?;
-    let mut out = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temp)
-        .map_err(|e| BackupError::io("create", &temp, e))?;
+    // A new file is written in place (removed again if it fails its check);
+    // an existing one is replaced atomically through a temporary name.
+    let create = |path: &Path| {
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+    };
+    let (mut out, written_path, replaces) = match create(&dest) {
+        Ok(file) => (file, dest.clone(), false),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let temp = temp_name(&dest);
+            let _ = fs::remove_file(&temp);
+            let file = create(&temp).map_err(|e| BackupError::io("create", &temp, e))?;
+            (file, temp, true)
+        }
+        Err(e) => return Err(BackupError::io("create", &dest, e)),
+    };
+    let temp = written_path;
     let written = (|| -> Result<()> {
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; (entry.size as usize).clamp(1, 256 * 1024)];
         let mut left = entry.size;
         while left > 0 {
             let want = left.min(buffer.len() as u64) as usize;
-            reader.read_exact(&mut buffer[..want]).map_err(|e| fail(e.to_string()))?;
+            reader
+                .read_exact(&mut buffer[..want])
+                .map_err(|e| fail(e.to_string()))?;
             hasher.update(&buffer[..want]);
-            out.write_all(&buffer[..want]).map_err(|e| BackupError::io("write", &temp, e))?;
+            out.write_all(&buffer[..want])
+                .map_err(|e| BackupError::io("write", &temp, e))?;
             left -= want as u64;
         }
         finish_entry(&mut reader, entry).map_err(fail)?;
@@ -274,15 +320,21 @@ fn restore_file(target: &Path, archive: &File, entry: &ManifestEntry, subject: &
             )
             .map_err(|e| BackupError::io("change owner of", &temp, e.into()))?;
         }
-        out.set_permissions(fs::Permissions::from_mode(entry.mode))
-            .map_err(|e| BackupError::io("set mode of", &temp, e))?;
-        rustix::fs::futimens(&out, &timestamps(entry)).map_err(|e| BackupError::io("set times of", &temp, e.into()))?;
+        if entry.mode != 0o600 {
+            rustix::fs::fchmod(&out, rustix::fs::Mode::from_raw_mode(entry.mode))
+                .map_err(|e| BackupError::io("set mode of", &temp, e.into()))?;
+        }
+        rustix::fs::futimens(&out, &timestamps(entry))
+            .map_err(|e| BackupError::io("set times of", &temp, e.into()))?;
         Ok(())
     })();
     drop(out);
     if let Err(e) = written {
         let _ = fs::remove_file(&temp);
         return Err(e);
+    }
+    if !replaces {
+        return Ok(());
     }
     if let Ok(meta) = fs::symlink_metadata(&dest) {
         if meta.is_dir() {
@@ -295,8 +347,16 @@ fn restore_file(target: &Path, archive: &File, entry: &ManifestEntry, subject: &
     })
 }
 
-fn restore_symlink(target: &Path, archive: &File, entry: &ManifestEntry, subject: &str, as_root: bool) -> Result<()> {
-    let fail = |reason: String| BackupError::integrity(format!("{subject} entry {:?}", entry.path), reason);
+fn restore_symlink(
+    target: &Path,
+    archive: &File,
+    entry: &ManifestEntry,
+    subject: &str,
+    as_root: bool,
+) -> Result<()> {
+    let fail = |reason: String| {
+        BackupError::integrity(format!("{subject} entry {:?}", entry.path), reason)
+    };
     let mut reader = MemberReader::new(archive, entry.offset, entry.length);
     read_header(&mut reader, entry).map_err(fail)?;
     finish_entry(&mut reader, entry).map_err(fail)?;
@@ -306,7 +366,8 @@ fn restore_symlink(target: &Path, archive: &File, entry: &ManifestEntry, subject
     if current.as_deref() != Some(Path::new(link_target)) {
         let temp = temp_name(&dest);
         let _ = fs::remove_file(&temp);
-        std::os::unix::fs::symlink(link_target, &temp).map_err(|e| BackupError::io("create symlink", &temp, e))?;
+        std::os::unix::fs::symlink(link_target, &temp)
+            .map_err(|e| BackupError::io("create symlink", &temp, e))?;
         if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
             remove_path(&dest, EntryType::Dir)?;
         }

@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -46,13 +47,16 @@ pub(crate) fn verify_archive(
             .try_for_each(|entry| check_entry(&archive, entry, &subject))
     })?;
     let trailer = &manifest.trailer;
-    let mut reader = MemberReader::new(&archive, trailer.end_offset, trailer.end_length);
-    let mut end = Vec::new();
-    reader
-        .read_to_end(&mut end)
-        .map_err(|e| BackupError::integrity(&subject, format!("end of archive: {e}")))?;
-    if end.len() != 1024 || end.iter().any(|&b| b != 0) || !reader.at_end() {
-        return Err(BackupError::integrity(&subject, "bad end-of-archive marker"));
+    let expected = super::create::end_member()
+        .map_err(|e| BackupError::io("compress", archive_path, e))?;
+    let mut end = vec![0u8; expected.len()];
+    let read = trailer.end_length == expected.len() as u64
+        && archive.read_exact_at(&mut end, trailer.end_offset).is_ok();
+    if !read || end != expected {
+        return Err(BackupError::integrity(
+            &subject,
+            "bad end-of-archive marker",
+        ));
     }
     Ok(())
 }
@@ -61,23 +65,33 @@ fn check_layout(manifest: &Manifest, size: u64) -> std::result::Result<(), Strin
     let mut expected = 0u64;
     for entry in &manifest.entries {
         if entry.offset != expected || entry.length == 0 {
-            return Err(format!("entry {:?} is not where the manifest says", entry.path));
+            return Err(format!(
+                "entry {:?} is not where the manifest says",
+                entry.path
+            ));
         }
         expected += entry.length;
     }
     let trailer = &manifest.trailer;
-    if trailer.end_offset != expected || trailer.end_offset + trailer.end_length != trailer.archive_size {
+    if trailer.end_offset != expected
+        || trailer.end_offset + trailer.end_length != trailer.archive_size
+    {
         return Err("end-of-archive marker is not where the manifest says".into());
     }
     if size != trailer.archive_size {
-        return Err(format!("archive is {size} bytes, manifest says {}", trailer.archive_size));
+        return Err(format!(
+            "archive is {size} bytes, manifest says {}",
+            trailer.archive_size
+        ));
     }
     Ok(())
 }
 
 /// Decodes one entry and compares it with its manifest line.
 pub(crate) fn check_entry(archive: &File, entry: &ManifestEntry, subject: &str) -> Result<()> {
-    let fail = |reason: String| BackupError::integrity(format!("{subject} entry {:?}", entry.path), reason);
+    let fail = |reason: String| {
+        BackupError::integrity(format!("{subject} entry {:?}", entry.path), reason)
+    };
     let mut reader = MemberReader::new(archive, entry.offset, entry.length);
     read_header(&mut reader, entry).map_err(fail)?;
     if entry.kind == EntryType::File {
@@ -101,7 +115,10 @@ pub(crate) fn check_entry(archive: &File, entry: &ManifestEntry, subject: &str) 
 }
 
 /// Reads and compares the entry's header block(s).
-pub(crate) fn read_header(reader: &mut MemberReader<'_>, entry: &ManifestEntry) -> std::result::Result<(), String> {
+pub(crate) fn read_header(
+    reader: &mut MemberReader<'_>,
+    entry: &ManifestEntry,
+) -> std::result::Result<(), String> {
     let expected = header_bytes(&fields(entry));
     let mut actual = vec![0u8; expected.len()];
     reader.read_exact(&mut actual).map_err(|e| e.to_string())?;
@@ -112,8 +129,15 @@ pub(crate) fn read_header(reader: &mut MemberReader<'_>, entry: &ManifestEntry) 
 }
 
 /// Reads the padding and checks nothing follows.
-pub(crate) fn finish_entry(reader: &mut MemberReader<'_>, entry: &ManifestEntry) -> std::result::Result<(), String> {
-    let pad = if entry.kind == EntryType::File { padding(entry.size) } else { 0 };
+pub(crate) fn finish_entry(
+    reader: &mut MemberReader<'_>,
+    entry: &ManifestEntry,
+) -> std::result::Result<(), String> {
+    let pad = if entry.kind == EntryType::File {
+        padding(entry.size)
+    } else {
+        0
+    };
     let mut zeros = vec![0u8; pad as usize];
     reader.read_exact(&mut zeros).map_err(|e| e.to_string())?;
     if zeros.iter().any(|&b| b != 0) {
@@ -123,6 +147,9 @@ pub(crate) fn finish_entry(reader: &mut MemberReader<'_>, entry: &ManifestEntry)
     let n = reader.read(&mut extra).map_err(|e| e.to_string())?;
     if n != 0 || !reader.at_end() {
         return Err("unexpected data after the entry".into());
+    }
+    if reader.raw_crc() != entry.packed_crc32 {
+        return Err("CRC-32 of the compressed bytes does not match the manifest".into());
     }
     Ok(())
 }

@@ -58,7 +58,10 @@ impl AppTree {
             fs::write(path, content).unwrap();
         };
         write("index.php", b"<?php require 'vendor/autoload.php';\n");
-        write("vendor/pkg/src/A.php", &b"class A { public function run() {} }\n".repeat(300));
+        write(
+            "vendor/pkg/src/A.php",
+            &b"class A { public function run() {} }\n".repeat(300),
+        );
         write("vendor/pkg/src/B.php", b"class B {}\n");
         let mut random = vec![0u8; 300_000];
         let mut state = 0x9e37_79b9_u32;
@@ -70,10 +73,17 @@ impl AppTree {
         }
         write("public/assets/logo.bin", &random);
         write("public/assets/empty.txt", b"");
-        write(&format!("deep/{}/long-name.txt", "x".repeat(120)), b"long path");
+        write(
+            &format!("deep/{}/long-name.txt", "x".repeat(120)),
+            b"long path",
+        );
         write("bin/run.sh", b"#!/bin/sh\necho run\n");
         fs::set_permissions(root.join("bin/run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
-        fs::set_permissions(root.join("vendor/pkg/src/B.php"), fs::Permissions::from_mode(0o600)).unwrap();
+        fs::set_permissions(
+            root.join("vendor/pkg/src/B.php"),
+            fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
         std::os::unix::fs::symlink("vendor/pkg", root.join("current-pkg")).unwrap();
         std::os::unix::fs::symlink("index.php", root.join("public/index-link.php")).unwrap();
         write("storage/logs/app.log", b"log line\n");
@@ -93,8 +103,16 @@ pub fn describe_tree(root: &Path, skip: &[&str]) -> String {
     let mut out = String::new();
     for entry in walkdir::WalkDir::new(root).sort_by_file_name().min_depth(1) {
         let entry = entry.unwrap();
-        let rel = entry.path().strip_prefix(root).unwrap().to_string_lossy().into_owned();
-        if skip.iter().any(|s| rel == *s || rel.starts_with(&format!("{s}/"))) {
+        let rel = entry
+            .path()
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if skip
+            .iter()
+            .any(|s| rel == *s || rel.starts_with(&format!("{s}/")))
+        {
             continue;
         }
         let meta = fs::symlink_metadata(entry.path()).unwrap();
@@ -103,7 +121,11 @@ pub fn describe_tree(root: &Path, skip: &[&str]) -> String {
         } else if meta.file_type().is_symlink() {
             format!("link->{}", fs::read_link(entry.path()).unwrap().display())
         } else {
-            format!("file {} {}", meta.len(), hex::encode(Sha256::digest(fs::read(entry.path()).unwrap())))
+            format!(
+                "file {} {}",
+                meta.len(),
+                hex::encode(Sha256::digest(fs::read(entry.path()).unwrap()))
+            )
         };
         writeln!(
             out,
@@ -119,7 +141,10 @@ pub fn describe_tree(root: &Path, skip: &[&str]) -> String {
 
 impl ProtectedData for AppTree {
     fn snapshot(&self) -> String {
-        describe_tree(&self.root, &["storage/logs", "storage/app/public", ".updater"])
+        describe_tree(
+            &self.root,
+            &["storage/logs", "storage/app/public", ".updater"],
+        )
     }
 
     fn mutate(&self) {
@@ -182,7 +207,9 @@ impl ProtectedData for SqliteData {
         for (kind, name, sql) in objects {
             writeln!(out, "{kind} {name}: {sql}").unwrap();
             if kind == "table" {
-                let mut rows = connection.prepare(&format!("SELECT * FROM \"{name}\" ORDER BY rowid")).unwrap();
+                let mut rows = connection
+                    .prepare(&format!("SELECT * FROM \"{name}\" ORDER BY rowid"))
+                    .unwrap();
                 let columns = rows.column_count();
                 let mut cursor = rows.query([]).unwrap();
                 while let Some(row) = cursor.next().unwrap() {
@@ -247,7 +274,21 @@ impl PostgresData {
     pub fn psql(database: &str, sql: &str) -> String {
         run_tool(
             "psql",
-            &["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-At", "-c", sql],
+            &[
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-At",
+                "-c",
+                sql,
+            ],
         )
     }
 }
@@ -255,8 +296,21 @@ impl PostgresData {
 impl Drop for PostgresData {
     fn drop(&mut self) {
         let _ = Command::new("psql")
-            .args(["-X", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-c"])
-            .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .args([
+                "-X",
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "test",
+                "-c",
+            ])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
             .output();
     }
 }
@@ -281,7 +335,10 @@ impl ProtectedData for PostgresData {
                 &format!("SELECT '{table}: ' || coalesce(string_agg(t::text, ' | ' ORDER BY t::text), '') FROM \"{table}\" t"),
             ));
         }
-        out.push_str(&Self::psql(&self.name, "SELECT last_value FROM users_id_seq"));
+        out.push_str(&Self::psql(
+            &self.name,
+            "SELECT last_value FROM users_id_seq",
+        ));
         out
     }
 
@@ -324,7 +381,21 @@ impl MysqlData {
     }
 
     pub fn mysql(sql: &str) -> String {
-        run_tool("mysql", &["-h", "127.0.0.1", "-P", "3306", "-u", "root", "-N", "-B", "-e", sql])
+        run_tool(
+            "mysql",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-P",
+                "3306",
+                "-u",
+                "root",
+                "-N",
+                "-B",
+                "-e",
+                sql,
+            ],
+        )
     }
 }
 
@@ -350,7 +421,9 @@ impl ProtectedData for MysqlData {
         ));
         for table in tables.lines() {
             out.push_str(&format!("{table}:\n"));
-            out.push_str(&Self::mysql(&format!("SELECT * FROM {name}.{table} ORDER BY 1")));
+            out.push_str(&Self::mysql(&format!(
+                "SELECT * FROM {name}.{table} ORDER BY 1"
+            )));
         }
         out
     }
@@ -375,7 +448,11 @@ pub struct Both<'a> {
 
 impl ProtectedData for Both<'_> {
     fn snapshot(&self) -> String {
-        format!("{}\n=== database ===\n{}", self.files.snapshot(), self.database.snapshot())
+        format!(
+            "{}\n=== database ===\n{}",
+            self.files.snapshot(),
+            self.database.snapshot()
+        )
     }
 
     fn mutate(&self) {
