@@ -400,7 +400,10 @@ impl PendingBackup {
 
 impl Drop for PendingBackup {
     fn drop(&mut self) {
-        if !self.committed {
+        if self.committed {
+            return;
+        }
+        {
             if let Err(e) = fs::remove_dir_all(&self.dir) {
                 tracing::warn!(dir = %self.dir.display(), error = %e, "cannot remove a failed backup");
             }

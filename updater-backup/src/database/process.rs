@@ -165,10 +165,8 @@ impl<'a> ToolRun<'a> {
 
     /// Strings removed from any error text.
     pub(crate) fn redact(mut self, secret: Option<&super::Secret>) -> Self {
-        if let Some(secret) = secret {
-            if !secret.expose().is_empty() {
-                self.secrets.push(secret.expose().to_string());
-            }
+        if let Some(secret) = secret.filter(|s| !s.expose().is_empty()) {
+            self.secrets.push(secret.expose().to_string());
         }
         self
     }

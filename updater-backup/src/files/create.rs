@@ -178,6 +178,13 @@ fn unchanged(now: &ManifestEntry, before: &ManifestEntry) -> bool {
         && (now.kind != EntryType::File || before.sha256.is_some())
 }
 
+/// Each entry's (offset, length, CRC-32 of its packed bytes), the end
+/// member's (offset, length), and the archive size.
+type WrittenArchive = (Vec<(u64, u64, u32)>, (u64, u64), u64);
+
+/// An encoded entry's gzip member(s) and the file's SHA-256.
+type EncodedEntry = (Vec<u8>, Option<String>);
+
 enum Job {
     Copy {
         index: usize,
@@ -265,7 +272,7 @@ pub(crate) fn write_archive(
     let base_archive = base.map(|b| &b.archive);
     let entry_count = entries.len();
 
-    let outcome = std::thread::scope(|scope| -> Result<(Vec<(u64, u64, u32)>, (u64, u64), u64)> {
+    let outcome = std::thread::scope(|scope| -> Result<WrittenArchive> {
         let writer = scope
             .spawn(move || write_chunks(out, archive_path, receiver, base_archive, entry_count));
         let produced = produce(&jobs, &walked, &mut entries, settings, &sender, &mut stats);
@@ -334,7 +341,7 @@ fn produce(
             end += 1;
         }
         let batch = &jobs[start..end];
-        let encoded: Vec<Result<Option<(Vec<u8>, Option<String>)>>> = settings.pool.install(|| {
+        let encoded: Vec<Result<Option<EncodedEntry>>> = settings.pool.install(|| {
             batch
                 .par_iter()
                 .map(|job| match job {
@@ -391,11 +398,7 @@ fn job_index(job: &Job) -> usize {
 }
 
 fn report(progress: &dyn ProgressObserver, bytes_done: u64, bytes_total: u64, files_done: u64) {
-    let percent = if bytes_total == 0 {
-        100
-    } else {
-        (bytes_done.saturating_mul(100) / bytes_total).min(100) as u8
-    };
+    let percent = super::percent(bytes_done, bytes_total);
     progress.on_progress(&ProgressEvent {
         step: Step::Backup,
         percent,
@@ -568,7 +571,7 @@ fn write_chunks(
     receiver: crossbeam_channel::Receiver<Vec<Chunk>>,
     base: Option<&File>,
     entry_count: usize,
-) -> Result<(Vec<(u64, u64, u32)>, (u64, u64), u64)> {
+) -> Result<WrittenArchive> {
     let mut spans = vec![(u64::MAX, 0u64); entry_count];
     let mut crcs: Vec<Option<flate2::Crc>> = (0..entry_count).map(|_| None).collect();
     let mut copied_crcs = vec![0u32; entry_count];
@@ -667,15 +670,12 @@ fn copy_range(source: &File, offset: u64, out: &mut File, length: u64) -> std::i
                 ));
             }
             Ok(n) => left -= n as u64,
-            Err(e)
-                if matches!(
-                    e,
-                    rustix::io::Errno::XDEV
-                        | rustix::io::Errno::NOSYS
-                        | rustix::io::Errno::INVAL
-                        | rustix::io::Errno::OPNOTSUPP
-                ) =>
-            {
+            Err(
+                rustix::io::Errno::XDEV
+                | rustix::io::Errno::NOSYS
+                | rustix::io::Errno::INVAL
+                | rustix::io::Errno::OPNOTSUPP,
+            ) => {
                 let mut buffer = vec![0u8; 1 << 20];
                 while left > 0 {
                     let n = left.min(buffer.len() as u64) as usize;

@@ -398,6 +398,13 @@ impl FileBackup {
     }
 }
 
+/// `done` as a percentage of `total` (100 when there is nothing to do).
+fn percent(done: u64, total: u64) -> u8 {
+    done.saturating_mul(100)
+        .checked_div(total)
+        .map_or(100, |p| p.min(100) as u8)
+}
+
 /// Reads the manifest of the backup in `dir`, checking size and SHA-256
 /// against the record.
 fn read_manifest(dir: &Path, record: &BackupRecord) -> Result<Manifest> {

@@ -136,7 +136,7 @@ pub(crate) fn restore_tree(
                 restore_file(target, &archive, entry, &subject, as_root)?;
                 let bytes = bytes_done.fetch_add(entry.size, Ordering::Relaxed) + entry.size;
                 let files = files_done.fetch_add(1, Ordering::Relaxed) + 1;
-                if files % 256 == 0 {
+                if files.is_multiple_of(256) {
                     progress.on_progress(&event(bytes, bytes_total, files));
                 }
                 Ok::<(), BackupError>(())
@@ -181,11 +181,7 @@ pub(crate) fn restore_tree(
 }
 
 fn event(bytes_done: u64, bytes_total: u64, files_done: u64) -> ProgressEvent {
-    let percent = if bytes_total == 0 {
-        100
-    } else {
-        (bytes_done.saturating_mul(100) / bytes_total).min(100) as u8
-    };
+    let percent = super::percent(bytes_done, bytes_total);
     ProgressEvent {
         step: Step::Backup,
         percent,
@@ -336,10 +332,8 @@ fn restore_file(
     if !replaces {
         return Ok(());
     }
-    if let Ok(meta) = fs::symlink_metadata(&dest) {
-        if meta.is_dir() {
-            remove_path(&dest, EntryType::Dir)?;
-        }
+    if fs::symlink_metadata(&dest).is_ok_and(|meta| meta.is_dir()) {
+        remove_path(&dest, EntryType::Dir)?;
     }
     fs::rename(&temp, &dest).map_err(|e| {
         let _ = fs::remove_file(&temp);

@@ -47,8 +47,8 @@ pub(crate) fn verify_archive(
             .try_for_each(|entry| check_entry(&archive, entry, &subject))
     })?;
     let trailer = &manifest.trailer;
-    let expected = super::create::end_member()
-        .map_err(|e| BackupError::io("compress", archive_path, e))?;
+    let expected =
+        super::create::end_member().map_err(|e| BackupError::io("compress", archive_path, e))?;
     let mut end = vec![0u8; expected.len()];
     let read = trailer.end_length == expected.len() as u64
         && archive.read_exact_at(&mut end, trailer.end_offset).is_ok();
