@@ -79,6 +79,15 @@
 //! only when its `backup.json` is written after every part is synced; files
 //! 0600, directories 0700. [`RetentionPolicy`] decides what to delete.
 //!
+//! ## Measured
+//!
+//! `cargo run --release --example compare_tar -- TREE WORKDIR 3` on the
+//! synthetic tree (20,003 files, 477 MB, 2 shared cores, interleaved runs,
+//! medians of per-round ratios, fsync on): full backup 0.075x the wall time of
+//! `tar czf`, archive 1.10x its size; second backup of the unchanged tree
+//! 0.023x; restore (SHA-256 checked, synced) 0.75x `tar xzf`; peak RSS about
+//! 110 MB for both a 2,000-file and the 20,000-file tree.
+//!
 //! The API is blocking: backups are long file and process I/O. Async
 //! applications call it from `spawn_blocking`.
 //!

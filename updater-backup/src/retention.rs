@@ -1,10 +1,12 @@
 //! Retention: which backups to delete.
 //!
 //! Rules (from Capistrano and laravel-backup's users' pains):
-//! - keep the `keep_last` most recent *verified* backups (default 3);
-//! - drop expired verified backups beyond that... and expired ones anyway,
-//! - but never the newest backup, never the only restorable one, never a
-//!   backup of an update in progress or one explicitly protected;
+//! - keep the `keep_last` most recent *verified* backups (default 3) and
+//!   remove older verified ones;
+//! - remove verified backups whose expiry has passed, even among the last N;
+//! - but never the newest backup, never the newest restorable one (so never
+//!   the only one), never a backup of a protected update (one in progress,
+//!   or the running release's) nor a protected id (the last known-good);
 //! - unverified and failed backups do not count towards `keep_last` and are
 //!   removed by a separate pass ([`RetentionPolicy::plan_unverified`]):
 //!   failed ones at once, unverified ones once older than a grace period

@@ -1,6 +1,13 @@
 //! Protected data for the conformance suite: a directory tree, a SQLite file,
 //! a PostgreSQL database and a MariaDB/MySQL database, each created fresh.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 use std::fmt::Write as _;
 use std::fs;
