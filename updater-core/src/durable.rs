@@ -109,6 +109,47 @@ pub fn exists(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok()
 }
 
+/// Whether `path` exists, without following a final symlink; an error other
+/// than "not found" (permission, I/O) is reported, never taken for "absent".
+pub fn try_exists(path: &Path) -> Result<bool> {
+    match fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io("inspect", path, e)),
+    }
+}
+
+/// Renames `from` to `to` only if `to` does not exist (`RENAME_NOREPLACE`),
+/// so a misjudged step can never overwrite data: it fails instead. On a
+/// file system without the flag, checks first (not atomic, still fails closed
+/// in the common case).
+pub fn rename_no_replace(from: &Path, to: &Path) -> Result<()> {
+    let fail = |e: std::io::Error| Error::Io {
+        action: "rename",
+        path: from.to_path_buf(),
+        source: std::io::Error::new(e.kind(), format!("to {}: {e}", to.display())),
+    };
+    match rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        from,
+        rustix::fs::CWD,
+        to,
+        rustix::fs::RenameFlags::NOREPLACE,
+    ) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
+            if try_exists(to)? {
+                return Err(fail(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "target exists",
+                )));
+            }
+            fs::rename(from, to).map_err(fail)
+        }
+        Err(e) => Err(fail(e.into())),
+    }
+}
+
 /// Removes a file or a whole directory tree; a missing path is not an error.
 pub fn remove_all(path: &Path) -> Result<()> {
     match fs::symlink_metadata(path) {

@@ -34,6 +34,10 @@ pub struct MaintenanceNotice {
     /// A secret that lets a request (the health check) through while maintenance is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bypass_secret: Option<String>,
+    /// Whether the updater turned maintenance on (and may turn it off when it
+    /// finds it left over). Maintenance an operator set is only reported.
+    #[serde(default)]
+    pub set_by_updater: bool,
 }
 
 impl std::fmt::Debug for MaintenanceNotice {
@@ -66,6 +70,7 @@ impl MaintenanceNotice {
             http_status: 503,
             expires_at: now + expires,
             bypass_secret: Some(random_token()),
+            set_by_updater: true,
         }
     }
 
@@ -284,6 +289,7 @@ impl MaintenanceSwitch for CommandMaintenance {
             Some(status) => match status.run("maintenance status", self.app_dir.as_deref()) {
                 Ok(_) => Ok(Some(last.unwrap_or_else(|| MaintenanceNotice {
                     bypass_secret: None,
+                    set_by_updater: false,
                     ..MaintenanceNotice::new(
                         "maintenance mode (set outside the updater)",
                         std::time::Duration::from_secs(3600),

@@ -250,6 +250,11 @@ fn manual_rollback_returns_to_the_previous_release_and_reverts_migrations() {
 
     assert_eq!((report.from, report.to), (v("1.1.0"), v("1.0.0")));
     assert_eq!(fx.db.schema(), "1.0.0", "reverted by down migrations");
+    assert_eq!(
+        std::fs::read_to_string(fx.db.dir.join("revert_saw_code")).unwrap(),
+        "1.1.0",
+        "the down migrations ran with the newer code (which ships them) in place"
+    );
     let mut expected = before.clone();
     expected.insert(
         "storage/logs/app.log".into(),
@@ -468,4 +473,166 @@ fn the_health_check_gets_the_maintenance_bypass_secret_and_maintenance_is_on_dur
         !fx.app.join(".updater/maintenance.json").exists(),
         "maintenance is off afterwards"
     );
+}
+
+/// Writes a row into the fake database at one failpoint, then fails there.
+struct WriteThenFail {
+    point: &'static str,
+    db: support::FakeDatabase,
+    maintenance_flag: std::path::PathBuf,
+}
+
+impl updater_core::failpoint::Failpoints for WriteThenFail {
+    fn hit(&self, point: &str) -> updater_core::Result<()> {
+        if point == self.point {
+            assert!(
+                !self.maintenance_flag.exists(),
+                "the app is live again at {point}"
+            );
+            let rows = self.db.rows();
+            std::fs::write(
+                self.db.dir.join("rows"),
+                format!("{rows}row acknowledged by 1.1.0\n"),
+            )
+            .unwrap();
+            return Err(Error::other("injected", "failure after the app went live"));
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_write_acknowledged_after_maintenance_went_off_is_never_rolled_back() {
+    let fx = Fixture::new();
+    let updater = fx
+        .with_database(fx.builder(), false, false)
+        .with_failpoints(Arc::new(WriteThenFail {
+            point: "after:maintenance_off",
+            db: fx.db.clone(),
+            maintenance_flag: fx.app.join(".updater/maintenance.json"),
+        }))
+        .build()
+        .unwrap();
+    // The failure comes after the commit point: the update stands.
+    let outcome = updater
+        .apply(&ApplyRequest::latest("test"), &NoProgress)
+        .unwrap();
+    assert!(matches!(outcome, ApplyOutcome::Updated(_)));
+    assert!(
+        fx.db.rows().contains("row acknowledged by 1.1.0"),
+        "the write survives"
+    );
+    assert_eq!(fx.db.schema(), "1.1.0");
+    assert_eq!(updater.current_version().unwrap(), v("1.1.0"));
+    assert!(updater.recover().unwrap().action == RecoveryAction::Nothing);
+}
+
+/// Makes the journal unwritable (a directory where its temp file goes) at one failpoint.
+struct BlockJournalAt {
+    point: &'static str,
+    state_dir: std::path::PathBuf,
+}
+
+impl BlockJournalAt {
+    fn obstacle(&self) -> std::path::PathBuf {
+        self.state_dir
+            .join(format!(".journal.json.tmp-{}", std::process::id()))
+    }
+}
+
+impl updater_core::failpoint::Failpoints for BlockJournalAt {
+    fn hit(&self, point: &str) -> updater_core::Result<()> {
+        if point == self.point {
+            std::fs::create_dir_all(self.obstacle()).unwrap();
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_commit_point_that_cannot_be_written_keeps_maintenance_on_and_recovery_rolls_back() {
+    let fx = Fixture::new();
+    let before = snapshot(&fx.app);
+    let blocker = Arc::new(BlockJournalAt {
+        point: "before:commit",
+        state_dir: fx.app.join(".updater"),
+    });
+    let updater = fx
+        .with_database(fx.builder(), false, false)
+        .with_failpoints(blocker.clone())
+        .build()
+        .unwrap();
+    let err = updater
+        .apply(&ApplyRequest::latest("test"), &NoProgress)
+        .unwrap_err();
+    assert!(err.to_string().contains("journal"), "{err}");
+    // Not committed on disk: the new release must not take writes.
+    assert!(
+        fx.app.join(".updater/maintenance.json").exists(),
+        "maintenance stays on"
+    );
+    std::fs::remove_dir(blocker.obstacle()).unwrap();
+    let report = fx
+        .with_database(fx.builder(), false, false)
+        .build()
+        .unwrap()
+        .recover()
+        .unwrap();
+    assert!(
+        matches!(report.action, RecoveryAction::RolledBack { .. }),
+        "{report:?}"
+    );
+    assert_eq!(snapshot(&fx.app), before);
+    assert_eq!(fx.db.schema(), "1.0.0");
+    assert!(!fx.app.join(".updater/maintenance.json").exists());
+}
+
+#[test]
+fn recovery_without_the_database_parts_stops_instead_of_claiming_success() {
+    let fx = Fixture::new();
+    let before = snapshot(&fx.app);
+    let crash = Arc::new(updater_core::failpoint::FailAt::new(
+        "after:migrate",
+        updater_core::failpoint::FailureMode::Crash,
+    ));
+    let _ = fx
+        .with_database(fx.builder(), false, false)
+        .with_failpoints(crash)
+        .build()
+        .unwrap()
+        .apply(&ApplyRequest::latest("test"), &NoProgress);
+    assert_eq!(fx.db.schema(), "1.1.0");
+    // An application that recovers with a bare updater (no snapshot strategy, no migrator)...
+    let err = fx.builder().build().unwrap().recover().unwrap_err();
+    assert!(matches!(err, Error::NeedsOperator { .. }), "{err}");
+    assert!(
+        fx.app.join(".updater/journal.json").exists(),
+        "the journal is kept"
+    );
+    // ... and then with the configuration of the update.
+    let report = fx
+        .with_database(fx.builder(), false, false)
+        .build()
+        .unwrap()
+        .recover()
+        .unwrap();
+    assert!(
+        matches!(report.action, RecoveryAction::RolledBack { .. }),
+        "{report:?}"
+    );
+    assert_eq!(snapshot(&fx.app), before);
+    assert_eq!(fx.db.schema(), "1.0.0");
+}
+
+#[test]
+fn maintenance_an_operator_turned_on_is_reported_but_never_lifted() {
+    let fx = Fixture::new();
+    let updater = fx.builder().build().unwrap();
+    let flag = FlagFileMaintenance::new(fx.app.join(".updater/maintenance.json"));
+    let mut notice = MaintenanceNotice::new("planned database work", Duration::from_secs(600));
+    notice.set_by_updater = false;
+    flag.enable(&notice).unwrap();
+    let report = updater.recover().unwrap();
+    assert!(report.leftover_maintenance.is_none());
+    assert!(flag.status().unwrap().is_some(), "still on");
 }

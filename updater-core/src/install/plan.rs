@@ -41,11 +41,11 @@ impl Move {
     /// exist only once the move is done; a `Carry` or `MoveIn` source exists
     /// from the start and disappears only by this move. (A `Carry` target may
     /// exist before: the release's own copy, displaced by an earlier move.)
-    fn is_done(&self) -> bool {
-        match self.kind {
-            MoveKind::Displace | MoveKind::MoveOut => durable::exists(&self.to),
-            MoveKind::Carry | MoveKind::MoveIn => !durable::exists(&self.from),
-        }
+    fn is_done(&self) -> Result<bool> {
+        Ok(match self.kind {
+            MoveKind::Displace | MoveKind::MoveOut => durable::try_exists(&self.to)?,
+            MoveKind::Carry | MoveKind::MoveIn => !durable::try_exists(&self.from)?,
+        })
     }
 }
 
@@ -228,24 +228,28 @@ impl SwapPlan {
     }
 
     /// How many moves are done, derived from the file system.
-    pub fn position(&self) -> usize {
-        (1..=self.moves.len())
-            .rev()
-            .find(|&i| self.moves[i - 1].is_done())
-            .unwrap_or(0)
+    pub fn position(&self) -> Result<usize> {
+        for i in (1..=self.moves.len()).rev() {
+            if self.moves[i - 1].is_done()? {
+                return Ok(i);
+            }
+        }
+        Ok(0)
     }
 
     /// Whether every move is done.
-    pub fn is_complete(&self) -> bool {
-        self.position() == self.moves.len()
+    pub fn is_complete(&self) -> Result<bool> {
+        Ok(self.position()? == self.moves.len())
     }
 
     /// Performs the remaining moves, then syncs the file system.
     /// Failpoint `swap:move:<i>` fires after move `i` (1-based).
     pub fn apply(&self, failpoints: &dyn Failpoints) -> Result<()> {
-        for index in self.position()..self.moves.len() {
+        // Never replace: if the position was misjudged (the tree changed
+        // behind our back), a rename fails instead of destroying data.
+        for index in self.position()?..self.moves.len() {
             let step = &self.moves[index];
-            durable::rename(&step.from, &step.to)?;
+            durable::rename_no_replace(&step.from, &step.to)?;
             failpoints.hit(&format!("swap:move:{}", index + 1))?;
         }
         self.sync()
@@ -256,9 +260,9 @@ impl SwapPlan {
     /// so the tree is exactly the original one. Failpoint
     /// `swap:undo:<i>` fires after move `i` is undone.
     pub fn undo(&self, failpoints: &dyn Failpoints) -> Result<()> {
-        for index in (0..self.position()).rev() {
+        for index in (0..self.position()?).rev() {
             let step = &self.moves[index];
-            durable::rename(&step.to, &step.from)?;
+            durable::rename_no_replace(&step.to, &step.from)?;
             failpoints.hit(&format!("swap:undo:{}", index + 1))?;
         }
         let expected: BTreeSet<&str> = self
@@ -270,7 +274,10 @@ impl SwapPlan {
         for name in top_level_names(&self.app_dir)? {
             if !expected.contains(name.as_str()) {
                 durable::create_dir_all(&self.debris_dir)?;
-                durable::rename(&self.app_dir.join(&name), &self.debris_dir.join(&name))?;
+                durable::rename_no_replace(
+                    &self.app_dir.join(&name),
+                    &self.debris_dir.join(&name),
+                )?;
             }
         }
         self.sync()
@@ -415,7 +422,7 @@ mod tests {
             let old_tree = read_tree(&app, ".updater");
             let new_tree = read_tree(&app.join(".updater/staging/new"), "");
             plan.apply(&NoFailpoints).unwrap();
-            prop_assert!(plan.is_complete());
+            prop_assert!(plan.is_complete().unwrap());
             prop_assert_eq!(read_tree(&app, ".updater"), expected_after(&old_tree, &new_tree));
         }
 
@@ -431,15 +438,15 @@ mod tests {
                 std::fs::rename(&step.from, &step.to).unwrap();
             }
             // The journal holds only the plan: the position comes from the file system.
-            prop_assert_eq!(plan.position(), prefix);
+            prop_assert_eq!(plan.position().unwrap(), prefix);
             plan.undo(&NoFailpoints).unwrap();
-            prop_assert_eq!(plan.position(), 0);
+            prop_assert_eq!(plan.position().unwrap(), 0);
             prop_assert_eq!(read_tree(&app, ".updater"), old_tree.clone());
             // Undo is idempotent, and a resumed apply completes the swap.
             plan.undo(&NoFailpoints).unwrap();
             prop_assert_eq!(read_tree(&app, ".updater"), old_tree);
             plan.apply(&NoFailpoints).unwrap();
-            prop_assert!(plan.is_complete());
+            prop_assert!(plan.is_complete().unwrap());
         }
     }
 
@@ -459,6 +466,39 @@ mod tests {
         );
         assert!(!app.join("cache.tmp").exists());
         assert!(app.join(".updater/debris/x/cache.tmp").exists());
+    }
+
+    #[test]
+    fn a_path_recreated_behind_the_plan_makes_undo_fail_instead_of_overwriting_user_data() {
+        // The release ships data/db.sqlite, the app has the user's; crash after the carry.
+        let (tmp, plan) = setup(
+            &[
+                ("storage/logs/app.log".into(), "user data".into()),
+                ("x.txt".into(), "old".into()),
+            ],
+            &[
+                ("storage/logs/app.log".into(), "release seed".into()),
+                ("x.txt".into(), "new".into()),
+            ],
+        );
+        let app = tmp.path().join("app");
+        let carry = plan
+            .moves
+            .iter()
+            .position(|m| m.kind == MoveKind::Carry)
+            .unwrap();
+        for step in &plan.moves[..=carry] {
+            std::fs::rename(&step.from, &step.to).unwrap();
+        }
+        // A worker recreates an empty log directory where the user's was.
+        std::fs::create_dir_all(app.join("storage/logs")).unwrap();
+        assert!(plan.undo(&NoFailpoints).is_err(), "must fail closed");
+        let carried = app.join(".updater/staging/new/storage/logs/app.log");
+        assert_eq!(
+            std::fs::read_to_string(carried).unwrap(),
+            "user data",
+            "never overwritten"
+        );
     }
 
     #[test]

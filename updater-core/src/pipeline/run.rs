@@ -24,8 +24,8 @@ pub(crate) fn percent_at(step: Step) -> u8 {
         Step::Migrate => 80,
         Step::Hooks => 85,
         Step::HealthCheck => 88,
-        Step::MaintenanceOff => 96,
-        Step::Commit => 98,
+        Step::Commit => 96,
+        Step::MaintenanceOff => 98,
         Step::Rollback | Step::Recover => 0,
     }
 }
@@ -43,6 +43,8 @@ pub(crate) fn percent_span(step: Step) -> (u8, u8) {
 
 pub(crate) struct Run<'a> {
     pub(crate) record: UpdateRecord,
+    /// The highest percentage reported so far: progress never goes backwards.
+    reported: std::sync::atomic::AtomicU8,
     history: &'a dyn HistoryStore,
     failpoints: &'a dyn Failpoints,
     pub(crate) observer: &'a dyn ProgressObserver,
@@ -58,6 +60,7 @@ impl<'a> Run<'a> {
         record.id = history.create_update(&record)?;
         Ok(Run {
             record,
+            reported: std::sync::atomic::AtomicU8::new(0),
             history,
             failpoints,
             observer,
@@ -73,6 +76,10 @@ impl<'a> Run<'a> {
     }
 
     pub(crate) fn report(&self, step: Step, percent: u8, message: impl Into<String>) {
+        let percent = self
+            .reported
+            .fetch_max(percent, std::sync::atomic::Ordering::Relaxed)
+            .max(percent);
         self.observer
             .on_progress(&ProgressEvent::message(step, percent, message));
     }
@@ -96,7 +103,7 @@ impl<'a> Run<'a> {
             .hit(&format!("before:{step}"))
             .map_err(wrap)?;
         let percent = percent_at(step);
-        self.record.progress_percentage = percent;
+        self.record.progress_percentage = self.record.progress_percentage.max(percent);
         self.record.steps.push(StepRecord {
             name: step.as_str().to_string(),
             started_at: Utc::now(),

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 ///
 /// Steps before [`Step::MaintenanceOn`] do not need the application stopped;
 /// the maintenance window holds [`Step::DatabaseSnapshot`] through
-/// [`Step::HealthCheck`].
+/// [`Step::Commit`]. (A manual rollback runs [`Step::Migrate`] before
+/// [`Step::Swap`], while the newer code with its down migrations is in place.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
@@ -34,10 +35,11 @@ pub enum Step {
     Hooks,
     /// Check the new release is healthy.
     HealthCheck,
-    /// Turn maintenance mode off.
-    MaintenanceOff,
-    /// Record the new release as installed; the point of no return.
+    /// The point of no return: the journal records the commit before
+    /// maintenance goes off (writes to the new release must never be rolled back).
     Commit,
+    /// Turn maintenance mode off; then the installed state and history are updated.
+    MaintenanceOff,
     /// Undo a failed update.
     Rollback,
     /// Finish an interrupted update after a crash.
@@ -59,8 +61,8 @@ impl Step {
         Step::Migrate,
         Step::Hooks,
         Step::HealthCheck,
-        Step::MaintenanceOff,
         Step::Commit,
+        Step::MaintenanceOff,
     ];
 
     /// The snake_case name used in history and failpoints.

@@ -718,8 +718,10 @@ impl Updater {
 
     // ------------------------------------------------------------ the window
 
-    /// Maintenance on → snapshot → swap → database → hooks → health → maintenance off → commit.
-    /// Returns the maintenance window's duration.
+    /// Maintenance on → snapshot → swap → database → hooks → health →
+    /// commit point → maintenance off. A rollback transition reverts the
+    /// database *before* its swap, while the newer code (which ships the down
+    /// migrations) is still in place. Returns the maintenance window's duration.
     fn run_window(
         &self,
         run: &mut Run<'_>,
@@ -764,43 +766,16 @@ impl Updater {
                 journal.database_snapshot = Some(snapshot);
                 journal.save(&journal_path)
             })?;
-            run.step(Step::Swap, |_| {
-                let reserved = self.config.reserved_names();
-                let dirs = SwapDirs {
-                    app_dir: &self.config.app_dir,
-                    incoming: &t.incoming,
-                    outgoing: &t.outgoing,
-                    displaced: &self.config.state_subdir("displaced", &journal.id),
-                    debris: &self.config.state_subdir("debris", &journal.id),
-                    reserved: &reserved,
-                    preserved: &self.config.preserved_paths,
-                };
-                let plan = SwapPlan::prepare(&dirs)?;
-                journal.plan = Some(plan.clone());
-                journal.save(&journal_path)?;
-                plan.apply(self.failpoints.as_ref())
-            })?;
-            run.step(Step::Migrate, |run| {
-                let Some(migrator) = &self.migrator else {
-                    run.skip("no migrator configured");
-                    return Ok(());
-                };
-                journal.database_changed = true;
-                journal.save(&journal_path)?;
-                let ctx = MigrationContext {
-                    app_dir: self.config.app_dir.clone(),
-                    from: t.from.clone(),
-                    to: t.to.clone(),
-                };
-                match t.kind {
-                    TransitionKind::Update => migrator.migrate(&ctx),
-                    TransitionKind::Rollback => migrator.revert(&MigrationContext {
-                        from: t.to.clone(),
-                        to: t.from.clone(),
-                        ..ctx
-                    }),
+            match t.kind {
+                TransitionKind::Update => {
+                    self.swap_step(run, journal, t)?;
+                    self.database_step(run, journal, t)?;
                 }
-            })?;
+                TransitionKind::Rollback => {
+                    self.database_step(run, journal, t)?;
+                    self.swap_step(run, journal, t)?;
+                }
+            }
             run.step(Step::Hooks, |run| {
                 if self.hooks.is_empty() {
                     run.skip("no hooks configured");
@@ -829,6 +804,21 @@ impl Updater {
                     .iter()
                     .try_for_each(|check| check.check(&ctx))
             })?;
+            // The commit point comes BEFORE maintenance goes off: once the
+            // new release takes writes, a rollback (which restores the
+            // snapshot) would lose them.
+            run.step(Step::Commit, |run| {
+                let mut committing = journal.clone();
+                committing.phase = Phase::Committing;
+                committing.save(&journal_path)?;
+                // Only what is on disk counts: assign after the save succeeded.
+                *journal = committing;
+                self.failpoints.hit("commit:point")?;
+                run.record.status = UpdateStatus::Completed;
+                run.record.progress_percentage = 100;
+                run.record.completed_at = Some(Utc::now());
+                Ok(())
+            })?;
             let window = run.step(Step::MaintenanceOff, |_| {
                 if let Some(guard) = guard.take() {
                     guard.release()?;
@@ -837,15 +827,6 @@ impl Updater {
             })?;
             run.record.maintenance_window_ms =
                 Some(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
-            run.step(Step::Commit, |run| {
-                journal.phase = Phase::Committing;
-                journal.save(&journal_path)?;
-                self.failpoints.hit("commit:point")?;
-                run.record.status = UpdateStatus::Completed;
-                run.record.progress_percentage = 100;
-                run.record.completed_at = Some(Utc::now());
-                Ok(())
-            })?;
             Ok(window)
         })();
         if let Err(error) = &result
@@ -857,32 +838,102 @@ impl Updater {
             return result;
         }
         if let Some(guard) = guard.take() {
-            // The rollback turns maintenance off itself, after undoing the swap.
+            // Before the commit point the rollback turns maintenance off
+            // itself, after undoing the swap; after it, finish_commit does.
             guard.disarm();
         }
-        if result.is_ok() {
-            run.save()?;
-            if let Err(e) = self.finish_commit(journal) {
-                result = Err(e);
+        if journal.is_committing() {
+            // Committed: whatever failed after the commit point, finish now
+            // (maintenance off, installed state, history); if that fails too,
+            // the journal stays and recovery finishes it.
+            if result.is_ok() {
+                run.save()?;
+            }
+            match self.finish_commit(journal) {
+                Ok(()) => {
+                    if result.is_err() {
+                        let window = window_started.map(|s| s.elapsed()).unwrap_or_default();
+                        run.record.maintenance_window_ms =
+                            Some(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
+                        result = Ok(window);
+                    }
+                }
+                Err(e) => result = Err(e),
             }
         }
         result
     }
 
-    /// Past the commit point: installed state, maintenance off, history, cleanup.
-    /// Idempotent; used by apply, rollback and recovery.
+    /// Plans and performs the swap (the plan is journaled before the first rename).
+    fn swap_step(&self, run: &mut Run<'_>, journal: &mut Journal, t: &Transition) -> Result<()> {
+        let journal_path = self.config.journal_path();
+        run.step(Step::Swap, |_| {
+            let reserved = self.config.reserved_names();
+            let dirs = SwapDirs {
+                app_dir: &self.config.app_dir,
+                incoming: &t.incoming,
+                outgoing: &t.outgoing,
+                displaced: &self.config.state_subdir("displaced", &journal.id),
+                debris: &self.config.state_subdir("debris", &journal.id),
+                reserved: &reserved,
+                preserved: &self.config.preserved_paths,
+            };
+            let plan = SwapPlan::prepare(&dirs)?;
+            journal.plan = Some(plan.clone());
+            journal.save(&journal_path)?;
+            plan.apply(self.failpoints.as_ref())
+        })
+    }
+
+    /// Migrates up (update) or reverts (rollback), journaled first.
+    fn database_step(
+        &self,
+        run: &mut Run<'_>,
+        journal: &mut Journal,
+        t: &Transition,
+    ) -> Result<()> {
+        let journal_path = self.config.journal_path();
+        run.step(Step::Migrate, |run| {
+            let Some(migrator) = &self.migrator else {
+                run.skip("no migrator configured");
+                return Ok(());
+            };
+            journal.database_changed = true;
+            journal.save(&journal_path)?;
+            let ctx = MigrationContext {
+                app_dir: self.config.app_dir.clone(),
+                from: t.from.clone(),
+                to: t.to.clone(),
+            };
+            match t.kind {
+                TransitionKind::Update => migrator.migrate(&ctx),
+                // The context of the update being undone: revert goes back to its `from`.
+                TransitionKind::Rollback => migrator.revert(&MigrationContext {
+                    from: t.to.clone(),
+                    to: t.from.clone(),
+                    ..ctx
+                }),
+            }
+        })
+    }
+
+    /// Past the commit point: maintenance off, installed state, history,
+    /// cleanup. Idempotent; used by apply, rollback and recovery.
     fn finish_commit(&self, journal: &mut Journal) -> Result<()> {
         if let Some(plan) = &journal.plan
-            && !plan.is_complete()
+            && !plan.is_complete()?
         {
             plan.apply(self.failpoints.as_ref())?;
         }
+        if journal.maintenance_on {
+            self.maintenance.disable()?;
+        }
         let mut installed = self.installed_state()?;
+        let mut changed = false;
         let mut trees_to_remove = Vec::new();
-        if installed.current != journal.to {
-            match journal.kind {
-                TransitionKind::Update => {
-                    installed.install(&journal.to);
+        match journal.kind {
+            TransitionKind::Update => {
+                if !installed.kept.iter().any(|k| k.tree == journal.outgoing) {
                     installed.kept.insert(
                         0,
                         KeptRelease {
@@ -893,25 +944,34 @@ impl Updater {
                             replaced_at: Utc::now(),
                         },
                     );
-                    while installed.kept.len() > self.config.keep_releases {
-                        if let Some(old) = installed.kept.pop() {
-                            trees_to_remove.push(old.tree);
-                        }
-                    }
+                    changed = true;
                 }
-                TransitionKind::Rollback => {
+                if installed.current != journal.to {
+                    installed.install(&journal.to);
+                    changed = true;
+                }
+            }
+            TransitionKind::Rollback => {
+                if installed.current != journal.to
+                    || installed.kept.iter().any(|k| k.tree == journal.incoming)
+                {
                     installed.current = journal.to.clone();
                     installed.updated_at = Utc::now();
                     installed.kept.retain(|k| k.tree != journal.incoming);
-                    trees_to_remove.push(journal.outgoing.clone());
+                    changed = true;
                 }
+                trees_to_remove.push(journal.outgoing.clone());
             }
+        }
+        if installed.kept.len() > self.config.keep_releases {
+            let excess = installed.kept.split_off(self.config.keep_releases);
+            trees_to_remove.extend(excess.into_iter().map(|k| k.tree));
+            changed = true;
+        }
+        if changed {
             installed.save(&self.config.installed_path())?;
         }
         self.failpoints.hit("commit:installed")?;
-        if journal.maintenance_on {
-            self.maintenance.disable()?;
-        }
         let window_ms = journal
             .window_started_at
             .map(|s| u64::try_from((Utc::now() - s).num_milliseconds()).unwrap_or(0));
@@ -940,7 +1000,9 @@ impl Updater {
         Ok(())
     }
 
-    /// Removes what a finished transition leaves (best effort, outside the window).
+    /// Removes what a finished transition leaves (best effort, outside the
+    /// window), and any release tree no longer kept (e.g. left by a crash
+    /// between saving the installed state and removing it).
     fn clean_up(&self, journal: &Journal, extra: &[PathBuf]) {
         let mut paths = vec![
             self.config.state_subdir("downloads", &journal.id),
@@ -950,6 +1012,16 @@ impl Updater {
             paths.push(journal.incoming.clone());
         }
         paths.extend(extra.iter().cloned());
+        if let Ok(installed) = self.installed_state()
+            && let Ok(entries) = std::fs::read_dir(self.config.state_dir.join("releases"))
+        {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if !installed.kept.iter().any(|k| k.tree == path) {
+                    paths.push(path);
+                }
+            }
+        }
         for path in paths {
             if let Err(e) = durable::remove_all(&path) {
                 tracing::warn!(path = %path.display(), error = %e, "could not clean up");
@@ -978,6 +1050,16 @@ impl Updater {
             message: error.to_string(),
         };
         let mut record = run.record;
+        // Decide from what is on disk, never from memory: that is what
+        // recovery will see.
+        let persisted = Journal::load(&self.config.journal_path())?.map(|j| j.phase);
+        if persisted == Some(Phase::Committing) {
+            // Past the commit point: finishing failed; recovery will finish it.
+            return Err(Error::Step {
+                step,
+                source: Box::new(error),
+            });
+        }
         if journal.phase == Phase::Preparing {
             // Nothing in the application changed.
             record.status = UpdateStatus::Failed;
@@ -997,13 +1079,6 @@ impl Updater {
                 ),
                 Some(serde_json::json!({ "update_id": record.id, "step": step.as_str() })),
             );
-            return Err(Error::Step {
-                step,
-                source: Box::new(error),
-            });
-        }
-        if journal.phase == Phase::Committing {
-            // Past the commit point: finishing failed; recovery will finish it.
             return Err(Error::Step {
                 step,
                 source: Box::new(error),
@@ -1036,27 +1111,33 @@ impl Updater {
         }
     }
 
-    /// Undoes a transition from any point before its commit, idempotently:
-    /// database first, then the swap, then hooks and maintenance.
+    /// Undoes a transition from any point before its commit, idempotently.
+    /// Maintenance goes (back) on first: no write may land while the
+    /// database is restored. An update restores the database first (its down
+    /// migrations ship with the new code, still in place), then undoes the
+    /// swap; a rollback transition undoes its swap first, then migrates back
+    /// up with the newer code in place again.
     fn roll_back(&self, journal: &mut Journal) -> Result<()> {
         let fail = self.failpoints.as_ref();
         fail.hit("rollback:start")?;
-        if journal.database_changed {
-            self.restore_database(journal)?;
+        if journal.maintenance_on {
+            self.maintenance
+                .enable(&self.notice(format!("Rolling back the update to {}", journal.to)))?;
         }
-        fail.hit("rollback:database")?;
-        if let Some(plan) = &journal.plan {
-            plan.undo(fail)?;
-            let ctx = HookContext {
-                event: HookEvent::AfterRollback,
-                app_dir: self.config.app_dir.clone(),
-                from: journal.to.clone(),
-                to: journal.from.clone(),
-            };
-            for hook in &self.hooks {
-                if let Err(e) = hook.run(&ctx) {
-                    tracing::warn!(hook = %hook.describe(), error = %e, "rollback hook failed; the rollback goes on");
+        match journal.kind {
+            TransitionKind::Update => {
+                if journal.database_changed {
+                    self.restore_database(journal)?;
                 }
+                fail.hit("rollback:database")?;
+                self.undo_swap(journal)?;
+            }
+            TransitionKind::Rollback => {
+                self.undo_swap(journal)?;
+                if journal.database_changed {
+                    self.restore_database(journal)?;
+                }
+                fail.hit("rollback:database")?;
             }
         }
         fail.hit("rollback:swap")?;
@@ -1105,15 +1186,45 @@ impl Updater {
         Ok(())
     }
 
-    fn restore_database(&self, journal: &Journal) -> Result<()> {
-        if let (Some(snapshot), Some(strategy)) =
-            (&journal.database_snapshot, &self.database_backup)
-        {
-            return strategy.restore(snapshot, &crate::progress::NoProgress);
-        }
-        let Some(migrator) = &self.migrator else {
+    /// Undoes the swap (if planned) and runs the rollback hooks.
+    fn undo_swap(&self, journal: &Journal) -> Result<()> {
+        let Some(plan) = &journal.plan else {
             return Ok(());
         };
+        plan.undo(self.failpoints.as_ref())?;
+        let ctx = HookContext {
+            event: HookEvent::AfterRollback,
+            app_dir: self.config.app_dir.clone(),
+            from: journal.to.clone(),
+            to: journal.from.clone(),
+        };
+        for hook in &self.hooks {
+            if let Err(e) = hook.run(&ctx) {
+                tracing::warn!(hook = %hook.describe(), error = %e, "rollback hook failed; the rollback goes on");
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings the database back to the schema of `journal.from`. Never
+    /// reports success without having done so: with no means configured in
+    /// this updater (no snapshot strategy, no migrator), it stops for an operator.
+    fn restore_database(&self, journal: &Journal) -> Result<()> {
+        if let Some(snapshot) = &journal.database_snapshot {
+            let strategy = self.database_backup.as_ref().ok_or_else(|| Error::NeedsOperator {
+                reason: format!(
+                    "the database must be restored from snapshot {} but this updater has no database backup configured; configure it as during the update and recover again",
+                    snapshot.id
+                ),
+            })?;
+            return strategy.restore(snapshot, &crate::progress::NoProgress);
+        }
+        let migrator = self.migrator.as_ref().ok_or_else(|| Error::NeedsOperator {
+            reason: format!(
+                "migrations between {} and {} ran, but this updater has no migrator and no database snapshot to undo them; configure them as during the update and recover again",
+                journal.from, journal.to
+            ),
+        })?;
         // `ctx` is the update as it ran: `revert` takes the schema back to `ctx.from`.
         let ctx = MigrationContext {
             app_dir: self.config.app_dir.clone(),
@@ -1364,23 +1475,34 @@ impl Updater {
     fn recover_locked(&self) -> Result<RecoveryReport> {
         let journal_path = self.config.journal_path();
         let Some(mut journal) = Journal::load(&journal_path)? else {
-            let leftover = self.maintenance.status().ok().flatten();
+            let leftover = match self.maintenance.status() {
+                Ok(notice) => notice,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the maintenance state");
+                    None
+                }
+            };
             if let Some(notice) = &leftover {
-                tracing::warn!(since = %notice.started_at, reason = %notice.reason, "maintenance mode was left on by an earlier run; turning it off");
-                self.maintenance.disable()?;
-                self.notify(
-                    NotificationType::Warning,
-                    &self.current_version()?,
-                    format!(
-                        "maintenance mode left on since {} ({}) was turned off",
-                        notice.started_at, notice.reason
-                    ),
-                    None,
-                );
+                if notice.set_by_updater {
+                    tracing::warn!(since = %notice.started_at, reason = %notice.reason, "maintenance mode was left on by an earlier run; turning it off");
+                    self.maintenance.disable()?;
+                    self.notify(
+                        NotificationType::Warning,
+                        &self.current_version()?,
+                        format!(
+                            "maintenance mode left on since {} ({}) was turned off",
+                            notice.started_at, notice.reason
+                        ),
+                        None,
+                    );
+                } else {
+                    // An operator's own maintenance: report it, never lift it.
+                    tracing::info!(since = %notice.started_at, "maintenance mode is on (not set by the updater); leaving it on");
+                }
             }
             return Ok(RecoveryReport {
                 action: RecoveryAction::Nothing,
-                leftover_maintenance: leftover,
+                leftover_maintenance: leftover.filter(|n| n.set_by_updater),
                 stale_lock: None,
             });
         };

@@ -155,6 +155,9 @@ impl Migrator for FakeMigrator {
         self.revertible
     }
     fn revert(&self, ctx: &MigrationContext) -> Result<()> {
+        // Which code was in place: down migrations ship with the newer release.
+        let code = fs::read_to_string(ctx.app_dir.join("VERSION")).unwrap_or_default();
+        fs::write(self.db.dir.join("revert_saw_code"), code).unwrap();
         fs::write(self.db.dir.join("schema"), ctx.from.to_string()).unwrap();
         Ok(())
     }
