@@ -79,6 +79,18 @@
 //! only when its `backup.json` is written after every part is synced; files
 //! 0600, directories 0700. [`RetentionPolicy`] decides what to delete.
 //!
+//! ## Limits
+//!
+//! - Hard links are archived as separate files; devices, FIFOs and sockets
+//!   are skipped with a warning; file names must be valid UTF-8.
+//! - A file that changes size while it is read fails the backup
+//!   ([`BackupError::ChangedDuringBackup`]): retry, or exclude live paths.
+//! - A restore from a damaged backup stops at the first damaged entry, which
+//!   is left untouched; entries restored before it stay restored. `verify`
+//!   first when in doubt.
+//! - The PostgreSQL restore drops and recreates extensions and non-`public`
+//!   schemas: the role needs the rights to create them.
+//!
 //! ## Measured
 //!
 //! `cargo run --release --example compare_tar -- TREE WORKDIR 3` on the

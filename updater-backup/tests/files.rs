@@ -428,3 +428,29 @@ proptest! {
         prop_assert_eq!(describe_tree(&restored, &[]), describe_tree(&app, &[]));
     }
 }
+
+#[test]
+fn a_backup_directory_inside_the_tree_is_never_backed_up_nor_touched_by_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = AppTree::new(&dir.path().join("app"));
+    let strategy = FileBackup::builder(&tree.root, tree.root.join("backups [here]"))
+        .build()
+        .unwrap();
+    let first = strategy
+        .create(&request(Version::new(1, 0, 0)), &NoProgress)
+        .unwrap();
+    let second = strategy
+        .create(&request(Version::new(1, 0, 0)), &NoProgress)
+        .unwrap();
+    let paths: Vec<String> = strategy
+        .manifest(&second)
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    assert!(!paths.iter().any(|p| p.starts_with("backups")), "{paths:?}");
+    strategy.restore(&first, &NoProgress).unwrap();
+    strategy.verify(&second).unwrap();
+    assert!(FileBackup::builder(&tree.root, &tree.root).build().is_err());
+}

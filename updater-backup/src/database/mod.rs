@@ -6,6 +6,8 @@
 mod mysql;
 #[cfg(feature = "postgres")]
 mod postgres;
+// Tool running is only used by the PostgreSQL and MySQL engines.
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
 mod process;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -159,6 +161,7 @@ pub(crate) fn hash_file(path: &Path) -> Result<(u64, String)> {
 }
 
 /// A writer that counts bytes and reports progress every few MiB.
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
 pub(crate) struct CountingWriter<'a, W> {
     pub(crate) inner: W,
     pub(crate) written: u64,
@@ -167,6 +170,7 @@ pub(crate) struct CountingWriter<'a, W> {
     label: &'static str,
 }
 
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
 impl<'a, W> CountingWriter<'a, W> {
     pub(crate) fn new(inner: W, progress: &'a dyn ProgressObserver, label: &'static str) -> Self {
         CountingWriter {

@@ -133,6 +133,30 @@ impl FileBackupBuilder {
             patterns.extend(DEFAULT_EXCLUDES.iter().map(|p| (*p).to_string()));
         }
         patterns.extend(self.excludes);
+        let absolute = |path: PathBuf| -> Result<PathBuf> {
+            if path.is_absolute() {
+                Ok(path)
+            } else {
+                Ok(std::env::current_dir()
+                    .map_err(|e| BackupError::io("resolve", &path, e))?
+                    .join(path))
+            }
+        };
+        let source = absolute(self.source)?;
+        let backup_root = absolute(self.backup_root)?;
+        // Backups kept inside the tree must never back themselves up.
+        if let Ok(inside) = backup_root.strip_prefix(&source) {
+            let inside = inside.to_str().ok_or_else(|| BackupError::NonUtf8Path {
+                path: backup_root.to_string_lossy().into_owned(),
+            })?;
+            if inside.is_empty() {
+                return Err(BackupError::invalid(
+                    "backup directory",
+                    "it is the directory being backed up",
+                ));
+            }
+            patterns.push(globset_escape(inside));
+        }
         let excludes = ExcludeSet::new(&patterns)?;
         let threads = self
             .threads
@@ -143,16 +167,9 @@ impl FileBackupBuilder {
             .thread_name(|i| format!("backup-{i}"))
             .build()
             .map_err(|e| BackupError::invalid("thread pool", e.to_string()))?;
-        let source = if self.source.is_absolute() {
-            self.source
-        } else {
-            std::env::current_dir()
-                .map_err(|e| BackupError::io("resolve", &self.source, e))?
-                .join(self.source)
-        };
         Ok(FileBackup {
             source,
-            catalog: Catalog::new(self.backup_root),
+            catalog: Catalog::new(backup_root),
             excludes,
             level: self.level,
             pool: Arc::new(pool),
@@ -396,6 +413,21 @@ impl FileBackup {
         let record = self.catalog.read_record(&backup.id)?;
         read_manifest(&self.catalog.dir_of(&backup.id)?, &record)
     }
+}
+
+/// `path` as a glob matching itself literally.
+fn globset_escape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '{' | '}' | '\\') {
+            out.push('[');
+            out.push(c);
+            out.push(']');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `done` as a percentage of `total` (100 when there is nothing to do).
