@@ -14,7 +14,7 @@
 //! 5. backups are independent: a second backup of changed data restores the
 //!    changed state, and the first one still restores the original;
 //! 6. corrupt-backup-detected: a flipped byte in any file of the backup makes
-//!    `verify` fail with [`Error::Integrity`](crate::Error::Integrity) and
+//!    `verify` fail with [`Error::Integrity`] and
 //!    `restore` fail; undoing the flip makes it verify again;
 //! 7. `delete` is idempotent, and a deleted backup no longer verifies.
 //!
