@@ -130,3 +130,59 @@ pub fn machine() -> String {
         .unwrap_or_default();
     format!("{cpu}, {cores} cores, {mem}")
 }
+
+/// `python3 -m http.server` serving a directory on a free port of 127.0.0.1,
+/// stopped when dropped: a neutral static server for the download rows.
+#[derive(Debug)]
+pub struct PythonHttpServer {
+    child: std::process::Child,
+    address: String,
+}
+
+impl PythonHttpServer {
+    /// Starts the server on `dir` and waits until it accepts connections.
+    pub fn serve(dir: &Path) -> Result<PythonHttpServer, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("find a free port: {e}"))?
+            .port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("start python3 -m http.server: {e}"))?;
+        let server = PythonHttpServer {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+        };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed() > Duration::from_secs(10) {
+                return Err("python3 -m http.server did not start within 10 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(server)
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+}
+
+impl Drop for PythonHttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
