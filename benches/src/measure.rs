@@ -99,6 +99,14 @@ pub struct Row {
     pub met: Option<bool>,
 }
 
+fn fmt_ratio(ratio: f64) -> String {
+    if ratio < 0.01 {
+        format!("{ratio:.5}x")
+    } else {
+        format!("{ratio:.3}x")
+    }
+}
+
 fn fmt_duration(d: Duration) -> String {
     if d < Duration::from_millis(10) {
         format!("{:.2} ms", d.as_secs_f64() * 1000.0)
@@ -138,7 +146,7 @@ pub fn table(rows: &[Row]) -> String {
                     if s.theirs.is_empty() {
                         "—".to_string()
                     } else {
-                        format!("{:.3}x", s.ratio())
+                        fmt_ratio(s.ratio())
                     },
                 )
             }

@@ -253,6 +253,29 @@ pub struct BackupRecord {
     pub notes: Option<String>,
 }
 
+impl BackupRecord {
+    /// The history record of a backup that was just taken (restorable, no expiry yet).
+    pub fn of(backup: &crate::backup::Backup) -> Self {
+        BackupRecord {
+            id: 0,
+            system_update_id: backup.update_id,
+            backup_id: backup.id.clone(),
+            version: backup.version.clone(),
+            backup_type: backup.kind,
+            database_backup_path: backup
+                .database_path
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            files_backup_path: backup.files_path.as_ref().map(|p| p.display().to_string()),
+            backup_size: backup.size,
+            is_restorable: true,
+            created_at: backup.created_at,
+            expires_at: None,
+            notes: backup.description.clone(),
+        }
+    }
+}
+
 /// What a notification is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -106,6 +106,37 @@ impl Journal {
     /// After this many failed recovery attempts, recovery stops for an operator.
     pub const MAX_RECOVERY_ATTEMPTS: u32 = 3;
 
+    /// A new transition in [`Phase::Preparing`] (not yet saved).
+    pub fn begin(
+        id: String,
+        kind: TransitionKind,
+        update_id: i64,
+        (from, to): (Version, Version),
+        incoming: PathBuf,
+        outgoing: PathBuf,
+    ) -> Journal {
+        Journal {
+            format: FORMAT,
+            id,
+            kind,
+            update_id: Some(update_id),
+            from,
+            to,
+            phase: Phase::Preparing,
+            incoming,
+            outgoing,
+            plan: None,
+            maintenance_on: false,
+            database_snapshot: None,
+            database_changed: false,
+            window_started_at: None,
+            failure: None,
+            recovery_attempts: 0,
+            last_recovery_error: None,
+            started_at: Utc::now(),
+        }
+    }
+
     /// Reads the journal at `path`; `None` when there is none.
     pub fn load(path: &Path) -> Result<Option<Journal>> {
         match std::fs::read(path) {

@@ -69,23 +69,7 @@ pub(super) fn create(c: &Components, description: Option<String>) -> Result<Outc
         .and_then(|backup| strategy.verify(&backup).map(|()| backup));
     progress.finish();
     let backup = created?;
-    let record = BackupRecord {
-        id: 0,
-        system_update_id: None,
-        backup_id: backup.id.clone(),
-        version: backup.version.clone(),
-        backup_type: backup.kind,
-        database_backup_path: backup
-            .database_path
-            .as_ref()
-            .map(|p| p.display().to_string()),
-        files_backup_path: backup.files_path.as_ref().map(|p| p.display().to_string()),
-        backup_size: backup.size,
-        is_restorable: true,
-        created_at: backup.created_at,
-        expires_at: None,
-        notes: backup.description.clone(),
-    };
+    let record = BackupRecord::of(&backup);
     if let Err(error) = c.history.record_backup(&record) {
         tracing::error!(%error, backup = %backup.id, "the backup was made but could not be recorded in history");
     }

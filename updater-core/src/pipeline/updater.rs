@@ -473,28 +473,15 @@ impl Updater {
             observer,
         )?;
         let id = transition_id(&release.version);
-        let mut journal = Journal {
-            format: crate::journal::FORMAT,
-            id: id.clone(),
-            kind: TransitionKind::Update,
-            update_id: Some(run.record.id),
-            from: current.clone(),
-            to: release.version.clone(),
-            phase: Phase::Preparing,
-            incoming: self.config.state_subdir("staging", &id),
-            outgoing: self
-                .config
+        let mut journal = Journal::begin(
+            id.clone(),
+            TransitionKind::Update,
+            run.record.id,
+            (current.clone(), release.version.clone()),
+            self.config.state_subdir("staging", &id),
+            self.config
                 .state_subdir("releases", &format!("{current}-{id}")),
-            plan: None,
-            maintenance_on: false,
-            database_snapshot: None,
-            database_changed: false,
-            window_started_at: None,
-            failure: None,
-            recovery_attempts: 0,
-            last_recovery_error: None,
-            started_at: Utc::now(),
-        };
+        );
         journal.save(&self.config.journal_path())?;
         self.notify(
             NotificationType::UpdateStarted,
@@ -637,21 +624,8 @@ impl Updater {
         let backup = strategy.create(&request, &scaled)?;
         strategy.verify(&backup)?;
         let record = BackupRecord {
-            id: 0,
             system_update_id: Some(run.record.id),
-            backup_id: backup.id.clone(),
-            version: backup.version.clone(),
-            backup_type: backup.kind,
-            database_backup_path: backup
-                .database_path
-                .as_ref()
-                .map(|p| p.display().to_string()),
-            files_backup_path: backup.files_path.as_ref().map(|p| p.display().to_string()),
-            backup_size: backup.size,
-            is_restorable: true,
-            created_at: backup.created_at,
-            expires_at: None,
-            notes: backup.description.clone(),
+            ..BackupRecord::of(&backup)
         };
         self.history.record_backup(&record)?;
         Ok(backup)
@@ -1306,28 +1280,15 @@ impl Updater {
             observer,
         )?;
         let id = transition_id(&kept.version);
-        let mut journal = Journal {
-            format: crate::journal::FORMAT,
-            id: id.clone(),
-            kind: TransitionKind::Rollback,
-            update_id: Some(run.record.id),
-            from: installed.current.clone(),
-            to: kept.version.clone(),
-            phase: Phase::Preparing,
-            incoming: kept.tree.clone(),
-            outgoing: self
-                .config
+        let mut journal = Journal::begin(
+            id.clone(),
+            TransitionKind::Rollback,
+            run.record.id,
+            (installed.current.clone(), kept.version.clone()),
+            kept.tree.clone(),
+            self.config
                 .state_subdir("releases", &format!("{}-{id}", installed.current)),
-            plan: None,
-            maintenance_on: false,
-            database_snapshot: None,
-            database_changed: false,
-            window_started_at: None,
-            failure: None,
-            recovery_attempts: 0,
-            last_recovery_error: None,
-            started_at: Utc::now(),
-        };
+        );
         journal.save(&self.config.journal_path())?;
         let transition = Transition {
             kind: TransitionKind::Rollback,
