@@ -149,18 +149,20 @@ impl UpdateLock {
         })
     }
 
-    /// Who holds the lock at `path` now, if anyone (without taking it).
+    /// Who holds the lock at `path` now, if anyone, without touching the
+    /// lock (probing it with a shared flock would make a concurrent
+    /// `acquire` fail). Read from the record: a record whose process is gone
+    /// from this host is stale, not a holder. Only [`acquire`](Self::acquire)
+    /// decides; this is for status displays.
     pub fn holder(path: &Path) -> Result<Option<LockRecord>> {
         let mut file = match File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("open lock file", path, e)),
         };
-        match file.try_lock_shared() {
-            Ok(()) => Ok(None),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(read_record(&mut file)),
-            Err(std::fs::TryLockError::Error(e)) => Err(Error::io("inspect lock", path, e)),
-        }
+        Ok(read_record(&mut file).filter(|record| {
+            record.host != host_name() || Path::new(&format!("/proc/{}", record.pid)).exists()
+        }))
     }
 
     /// Clears a stale lock record for an operator (`updater unlock --force`).

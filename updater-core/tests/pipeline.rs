@@ -636,3 +636,126 @@ fn maintenance_an_operator_turned_on_is_reported_but_never_lifted() {
     assert!(report.leftover_maintenance.is_none());
     assert!(flag.status().unwrap().is_some(), "still on");
 }
+
+/// Publishes release `version` of the fixture signed with `keys`, the
+/// metadata claiming `signed_version` and expiring at `expires`.
+fn publish_signed(
+    fx: &Fixture,
+    keys: &minisign::KeyPair,
+    version: &str,
+    signed_version: &str,
+    expires: chrono::DateTime<chrono::Utc>,
+) {
+    let tree = fx.tmp.path().join(format!("signed-build-{version}"));
+    support::release_tree(&tree, version, &[]);
+    let archive = fx.tmp.path().join(format!("signed-{version}.tar.gz"));
+    support::pack(&tree, &archive);
+    let (sha256, size) = updater_core::package::sha256_file(&archive).unwrap();
+    let signature = updater_core::package::signature::sign_metadata(
+        &keys.sk,
+        &v(signed_version),
+        &format!("app-{version}.tar.gz"),
+        size,
+        &sha256,
+        expires,
+    )
+    .unwrap();
+    fx.source()
+        .publish(&v(version), &archive, "signed", Some(signature))
+        .unwrap();
+}
+
+fn signed_updater(fx: &Fixture, keys: &minisign::KeyPair) -> updater_core::pipeline::Updater {
+    let public = updater_core::package::signature::PublicKeys::parse(
+        &keys.pk.to_box().unwrap().into_string(),
+    )
+    .unwrap();
+    fx.builder()
+        .configure(|c| c.verification = c.verification.clone().with_public_keys(public))
+        .build()
+        .unwrap()
+}
+
+fn whole_seconds(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    t.trunc_subsecs(0)
+}
+
+#[test]
+fn signed_metadata_is_required_checked_and_installed() {
+    let fx = Fixture::new();
+    let keys = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+    publish_signed(
+        &fx,
+        &keys,
+        "1.2.0",
+        "1.2.0",
+        whole_seconds(chrono::Utc::now() + chrono::Duration::days(7)),
+    );
+    let updater = signed_updater(&fx, &keys);
+    assert!(updater.check(true).unwrap().update_available);
+    let outcome = updater
+        .apply(&ApplyRequest::latest("test"), &NoProgress)
+        .unwrap();
+    assert!(
+        matches!(outcome, ApplyOutcome::Updated(ref r) if r.to == v("1.2.0")),
+        "{outcome:?}"
+    );
+}
+
+#[test]
+fn expired_signed_metadata_is_an_error_at_check_time_not_a_quiet_no_update() {
+    let fx = Fixture::new();
+    let keys = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+    // A frozen mirror keeps serving metadata whose signed expiry has passed.
+    publish_signed(
+        &fx,
+        &keys,
+        "1.2.0",
+        "1.2.0",
+        whole_seconds(chrono::Utc::now() - chrono::Duration::days(1)),
+    );
+    let before = snapshot(&fx.app);
+    let updater = signed_updater(&fx, &keys);
+    let err = updater.check(true).unwrap_err();
+    assert!(err.to_string().contains("expired"), "{err}");
+    let recorded = fx.history.latest_check().unwrap().unwrap();
+    assert_eq!(
+        recorded.check_status,
+        updater_core::history::CheckStatus::Failed
+    );
+    let err = updater
+        .apply(&ApplyRequest::latest("test"), &NoProgress)
+        .unwrap_err();
+    assert!(err.to_string().contains("expired"), "{err}");
+    assert_eq!(snapshot(&fx.app), before);
+}
+
+#[test]
+fn an_old_signature_replayed_for_a_new_version_is_refused_before_download() {
+    let fx = Fixture::new();
+    let keys = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+    // The attacker relabels a signature made for 1.0.5 as release 1.2.0.
+    publish_signed(
+        &fx,
+        &keys,
+        "1.2.0",
+        "1.0.5",
+        whole_seconds(chrono::Utc::now() + chrono::Duration::days(7)),
+    );
+    let before = snapshot(&fx.app);
+    let err = signed_updater(&fx, &keys)
+        .apply(&ApplyRequest::latest("test"), &NoProgress)
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Step {
+                step: updater_core::pipeline::Step::Download,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(snapshot(&fx.app), before);
+}

@@ -353,7 +353,24 @@ impl Updater {
             });
         }
         let highest = self.installed_state()?.highest;
-        match self.source.latest(self.config.channel) {
+        // With keys configured, the newest release's signed metadata is
+        // checked at every check too: a frozen or replaying mirror (expired
+        // metadata) is an error, never a quiet "no update".
+        let latest = self.source.latest(self.config.channel).and_then(|latest| {
+            if let Some(release) = &latest
+                && !self.config.verification.public_keys.is_empty()
+            {
+                let asset = release.select_asset(self.config.asset_pattern.as_deref())?;
+                crate::package::signature::verify_asset_signature(
+                    &self.config.verification.public_keys,
+                    release,
+                    asset,
+                    Utc::now(),
+                )?;
+            }
+            Ok(latest)
+        });
+        match latest {
             Ok(latest) => {
                 let update_type = latest.as_ref().and_then(|r| {
                     self.config
