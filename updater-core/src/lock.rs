@@ -218,13 +218,13 @@ mod tests {
         let dead = LockRecord {
             owner: "crashed apply".into(),
             pid: 999_999,
-            host: "h".into(),
+            host: host_name(),
             since: Utc::now(),
         };
         std::fs::write(&path, serde_json::to_vec(&dead).unwrap()).unwrap();
         assert!(
             UpdateLock::holder(&path).unwrap().is_none(),
-            "nobody holds the flock"
+            "a record of a process gone from this host is no holder"
         );
         let acquired = UpdateLock::acquire(&path, "next").unwrap();
         assert_eq!(acquired.stale.as_ref(), Some(&dead));
