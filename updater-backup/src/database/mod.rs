@@ -9,6 +9,8 @@ mod postgres;
 // Tool running is only used by the PostgreSQL and MySQL engines.
 #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
 mod process;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod server;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 

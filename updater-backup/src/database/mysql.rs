@@ -12,7 +12,6 @@ use std::fs;
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use flate2::Compression;
 use flate2::read::MultiGzDecoder;
@@ -20,6 +19,7 @@ use flate2::write::GzEncoder;
 use updater_core::progress::ProgressObserver;
 
 use super::process::{SecretFile, ToolRun, find_tool, tool_version};
+use super::server::{ServerSettings, server_settings_builder};
 use super::{CountingWriter, DatabaseEngine, Secret, report_done};
 use crate::error::{BackupError, Result};
 
@@ -29,71 +29,28 @@ const COMPLETION_MARK: &str = "-- Dump completed";
 /// A MySQL or MariaDB database reached over TCP.
 #[derive(Debug, Clone)]
 pub struct MysqlDatabase {
-    host: String,
-    port: u16,
-    user: String,
-    database: String,
-    password: Option<Secret>,
-    timeout: Duration,
-    tool_dir: Option<PathBuf>,
+    server: ServerSettings,
 }
 
 impl MysqlDatabase {
     /// The database `database` on 127.0.0.1:3306 as `root`, no password.
     pub fn new(database: impl Into<String>) -> Self {
         MysqlDatabase {
-            host: "127.0.0.1".into(),
-            port: 3306,
-            user: "root".into(),
-            database: database.into(),
-            password: None,
-            timeout: Duration::from_secs(3600),
-            tool_dir: None,
+            server: ServerSettings::local(database.into(), 3306, "root"),
         }
     }
 
-    /// Sets the host.
-    pub fn with_host(mut self, host: impl Into<String>) -> Self {
-        self.host = host.into();
-        self
-    }
-
-    /// Sets the port.
-    pub fn with_port(mut self, port: u16) -> Self {
-        self.port = port;
-        self
-    }
-
-    /// Sets the user.
-    pub fn with_user(mut self, user: impl Into<String>) -> Self {
-        self.user = user.into();
-        self
-    }
-
-    /// Sets the password (passed through a 0600 `--defaults-extra-file`).
-    pub fn with_password(mut self, password: Secret) -> Self {
-        self.password = Some(password);
-        self
-    }
-
-    /// Looks for the client tools only in `dir` (default: on `PATH`).
-    pub fn with_tool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.tool_dir = Some(dir.into());
-        self
-    }
-
-    /// The longest a dump or restore may run (default one hour).
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
+    server_settings_builder!("passed through a 0600 `--defaults-extra-file`");
 
     fn dump_tool(&self) -> Result<PathBuf> {
-        find_tool(&["mariadb-dump", "mysqldump"], self.tool_dir.as_deref())
+        find_tool(
+            &["mariadb-dump", "mysqldump"],
+            self.server.tool_dir.as_deref(),
+        )
     }
 
     fn client_tool(&self) -> Result<PathBuf> {
-        find_tool(&["mariadb", "mysql"], self.tool_dir.as_deref())
+        find_tool(&["mariadb", "mysql"], self.server.tool_dir.as_deref())
     }
 
     /// The `[client]` options file: connection and credentials.
@@ -101,11 +58,11 @@ impl MysqlDatabase {
         let quote = |value: &str| value.replace('\\', "\\\\").replace('"', "\\\"");
         let mut text = format!(
             "[client]\nhost=\"{}\"\nport={}\nuser=\"{}\"\nprotocol=TCP\n",
-            quote(&self.host),
-            self.port,
-            quote(&self.user)
+            quote(&self.server.host),
+            self.server.port,
+            quote(&self.server.user)
         );
-        if let Some(password) = &self.password {
+        if let Some(password) = &self.server.password {
             text.push_str(&format!("password=\"{}\"\n", quote(password.expose())));
         }
         SecretFile::new(&text)
@@ -115,9 +72,9 @@ impl MysqlDatabase {
         let mut defaults = std::ffi::OsString::from("--defaults-extra-file=");
         defaults.push(options.path());
         // --defaults-extra-file must come first.
-        ToolRun::new(program, step, self.timeout)
+        ToolRun::new(program, step, self.server.timeout)
             .arg(defaults)
-            .redact(self.password.as_ref())
+            .redact(self.server.password.as_ref())
     }
 }
 
@@ -125,7 +82,7 @@ impl DatabaseEngine for MysqlDatabase {
     fn describe(&self) -> String {
         format!(
             "MySQL database {} on {}:{}",
-            self.database, self.host, self.port
+            self.server.database, self.server.host, self.server.port
         )
     }
 
@@ -143,7 +100,7 @@ impl DatabaseEngine for MysqlDatabase {
         self.run(&client, "preflight", &options)
             .arg("--batch")
             .arg("--execute=SELECT 1")
-            .arg(&self.database)
+            .arg(&self.server.database)
             .run()?;
         Ok(())
     }
@@ -172,7 +129,7 @@ impl DatabaseEngine for MysqlDatabase {
             .arg("--hex-blob")
             .arg("--add-drop-database")
             .arg("--databases")
-            .arg(&self.database)
+            .arg(&self.server.database)
             .stdout_to(&mut writer)
             .run()?;
         let gzip = writer.inner;

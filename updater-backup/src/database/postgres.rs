@@ -17,11 +17,11 @@ use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use updater_core::progress::ProgressObserver;
 
 use super::process::{SecretFile, ToolRun, find_tool, tool_version};
+use super::server::{ServerSettings, server_settings_builder};
 use super::{CountingWriter, DatabaseEngine, Secret, report_done};
 use crate::error::{BackupError, Result};
 
@@ -63,67 +63,21 @@ $updater$;
 /// A PostgreSQL database reached over TCP.
 #[derive(Debug, Clone)]
 pub struct PostgresDatabase {
-    host: String,
-    port: u16,
-    user: String,
-    database: String,
-    password: Option<Secret>,
-    timeout: Duration,
-    tool_dir: Option<PathBuf>,
+    server: ServerSettings,
 }
 
 impl PostgresDatabase {
     /// The database `database` on 127.0.0.1:5432 as user `postgres`, no password.
     pub fn new(database: impl Into<String>) -> Self {
         PostgresDatabase {
-            host: "127.0.0.1".into(),
-            port: 5432,
-            user: "postgres".into(),
-            database: database.into(),
-            password: None,
-            timeout: Duration::from_secs(3600),
-            tool_dir: None,
+            server: ServerSettings::local(database.into(), 5432, "postgres"),
         }
     }
 
-    /// Sets the host.
-    pub fn with_host(mut self, host: impl Into<String>) -> Self {
-        self.host = host.into();
-        self
-    }
-
-    /// Sets the port.
-    pub fn with_port(mut self, port: u16) -> Self {
-        self.port = port;
-        self
-    }
-
-    /// Sets the user.
-    pub fn with_user(mut self, user: impl Into<String>) -> Self {
-        self.user = user.into();
-        self
-    }
-
-    /// Sets the password (passed to the tools through a 0600 `PGPASSFILE`).
-    pub fn with_password(mut self, password: Secret) -> Self {
-        self.password = Some(password);
-        self
-    }
-
-    /// Looks for the client tools only in `dir` (default: on `PATH`).
-    pub fn with_tool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.tool_dir = Some(dir.into());
-        self
-    }
-
-    /// The longest a dump or restore may run (default one hour).
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
+    server_settings_builder!("passed to the tools through a 0600 `PGPASSFILE`");
 
     fn passfile(&self) -> Result<Option<SecretFile>> {
-        let Some(password) = &self.password else {
+        let Some(password) = &self.server.password else {
             return Ok(None);
         };
         let escaped = password.expose().replace('\\', "\\\\").replace(':', "\\:");
@@ -131,7 +85,7 @@ impl PostgresDatabase {
     }
 
     fn tool(&self, name: &str) -> Result<PathBuf> {
-        find_tool(&[name], self.tool_dir.as_deref())
+        find_tool(&[name], self.server.tool_dir.as_deref())
     }
 
     /// A run of `program` with connection options and credentials in the environment.
@@ -141,17 +95,17 @@ impl PostgresDatabase {
         step: &'static str,
         passfile: Option<&SecretFile>,
     ) -> ToolRun<'a> {
-        let mut run = ToolRun::new(program, step, self.timeout)
+        let mut run = ToolRun::new(program, step, self.server.timeout)
             .arg("--host")
-            .arg(&self.host)
+            .arg(&self.server.host)
             .arg("--port")
-            .arg(self.port.to_string())
+            .arg(self.server.port.to_string())
             .arg("--username")
-            .arg(&self.user)
+            .arg(&self.server.user)
             .arg("--no-password")
             .env("PGCONNECT_TIMEOUT", "15")
             .env("PGAPPNAME", "updater-backup")
-            .redact(self.password.as_ref());
+            .redact(self.server.password.as_ref());
         if let Some(file) = passfile {
             run = run.env("PGPASSFILE", file.path());
         }
@@ -163,7 +117,7 @@ impl DatabaseEngine for PostgresDatabase {
     fn describe(&self) -> String {
         format!(
             "PostgreSQL database {} on {}:{}",
-            self.database, self.host, self.port
+            self.server.database, self.server.host, self.server.port
         )
     }
 
@@ -182,7 +136,7 @@ impl DatabaseEngine for PostgresDatabase {
         self.run(&psql, "preflight", passfile.as_ref())
             .arg("--no-psqlrc")
             .arg("--dbname")
-            .arg(&self.database)
+            .arg(&self.server.database)
             .arg("-Atc")
             .arg("SELECT 1")
             .run()?;
@@ -206,7 +160,7 @@ impl DatabaseEngine for PostgresDatabase {
         self.run(&pg_dump, "dump", passfile.as_ref())
             .arg("--format=custom")
             .arg("--dbname")
-            .arg(&self.database)
+            .arg(&self.server.database)
             .stdout_to(&mut writer)
             .run()?;
         writer
@@ -240,7 +194,7 @@ impl DatabaseEngine for PostgresDatabase {
             ));
         }
         let pg_restore = self.tool("pg_restore")?;
-        ToolRun::new(&pg_restore, "check", self.timeout)
+        ToolRun::new(&pg_restore, "check", self.server.timeout)
             .arg("--list")
             .arg(dump)
             .run()
@@ -294,7 +248,7 @@ impl DatabaseEngine for PostgresDatabase {
             .arg("--single-transaction")
             .arg("--set=ON_ERROR_STOP=1")
             .arg("--dbname")
-            .arg(&self.database)
+            .arg(&self.server.database)
             .arg("--command")
             .arg(PRELUDE)
             .arg("--file=-")

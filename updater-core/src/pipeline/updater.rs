@@ -721,7 +721,10 @@ impl Updater {
     ) -> Result<Duration> {
         // Flush whatever is pending on the file system (cleanups, the app's
         // writes) now, so the syncs inside the window only carry the swap.
-        durable::sync_filesystem(&self.config.app_dir)?;
+        durable::sync_filesystem(&self.config.app_dir).map_err(|e| Error::Step {
+            step: Step::MaintenanceOn,
+            source: Box::new(e),
+        })?;
         let journal_path = self.config.journal_path();
         let mut guard: Option<MaintenanceGuard<'_>> = None;
         let mut window_started: Option<Instant> = None;
