@@ -330,6 +330,23 @@ macro_rules! upgrade_schema {
     }};
 }
 
+/// The outcome of a schema upgrade run inside a transaction: the upgrade's
+/// own stop when it aborted the transaction, else the transaction's error.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn upgrade_outcome(
+    result: Result<(), diesel::result::Error>,
+    stop: Option<UpgradeStop>,
+) -> Result<(), UpgradeStop> {
+    match (result, stop) {
+        (_, Some(stop)) => Err(stop),
+        (Err(source), None) => Err(UpgradeStop::Database {
+            step: "lock".into(),
+            source,
+        }),
+        (Ok(()), None) => Ok(()),
+    }
+}
+
 /// The name of the server-wide lock taken while the tables of `prefix` are upgraded.
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 fn schema_lock_name(prefix: &TablePrefix) -> String {
@@ -356,14 +373,7 @@ pub(crate) fn upgrade(
                     diesel::result::Error::RollbackTransaction
                 })
             });
-            match (result, stop) {
-                (_, Some(stop)) => Err(stop),
-                (Err(source), None) => Err(UpgradeStop::Database {
-                    step: "lock".into(),
-                    source,
-                }),
-                (Ok(()), None) => Ok(()),
-            }
+            upgrade_outcome(result, stop)
         }
         #[cfg(feature = "postgres")]
         Pools::Postgres(pool) => {
@@ -381,14 +391,7 @@ pub(crate) fn upgrade(
                     diesel::result::Error::RollbackTransaction
                 })
             });
-            match (result, stop) {
-                (_, Some(stop)) => Err(stop),
-                (Err(source), None) => Err(UpgradeStop::Database {
-                    step: "lock".into(),
-                    source,
-                }),
-                (Ok(()), None) => Ok(()),
-            }
+            upgrade_outcome(result, stop)
         }
         #[cfg(feature = "mysql")]
         Pools::Mysql(pool) => {

@@ -217,15 +217,6 @@ fn transition_id(version: &Version) -> String {
     format!("{stamp}-{safe}")
 }
 
-/// A transition in the window: update or manual rollback, same engine.
-struct Transition {
-    kind: TransitionKind,
-    from: Version,
-    to: Version,
-    incoming: PathBuf,
-    outgoing: PathBuf,
-}
-
 impl Updater {
     /// The settings.
     pub fn config(&self) -> &UpdaterConfig {
@@ -483,23 +474,13 @@ impl Updater {
         record.previous_version = Some(current.clone());
         record.changelog = release.changelog.clone();
         record.auto_update = request.auto_update;
-        let mut run = Run::start(
+        let (mut run, mut journal) = self.start_transition(
             record,
-            self.history.as_ref(),
-            self.failpoints.as_ref(),
+            TransitionKind::Update,
+            (current.clone(), release.version.clone()),
+            |id| self.config.state_subdir("staging", id),
             observer,
         )?;
-        let id = transition_id(&release.version);
-        let mut journal = Journal::begin(
-            id.clone(),
-            TransitionKind::Update,
-            run.record.id,
-            (current.clone(), release.version.clone()),
-            self.config.state_subdir("staging", &id),
-            self.config
-                .state_subdir("releases", &format!("{current}-{id}")),
-        );
-        journal.save(&self.config.journal_path())?;
         self.notify(
             NotificationType::UpdateStarted,
             &release.version,
@@ -599,18 +580,11 @@ impl Updater {
             durable::sync_filesystem(&journal.incoming)?;
             Ok(())
         })?;
-        let transition = Transition {
-            kind: TransitionKind::Update,
-            from: current,
-            to: release.version.clone(),
-            incoming: journal.incoming.clone(),
-            outgoing: journal.outgoing.clone(),
-        };
-        let window = self.run_window(run, journal, &transition)?;
+        let window = self.run_window(run, journal, self.migrator.as_ref())?;
         Ok(UpdateReport {
             update_id: run.record.id,
-            from: transition.from,
-            to: transition.to,
+            from: current,
+            to: release.version.clone(),
             update_type: run.record.update_type,
             maintenance_window: window,
             backup,
@@ -717,8 +691,9 @@ impl Updater {
         &self,
         run: &mut Run<'_>,
         journal: &mut Journal,
-        t: &Transition,
+        migrator: Option<&Arc<dyn Migrator>>,
     ) -> Result<Duration> {
+        let (kind, from, to) = (journal.kind, journal.from.clone(), journal.to.clone());
         // Flush whatever is pending on the file system (cleanups, the app's
         // writes) now, so the syncs inside the window only carry the swap.
         durable::sync_filesystem(&self.config.app_dir).map_err(|e| Error::Step {
@@ -738,7 +713,7 @@ impl Updater {
                 journal.maintenance_on = true;
                 journal.window_started_at = Some(Utc::now());
                 window_started = Some(Instant::now());
-                let notice = self.notice(format!("Updating to {}", t.to));
+                let notice = self.notice(format!("Updating to {}", to));
                 bypass_secret = notice.bypass_secret.clone();
                 guard = Some(MaintenanceGuard::enable(
                     self.maintenance.as_ref(),
@@ -753,21 +728,21 @@ impl Updater {
                 };
                 let snapshot = self.take_backup(
                     strategy.as_ref(),
-                    &t.from,
+                    &from,
                     BackupPurpose::RollbackSnapshot,
                     run,
                 )?;
                 journal.database_snapshot = Some(snapshot);
                 journal.save(&journal_path)
             })?;
-            match t.kind {
+            match kind {
                 TransitionKind::Update => {
-                    self.swap_step(run, journal, t)?;
-                    self.database_step(run, journal, t)?;
+                    self.swap_step(run, journal)?;
+                    self.database_step(run, journal, migrator)?;
                 }
                 TransitionKind::Rollback => {
-                    self.database_step(run, journal, t)?;
-                    self.swap_step(run, journal, t)?;
+                    self.database_step(run, journal, migrator)?;
+                    self.swap_step(run, journal)?;
                 }
             }
             run.step(Step::Hooks, |run| {
@@ -777,8 +752,8 @@ impl Updater {
                 let ctx = HookContext {
                     event: HookEvent::AfterSwap,
                     app_dir: self.config.app_dir.clone(),
-                    from: t.from.clone(),
-                    to: t.to.clone(),
+                    from: from.clone(),
+                    to: to.clone(),
                 };
                 self.hooks.iter().try_for_each(|hook| hook.run(&ctx))
             })?;
@@ -789,7 +764,7 @@ impl Updater {
                 }
                 let ctx = HealthContext {
                     app_dir: self.config.app_dir.clone(),
-                    version: t.to.clone(),
+                    version: to.clone(),
                     deadline: Instant::now() + self.config.health_timeout,
                     // Lets an HTTP check through the maintenance page.
                     bypass_secret: bypass_secret.clone(),
@@ -859,14 +834,14 @@ impl Updater {
     }
 
     /// Plans and performs the swap (the plan is journaled before the first rename).
-    fn swap_step(&self, run: &mut Run<'_>, journal: &mut Journal, t: &Transition) -> Result<()> {
+    fn swap_step(&self, run: &mut Run<'_>, journal: &mut Journal) -> Result<()> {
         let journal_path = self.config.journal_path();
         run.step(Step::Swap, |_| {
             let reserved = self.config.reserved_names();
             let dirs = SwapDirs {
                 app_dir: &self.config.app_dir,
-                incoming: &t.incoming,
-                outgoing: &t.outgoing,
+                incoming: &journal.incoming,
+                outgoing: &journal.outgoing,
                 displaced: &self.config.state_subdir("displaced", &journal.id),
                 debris: &self.config.state_subdir("debris", &journal.id),
                 reserved: &reserved,
@@ -884,11 +859,11 @@ impl Updater {
         &self,
         run: &mut Run<'_>,
         journal: &mut Journal,
-        t: &Transition,
+        migrator: Option<&Arc<dyn Migrator>>,
     ) -> Result<()> {
         let journal_path = self.config.journal_path();
         run.step(Step::Migrate, |run| {
-            let Some(migrator) = &self.migrator else {
+            let Some(migrator) = migrator else {
                 run.skip("no migrator configured");
                 return Ok(());
             };
@@ -896,15 +871,15 @@ impl Updater {
             journal.save(&journal_path)?;
             let ctx = MigrationContext {
                 app_dir: self.config.app_dir.clone(),
-                from: t.from.clone(),
-                to: t.to.clone(),
+                from: journal.from.clone(),
+                to: journal.to.clone(),
             };
-            match t.kind {
+            match journal.kind {
                 TransitionKind::Update => migrator.migrate(&ctx),
                 // The context of the update being undone: revert goes back to its `from`.
                 TransitionKind::Rollback => migrator.revert(&MigrationContext {
-                    from: t.to.clone(),
-                    to: t.from.clone(),
+                    from: journal.to.clone(),
+                    to: journal.from.clone(),
                     ..ctx
                 }),
             }
@@ -1273,7 +1248,9 @@ impl Updater {
                 ),
             ));
         }
-        let snapshot_restore = match &self.migrator {
+        // Without down migrations (and with consent), the database step
+        // restores the snapshot taken before the update being undone.
+        let migrator: Option<Arc<dyn Migrator>> = match &self.migrator {
             Some(migrator) if !migrator.can_revert() => {
                 if !request.restore_database_snapshot {
                     return Err(Error::precondition(
@@ -1284,53 +1261,40 @@ impl Updater {
                         ),
                     ));
                 }
-                Some(kept.database_snapshot.clone().ok_or_else(|| {
+                let snapshot = kept.database_snapshot.clone().ok_or_else(|| {
                     Error::precondition("rollback", "no database snapshot was kept for that update")
-                })?)
+                })?;
+                let strategy = self.database_backup.clone().ok_or_else(|| {
+                    Error::precondition(
+                        "rollback",
+                        "restoring the snapshot needs the database backup strategy configured",
+                    )
+                })?;
+                Some(Arc::new(SnapshotRestore { strategy, snapshot }))
             }
-            _ => None,
+            other => other.clone(),
         };
         let mut record = UpdateRecord::new(kept.version.clone(), request.initiated_by.clone());
         record.previous_version = Some(installed.current.clone());
         record.update_type = Some(UpdateType::Downgrade);
-        let mut run = Run::start(
+        let (mut run, mut journal) = self.start_transition(
             record,
-            self.history.as_ref(),
-            self.failpoints.as_ref(),
+            TransitionKind::Rollback,
+            (installed.current.clone(), kept.version.clone()),
+            |_| kept.tree.clone(),
             observer,
         )?;
-        let id = transition_id(&kept.version);
-        let mut journal = Journal::begin(
-            id.clone(),
-            TransitionKind::Rollback,
-            run.record.id,
-            (installed.current.clone(), kept.version.clone()),
-            kept.tree.clone(),
-            self.config
-                .state_subdir("releases", &format!("{}-{id}", installed.current)),
-        );
-        journal.save(&self.config.journal_path())?;
-        let transition = Transition {
-            kind: TransitionKind::Rollback,
-            from: installed.current.clone(),
-            to: kept.version.clone(),
-            incoming: kept.tree.clone(),
-            outgoing: journal.outgoing.clone(),
-        };
-        let result = match snapshot_restore {
-            Some(snapshot) => {
-                self.run_window_restoring(&mut run, &mut journal, &transition, &snapshot)
-            }
-            None => self.run_window(&mut run, &mut journal, &transition),
-        }
-        .map(|window| UpdateReport {
-            update_id: run.record.id,
-            from: transition.from.clone(),
-            to: transition.to.clone(),
-            update_type: Some(UpdateType::Downgrade),
-            maintenance_window: window,
-            backup: None,
-        });
+        let (from, to) = (journal.from.clone(), journal.to.clone());
+        let result = self
+            .run_window(&mut run, &mut journal, migrator.as_ref())
+            .map(|window| UpdateReport {
+                update_id: run.record.id,
+                from,
+                to,
+                update_type: Some(UpdateType::Downgrade),
+                maintenance_window: window,
+                backup: None,
+            });
         match self.conclude(run, journal, result)? {
             ApplyOutcome::Updated(report) => Ok(report),
             ApplyOutcome::UpToDate { current } => Err(Error::precondition(
@@ -1340,37 +1304,36 @@ impl Updater {
         }
     }
 
-    /// A rollback whose database step restores the pre-update snapshot.
-    fn run_window_restoring(
-        &self,
-        run: &mut Run<'_>,
-        journal: &mut Journal,
-        t: &Transition,
-        snapshot: &Backup,
-    ) -> Result<Duration> {
-        let strategy = self.database_backup.clone().ok_or_else(|| {
-            Error::precondition(
-                "rollback",
-                "restoring the snapshot needs the database backup strategy configured",
-            )
-        })?;
-        let restoring = Updater {
-            config: self.config.clone(),
-            source: self.source.clone(),
-            history: self.history.clone(),
-            notifier: self.notifier.clone(),
-            maintenance: self.maintenance.clone(),
-            migrator: Some(Arc::new(SnapshotRestore {
-                strategy,
-                snapshot: snapshot.clone(),
-            })),
-            health_checks: self.health_checks.clone(),
-            hooks: self.hooks.clone(),
-            files_backup: None,
-            database_backup: self.database_backup.clone(),
-            failpoints: self.failpoints.clone(),
-        };
-        restoring.run_window(run, journal, t)
+    /// Records the attempt in history and writes its journal (`Preparing`):
+    /// from here on, a crash is cleaned up or undone by recovery.
+    fn start_transition<'a>(
+        &'a self,
+        record: UpdateRecord,
+        kind: TransitionKind,
+        (from, to): (Version, Version),
+        incoming: impl FnOnce(&str) -> PathBuf,
+        observer: &'a dyn ProgressObserver,
+    ) -> Result<(Run<'a>, Journal)> {
+        let run = Run::start(
+            record,
+            self.history.as_ref(),
+            self.failpoints.as_ref(),
+            observer,
+        )?;
+        let id = transition_id(&to);
+        let outgoing = self
+            .config
+            .state_subdir("releases", &format!("{from}-{id}"));
+        let journal = Journal::begin(
+            id.clone(),
+            kind,
+            run.record.id,
+            (from, to),
+            incoming(&id),
+            outgoing,
+        );
+        journal.save(&self.config.journal_path())?;
+        Ok((run, journal))
     }
 
     fn notice(&self, reason: String) -> MaintenanceNotice {
