@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use updater_core::backup::{Backup, BackupKind, BackupRequest, BackupStrategy};
-use updater_core::progress::ProgressObserver;
+use updater_core::progress::ProgressSink;
 
 use crate::database::{DatabaseEngine, dump_part, verify_part};
 use crate::files::FileBackup;
@@ -51,7 +51,7 @@ impl BackupStrategy for CompositeBackup {
     fn create(
         &self,
         request: &BackupRequest,
-        progress: &dyn ProgressObserver,
+        progress: &dyn ProgressSink,
     ) -> updater_core::Result<Backup> {
         let pending = PendingBackup::begin(self.catalog(), request, "full")?;
         let (mut parts, stats) =
@@ -83,11 +83,7 @@ impl BackupStrategy for CompositeBackup {
         Ok(outcome?)
     }
 
-    fn restore(
-        &self,
-        backup: &Backup,
-        progress: &dyn ProgressObserver,
-    ) -> updater_core::Result<()> {
+    fn restore(&self, backup: &Backup, progress: &dyn ProgressSink) -> updater_core::Result<()> {
         let catalog = self.catalog();
         let record = catalog.read_record(&backup.id)?;
         let dir = catalog.dir_of(&backup.id)?;

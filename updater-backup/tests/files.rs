@@ -16,7 +16,7 @@ use updater_backup::database::SqliteDatabase;
 use updater_backup::{BackupStatus, CompositeBackup, FileBackup, RetentionPolicy};
 use updater_core::backup::{BackupKind, BackupPurpose, BackupRequest, BackupStrategy};
 use updater_core::conformance::backup::ProtectedData;
-use updater_core::progress::{NoProgress, ProgressEvent};
+use updater_core::progress::{NoProgress, Progress};
 use updater_core::version::Version;
 
 fn request(version: Version) -> BackupRequest {
@@ -256,8 +256,8 @@ fn the_catalog_lists_backups_with_their_attributes_and_private_modes() {
         .with_retention(std::time::Duration::from_secs(3600))
         .build()
         .unwrap();
-    let events = Mutex::new(Vec::<ProgressEvent>::new());
-    let observer = |e: &ProgressEvent| events.lock().unwrap().push(e.clone());
+    let events = Mutex::new(Vec::<Progress>::new());
+    let observer = |e: &Progress| events.lock().unwrap().push(e.clone());
     let backup = strategy
         .create(&request(Version::new(2, 1, 0)), &observer)
         .unwrap();

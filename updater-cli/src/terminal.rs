@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use updater_core::pipeline::Step;
-use updater_core::progress::{ProgressEvent, ProgressObserver};
+use updater_core::progress::{ProgressEvent, ProgressObserver, ProgressSink};
 
 use crate::error::{CliError, Result};
 
@@ -114,6 +114,19 @@ impl ProgressObserver for Progress {
                 describe(event)
             );
         }
+    }
+}
+
+impl ProgressSink for Progress {
+    fn report(&self, progress: &updater_core::progress::Progress) {
+        self.on_progress(&ProgressEvent {
+            step: Step::Backup,
+            percent: progress.percent,
+            bytes_done: progress.bytes_done,
+            bytes_total: progress.bytes_total,
+            files_done: progress.files_done,
+            message: progress.message.clone(),
+        });
     }
 }
 

@@ -7,14 +7,14 @@
 //! Implementations (files as tar.gz, SQLite, PostgreSQL, MySQL, composite)
 //! live in `updater-backup`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
-use crate::progress::ProgressObserver;
+use crate::error::{Error, Result};
+use crate::progress::ProgressSink;
 use crate::version::Version;
 
 /// What a backup holds.
@@ -112,14 +112,22 @@ pub struct Backup {
 /// - [`verify`](Self::verify) reads the whole backup and fails with
 ///   [`Error::Integrity`](crate::Error::Integrity) when any byte is damaged.
 /// - [`restore`](Self::restore) makes the protected data equal to the backup,
-///   or fails without reporting success; it is idempotent.
+///   in place, or fails without reporting success; it is idempotent.
+/// - [`stage_files`](Self::stage_files) writes the files of a backup into a
+///   new directory instead of over the application, byte-for-byte as
+///   [`restore`](Self::restore) would leave them; the pipeline then swaps
+///   them in atomically ([`Updater::restore_backup`](crate::pipeline::Updater::restore_backup)).
+/// - [`restore_database`](Self::restore_database) restores only the database
+///   part of a backup; idempotent.
 /// - [`delete`](Self::delete) of a backup that is already gone succeeds.
 /// - Long operations report progress to the observer.
 ///
 /// # Implementing
 ///
 /// Required: everything but [`preflight`](Self::preflight) (which defaults to
-/// "nothing to check"). Run `updater_core::conformance::backup::run` (feature
+/// "nothing to check"), [`stage_files`](Self::stage_files) (defaults to
+/// "this strategy holds no files") and [`restore_database`](Self::restore_database)
+/// (defaults to [`restore`](Self::restore) for database-only backups). Run `updater_core::conformance::backup::run` (feature
 /// `conformance`) in a test.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait BackupStrategy: Send + Sync {
@@ -136,13 +144,50 @@ pub trait BackupStrategy: Send + Sync {
     }
 
     /// Takes a backup.
-    fn create(&self, request: &BackupRequest, progress: &dyn ProgressObserver) -> Result<Backup>;
+    fn create(&self, request: &BackupRequest, progress: &dyn ProgressSink) -> Result<Backup>;
 
     /// Checks the backup is complete and undamaged.
     fn verify(&self, backup: &Backup) -> Result<()>;
 
-    /// Restores the backup.
-    fn restore(&self, backup: &Backup, progress: &dyn ProgressObserver) -> Result<()>;
+    /// Restores the backup in place.
+    fn restore(&self, backup: &Backup, progress: &dyn ProgressSink) -> Result<()>;
+
+    /// Writes the files of `backup` into `target` — a directory that does
+    /// not exist yet, on the application's file system — exactly as
+    /// [`restore`](Self::restore) would leave the application directory,
+    /// without touching the application.
+    fn stage_files(
+        &self,
+        backup: &Backup,
+        target: &Path,
+        _progress: &dyn ProgressSink,
+    ) -> Result<()> {
+        Err(Error::precondition(
+            "stage backup files",
+            format!(
+                "{} cannot stage the files of backup {} into {}",
+                self.describe(),
+                backup.id,
+                target.display()
+            ),
+        ))
+    }
+
+    /// Restores only the database part of `backup`.
+    fn restore_database(&self, backup: &Backup, progress: &dyn ProgressSink) -> Result<()> {
+        match backup.kind {
+            BackupKind::DatabaseOnly => self.restore(backup, progress),
+            kind => Err(Error::precondition(
+                "restore database",
+                format!(
+                    "{} cannot restore the database part of the {} backup {}",
+                    self.describe(),
+                    kind.as_str(),
+                    backup.id
+                ),
+            )),
+        }
+    }
 
     /// Deletes the backup.
     fn delete(&self, backup: &Backup) -> Result<()>;
@@ -157,12 +202,18 @@ macro_rules! forward_backup {
             fn describe(&self) -> String { (**self).describe() }
             fn kind(&self) -> BackupKind { (**self).kind() }
             fn preflight(&self) -> Result<()> { (**self).preflight() }
-            fn create(&self, request: &BackupRequest, progress: &dyn ProgressObserver) -> Result<Backup> {
+            fn create(&self, request: &BackupRequest, progress: &dyn ProgressSink) -> Result<Backup> {
                 (**self).create(request, progress)
             }
             fn verify(&self, backup: &Backup) -> Result<()> { (**self).verify(backup) }
-            fn restore(&self, backup: &Backup, progress: &dyn ProgressObserver) -> Result<()> {
+            fn restore(&self, backup: &Backup, progress: &dyn ProgressSink) -> Result<()> {
                 (**self).restore(backup, progress)
+            }
+            fn stage_files(&self, backup: &Backup, target: &Path, progress: &dyn ProgressSink) -> Result<()> {
+                (**self).stage_files(backup, target, progress)
+            }
+            fn restore_database(&self, backup: &Backup, progress: &dyn ProgressSink) -> Result<()> {
+                (**self).restore_database(backup, progress)
             }
             fn delete(&self, backup: &Backup) -> Result<()> { (**self).delete(backup) }
             fn size(&self, backup: &Backup) -> Result<u64> { (**self).size(backup) }

@@ -127,7 +127,7 @@ pub enum Error {
     #[error("step `{step}` failed: {source}")]
     Step {
         /// The step that failed.
-        step: crate::pipeline::Step,
+        step: crate::step::Step,
         /// The error the step returned.
         #[source]
         source: Box<Error>,
@@ -139,7 +139,7 @@ pub enum Error {
         /// The version that was being installed.
         version: String,
         /// The step that failed.
-        step: crate::pipeline::Step,
+        step: crate::step::Step,
         /// The original failure.
         #[source]
         cause: Box<Error>,

@@ -2,7 +2,7 @@
 //! or a simulated crash, to prove that every step rolls back or recovers.
 //!
 //! The pipeline calls [`Failpoints::hit`] with `before:<step>` and
-//! `after:<step>` around every [`Step`](crate::pipeline::Step), with
+//! `after:<step>` around every [`Step`](crate::step::Step), with
 //! `swap:move:<i>` / `swap:undo:<i>` after each rename of the swap, and with
 //! `recover:<phase>` inside recovery. Production code uses [`NoFailpoints`].
 //!

@@ -19,7 +19,7 @@ use crate::backup::Backup;
 use crate::durable;
 use crate::error::{Error, Result};
 use crate::install::SwapPlan;
-use crate::pipeline::Step;
+use crate::step::Step;
 use crate::version::Version;
 
 /// The journal file format version.

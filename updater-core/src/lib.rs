@@ -134,6 +134,8 @@ pub mod pipeline;
 pub mod progress;
 pub mod release;
 pub mod source;
+pub mod step;
 pub mod version;
 
 pub use error::{Error, Result};
+pub use step::Step;

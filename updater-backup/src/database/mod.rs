@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use updater_core::backup::{Backup, BackupKind, BackupRequest, BackupStrategy};
-use updater_core::progress::ProgressObserver;
+use updater_core::progress::ProgressSink;
 
 #[cfg(feature = "mysql")]
 pub use mysql::MysqlDatabase;
@@ -60,13 +60,13 @@ pub trait DatabaseEngine: Send + Sync + std::fmt::Debug {
     fn preflight(&self) -> Result<()>;
 
     /// Writes a consistent snapshot to `dest`.
-    fn dump(&self, dest: &Path, progress: &dyn ProgressObserver) -> Result<()>;
+    fn dump(&self, dest: &Path, progress: &dyn ProgressSink) -> Result<()>;
 
     /// Checks the dump's structure (its SHA-256 is checked by the caller).
     fn check_dump(&self, dump: &Path) -> Result<()>;
 
     /// Replaces the database's content with the dump.
-    fn restore(&self, dump: &Path, progress: &dyn ProgressObserver) -> Result<()>;
+    fn restore(&self, dump: &Path, progress: &dyn ProgressSink) -> Result<()>;
 }
 
 /// Backs up one database into a backup directory.
@@ -106,7 +106,7 @@ impl DatabaseBackup {
 pub(crate) fn dump_part(
     engine: &dyn DatabaseEngine,
     dir: &Path,
-    progress: &dyn ProgressObserver,
+    progress: &dyn ProgressSink,
 ) -> Result<PartRecord> {
     let file = engine.dump_file_name();
     let path = dir.join(file);
@@ -168,13 +168,13 @@ pub(crate) struct CountingWriter<'a, W> {
     pub(crate) inner: W,
     pub(crate) written: u64,
     reported: u64,
-    progress: &'a dyn ProgressObserver,
+    progress: &'a dyn ProgressSink,
     label: &'static str,
 }
 
 #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
 impl<'a, W> CountingWriter<'a, W> {
-    pub(crate) fn new(inner: W, progress: &'a dyn ProgressObserver, label: &'static str) -> Self {
+    pub(crate) fn new(inner: W, progress: &'a dyn ProgressSink, label: &'static str) -> Self {
         CountingWriter {
             inner,
             written: 0,
@@ -191,15 +191,13 @@ impl<W: Write> Write for CountingWriter<'_, W> {
         self.written += n as u64;
         if self.written - self.reported >= 4 << 20 {
             self.reported = self.written;
-            self.progress
-                .on_progress(&updater_core::progress::ProgressEvent {
-                    step: updater_core::pipeline::Step::Backup,
-                    percent: 0,
-                    bytes_done: self.written,
-                    bytes_total: None,
-                    files_done: 0,
-                    message: format!("{}: {} MiB", self.label, self.written >> 20),
-                });
+            self.progress.report(&updater_core::progress::Progress {
+                percent: 0,
+                bytes_done: self.written,
+                bytes_total: None,
+                files_done: 0,
+                message: format!("{}: {} MiB", self.label, self.written >> 20),
+            });
         }
         Ok(n)
     }
@@ -208,9 +206,8 @@ impl<W: Write> Write for CountingWriter<'_, W> {
     }
 }
 
-pub(crate) fn report_done(progress: &dyn ProgressObserver, bytes: u64, message: String) {
-    progress.on_progress(&updater_core::progress::ProgressEvent {
-        step: updater_core::pipeline::Step::Backup,
+pub(crate) fn report_done(progress: &dyn ProgressSink, bytes: u64, message: String) {
+    progress.report(&updater_core::progress::Progress {
         percent: 100,
         bytes_done: bytes,
         bytes_total: Some(bytes),
@@ -236,7 +233,7 @@ impl BackupStrategy for DatabaseBackup {
     fn create(
         &self,
         request: &BackupRequest,
-        progress: &dyn ProgressObserver,
+        progress: &dyn ProgressSink,
     ) -> updater_core::Result<Backup> {
         let pending = PendingBackup::begin(&self.catalog, request, "database")?;
         let part = dump_part(&*self.engine, &pending.dir, progress)?;
@@ -265,11 +262,7 @@ impl BackupStrategy for DatabaseBackup {
         Ok(outcome?)
     }
 
-    fn restore(
-        &self,
-        backup: &Backup,
-        progress: &dyn ProgressObserver,
-    ) -> updater_core::Result<()> {
+    fn restore(&self, backup: &Backup, progress: &dyn ProgressSink) -> updater_core::Result<()> {
         let record = self.catalog.read_record(&backup.id)?;
         let dir = self.catalog.dir_of(&backup.id)?;
         let dump = verify_part(&*self.engine, &dir, &record)?;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use flate2::Compression;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
-use updater_core::progress::ProgressObserver;
+use updater_core::progress::ProgressSink;
 
 use super::process::{SecretFile, ToolRun, find_tool, tool_version};
 use super::server::{ServerSettings, server_settings_builder};
@@ -105,7 +105,7 @@ impl DatabaseEngine for MysqlDatabase {
         Ok(())
     }
 
-    fn dump(&self, dest: &Path, progress: &dyn ProgressObserver) -> Result<()> {
+    fn dump(&self, dest: &Path, progress: &dyn ProgressSink) -> Result<()> {
         let tool = self.dump_tool()?;
         let options = self.options_file()?;
         let file = fs::OpenOptions::new()
@@ -180,7 +180,7 @@ impl DatabaseEngine for MysqlDatabase {
         Ok(())
     }
 
-    fn restore(&self, dump: &Path, progress: &dyn ProgressObserver) -> Result<()> {
+    fn restore(&self, dump: &Path, progress: &dyn ProgressSink) -> Result<()> {
         let client = self.client_tool()?;
         let options = self.options_file()?;
         let mut file = fs::File::open(dump).map_err(|e| BackupError::io("open", dump, e))?;

@@ -18,7 +18,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use updater_core::progress::ProgressObserver;
+use updater_core::progress::ProgressSink;
 
 use super::process::{SecretFile, ToolRun, find_tool, tool_version};
 use super::server::{ServerSettings, server_settings_builder};
@@ -143,7 +143,7 @@ impl DatabaseEngine for PostgresDatabase {
         Ok(())
     }
 
-    fn dump(&self, dest: &Path, progress: &dyn ProgressObserver) -> Result<()> {
+    fn dump(&self, dest: &Path, progress: &dyn ProgressSink) -> Result<()> {
         let pg_dump = self.tool("pg_dump")?;
         let passfile = self.passfile()?;
         let file = fs::OpenOptions::new()
@@ -202,7 +202,7 @@ impl DatabaseEngine for PostgresDatabase {
         Ok(())
     }
 
-    fn restore(&self, dump: &Path, progress: &dyn ProgressObserver) -> Result<()> {
+    fn restore(&self, dump: &Path, progress: &dyn ProgressSink) -> Result<()> {
         let pg_restore = self.tool("pg_restore")?;
         let psql = self.tool("psql")?;
         let passfile = self.passfile()?;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
-use updater_core::progress::ProgressObserver;
+use updater_core::progress::ProgressSink;
 
 use super::{DatabaseEngine, report_done};
 use crate::error::{BackupError, Result};
@@ -86,7 +86,7 @@ impl DatabaseEngine for SqliteDatabase {
         Ok(())
     }
 
-    fn dump(&self, dest: &Path, progress: &dyn ProgressObserver) -> Result<()> {
+    fn dump(&self, dest: &Path, progress: &dyn ProgressSink) -> Result<()> {
         let connection = self.open(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         let target = dest.to_str().ok_or_else(|| BackupError::NonUtf8Path {
             path: dest.to_string_lossy().into_owned(),
@@ -114,7 +114,7 @@ impl DatabaseEngine for SqliteDatabase {
         Ok(())
     }
 
-    fn restore(&self, dump: &Path, progress: &dyn ProgressObserver) -> Result<()> {
+    fn restore(&self, dump: &Path, progress: &dyn ProgressSink) -> Result<()> {
         let dir = updater_core::durable::parent_of(&self.path);
         let name = self
             .path

@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
-use updater_core::pipeline::Step;
-use updater_core::progress::{ProgressEvent, ProgressObserver};
+use updater_core::progress::{Progress, ProgressSink};
 
 use super::format::{
     EntryType, HeaderFields, MemberEncoder, header_bytes, looks_incompressible, padding,
@@ -217,7 +216,7 @@ enum Chunk {
 pub(crate) struct ArchiveSettings<'a> {
     pub(crate) level: u32,
     pub(crate) pool: &'a rayon::ThreadPool,
-    pub(crate) progress: &'a dyn ProgressObserver,
+    pub(crate) progress: &'a dyn ProgressSink,
 }
 
 /// Writes the archive of `walked` to `archive_path`. Returns the manifest
@@ -397,10 +396,9 @@ fn job_index(job: &Job) -> usize {
     }
 }
 
-fn report(progress: &dyn ProgressObserver, bytes_done: u64, bytes_total: u64, files_done: u64) {
+fn report(progress: &dyn ProgressSink, bytes_done: u64, bytes_total: u64, files_done: u64) {
     let percent = super::percent(bytes_done, bytes_total);
-    progress.on_progress(&ProgressEvent {
-        step: Step::Backup,
+    progress.report(&Progress {
         percent,
         bytes_done,
         bytes_total: Some(bytes_total),

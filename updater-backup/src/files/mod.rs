@@ -15,7 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use updater_core::backup::{Backup, BackupKind, BackupRequest, BackupStrategy};
-use updater_core::progress::ProgressObserver;
+use updater_core::progress::ProgressSink;
 
 pub use create::CreateStats;
 pub use format::EntryType;
@@ -226,7 +226,7 @@ impl FileBackup {
     pub fn create_with_stats(
         &self,
         request: &BackupRequest,
-        progress: &dyn ProgressObserver,
+        progress: &dyn ProgressSink,
     ) -> Result<(Backup, CreateStats)> {
         let pending = PendingBackup::begin(&self.catalog, request, "files")?;
         let (parts, stats) = self.create_into(&pending.dir, pending.created_at, progress)?;
@@ -248,7 +248,7 @@ impl FileBackup {
         &self,
         dir: &Path,
         created_at: DateTime<Utc>,
-        progress: &dyn ProgressObserver,
+        progress: &dyn ProgressSink,
     ) -> Result<(Vec<PartRecord>, CreateStats)> {
         let started = std::time::Instant::now();
         let base = if self.incremental {
@@ -363,7 +363,7 @@ impl FileBackup {
         dir: &Path,
         record: &BackupRecord,
         target: &Path,
-        progress: &dyn ProgressObserver,
+        progress: &dyn ProgressSink,
     ) -> Result<RestoreStats> {
         let manifest = read_manifest(dir, record)?;
         let archive_path = dir.join(ARCHIVE_FILE);
@@ -392,7 +392,7 @@ impl FileBackup {
         &self,
         backup: &Backup,
         target: &Path,
-        progress: &dyn ProgressObserver,
+        progress: &dyn ProgressSink,
     ) -> Result<RestoreStats> {
         let record = self.catalog.read_record(&backup.id)?;
         let dir = self.catalog.dir_of(&backup.id)?;
@@ -403,7 +403,7 @@ impl FileBackup {
     pub fn restore_with_stats(
         &self,
         backup: &Backup,
-        progress: &dyn ProgressObserver,
+        progress: &dyn ProgressSink,
     ) -> Result<RestoreStats> {
         self.restore_to(backup, &self.source.clone(), progress)
     }
@@ -518,7 +518,7 @@ impl BackupStrategy for FileBackup {
     fn create(
         &self,
         request: &BackupRequest,
-        progress: &dyn ProgressObserver,
+        progress: &dyn ProgressSink,
     ) -> updater_core::Result<Backup> {
         Ok(self.create_with_stats(request, progress)?.0)
     }
@@ -531,11 +531,7 @@ impl BackupStrategy for FileBackup {
         Ok(outcome?)
     }
 
-    fn restore(
-        &self,
-        backup: &Backup,
-        progress: &dyn ProgressObserver,
-    ) -> updater_core::Result<()> {
+    fn restore(&self, backup: &Backup, progress: &dyn ProgressSink) -> updater_core::Result<()> {
         self.restore_with_stats(backup, progress)?;
         Ok(())
     }

@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
-use updater_core::pipeline::Step;
-use updater_core::progress::{ProgressEvent, ProgressObserver};
+use updater_core::progress::{Progress, ProgressSink};
 
 use super::create::walk;
 use super::format::{EntryType, MemberReader};
@@ -45,7 +44,7 @@ pub(crate) fn restore_tree(
     archive_path: &Path,
     manifest: &Manifest,
     pool: &rayon::ThreadPool,
-    progress: &dyn ProgressObserver,
+    progress: &dyn ProgressSink,
     sync: bool,
 ) -> Result<RestoreStats> {
     let started = Instant::now();
@@ -137,7 +136,7 @@ pub(crate) fn restore_tree(
                 let bytes = bytes_done.fetch_add(entry.size, Ordering::Relaxed) + entry.size;
                 let files = files_done.fetch_add(1, Ordering::Relaxed) + 1;
                 if files.is_multiple_of(256) {
-                    progress.on_progress(&event(bytes, bytes_total, files));
+                    progress.report(&event(bytes, bytes_total, files));
                 }
                 Ok::<(), BackupError>(())
             })
@@ -175,15 +174,14 @@ pub(crate) fn restore_tree(
         rustix::fs::syncfs(&dir)
             .map_err(|e| BackupError::io("sync file system of", target, e.into()))?;
     }
-    progress.on_progress(&event(stats.bytes_written, bytes_total, stats.files));
+    progress.report(&event(stats.bytes_written, bytes_total, stats.files));
     stats.elapsed = started.elapsed();
     Ok(stats)
 }
 
-fn event(bytes_done: u64, bytes_total: u64, files_done: u64) -> ProgressEvent {
+fn event(bytes_done: u64, bytes_total: u64, files_done: u64) -> Progress {
     let percent = super::percent(bytes_done, bytes_total);
-    ProgressEvent {
-        step: Step::Backup,
+    Progress {
         percent,
         bytes_done,
         bytes_total: Some(bytes_total),

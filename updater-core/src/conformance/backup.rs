@@ -27,7 +27,7 @@ use std::sync::Mutex;
 
 use crate::backup::{Backup, BackupPurpose, BackupRequest, BackupStrategy};
 use crate::error::Error;
-use crate::progress::{ProgressEvent, ProgressObserver};
+use crate::progress::{Progress, ProgressSink};
 use crate::version::Version;
 
 /// The data a strategy protects, as the suite sees it.
@@ -52,13 +52,13 @@ pub struct Options<'a> {
 
 #[derive(Default)]
 struct Recorder {
-    events: Mutex<Vec<ProgressEvent>>,
+    events: Mutex<Vec<Progress>>,
 }
 
-impl ProgressObserver for Recorder {
-    fn on_progress(&self, event: &ProgressEvent) {
+impl ProgressSink for Recorder {
+    fn report(&self, progress: &Progress) {
         if let Ok(mut events) = self.events.lock() {
-            events.push(event.clone());
+            events.push(progress.clone());
         }
     }
 }

@@ -22,11 +22,11 @@
 
 mod config;
 mod run;
-mod step;
+
 mod updater;
 
+pub use crate::step::Step;
 pub use config::{DEFAULT_PRESERVED, STATE_DIR_NAME, UpdaterBuilder, UpdaterConfig};
-pub use step::Step;
 pub use updater::{
     ApplyOutcome, ApplyRequest, CheckReport, RecoveryAction, RecoveryReport, RollbackRequest,
     StatusReport, UpdateReport, Updater,

@@ -5,9 +5,9 @@ use chrono::Utc;
 use crate::error::{Error, Result};
 use crate::failpoint::Failpoints;
 use crate::history::{HistoryStore, StepOutcome, StepRecord, UpdateRecord, UpdateStatus};
-use crate::progress::{ProgressEvent, ProgressObserver};
+use crate::progress::{Progress, ProgressEvent, ProgressObserver, ProgressSink};
 
-use super::Step;
+use crate::step::Step;
 
 /// Overall progress when `step` starts.
 pub(crate) fn percent_at(step: Step) -> u8 {
@@ -159,21 +159,25 @@ impl<'a> Run<'a> {
 }
 
 /// Passes an implementation's own progress (0–100 % of its work) on to the
-/// caller's observer, rescaled into the overall span of `step`.
+/// caller's observer as events of `step`, rescaled into the step's span of
+/// the overall percentage.
 pub(crate) struct ScaledObserver<'a> {
     pub(crate) inner: &'a dyn ProgressObserver,
     pub(crate) step: Step,
 }
 
-impl ProgressObserver for ScaledObserver<'_> {
-    fn on_progress(&self, event: &ProgressEvent) {
+impl ProgressSink for ScaledObserver<'_> {
+    fn report(&self, progress: &Progress) {
         let (start, end) = percent_span(self.step);
-        let inner = u16::from(event.percent.min(100));
+        let inner = u16::from(progress.percent.min(100));
         let scaled = u16::from(start) + inner * u16::from(end - start) / 100;
         self.inner.on_progress(&ProgressEvent {
             step: self.step,
             percent: u8::try_from(scaled).unwrap_or(end),
-            ..event.clone()
+            bytes_done: progress.bytes_done,
+            bytes_total: progress.bytes_total,
+            files_done: progress.files_done,
+            message: progress.message.clone(),
         });
     }
 }

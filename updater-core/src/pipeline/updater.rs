@@ -26,9 +26,9 @@ use crate::release::{Asset, Release};
 use crate::source::ReleaseSource;
 use crate::version::{UpdateType, Version};
 
-use super::Step;
 use super::config::UpdaterConfig;
 use super::run::{Run, ScaledObserver, percent_span};
+use crate::step::Step;
 
 /// The updater: check, apply, rollback, recover, status. Build it with
 /// [`UpdaterBuilder`](super::UpdaterBuilder).
@@ -1363,7 +1363,13 @@ impl Updater {
             self.maintenance.as_ref(),
             &self.notice(format!("Restoring backup {}", backup.id)),
         )?;
-        strategy.restore(backup, observer)?;
+        strategy.restore(
+            backup,
+            &ScaledObserver {
+                inner: observer,
+                step: Step::Backup,
+            },
+        )?;
         if backup.kind != crate::backup::BackupKind::DatabaseOnly {
             let mut installed = self.installed_state()?;
             if installed.current != backup.version {

@@ -19,7 +19,7 @@ use updater_core::backup::{Backup, BackupKind, BackupRequest, BackupStrategy};
 use updater_core::history::InMemoryHistoryStore;
 use updater_core::migrate::{MigrationContext, Migrator};
 use updater_core::pipeline::UpdaterBuilder;
-use updater_core::progress::ProgressObserver;
+use updater_core::progress::ProgressSink;
 use updater_core::source::LocalDirectorySource;
 use updater_core::version::Version;
 use updater_core::{Error, Result};
@@ -178,7 +178,7 @@ impl BackupStrategy for FakeDatabaseBackup {
     fn kind(&self) -> BackupKind {
         BackupKind::DatabaseOnly
     }
-    fn create(&self, request: &BackupRequest, _p: &dyn ProgressObserver) -> Result<Backup> {
+    fn create(&self, request: &BackupRequest, _p: &dyn ProgressSink) -> Result<Backup> {
         let id = format!(
             "db-{}-{}",
             request.version,
@@ -212,7 +212,7 @@ impl BackupStrategy for FakeDatabaseBackup {
             Err(Error::integrity("fake backup", "missing"))
         }
     }
-    fn restore(&self, backup: &Backup, _p: &dyn ProgressObserver) -> Result<()> {
+    fn restore(&self, backup: &Backup, _p: &dyn ProgressSink) -> Result<()> {
         let dir = backup.database_path.clone().unwrap();
         for name in ["schema", "rows"] {
             fs::copy(dir.join(name), self.db.dir.join(name)).unwrap();

@@ -1,3 +1,7 @@
+//! The steps of the pipeline ([`Step`]): the vocabulary shared by history,
+//! progress events, the journal and errors. A bottom module: it depends on
+//! nothing else in the crate.
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
