@@ -133,6 +133,7 @@ pub mod package;
 pub mod pipeline;
 pub mod progress;
 pub mod release;
+pub mod secret;
 pub mod source;
 pub mod step;
 pub mod version;
