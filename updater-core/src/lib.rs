@@ -136,6 +136,7 @@ pub mod release;
 pub mod secret;
 pub mod source;
 pub mod step;
+pub mod tree;
 pub mod version;
 
 pub use error::{Error, Result};
