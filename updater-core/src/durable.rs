@@ -5,9 +5,9 @@
 //! directory: after it returns, the file holds either the old or the new
 //! content, also across a power loss.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -65,33 +65,22 @@ fn replace(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".to_string());
-    let temp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temp)
-        .map_err(|e| Error::io("create", &temp, e))?;
-    let written = file
-        .write_all(bytes)
-        .map_err(|e| Error::io("write", &temp, e))
-        .and_then(|()| {
-            if durable {
-                file.sync_all().map_err(|e| Error::io("fsync", &temp, e))
-            } else {
-                Ok(())
-            }
-        });
-    drop(file);
-    if let Err(e) = written {
-        let _ = fs::remove_file(&temp);
-        return Err(e);
+    // A random name created with O_EXCL: never follows or reuses anything.
+    let mut temp = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}."))
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("create a temporary file in", dir, e))?;
+    temp.write_all(bytes)
+        .map_err(|e| Error::io("write", temp.path(), e))?;
+    if durable {
+        temp.as_file()
+            .sync_all()
+            .map_err(|e| Error::io("fsync", temp.path(), e))?;
     }
-    if let Err(e) = fs::rename(&temp, path) {
-        let _ = fs::remove_file(&temp);
-        return Err(Error::io("rename into place", path, e));
-    }
+    temp.persist(path)
+        .map_err(|e| Error::io("rename into place", path, e.error))?;
     if durable { sync_dir(dir) } else { Ok(()) }
 }
 

@@ -153,12 +153,17 @@ pub enum Error {
         reason: String,
     },
 
-    /// A simulated crash from a test failpoint: the pipeline stops at once and
-    /// runs no cleanup, exactly as if the process had been killed.
-    #[error("simulated crash at failpoint `{point}`")]
-    SimulatedCrash {
-        /// The failpoint that fired.
-        point: String,
+    /// Application data and the new release want the same paths, or shipped
+    /// files were modified in place, and the configured policy is to refuse.
+    /// Nothing was changed.
+    #[error(
+        "the update would overwrite application data or local changes ({} paths): {}; move them, or set the conflict policy to keep-local or take-release",
+        conflicts.len(),
+        conflicts.join("; ")
+    )]
+    ApplicationData {
+        /// Every conflicting path, with why.
+        conflicts: Vec<String>,
     },
 
     /// Any other error from an implementation (a backend's own error type).
@@ -315,15 +320,6 @@ impl Error {
         Error::Other {
             context: context.into(),
             source: source.into(),
-        }
-    }
-
-    /// Whether this is a simulated crash (tests only): no cleanup may run.
-    pub fn is_simulated_crash(&self) -> bool {
-        match self {
-            Error::SimulatedCrash { .. } => true,
-            Error::Step { source, .. } => source.is_simulated_crash(),
-            _ => false,
         }
     }
 }

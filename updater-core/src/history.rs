@@ -38,6 +38,9 @@ pub enum UpdateStatus {
     Failed,
     /// Failed after the swap began and was rolled back; the old release runs.
     RolledBack,
+    /// Failed, and undoing it failed too: recovery stopped for an operator,
+    /// keeping both trees (see the error message).
+    NeedsOperator,
 }
 
 impl UpdateStatus {
@@ -51,6 +54,7 @@ impl UpdateStatus {
             UpdateStatus::Completed => "completed",
             UpdateStatus::Failed => "failed",
             UpdateStatus::RolledBack => "rolled_back",
+            UpdateStatus::NeedsOperator => "needs_operator",
         }
     }
 
@@ -64,6 +68,7 @@ impl UpdateStatus {
             "completed" => UpdateStatus::Completed,
             "failed" => UpdateStatus::Failed,
             "rolled_back" => UpdateStatus::RolledBack,
+            "needs_operator" => UpdateStatus::NeedsOperator,
             other => {
                 return Err(Error::invalid(
                     format!("update status {other:?}"),

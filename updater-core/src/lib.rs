@@ -116,15 +116,14 @@ pub mod backup;
 pub mod command;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod data;
 pub mod durable;
 pub mod error;
-pub mod failpoint;
 pub mod health;
 pub mod history;
 pub mod hook;
-pub mod install;
-pub mod journal;
-pub mod lock;
+mod install;
+mod lock;
 pub mod maintenance;
 pub mod manifest;
 pub mod migrate;
@@ -139,5 +138,20 @@ pub mod step;
 pub mod tree;
 pub mod version;
 
+pub use backup::BackupStrategy;
+pub use data::ConflictPolicy;
 pub use error::{Error, Result};
+pub use health::HealthCheck;
+pub use history::HistoryStore;
+pub use hook::Hook;
+pub use lock::LockRecord;
+pub use maintenance::MaintenanceSwitch;
+pub use migrate::Migrator;
+pub use notify::Notifier;
+pub use pipeline::{
+    ApplyOutcome, ApplyRequest, CheckReport, RecoveryAction, RecoveryReport, RestoreRequest,
+    RollbackRequest, StatusReport, UpdateReport, Updater, UpdaterBuilder, UpdaterConfig,
+};
+pub use progress::{ProgressEvent, ProgressObserver};
+pub use source::ReleaseSource;
 pub use step::Step;

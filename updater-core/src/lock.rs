@@ -58,18 +58,18 @@ impl std::fmt::Display for LockRecord {
 
 /// A held update lock; released when dropped.
 #[derive(Debug)]
-pub struct UpdateLock {
+pub(crate) struct UpdateLock {
     file: File,
     path: PathBuf,
 }
 
 /// The result of [`UpdateLock::acquire`].
 #[derive(Debug)]
-pub struct LockAcquired {
+pub(crate) struct LockAcquired {
     /// The lock, held until dropped.
-    pub lock: UpdateLock,
+    pub(crate) lock: UpdateLock,
     /// The record of a previous holder that died without releasing it.
-    pub stale: Option<LockRecord>,
+    pub(crate) stale: Option<LockRecord>,
 }
 
 impl std::ops::Deref for LockAcquired {
@@ -98,7 +98,7 @@ fn read_record(file: &mut File) -> Option<LockRecord> {
 impl UpdateLock {
     /// Takes the lock at `path` for `owner`, or fails with [`Error::Locked`]
     /// naming the live holder. Creates the file (0600) if needed.
-    pub fn acquire(path: &Path, owner: &str) -> Result<LockAcquired> {
+    pub(crate) fn acquire(path: &Path, owner: &str) -> Result<LockAcquired> {
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -154,7 +154,7 @@ impl UpdateLock {
     /// `acquire` fail). Read from the record: a record whose process is gone
     /// from this host is stale, not a holder. Only [`acquire`](Self::acquire)
     /// decides; this is for status displays.
-    pub fn holder(path: &Path) -> Result<Option<LockRecord>> {
+    pub(crate) fn holder(path: &Path) -> Result<Option<LockRecord>> {
         let mut file = match File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -168,17 +168,12 @@ impl UpdateLock {
     /// Clears a stale lock record for an operator (`updater unlock --force`).
     /// Refuses while a live process holds the lock, naming it. Returns the
     /// record that was cleared.
-    pub fn force_clear(path: &Path) -> Result<Option<LockRecord>> {
+    pub(crate) fn force_clear(path: &Path) -> Result<Option<LockRecord>> {
         if !crate::durable::exists(path) {
             return Ok(None);
         }
         let acquired = Self::acquire(path, "force-unlock")?;
         Ok(acquired.stale)
-    }
-
-    /// The lock file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 

@@ -58,19 +58,35 @@ impl std::fmt::Debug for MaintenanceNotice {
 
 impl MaintenanceNotice {
     /// A 503 notice starting now and expiring after `max_duration`, with a
-    /// fresh random bypass secret.
-    pub fn new(reason: impl Into<String>, max_duration: std::time::Duration) -> Self {
+    /// fresh random bypass secret from the operating system's generator
+    /// (an error when it is unavailable: never a guessable secret).
+    pub fn new(reason: impl Into<String>, max_duration: std::time::Duration) -> Result<Self> {
         let now = Utc::now();
         let expires =
             chrono::Duration::from_std(max_duration).unwrap_or(chrono::Duration::hours(1));
-        MaintenanceNotice {
+        Ok(MaintenanceNotice {
             started_at: now,
             reason: reason.into(),
             retry_after_secs: 60,
             http_status: 503,
             expires_at: now + expires,
-            bypass_secret: Some(random_token()),
+            bypass_secret: Some(random_token()?),
             set_by_updater: true,
+        })
+    }
+
+    /// A notice for maintenance someone else turned on (no secret, not the
+    /// updater's to lift), as a status display shows it.
+    pub fn external(reason: impl Into<String>) -> Self {
+        let now = Utc::now();
+        MaintenanceNotice {
+            started_at: now,
+            reason: reason.into(),
+            retry_after_secs: 60,
+            http_status: 503,
+            expires_at: now + chrono::Duration::hours(1),
+            bypass_secret: None,
+            set_by_updater: false,
         }
     }
 
@@ -80,18 +96,24 @@ impl MaintenanceNotice {
     }
 }
 
-/// 32 random hex characters from the operating system's generator.
-pub(crate) fn random_token() -> String {
+/// 32 random hex characters from the operating system's generator
+/// (`getrandom`); an error, never a weaker fallback, when it fails.
+pub(crate) fn random_token() -> Result<String> {
     let mut bytes = [0u8; 16];
-    let filled = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
-    if filled.is_err() {
-        // Fall back to time and pid: not secret-grade, but never reached on Linux.
-        let seed = Utc::now().timestamp_nanos_opt().unwrap_or_default() as u128
-            ^ u128::from(std::process::id());
-        bytes = seed.to_le_bytes();
+    let mut filled = 0;
+    while filled < bytes.len() {
+        match rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => filled += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => {
+                return Err(Error::unavailable(
+                    "operating system random number generator",
+                    format!("getrandom failed: {e}"),
+                ));
+            }
+        }
     }
-    hex::encode(bytes)
+    Ok(hex::encode(bytes))
 }
 
 /// Turns the application's maintenance mode on and off.
@@ -117,6 +139,14 @@ pub trait MaintenanceSwitch: Send + Sync {
     fn disable(&self) -> Result<()>;
     /// The current notice, or `None` when off.
     fn status(&self) -> Result<Option<MaintenanceNotice>>;
+
+    /// Files inside the application directory where the switch keeps its
+    /// state while maintenance is on (a flag file). The pipeline keeps them
+    /// visible at their path during the whole swap, also when their
+    /// directory is swapped. Default: none.
+    fn tree_files(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
 }
 
 macro_rules! forward_switch {
@@ -126,6 +156,7 @@ macro_rules! forward_switch {
             fn enable(&self, notice: &MaintenanceNotice) -> Result<()> { (**self).enable(notice) }
             fn disable(&self) -> Result<()> { (**self).disable() }
             fn status(&self) -> Result<Option<MaintenanceNotice>> { (**self).status() }
+            fn tree_files(&self) -> Vec<PathBuf> { (**self).tree_files() }
         }
     )*};
 }
@@ -141,7 +172,7 @@ forward_switch!(&T, Box<T>, Arc<T>);
 ///
 /// let dir = tempfile::tempdir()?;
 /// let switch = FlagFileMaintenance::new(dir.path().join("maintenance.json"));
-/// switch.enable(&MaintenanceNotice::new("Updating to 1.1.0", Duration::from_secs(900)))?;
+/// switch.enable(&MaintenanceNotice::new("Updating to 1.1.0", Duration::from_secs(900))?)?;
 /// assert_eq!(switch.status()?.map(|n| n.reason), Some("Updating to 1.1.0".to_string()));
 /// switch.disable()?;
 /// assert!(switch.status()?.is_none());
@@ -186,6 +217,10 @@ impl MaintenanceSwitch for FlagFileMaintenance {
         }
     }
 
+    fn tree_files(&self) -> Vec<PathBuf> {
+        vec![self.path.clone()]
+    }
+
     fn status(&self) -> Result<Option<MaintenanceNotice>> {
         match std::fs::read(&self.path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
@@ -219,6 +254,7 @@ pub struct CommandMaintenance {
     disable: ShellCommand,
     status: Option<ShellCommand>,
     app_dir: Option<PathBuf>,
+    flag_files: Vec<PathBuf>,
     last: std::sync::Mutex<Option<MaintenanceNotice>>,
 }
 
@@ -230,6 +266,7 @@ impl CommandMaintenance {
             disable,
             status: None,
             app_dir: None,
+            flag_files: Vec::new(),
             last: std::sync::Mutex::new(None),
         }
     }
@@ -237,6 +274,13 @@ impl CommandMaintenance {
     /// A command that exits 0 when maintenance is on (builder style).
     pub fn with_status(mut self, status: ShellCommand) -> Self {
         self.status = Some(status);
+        self
+    }
+
+    /// A file the commands create while maintenance is on (e.g. Laravel's
+    /// `storage/framework/down`), kept visible during the swap (builder style).
+    pub fn with_flag_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.flag_files.push(path.into());
         self
     }
 
@@ -282,18 +326,23 @@ impl MaintenanceSwitch for CommandMaintenance {
         Ok(())
     }
 
+    fn tree_files(&self) -> Vec<PathBuf> {
+        self.flag_files
+            .iter()
+            .map(|file| match &self.app_dir {
+                Some(dir) if file.is_relative() => dir.join(file),
+                _ => file.clone(),
+            })
+            .collect()
+    }
+
     fn status(&self) -> Result<Option<MaintenanceNotice>> {
         let last = self.last.lock().ok().and_then(|l| l.clone());
         match &self.status {
             None => Ok(last),
             Some(status) => match status.run("maintenance status", self.app_dir.as_deref()) {
-                Ok(_) => Ok(Some(last.unwrap_or_else(|| MaintenanceNotice {
-                    bypass_secret: None,
-                    set_by_updater: false,
-                    ..MaintenanceNotice::new(
-                        "maintenance mode (set outside the updater)",
-                        std::time::Duration::from_secs(3600),
-                    )
+                Ok(_) => Ok(Some(last.unwrap_or_else(|| {
+                    MaintenanceNotice::external("maintenance mode (set outside the updater)")
                 }))),
                 Err(Error::Command { .. }) => Ok(None),
                 Err(other) => Err(other),
@@ -360,7 +409,7 @@ mod tests {
     fn the_guard_turns_maintenance_off_on_drop_unless_disarmed() {
         let dir = tempfile::tempdir().unwrap();
         let switch = FlagFileMaintenance::new(dir.path().join("down.json"));
-        let notice = MaintenanceNotice::new("t", Duration::from_secs(60));
+        let notice = MaintenanceNotice::new("t", Duration::from_secs(60)).unwrap();
         {
             let _guard = MaintenanceGuard::enable(&switch, &notice).unwrap();
             assert!(switch.status().unwrap().is_some());
@@ -372,7 +421,7 @@ mod tests {
 
     #[test]
     fn the_notice_never_prints_its_secret() {
-        let notice = MaintenanceNotice::new("t", Duration::from_secs(60));
+        let notice = MaintenanceNotice::new("t", Duration::from_secs(60)).unwrap();
         let secret = notice.bypass_secret.clone().unwrap();
         assert_eq!(secret.len(), 32);
         assert!(!format!("{notice:?}").contains(&secret));
@@ -389,7 +438,7 @@ mod tests {
         .with_status(ShellCommand::new("test -f down"))
         .in_dir(dir.path());
         switch
-            .enable(&MaintenanceNotice::new("Updating", Duration::from_secs(60)))
+            .enable(&MaintenanceNotice::new("Updating", Duration::from_secs(60)).unwrap())
             .unwrap();
         assert_eq!(std::fs::read_to_string(&flag).unwrap(), "Updating");
         assert!(switch.status().unwrap().is_some());

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 /// A step of the update pipeline, in the order they run.
 ///
 /// Steps before [`Step::MaintenanceOn`] do not need the application stopped;
-/// the maintenance window holds [`Step::DatabaseSnapshot`] through
-/// [`Step::Commit`]. (A manual rollback runs [`Step::Migrate`] before
-/// [`Step::Swap`], while the newer code with its down migrations is in place.)
+/// the maintenance window holds [`Step::Drain`] through [`Step::Commit`].
+/// (A manual rollback runs [`Step::Migrate`] before [`Step::Swap`], while
+/// the newer code with its down migrations is in place.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
@@ -21,20 +21,27 @@ pub enum Step {
     Plan,
     /// Disk space, permissions, tools, database reachable.
     Preflight,
-    /// Back up files (outside the maintenance window).
-    Backup,
     /// Stream the package to disk, verifying size, SHA-256 and signature.
     Download,
     /// Extract into the staging directory, validating every entry.
     Stage,
+    /// Compare the live tree with the installed release's file list: find
+    /// the application data to carry and refuse conflicts.
+    Scan,
+    /// Back up files (outside the maintenance window, once the package is staged).
+    Backup,
     /// Turn maintenance mode on.
     MaintenanceOn,
+    /// Let requests that passed the maintenance check before it went on finish.
+    Drain,
     /// Snapshot the database while writes are stopped.
     DatabaseSnapshot,
     /// Move the new tree into place (renames).
     Swap,
-    /// Run database migrations.
+    /// Run database migrations (or revert them, for a rollback).
     Migrate,
+    /// Restore the database part of a backup.
+    RestoreDatabase,
     /// Run post-update hooks.
     Hooks,
     /// Check the new release is healthy.
@@ -52,14 +59,16 @@ pub enum Step {
 
 impl Step {
     /// Every step of an update, in order.
-    pub const UPDATE: [Step; 14] = [
+    pub const UPDATE: [Step; 16] = [
         Step::Check,
         Step::Plan,
         Step::Preflight,
-        Step::Backup,
         Step::Download,
         Step::Stage,
+        Step::Scan,
+        Step::Backup,
         Step::MaintenanceOn,
+        Step::Drain,
         Step::DatabaseSnapshot,
         Step::Swap,
         Step::Migrate,
@@ -78,6 +87,9 @@ impl Step {
             Step::Backup => "backup",
             Step::Download => "download",
             Step::Stage => "stage",
+            Step::Scan => "scan",
+            Step::Drain => "drain",
+            Step::RestoreDatabase => "restore_database",
             Step::MaintenanceOn => "maintenance_on",
             Step::DatabaseSnapshot => "database_snapshot",
             Step::Swap => "swap",

@@ -11,16 +11,15 @@
     clippy::print_stdout
 )]
 
-mod support;
-
 use std::sync::Arc;
 
-use support::{Fixture, snapshot};
 use updater_core::failpoint::{FailAt, FailureMode};
 use updater_core::history::{HistoryStore, Page, UpdateStatus};
 use updater_core::maintenance::{FlagFileMaintenance, MaintenanceSwitch};
 use updater_core::pipeline::{ApplyRequest, RecoveryAction, Updater};
 use updater_core::progress::NoProgress;
+use updater_testkit::app::Fixture;
+use updater_testkit::tree::snapshot;
 
 const NEW_FILES: &[(&str, &str)] = &[("src/new-in-1.1.php", "new")];
 
@@ -53,8 +52,8 @@ fn committed_after(point: &str, points: &[String]) -> bool {
 fn assert_release(
     fx: &Fixture,
     point: &str,
-    old: &support::Tree,
-    new: &support::Tree,
+    old: &updater_testkit::tree::Tree,
+    new: &updater_testkit::tree::Tree,
     expect_new: bool,
 ) {
     let tree = snapshot(&fx.app);

@@ -12,8 +12,6 @@
     clippy::print_stdout
 )]
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};

@@ -8,21 +8,24 @@
     clippy::print_stdout
 )]
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::{Fixture, snapshot};
 use updater_core::Error;
+use updater_core::Step;
 use updater_core::command::ShellCommand;
 use updater_core::health::CommandHealthCheck;
 use updater_core::history::{HistoryStore, NotificationFilter, Page, StepOutcome, UpdateStatus};
 use updater_core::maintenance::{FlagFileMaintenance, MaintenanceNotice, MaintenanceSwitch};
 use updater_core::notify::StoreNotifier;
+use updater_core::pipeline::failpoint::{Action, Failpoints};
 use updater_core::pipeline::{ApplyOutcome, ApplyRequest, RecoveryAction, RollbackRequest};
 use updater_core::progress::{NoProgress, ProgressEvent};
 use updater_core::version::Version;
+use updater_testkit::app::Fixture;
+use updater_testkit::app::Layout;
+use updater_testkit::child;
+use updater_testkit::tree::snapshot;
 
 fn v(text: &str) -> Version {
     Version::parse(text).unwrap()
@@ -91,7 +94,7 @@ fn an_update_installs_the_new_tree_and_carries_preserved_paths_by_rename() {
     assert!(
         events
             .iter()
-            .any(|e| e.step == updater_core::pipeline::Step::Download && e.bytes_done > 0)
+            .any(|e| e.step == updater_core::Step::Download && e.bytes_done > 0)
     );
     assert!(
         events.windows(2).all(|w| w[0].percent <= w[1].percent),
@@ -153,7 +156,7 @@ fn a_failing_health_check_rolls_back_to_the_exact_old_tree_and_schema() {
         matches!(
             err,
             Error::RolledBack {
-                step: updater_core::pipeline::Step::HealthCheck,
+                step: updater_core::Step::HealthCheck,
                 ..
             }
         ),
@@ -202,7 +205,7 @@ fn a_failing_migration_restores_the_database_snapshot() {
 fn a_migrator_without_down_migrations_needs_a_snapshot_before_anything_changes() {
     let fx = Fixture::new();
     let before = snapshot(&fx.app);
-    let migrator = support::FakeMigrator {
+    let migrator = updater_testkit::fakes::FakeMigrator {
         db: fx.db.clone(),
         revertible: false,
         fail_migrate: false,
@@ -258,7 +261,7 @@ fn manual_rollback_returns_to_the_previous_release_and_reverts_migrations() {
     let mut expected = before.clone();
     expected.insert(
         "storage/logs/app.log".into(),
-        support::Node::File {
+        updater_testkit::tree::Node::File {
             mode: 0o644,
             content: b"log line 1\nlog line 2 under 1.1.0\n".to_vec(),
         },
@@ -311,21 +314,43 @@ fn after_a_rollback_and_a_restart_a_version_below_the_highest_is_refused() {
 #[test]
 fn a_second_update_while_one_holds_the_lock_is_refused_naming_the_holder() {
     let fx = Fixture::new();
-    let updater = fx.builder().build().unwrap();
-    let _held =
-        updater_core::lock::UpdateLock::acquire(&fx.app.join(".updater/lock"), "web request 42")
-            .unwrap();
-    let err = updater
-        .apply(&ApplyRequest::latest("test"), &NoProgress)
-        .unwrap_err();
-    assert!(
-        matches!(&err, Error::Locked { holder, .. } if holder.contains("web request 42")),
-        "{err}"
-    );
-    assert!(matches!(
-        updater.recover().unwrap().action,
-        RecoveryAction::UpdateInProgress(_)
-    ));
+    let (entered, wait_entered) = std::sync::mpsc::channel::<()>();
+    let (release, wait_release) = std::sync::mpsc::channel::<()>();
+    let wait_release = std::sync::Mutex::new(wait_release);
+    // The first update pauses inside its preflight, holding the lock.
+    let first = fx
+        .builder()
+        .with_failpoints(Failpoints::record_only().with_hook(move |point| {
+            if point == "before:preflight" {
+                entered.send(()).unwrap();
+                wait_release.lock().unwrap().recv().unwrap();
+            }
+            Ok(())
+        }))
+        .build()
+        .unwrap();
+    let second = fx.builder().build().unwrap();
+    std::thread::scope(|scope| {
+        let running =
+            scope.spawn(|| first.apply(&ApplyRequest::latest("web request 42"), &NoProgress));
+        wait_entered.recv().unwrap();
+        let err = second
+            .apply(&ApplyRequest::latest("test"), &NoProgress)
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Locked { holder, .. } if holder.contains("web request 42")),
+            "{err}"
+        );
+        assert!(matches!(
+            second.recover().unwrap().action,
+            RecoveryAction::UpdateInProgress(holder) if holder.owner == "web request 42"
+        ));
+        release.send(()).unwrap();
+        assert!(matches!(
+            running.join().unwrap(),
+            Ok(ApplyOutcome::Updated(_))
+        ));
+    });
 }
 
 #[test]
@@ -333,11 +358,8 @@ fn a_leftover_maintenance_flag_is_reported_and_cleared_at_the_next_start() {
     let fx = Fixture::new();
     let updater = fx.builder().build().unwrap();
     let flag = FlagFileMaintenance::new(fx.app.join(".updater/maintenance.json"));
-    flag.enable(&MaintenanceNotice::new(
-        "Updating to 1.1.0",
-        Duration::from_secs(600),
-    ))
-    .unwrap();
+    flag.enable(&MaintenanceNotice::new("Updating to 1.1.0", Duration::from_secs(600)).unwrap())
+        .unwrap();
     let report = updater.recover().unwrap();
     assert_eq!(
         report.leftover_maintenance.map(|n| n.reason),
@@ -349,7 +371,7 @@ fn a_leftover_maintenance_flag_is_reported_and_cleared_at_the_next_start() {
 #[test]
 fn a_corrupt_package_is_refused_and_changes_nothing() {
     let fx = Fixture::new();
-    let garbage = fx.tmp.path().join("garbage.tar.gz");
+    let garbage = fx.root.join("garbage.tar.gz");
     std::fs::write(&garbage, b"\x1f\x8b\x08\x00this is not a real gzip stream").unwrap();
     fx.publish_archive("1.2.0", &garbage);
     let before = snapshot(&fx.app);
@@ -361,7 +383,7 @@ fn a_corrupt_package_is_refused_and_changes_nothing() {
         matches!(
             &err,
             Error::Step {
-                step: updater_core::pipeline::Step::Stage,
+                step: updater_core::Step::Stage,
                 ..
             }
         ),
@@ -475,42 +497,22 @@ fn the_health_check_gets_the_maintenance_bypass_secret_and_maintenance_is_on_dur
     );
 }
 
-/// Writes a row into the fake database at one failpoint, then fails there.
-struct WriteThenFail {
-    point: &'static str,
-    db: support::FakeDatabase,
-    maintenance_flag: std::path::PathBuf,
-}
-
-impl updater_core::failpoint::Failpoints for WriteThenFail {
-    fn hit(&self, point: &str) -> updater_core::Result<()> {
-        if point == self.point {
-            assert!(
-                !self.maintenance_flag.exists(),
-                "the app is live again at {point}"
-            );
-            let rows = self.db.rows();
-            std::fs::write(
-                self.db.dir.join("rows"),
-                format!("{rows}row acknowledged by 1.1.0\n"),
-            )
-            .unwrap();
-            return Err(Error::other("injected", "failure after the app went live"));
-        }
-        Ok(())
-    }
-}
-
 #[test]
 fn a_write_acknowledged_after_maintenance_went_off_is_never_rolled_back() {
     let fx = Fixture::new();
+    let db = fx.db.clone();
+    let flag = fx.app.join(".updater/maintenance.json");
+    // At the point after maintenance went off, the app takes a write; then that point fails.
+    let failpoints = Failpoints::error_at("after:maintenance_off").with_hook(move |point| {
+        if point == "after:maintenance_off" {
+            assert!(!flag.exists(), "the app is live again at {point}");
+            db.write_row("row acknowledged by 1.1.0");
+        }
+        Ok(())
+    });
     let updater = fx
         .with_database(fx.builder(), false, false)
-        .with_failpoints(Arc::new(WriteThenFail {
-            point: "after:maintenance_off",
-            db: fx.db.clone(),
-            maintenance_flag: fx.app.join(".updater/maintenance.json"),
-        }))
+        .with_failpoints(failpoints)
         .build()
         .unwrap();
     // The failure comes after the commit point: the update stands.
@@ -527,80 +529,69 @@ fn a_write_acknowledged_after_maintenance_went_off_is_never_rolled_back() {
     assert!(updater.recover().unwrap().action == RecoveryAction::Nothing);
 }
 
-/// Makes the journal unwritable (a directory where its temp file goes) at one failpoint.
-struct BlockJournalAt {
-    point: &'static str,
-    state_dir: std::path::PathBuf,
-}
-
-impl BlockJournalAt {
-    fn obstacle(&self) -> std::path::PathBuf {
-        self.state_dir
-            .join(format!(".journal.json.tmp-{}", std::process::id()))
-    }
-}
-
-impl updater_core::failpoint::Failpoints for BlockJournalAt {
-    fn hit(&self, point: &str) -> updater_core::Result<()> {
-        if point == self.point {
-            std::fs::create_dir_all(self.obstacle()).unwrap();
-        }
-        Ok(())
-    }
-}
-
 #[test]
 fn a_commit_point_that_cannot_be_written_keeps_maintenance_on_and_recovery_rolls_back() {
     let fx = Fixture::new();
     let before = snapshot(&fx.app);
-    let blocker = Arc::new(BlockJournalAt {
-        point: "before:commit",
-        state_dir: fx.app.join(".updater"),
-    });
+    // The journal write of the commit point fails (disk full): not committed on disk.
     let updater = fx
         .with_database(fx.builder(), false, false)
-        .with_failpoints(blocker.clone())
+        .with_failpoints(Failpoints::at("journal:committing", Action::DiskFull))
         .build()
         .unwrap();
     let err = updater
         .apply(&ApplyRequest::latest("test"), &NoProgress)
         .unwrap_err();
-    assert!(err.to_string().contains("journal"), "{err}");
-    // Not committed on disk: the new release must not take writes.
     assert!(
-        fx.app.join(".updater/maintenance.json").exists(),
-        "maintenance stays on"
-    );
-    std::fs::remove_dir(blocker.obstacle()).unwrap();
-    let report = fx
-        .with_database(fx.builder(), false, false)
-        .build()
-        .unwrap()
-        .recover()
-        .unwrap();
-    assert!(
-        matches!(report.action, RecoveryAction::RolledBack { .. }),
-        "{report:?}"
+        matches!(&err, Error::RolledBack { step: Step::Commit, cause, .. } if cause.to_string().contains("No space left on device")),
+        "{err}"
     );
     assert_eq!(snapshot(&fx.app), before);
     assert_eq!(fx.db.schema(), "1.0.0");
     assert!(!fx.app.join(".updater/maintenance.json").exists());
+    let record = &fx.history.updates(Page::first(1)).unwrap()[0];
+    assert_eq!(record.status, UpdateStatus::RolledBack);
+    assert!(
+        record
+            .error_message
+            .as_deref()
+            .unwrap()
+            .contains("No space left on device"),
+        "{record:?}"
+    );
+}
+
+/// Runs in a child process only: an update that aborts at `CHILD_CRASH_AT`.
+#[test]
+fn child_entry_update_that_crashes() {
+    if !child::is_child() {
+        return;
+    }
+    let fx = Fixture::reopen(
+        std::path::Path::new(&child::var("CHILD_ROOT")),
+        Layout::Preserved,
+    );
+    let _ = fx
+        .with_database(fx.builder(), false, false)
+        .with_failpoints(Failpoints::crash_at(child::var("CHILD_CRASH_AT")))
+        .build()
+        .unwrap()
+        .apply(&ApplyRequest::latest("test"), &NoProgress);
+    panic!("the child should have crashed");
 }
 
 #[test]
 fn recovery_without_the_database_parts_stops_instead_of_claiming_success() {
     let fx = Fixture::new();
     let before = snapshot(&fx.app);
-    let crash = Arc::new(updater_core::failpoint::FailAt::new(
-        "after:migrate",
-        updater_core::failpoint::FailureMode::Crash,
-    ));
-    let _ = fx
-        .with_database(fx.builder(), false, false)
-        .with_failpoints(crash)
-        .build()
-        .unwrap()
-        .apply(&ApplyRequest::latest("test"), &NoProgress);
+    let status = child::run(
+        "child_entry_update_that_crashes",
+        &[
+            ("CHILD_ROOT", fx.root.display().to_string()),
+            ("CHILD_CRASH_AT", "after:migrate".into()),
+        ],
+    );
+    assert!(!status.success(), "aborted");
     assert_eq!(fx.db.schema(), "1.1.0");
     // An application that recovers with a bare updater (no snapshot strategy, no migrator)...
     let err = fx.builder().build().unwrap().recover().unwrap_err();
@@ -629,7 +620,8 @@ fn maintenance_an_operator_turned_on_is_reported_but_never_lifted() {
     let fx = Fixture::new();
     let updater = fx.builder().build().unwrap();
     let flag = FlagFileMaintenance::new(fx.app.join(".updater/maintenance.json"));
-    let mut notice = MaintenanceNotice::new("planned database work", Duration::from_secs(600));
+    let mut notice =
+        MaintenanceNotice::new("planned database work", Duration::from_secs(600)).unwrap();
     notice.set_by_updater = false;
     flag.enable(&notice).unwrap();
     let report = updater.recover().unwrap();
@@ -646,10 +638,10 @@ fn publish_signed(
     signed_version: &str,
     expires: chrono::DateTime<chrono::Utc>,
 ) {
-    let tree = fx.tmp.path().join(format!("signed-build-{version}"));
-    support::release_tree(&tree, version, &[]);
-    let archive = fx.tmp.path().join(format!("signed-{version}.tar.gz"));
-    support::pack(&tree, &archive);
+    let tree = fx.root.join(format!("signed-build-{version}"));
+    updater_testkit::app::release_tree(&tree, version, &[]);
+    let archive = fx.root.join(format!("signed-{version}.tar.gz"));
+    updater_testkit::archive::pack(&tree, &archive);
     let (sha256, size) = updater_core::package::sha256_file(&archive).unwrap();
     let signature = updater_core::package::signature::sign_metadata(
         &keys.sk,
@@ -747,15 +739,14 @@ fn an_old_signature_replayed_for_a_new_version_is_refused_before_download() {
     let err = signed_updater(&fx, &keys)
         .apply(&ApplyRequest::latest("test"), &NoProgress)
         .unwrap_err();
+    // Refused at the lookup (signed metadata is checked there, as `check` does),
+    // and the refusal is in history.
     assert!(
-        matches!(
-            &err,
-            Error::Step {
-                step: updater_core::pipeline::Step::Download,
-                ..
-            }
-        ),
+        matches!(&err, Error::Step { step: Step::Check, source } if matches!(**source, Error::Integrity { .. })),
         "{err}"
     );
     assert_eq!(snapshot(&fx.app), before);
+    let record = &fx.history.updates(Page::first(1)).unwrap()[0];
+    assert_eq!(record.status, UpdateStatus::Failed);
+    assert_eq!(record.steps[0].name, "check");
 }

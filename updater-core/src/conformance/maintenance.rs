@@ -18,7 +18,9 @@ pub fn run(switch: &dyn MaintenanceSwitch) {
     switch
         .disable()
         .unwrap_or_else(|e| panic!("{describe}: disable when off must succeed: {e}"));
-    let notice = MaintenanceNotice::new("conformance", Duration::from_secs(600));
+    let mut notice = MaintenanceNotice::new("Updating to 9.9.9", Duration::from_secs(600))
+        .unwrap_or_else(|e| panic!("{describe}: no random source for the notice: {e}"));
+    notice.retry_after_secs = 42;
     for round in 0..2 {
         switch
             .enable(&notice)
@@ -27,9 +29,24 @@ pub fn run(switch: &dyn MaintenanceSwitch) {
     let status = switch
         .status()
         .unwrap_or_else(|e| panic!("{describe}: status must succeed: {e}"));
+    let Some(status) = status else {
+        panic!("{describe}: status must be on after enable");
+    };
+    assert_eq!(
+        status.reason, notice.reason,
+        "{describe}: the notice's reason must round-trip"
+    );
+    assert_eq!(
+        status.retry_after_secs, notice.retry_after_secs,
+        "{describe}: the notice's Retry-After must round-trip"
+    );
+    assert_eq!(
+        status.bypass_secret, notice.bypass_secret,
+        "{describe}: the bypass secret must round-trip (the health check needs it)"
+    );
     assert!(
-        status.is_some(),
-        "{describe}: status must be on after enable"
+        status.set_by_updater,
+        "{describe}: a notice the updater set must say so (recovery lifts only those)"
     );
     for round in 0..2 {
         switch

@@ -10,17 +10,20 @@ use crate::version::Version;
 
 /// A previous release whose tree is kept for rollback.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeptRelease {
+pub(crate) struct KeptRelease {
     /// Its version.
-    pub version: Version,
+    pub(crate) version: Version,
     /// Where its tree is (`<state>/releases/<version>-<id>`).
-    pub tree: PathBuf,
+    pub(crate) tree: PathBuf,
     /// The update that replaced it.
-    pub replaced_by_update: Option<i64>,
+    pub(crate) replaced_by_update: Option<i64>,
     /// The database snapshot taken right before it was replaced, if any.
-    pub database_snapshot: Option<Backup>,
+    pub(crate) database_snapshot: Option<Backup>,
     /// When it was replaced.
-    pub replaced_at: DateTime<Utc>,
+    pub(crate) replaced_at: DateTime<Utc>,
+    /// Its file list (what it shipped), when recorded.
+    #[serde(default)]
+    pub(crate) files: Option<PathBuf>,
 }
 
 /// What is installed, persisted as `<state>/installed.json` (atomic writes).
@@ -29,31 +32,37 @@ pub struct KeptRelease {
 /// rollback and a restart (an attacker replaying an old signed release
 /// cannot make the updater go back below it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InstalledState {
+pub(crate) struct InstalledState {
     /// The running release.
-    pub current: Version,
+    pub(crate) current: Version,
     /// The highest version ever installed here.
-    pub highest: Version,
+    pub(crate) highest: Version,
     /// Kept previous releases, newest first.
     #[serde(default)]
-    pub kept: Vec<KeptRelease>,
+    pub(crate) kept: Vec<KeptRelease>,
+    /// The file list of the running release (what it shipped), recorded
+    /// when the updater installed it; `None` for an application installed
+    /// by hand.
+    #[serde(default)]
+    pub(crate) files: Option<PathBuf>,
     /// When this file was last written.
-    pub updated_at: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
 }
 
 impl InstalledState {
     /// A fresh state for an application at `current`.
-    pub fn new(current: Version) -> Self {
+    pub(crate) fn new(current: Version) -> Self {
         InstalledState {
             highest: current.clone(),
             current,
             kept: Vec::new(),
+            files: None,
             updated_at: Utc::now(),
         }
     }
 
     /// Reads the state file, or `None` when it does not exist.
-    pub fn load(path: &Path) -> Result<Option<Self>> {
+    pub(crate) fn load(path: &Path) -> Result<Option<Self>> {
         match std::fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
                 Error::invalid(format!("installed state {}", path.display()), e.to_string())
@@ -64,14 +73,14 @@ impl InstalledState {
     }
 
     /// Writes the state file durably.
-    pub fn save(&self, path: &Path) -> Result<()> {
+    pub(crate) fn save(&self, path: &Path) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(self)
             .map_err(|e| Error::other("serialise installed state", e))?;
         durable::write_atomic(path, &bytes)
     }
 
     /// Records that `version` is now running (raising `highest` if needed).
-    pub fn install(&mut self, version: &Version) {
+    pub(crate) fn install(&mut self, version: &Version) {
         self.current = version.clone();
         if *version > self.highest {
             self.highest = version.clone();

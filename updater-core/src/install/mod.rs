@@ -27,5 +27,5 @@
 mod installed;
 mod plan;
 
-pub use installed::{InstalledState, KeptRelease};
-pub use plan::{Move, MoveKind, SwapDirs, SwapPlan};
+pub(crate) use installed::{InstalledState, KeptRelease};
+pub(crate) use plan::{SwapDirs, SwapPlan};

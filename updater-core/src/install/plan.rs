@@ -5,15 +5,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::durable;
 use crate::error::{Error, Result};
-use crate::failpoint::Failpoints;
+use crate::pipeline::failpoint::Failpoints;
 
 /// What a rename in a swap plan does; decides how its completion is detected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum MoveKind {
-    /// A path the new release ships where a preserved path will go: moved out of the way.
+pub(crate) enum MoveKind {
+    /// A path the new release ships where a carried path will go: moved out of the way.
     Displace,
-    /// A preserved path carried from the running tree into the incoming tree.
+    /// A preserved path or application data carried from the running tree into the incoming tree.
     Carry,
     /// A top-level entry of the running tree moved aside.
     MoveOut,
@@ -23,13 +23,13 @@ pub enum MoveKind {
 
 /// One rename of a swap plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Move {
+pub(crate) struct Move {
     /// Why.
-    pub kind: MoveKind,
+    pub(crate) kind: MoveKind,
     /// Source path (absolute).
-    pub from: PathBuf,
+    pub(crate) from: PathBuf,
     /// Target path (absolute).
-    pub to: PathBuf,
+    pub(crate) to: PathBuf,
 }
 
 impl Move {
@@ -55,21 +55,26 @@ impl Move {
 /// The position in the plan (how many renames are done) is *derived from the
 /// file system* ([`SwapPlan::position`]), so a crash between any two renames
 /// — or during recovery itself — is resumed exactly, in either direction,
-/// without a journal write per rename. Cost: O(top-level entries + preserved
+/// without a journal write per rename. Cost: O(top-level entries + carried
 /// paths) renames, independent of the number of files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SwapPlan {
+pub(crate) struct SwapPlan {
     /// The application directory.
-    pub app_dir: PathBuf,
+    pub(crate) app_dir: PathBuf,
     /// Top-level names of the application directory before the swap
     /// (everything a rollback must leave there, and nothing else).
-    pub original_entries: Vec<String>,
-    /// Top-level names that stay in place (state directory, preserved top-level paths).
-    pub fixed_entries: Vec<String>,
+    pub(crate) original_entries: Vec<String>,
+    /// Top-level names that stay in place (state directory, carried top-level paths).
+    pub(crate) fixed_entries: Vec<String>,
     /// Where entries created by the new release go when rolling back.
-    pub debris_dir: PathBuf,
+    pub(crate) debris_dir: PathBuf,
     /// The renames, in order.
-    pub moves: Vec<Move>,
+    pub(crate) moves: Vec<Move>,
+    /// Files copied into the incoming tree before the first rename so that
+    /// they stay visible during the whole swap (the maintenance flag),
+    /// relative to the application directory.
+    #[serde(default)]
+    pub(crate) mirrored: Vec<PathBuf>,
 }
 
 fn top_level_names(dir: &Path) -> Result<BTreeSet<String>> {
@@ -87,10 +92,10 @@ fn top_level_names(dir: &Path) -> Result<BTreeSet<String>> {
     Ok(names)
 }
 
-/// Normalised preserved paths: relative, no `..`, no ancestors-and-descendants both listed.
-fn normalise_preserved(preserved: &[PathBuf]) -> Result<Vec<PathBuf>> {
+/// Normalised carried paths: relative, no `..`, no ancestors-and-descendants both listed.
+pub(crate) fn normalise_carried(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut clean: Vec<PathBuf> = Vec::new();
-    for path in preserved {
+    for path in paths {
         let mut normal = PathBuf::new();
         for component in path.components() {
             match component {
@@ -98,7 +103,7 @@ fn normalise_preserved(preserved: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 std::path::Component::CurDir => {}
                 _ => {
                     return Err(Error::invalid(
-                        format!("preserved path {}", path.display()),
+                        format!("carried path {}", path.display()),
                         "must be relative and stay inside the application directory",
                     ));
                 }
@@ -106,7 +111,7 @@ fn normalise_preserved(preserved: &[PathBuf]) -> Result<Vec<PathBuf>> {
         }
         if normal.as_os_str().is_empty() {
             return Err(Error::invalid(
-                format!("preserved path {}", path.display()),
+                format!("carried path {}", path.display()),
                 "is empty",
             ));
         }
@@ -121,28 +126,99 @@ fn normalise_preserved(preserved: &[PathBuf]) -> Result<Vec<PathBuf>> {
 
 /// The directories of a swap and the rules it follows.
 #[derive(Debug, Clone)]
-pub struct SwapDirs<'a> {
+pub(crate) struct SwapDirs<'a> {
     /// The application directory.
-    pub app_dir: &'a Path,
+    pub(crate) app_dir: &'a Path,
     /// The complete incoming tree (on the same file system).
-    pub incoming: &'a Path,
+    pub(crate) incoming: &'a Path,
     /// A fresh directory that receives the outgoing tree.
-    pub outgoing: &'a Path,
-    /// A fresh directory that receives the release's own copies of preserved paths.
-    pub displaced: &'a Path,
+    pub(crate) outgoing: &'a Path,
+    /// A fresh directory that receives the release's own copies of carried paths.
+    pub(crate) displaced: &'a Path,
     /// A fresh directory for entries the new release created, on rollback.
-    pub debris: &'a Path,
+    pub(crate) debris: &'a Path,
     /// Top-level names never moved (the state directory).
-    pub reserved: &'a [String],
-    /// Paths carried from the running tree into the incoming one.
-    pub preserved: &'a [PathBuf],
+    pub(crate) reserved: &'a [String],
+    /// Paths carried from the running tree into the incoming one by rename
+    /// (preserved paths and application data); the release's own copy at
+    /// such a path is displaced. Paths reached through a symlink of the
+    /// running tree are not carried (the data is not in the tree).
+    pub(crate) carried: &'a [PathBuf],
+    /// Files that must stay visible at their path during the whole swap
+    /// (the maintenance flag): copied into the incoming tree first.
+    pub(crate) mirrored: &'a [PathBuf],
+}
+
+/// Whether every ancestor of `relative` under `root` is a real directory
+/// (no symlink on the way); missing ancestors count as fine.
+fn reached_without_symlinks(root: &Path, relative: &Path) -> Result<bool> {
+    let mut current = root.to_path_buf();
+    let mut components = relative.components().peekable();
+    while let Some(component) = components.next() {
+        if components.peek().is_none() {
+            break;
+        }
+        current.push(component);
+        match std::fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() || !meta.is_dir() => return Ok(false),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+            Err(e) => return Err(Error::io("inspect", &current, e)),
+        }
+    }
+    Ok(true)
+}
+
+/// Creates the parents of `relative` inside `root`, giving new directories
+/// the mode of their counterpart in `like` (the running tree). Refuses to
+/// go through anything that is not a real directory: a carried file must
+/// never be renamed through a symlink of the release.
+fn create_parents_inside(root: &Path, relative: &Path, like: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let mut current = root.to_path_buf();
+    let mut model = like.to_path_buf();
+    let mut components = relative.components().peekable();
+    while let Some(component) = components.next() {
+        if components.peek().is_none() {
+            break;
+        }
+        current.push(component);
+        model.push(component);
+        match std::fs::symlink_metadata(&current) {
+            Ok(meta) if meta.is_dir() && !meta.file_type().is_symlink() => {}
+            Ok(_) => {
+                return Err(Error::precondition(
+                    "swap",
+                    format!(
+                        "cannot carry {} into the new release: it has a file or link at {}",
+                        relative.display(),
+                        current.display()
+                    ),
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mode = std::fs::metadata(&model)
+                    .map(|m| m.permissions().mode() & 0o7777)
+                    .unwrap_or(0o755);
+                std::fs::DirBuilder::new()
+                    .mode(mode)
+                    .create(&current)
+                    .map_err(|e| Error::io("create directory", &current, e))?;
+                // The builder's mode is masked by the umask; set it exactly.
+                std::fs::set_permissions(&current, std::fs::Permissions::from_mode(mode))
+                    .map_err(|e| Error::io("set mode of", &current, e))?;
+            }
+            Err(e) => return Err(Error::io("inspect", &current, e)),
+        }
+    }
+    Ok(())
 }
 
 impl SwapPlan {
     /// Computes the plan and creates the (empty) directories it needs.
     /// Changes nothing in the application directory. Call it inside the
     /// maintenance window, right before [`SwapPlan::apply`].
-    pub fn prepare(dirs: &SwapDirs<'_>) -> Result<SwapPlan> {
+    pub(crate) fn prepare(dirs: &SwapDirs<'_>) -> Result<SwapPlan> {
         for fresh in [dirs.outgoing, dirs.displaced] {
             if durable::exists(fresh) {
                 return Err(Error::precondition(
@@ -154,42 +230,81 @@ impl SwapPlan {
                 ));
             }
         }
-        let preserved = normalise_preserved(dirs.preserved)?;
+        let mirrored = normalise_carried(dirs.mirrored)?;
+        let mut carried = normalise_carried(dirs.carried)?;
+        // A mirrored file is copied, never carried.
+        carried.retain(|path| !mirrored.iter().any(|m| m == path));
         let app_names = top_level_names(dirs.app_dir)?;
         let mut fixed: BTreeSet<String> = dirs.reserved.iter().cloned().collect();
         let mut moves = Vec::new();
         durable::create_dir_all(dirs.outgoing)?;
         durable::create_dir_all(dirs.displaced)?;
-        for relative in &preserved {
-            let running = dirs.app_dir.join(relative);
+        let displace = |relative: &Path, moves: &mut Vec<Move>| -> Result<()> {
             let incoming = dirs.incoming.join(relative);
-            let top_level = relative.components().count() == 1;
-            if !durable::exists(&running) {
-                continue; // nothing to carry: the release's copy (if any) is used
-            }
-            if durable::exists(&incoming) {
+            if durable::try_exists(&incoming)? {
                 let displaced = dirs.displaced.join(relative);
-                let parent = durable::parent_of(&displaced).to_path_buf();
-                durable::create_dir_all(&parent)?;
+                durable::create_dir_all(durable::parent_of(&displaced))?;
                 moves.push(Move {
                     kind: MoveKind::Displace,
-                    from: incoming.clone(),
+                    from: incoming,
                     to: displaced,
                 });
             }
+            Ok(())
+        };
+        for relative in &carried {
+            let running = dirs.app_dir.join(relative);
+            if !durable::try_exists(&running)? || !reached_without_symlinks(dirs.app_dir, relative)?
+            {
+                // Nothing to carry (the release's copy, if any, is used), or
+                // the data lives outside the tree behind a symlink.
+                continue;
+            }
+            let top_level = relative.components().count() == 1;
+            if !top_level {
+                // Fail before any displacement if the release blocks the way.
+                create_parents_inside(dirs.incoming, relative, dirs.app_dir)?;
+            }
+            displace(relative, &mut moves)?;
             if top_level {
                 // Stays where it is: never moved at all.
                 fixed.insert(relative.to_string_lossy().into_owned());
                 continue;
             }
-            let parent = durable::parent_of(&incoming).to_path_buf();
-            std::fs::create_dir_all(&parent)
-                .map_err(|e| Error::io("create directory", &parent, e))?;
             moves.push(Move {
                 kind: MoveKind::Carry,
                 from: running,
-                to: incoming,
+                to: dirs.incoming.join(relative),
             });
+        }
+        let mut copied = Vec::new();
+        for relative in &mirrored {
+            let running = dirs.app_dir.join(relative);
+            let top = relative
+                .components()
+                .next()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if fixed.contains(&top)
+                || !durable::try_exists(&running)?
+                || !reached_without_symlinks(dirs.app_dir, relative)?
+            {
+                continue; // does not move, or there is nothing to keep visible
+            }
+            let copy = dirs.incoming.join(relative);
+            if durable::try_exists(&copy)? {
+                return Err(Error::precondition(
+                    "swap",
+                    format!(
+                        "the new release ships a file at {}, where the maintenance flag must stay visible",
+                        relative.display()
+                    ),
+                ));
+            }
+            create_parents_inside(dirs.incoming, relative, dirs.app_dir)?;
+            let bytes = std::fs::read(&running).map_err(|e| Error::io("read", &running, e))?;
+            durable::write_atomic_unsynced(&copy, &bytes)?;
+            copied.push(relative.clone());
         }
         for name in &app_names {
             if !fixed.contains(name) {
@@ -224,11 +339,12 @@ impl SwapPlan {
             fixed_entries: fixed.into_iter().collect(),
             debris_dir: dirs.debris.to_path_buf(),
             moves,
+            mirrored: copied,
         })
     }
 
     /// How many moves are done, derived from the file system.
-    pub fn position(&self) -> Result<usize> {
+    pub(crate) fn position(&self) -> Result<usize> {
         for i in (1..=self.moves.len()).rev() {
             if self.moves[i - 1].is_done()? {
                 return Ok(i);
@@ -238,13 +354,13 @@ impl SwapPlan {
     }
 
     /// Whether every move is done.
-    pub fn is_complete(&self) -> Result<bool> {
+    pub(crate) fn is_complete(&self) -> Result<bool> {
         Ok(self.position()? == self.moves.len())
     }
 
     /// Performs the remaining moves, then syncs the file system.
     /// Failpoint `swap:move:<i>` fires after move `i` (1-based).
-    pub fn apply(&self, failpoints: &dyn Failpoints) -> Result<()> {
+    pub(crate) fn apply(&self, failpoints: &Failpoints) -> Result<()> {
         // Never replace: if the position was misjudged (the tree changed
         // behind our back), a rename fails instead of destroying data.
         for index in self.position()?..self.moves.len() {
@@ -259,7 +375,7 @@ impl SwapPlan {
     /// release created in the application directory to the debris directory,
     /// so the tree is exactly the original one. Failpoint
     /// `swap:undo:<i>` fires after move `i` is undone.
-    pub fn undo(&self, failpoints: &dyn Failpoints) -> Result<()> {
+    pub(crate) fn undo(&self, failpoints: &Failpoints) -> Result<()> {
         for index in (0..self.position()?).rev() {
             let step = &self.moves[index];
             durable::rename_no_replace(&step.to, &step.from)?;
@@ -293,7 +409,7 @@ impl SwapPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::failpoint::NoFailpoints;
+    use crate::pipeline::failpoint::none as no_failpoints;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
@@ -370,7 +486,8 @@ mod tests {
             displaced: &state.join("displaced/x"),
             debris: &state.join("debris/x"),
             reserved: &reserved,
-            preserved: &preserved,
+            carried: &preserved,
+            mirrored: &[],
         })
         .unwrap();
         (tmp, plan)
@@ -421,7 +538,7 @@ mod tests {
             let app = tmp.path().join("app");
             let old_tree = read_tree(&app, ".updater");
             let new_tree = read_tree(&app.join(".updater/staging/new"), "");
-            plan.apply(&NoFailpoints).unwrap();
+            plan.apply(no_failpoints()).unwrap();
             prop_assert!(plan.is_complete().unwrap());
             prop_assert_eq!(read_tree(&app, ".updater"), expected_after(&old_tree, &new_tree));
         }
@@ -439,13 +556,13 @@ mod tests {
             }
             // The journal holds only the plan: the position comes from the file system.
             prop_assert_eq!(plan.position().unwrap(), prefix);
-            plan.undo(&NoFailpoints).unwrap();
+            plan.undo(no_failpoints()).unwrap();
             prop_assert_eq!(plan.position().unwrap(), 0);
             prop_assert_eq!(read_tree(&app, ".updater"), old_tree.clone());
             // Undo is idempotent, and a resumed apply completes the swap.
-            plan.undo(&NoFailpoints).unwrap();
+            plan.undo(no_failpoints()).unwrap();
             prop_assert_eq!(read_tree(&app, ".updater"), old_tree);
-            plan.apply(&NoFailpoints).unwrap();
+            plan.apply(no_failpoints()).unwrap();
             prop_assert!(plan.is_complete().unwrap());
         }
     }
@@ -457,9 +574,9 @@ mod tests {
             &[("index.php".into(), "new".into())],
         );
         let app = tmp.path().join("app");
-        plan.apply(&NoFailpoints).unwrap();
+        plan.apply(no_failpoints()).unwrap();
         std::fs::write(app.join("cache.tmp"), "written by the new release").unwrap();
-        plan.undo(&NoFailpoints).unwrap();
+        plan.undo(no_failpoints()).unwrap();
         assert_eq!(
             std::fs::read_to_string(app.join("index.php")).unwrap(),
             "old"
@@ -492,7 +609,7 @@ mod tests {
         }
         // A worker recreates an empty log directory where the user's was.
         std::fs::create_dir_all(app.join("storage/logs")).unwrap();
-        assert!(plan.undo(&NoFailpoints).is_err(), "must fail closed");
+        assert!(plan.undo(no_failpoints()).is_err(), "must fail closed");
         let carried = app.join(".updater/staging/new/storage/logs/app.log");
         assert_eq!(
             std::fs::read_to_string(carried).unwrap(),
@@ -504,10 +621,10 @@ mod tests {
     #[test]
     fn preserved_paths_must_stay_inside_the_application() {
         for bad in ["../etc", "/etc/passwd", "a/../../b", ""] {
-            assert!(normalise_preserved(&[PathBuf::from(bad)]).is_err(), "{bad}");
+            assert!(normalise_carried(&[PathBuf::from(bad)]).is_err(), "{bad}");
         }
-        let clean = normalise_preserved(&[PathBuf::from("storage"), PathBuf::from("storage/logs")])
-            .unwrap();
+        let clean =
+            normalise_carried(&[PathBuf::from("storage"), PathBuf::from("storage/logs")]).unwrap();
         assert_eq!(
             clean,
             vec![PathBuf::from("storage")],

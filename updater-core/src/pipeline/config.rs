@@ -3,8 +3,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backup::BackupStrategy;
+use crate::command::ShellCommand;
+use crate::data::ConflictPolicy;
 use crate::error::{Error, Result};
-use crate::failpoint::{Failpoints, NoFailpoints};
 use crate::health::HealthCheck;
 use crate::history::{HistoryStore, InMemoryHistoryStore};
 use crate::hook::Hook;
@@ -16,12 +17,30 @@ use crate::source::ReleaseSource;
 use crate::version::{Channel, UpgradePolicy, Version};
 
 use super::Updater;
+use super::failpoint::Failpoints;
 
 /// The name of the state directory inside the application directory.
 pub const STATE_DIR_NAME: &str = ".updater";
 
 /// The preserved paths used when none are configured.
 pub const DEFAULT_PRESERVED: [&str; 3] = [".env", "storage/logs", "storage/app/public"];
+
+/// Letting requests that passed the maintenance check just before it went
+/// on finish before the database snapshot (guarantee 5: no acknowledged
+/// write is lost by a rollback).
+///
+/// An application keeps this guarantee when it checks maintenance mode at
+/// the start of each request, before opening a transaction, and its
+/// requests finish within [`wait`](Self::wait) — or when [`command`](Self::command)
+/// returns only once no request is in flight (e.g. by polling a counter the
+/// application keeps). Both cost their duration inside the maintenance window.
+#[derive(Debug, Clone, Default)]
+pub struct Drain {
+    /// A fixed pause.
+    pub wait: Duration,
+    /// A command that exits 0 once no request is in flight (run before the pause).
+    pub command: Option<ShellCommand>,
+}
 
 /// Settings of an [`Updater`]. Built by [`UpdaterBuilder`].
 #[derive(Debug, Clone)]
@@ -57,6 +76,20 @@ pub struct UpdaterConfig {
     pub version_file: PathBuf,
     /// The version to assume when there is neither installed state nor version file.
     pub initial_version: Option<Version>,
+    /// What to do when application data and a new release want the same
+    /// path, or a shipped file was modified in place.
+    pub data_conflicts: ConflictPolicy,
+    /// Application data that must not follow an update (version-specific
+    /// caches such as `bootstrap/cache/*.php`), as glob patterns relative to
+    /// the application: left with the old tree.
+    pub discarded_paths: Vec<String>,
+    /// Waiting for in-flight requests after maintenance goes on.
+    pub drain: Drain,
+    /// How long between two probes of a failing health check.
+    pub health_interval: Duration,
+    /// Space set aside before the window so an undo can write its journal
+    /// on a disk that filled up meanwhile (default 16 MiB).
+    pub reserve_bytes: u64,
 }
 
 impl UpdaterConfig {
@@ -79,6 +112,11 @@ impl UpdaterConfig {
             keep_releases: 1,
             version_file: PathBuf::from("VERSION"),
             initial_version: None,
+            data_conflicts: ConflictPolicy::Refuse,
+            discarded_paths: Vec::new(),
+            drain: Drain::default(),
+            health_interval: Duration::from_secs(1),
+            reserve_bytes: 16 << 20,
         }
     }
 
@@ -93,6 +131,10 @@ impl UpdaterConfig {
     /// The installed state (current and highest version, kept trees): `<state>/installed.json`.
     pub fn installed_path(&self) -> PathBuf {
         self.state_dir.join("installed.json")
+    }
+    /// The space set aside for an undo on a full disk: `<state>/reserve`.
+    pub fn reserve_path(&self) -> PathBuf {
+        self.state_dir.join("reserve")
     }
     pub(crate) fn state_subdir(&self, name: &str, id: &str) -> PathBuf {
         self.state_dir.join(name).join(id)
@@ -116,20 +158,21 @@ impl UpdaterConfig {
 ///
 /// Only the application directory and the release source are required.
 /// Defaults: in-memory history, log notifier, a flag-file maintenance switch
-/// at `<app>/.updater/maintenance.json`, no migrator, no health check, no
-/// backups.
+/// at `<app>/.updater/maintenance.json` (or none, with
+/// [`without_maintenance`](Self::without_maintenance)), no migrator, no
+/// health check, no backups.
 pub struct UpdaterBuilder {
     pub(crate) config: UpdaterConfig,
     pub(crate) source: Option<Arc<dyn ReleaseSource>>,
     pub(crate) history: Arc<dyn HistoryStore>,
     pub(crate) notifier: Arc<dyn Notifier>,
-    pub(crate) maintenance: Option<Arc<dyn MaintenanceSwitch>>,
+    pub(crate) maintenance: Option<Option<Arc<dyn MaintenanceSwitch>>>,
     pub(crate) migrator: Option<Arc<dyn Migrator>>,
     pub(crate) health_checks: Vec<Arc<dyn HealthCheck>>,
     pub(crate) hooks: Vec<Arc<dyn Hook>>,
     pub(crate) files_backup: Option<Arc<dyn BackupStrategy>>,
     pub(crate) database_backup: Option<Arc<dyn BackupStrategy>>,
-    pub(crate) failpoints: Arc<dyn Failpoints>,
+    pub(crate) failpoints: Failpoints,
 }
 
 impl std::fmt::Debug for UpdaterBuilder {
@@ -159,7 +202,7 @@ impl UpdaterBuilder {
             hooks: Vec::new(),
             files_backup: None,
             database_backup: None,
-            failpoints: Arc::new(NoFailpoints),
+            failpoints: Failpoints::default(),
         }
     }
 
@@ -195,7 +238,14 @@ impl UpdaterBuilder {
 
     /// How maintenance mode is turned on and off.
     pub fn with_maintenance(mut self, switch: Arc<dyn MaintenanceSwitch>) -> Self {
-        self.maintenance = Some(switch);
+        self.maintenance = Some(Some(switch));
+        self
+    }
+
+    /// No maintenance mode: the application keeps serving during the swap
+    /// (`MAINTENANCE_MODE_DURING_UPDATE=false`). The steps are recorded as skipped.
+    pub fn without_maintenance(mut self) -> Self {
+        self.maintenance = Some(None);
         self
     }
 
@@ -229,14 +279,15 @@ impl UpdaterBuilder {
         self
     }
 
-    /// Failpoints for fault-injection tests.
-    pub fn with_failpoints(mut self, failpoints: Arc<dyn Failpoints>) -> Self {
+    /// Failpoints for fault-injection tests (feature `failpoints`).
+    #[cfg(feature = "failpoints")]
+    pub fn with_failpoints(mut self, failpoints: Failpoints) -> Self {
         self.failpoints = failpoints;
         self
     }
 
-    /// Validates the settings and builds the updater. Creates the state
-    /// directory (0700) if needed.
+    /// Validates the settings and builds the updater. Writes nothing: the
+    /// state directory is created by the first operation that changes something.
     pub fn build(self) -> Result<Updater> {
         let source = self.source.ok_or_else(|| {
             Error::invalid("updater configuration", "a release source is required")
@@ -255,13 +306,23 @@ impl UpdaterBuilder {
                 "health_timeout must be positive",
             ));
         }
-        crate::durable::create_dir_all(&config.state_dir)?;
         let same_fs = {
             use std::os::unix::fs::MetadataExt;
             let app = std::fs::metadata(&config.app_dir)
                 .map_err(|e| Error::io("inspect", &config.app_dir, e))?;
-            let state = std::fs::metadata(&config.state_dir)
-                .map_err(|e| Error::io("inspect", &config.state_dir, e))?;
+            // The state directory, or its nearest existing ancestor.
+            let mut probe = config.state_dir.as_path();
+            let state = loop {
+                match std::fs::metadata(probe) {
+                    Ok(meta) => break meta,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        probe = probe
+                            .parent()
+                            .ok_or_else(|| Error::io("inspect", &config.state_dir, e))?;
+                    }
+                    Err(e) => return Err(Error::io("inspect", &config.state_dir, e)),
+                }
+            };
             app.dev() == state.dev()
         };
         if !same_fs {
@@ -283,12 +344,33 @@ impl UpdaterBuilder {
             extraction,
             ..config
         };
+        if config.health_interval.is_zero() {
+            return Err(Error::invalid(
+                "updater configuration",
+                "health_interval must be positive",
+            ));
+        }
+        let discarded = if config.discarded_paths.is_empty() {
+            None
+        } else {
+            let mut set = globset::GlobSetBuilder::new();
+            for pattern in &config.discarded_paths {
+                set.add(globset::Glob::new(pattern).map_err(|e| {
+                    Error::invalid(format!("discarded path pattern {pattern:?}"), e.to_string())
+                })?);
+            }
+            Some(
+                set.build()
+                    .map_err(|e| Error::invalid("discarded path patterns", e.to_string()))?,
+            )
+        };
         let maintenance = self.maintenance.unwrap_or_else(|| {
-            Arc::new(FlagFileMaintenance::new(
+            Some(Arc::new(FlagFileMaintenance::new(
                 config.state_dir.join("maintenance.json"),
-            ))
+            )))
         });
         Ok(Updater {
+            discarded,
             config,
             source,
             history: self.history,

@@ -1,33 +1,49 @@
 //! The update pipeline: [`Updater`] checks for releases, applies them,
-//! rolls them back and recovers from crashes.
+//! rolls them back, restores backups and recovers from crashes.
 //!
 //! ```text
-//! check ──> plan ──> preflight ──> backup ──> download+verify ──> stage
-//!       ──> maintenance on ──> [db snapshot] ──> swap ──> migrate ──> hooks
-//!       ──> health check ──> maintenance off ──> commit
-//! any failure after maintenance went on: rollback = restore the db snapshot
-//!       (or revert migrations), undo the swap, rollback hooks, maintenance off
+//! check ──> plan ──> preflight ──> download+verify ──> stage ──> scan app data ──> backup
+//!       ──> maintenance on ──> drain ──> [db snapshot] ──> swap ──> migrate ──> hooks
+//!       ──> health check ──> commit ──> maintenance off
+//! any failure after maintenance went on: undo = down migrations (with the new
+//!       code in place), the swap reversed, the snapshot restored into the old
+//!       tree, rollback hooks, maintenance off
 //! ```
 //!
 //! Everything that does not need the application stopped happens before
-//! maintenance mode; the window holds only the snapshot, the swap (a few
-//! renames), migrations, hooks and the health check. Its duration is measured
-//! and stored on the update record. Each phase is written to the
-//! [journal](crate::journal) before it runs, so [`Updater::recover`] can finish
-//! or undo an update interrupted at any instant. A file lock allows one
-//! update at a time.
+//! maintenance mode; the window holds only the drain, the snapshot, the
+//! swap (a few renames), the database step, hooks and the health check. Its
+//! duration is measured and stored on the update record.
+//!
+//! Each operation that changes the application is a *transition*
+//! (update, rollback, restore) with a journal written before each phase, so
+//! [`Updater::recover`] finishes or undoes one interrupted at any instant.
+//! The journal and the history record are changed in one place only
+//! (`transition.rs`); how a transition ends lives in `undo.rs`, shared by
+//! every operation and by recovery. A file lock allows one transition at a time.
 //!
 //! The API is blocking: every step is file, process or database I/O. Async
 //! applications call it from `tokio::task::spawn_blocking`.
 
+mod check;
 mod config;
-mod run;
-
+#[cfg(feature = "failpoints")]
+pub mod failpoint;
+#[cfg(not(feature = "failpoints"))]
+pub(crate) mod failpoint;
+mod journal;
+mod operator;
+mod prepare;
+mod recovery;
+mod report;
+mod transition;
+mod undo;
 mod updater;
+mod window;
 
-pub use crate::step::Step;
-pub use config::{DEFAULT_PRESERVED, STATE_DIR_NAME, UpdaterBuilder, UpdaterConfig};
-pub use updater::{
-    ApplyOutcome, ApplyRequest, CheckReport, RecoveryAction, RecoveryReport, RollbackRequest,
-    StatusReport, UpdateReport, Updater,
+pub use config::{DEFAULT_PRESERVED, Drain, STATE_DIR_NAME, UpdaterBuilder, UpdaterConfig};
+pub use report::{
+    ApplyOutcome, ApplyRequest, CheckReport, Phase, RecoveryAction, RecoveryReport, RestoreRequest,
+    RollbackRequest, StatusReport, TransitionKind, TransitionStatus, UpdateReport, os_user,
 };
+pub use updater::Updater;

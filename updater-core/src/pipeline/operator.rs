@@ -1,0 +1,301 @@
+//! What an operator asks for besides updates: going back to the kept
+//! release, restoring a backup, taking one. Rollback and restore are
+//! transitions like an update — staged beside the application, swapped in
+//! inside the maintenance window, journaled, finished or undone by recovery.
+
+use crate::backup::{Backup, BackupKind, BackupPurpose, BackupRequest, BackupStrategy};
+use crate::data::ConflictPolicy;
+use crate::durable;
+use crate::error::{Error, Result};
+use crate::history::{BackupRecord, NotificationType, UpdateRecord, UpdateStatus};
+use crate::progress::{ProgressObserver, ProgressSink};
+use crate::step::Step;
+use crate::tree::FileList;
+use crate::version::UpdateType;
+
+use super::Updater;
+use super::journal::{DatabaseChange, TransitionKind};
+use super::report::{RestoreRequest, RollbackRequest, UpdateReport};
+use super::transition::{StepProgress, Transition, Trees};
+use super::updater::transition_id;
+use super::window::WindowInput;
+
+impl Updater {
+    /// Goes back to the newest kept previous release on an operator's
+    /// request (after a committed update), through the same journaled
+    /// window: down migrations while the newer code is in place (or, with
+    /// consent, the snapshot taken before that update), the swap back with
+    /// the application data written since carried along, the
+    /// `after_rollback` hooks, the health check.
+    pub fn rollback(
+        &self,
+        request: &RollbackRequest,
+        observer: &dyn ProgressObserver,
+    ) -> Result<UpdateReport> {
+        let _lock = self.lock(&request.initiated_by)?;
+        self.recover_if_interrupted()?;
+        let installed = self.installed_state()?;
+        let kept = installed.kept.first().cloned().ok_or_else(|| {
+            Error::precondition(
+                "rollback",
+                "no previous release is kept (nothing to roll back to)",
+            )
+        })?;
+        if !kept.tree.is_dir() {
+            return Err(Error::precondition(
+                "rollback",
+                format!(
+                    "the kept tree of {} is missing: {}",
+                    kept.version,
+                    kept.tree.display()
+                ),
+            ));
+        }
+        let change = match &self.migrator {
+            Some(migrator) if migrator.can_revert() => DatabaseChange::RevertMigrations,
+            Some(migrator) => {
+                if !request.restore_database_snapshot {
+                    return Err(Error::precondition(
+                        "rollback",
+                        format!(
+                            "{} cannot revert migrations; allow restoring the database snapshot taken before the update (every write since is lost) or restore a backup",
+                            migrator.describe()
+                        ),
+                    ));
+                }
+                let snapshot = kept.database_snapshot.clone().ok_or_else(|| {
+                    Error::precondition("rollback", "no database snapshot was kept for that update")
+                })?;
+                if self.database_backup.is_none() {
+                    return Err(Error::precondition(
+                        "rollback",
+                        "restoring the snapshot needs the database backup strategy configured",
+                    ));
+                }
+                DatabaseChange::RestoreSnapshot(snapshot)
+            }
+            None => DatabaseChange::None,
+        };
+        let mut record = UpdateRecord::new(kept.version.clone(), request.initiated_by.clone());
+        record.previous_version = Some(installed.current.clone());
+        record.update_type = Some(UpdateType::Downgrade);
+        let id = transition_id(&kept.version);
+        let trees = Trees {
+            incoming: kept.tree.clone(),
+            outgoing: self
+                .config
+                .state_subdir("releases", &format!("{}-{id}", installed.current)),
+        };
+        let mut t = Transition::begin(
+            &self.config.journal_path(),
+            record,
+            TransitionKind::Rollback,
+            id.clone(),
+            trees,
+            self.history.as_ref(),
+            observer,
+            &self.failpoints,
+        )?;
+        self.notify(
+            NotificationType::UpdateStarted,
+            &kept.version,
+            format!(
+                "rollback from {} to {} started by {}",
+                installed.current, kept.version, request.initiated_by
+            ),
+            Some(serde_json::json!({ "update_id": t.update_id() })),
+        );
+        let prepared = (|| {
+            t.step(Step::Plan, |t| t.plan_database(change))?;
+            t.step(Step::Preflight, |_| self.preflight(0, false))?;
+            t.step(Step::Scan, |t| {
+                let incoming = match &kept.files {
+                    Some(path) => FileList::load(path)?,
+                    None => None,
+                };
+                let incoming = match incoming {
+                    Some(list) => list,
+                    None => {
+                        let mut list = FileList::from_dir(&kept.tree)?;
+                        list.stamp(&kept.tree)?;
+                        list
+                    }
+                };
+                let baseline = self.installed_files(&installed)?;
+                self.scan_data(t, baseline, incoming)
+            })
+        })();
+        let result = match prepared {
+            Ok(mut scan) => self.run_window(&mut t, Some(&mut scan)),
+            Err(error) => Err(error),
+        };
+        let finished = self.conclude(t, result)?;
+        Ok(UpdateReport {
+            update_id: finished.update_id,
+            from: installed.current,
+            to: kept.version,
+            update_type: Some(UpdateType::Downgrade),
+            maintenance_window: finished.window,
+            backup: None,
+            carried: Vec::new(),
+            saved_aside: finished.saved_aside,
+        })
+    }
+
+    /// Restores `backup` (made by `strategy`) on an operator's request, as
+    /// atomically as an update: verified first, its files staged beside the
+    /// application, swapped in inside the maintenance window (preserved paths
+    /// and application data the backup does not hold are kept, unless the
+    /// request includes preserved paths), its database part restored after
+    /// a snapshot of the current database; any failure — or a crash, via
+    /// [`recover`](Self::recover) — puts the application and database back as
+    /// they were. The backup's version becomes the running one. In history.
+    pub fn restore_backup(
+        &self,
+        strategy: &dyn BackupStrategy,
+        backup: &Backup,
+        request: &RestoreRequest,
+        observer: &dyn ProgressObserver,
+    ) -> Result<UpdateReport> {
+        let _lock = self.lock(&request.initiated_by)?;
+        self.recover_if_interrupted()?;
+        let installed = self.installed_state()?;
+        let has_files = backup.kind != BackupKind::DatabaseOnly;
+        let has_database = backup.kind != BackupKind::FilesOnly;
+        if has_database && self.database_backup.is_none() {
+            return Err(Error::precondition(
+                "restore",
+                format!(
+                    "backup {} holds a database: restoring it needs the database snapshot configured, so that a failed restore can be undone",
+                    backup.id
+                ),
+            ));
+        }
+        let mut record = UpdateRecord::new(backup.version.clone(), request.initiated_by.clone());
+        record.previous_version = Some(installed.current.clone());
+        record.backup_info = serde_json::to_value(backup).ok();
+        record.changelog = format!("restore of backup {} ({})", backup.id, backup.kind.as_str());
+        let id = transition_id(&backup.version);
+        let trees = Trees {
+            incoming: self.state_subdir("staging", &id),
+            outgoing: self
+                .config
+                .state_subdir("releases", &format!("{}-{id}", installed.current)),
+        };
+        let mut t = Transition::begin(
+            &self.config.journal_path(),
+            record,
+            TransitionKind::Restore,
+            id,
+            trees,
+            self.history.as_ref(),
+            observer,
+            &self.failpoints,
+        )?;
+        let prepared = (|| {
+            t.step(Step::Plan, |t| {
+                if !has_files {
+                    t.without_files()?;
+                }
+                t.plan_database(if has_database {
+                    DatabaseChange::RestoreBackup(backup.clone())
+                } else {
+                    DatabaseChange::None
+                })
+            })?;
+            t.step(Step::Preflight, |_| {
+                strategy.verify(backup)?;
+                self.preflight(backup.size, false)
+            })?;
+            if !has_files {
+                return Ok(None);
+            }
+            t.amend(|record| record.status = UpdateStatus::Installing);
+            let incoming = t.step(Step::Stage, |t| {
+                let target = t.journal().incoming.clone();
+                durable::create_dir_all(durable::parent_of(&target))?;
+                let progress = StepProgress {
+                    observer: t.observer(),
+                    step: Step::Stage,
+                };
+                strategy.stage_files(backup, &target, &progress as &dyn ProgressSink)?;
+                let mut list = FileList::from_dir(&target)?;
+                list.stamp(&target)?;
+                durable::sync_filesystem(&target)?;
+                t.note(format!(
+                    "{} entries staged from backup {}",
+                    list.len(),
+                    backup.id
+                ));
+                Ok(list)
+            })?;
+            t.step(Step::Scan, |t| {
+                let baseline = self.installed_files(&installed)?;
+                // The backup wins where both have a path; the live versions
+                // stay in the kept tree and are saved aside.
+                self.scan_data_with(
+                    t,
+                    baseline,
+                    incoming,
+                    ConflictPolicy::TakeRelease,
+                    !request.include_preserved,
+                )
+                .map(Some)
+            })
+        })();
+        let result = match prepared {
+            Ok(mut scan) => self.run_window_with(
+                &mut t,
+                WindowInput {
+                    scan: scan.as_mut(),
+                    carry_preserved: !request.include_preserved,
+                    restore_with: Some(strategy),
+                },
+            ),
+            Err(error) => Err(error),
+        };
+        let finished = self.conclude(t, result)?;
+        Ok(UpdateReport {
+            update_id: finished.update_id,
+            from: installed.current,
+            to: backup.version.clone(),
+            update_type: None,
+            maintenance_window: finished.window,
+            backup: Some(backup.clone()),
+            carried: Vec::new(),
+            saved_aside: finished.saved_aside,
+        })
+    }
+
+    /// Takes a backup of the running version with `strategy` on an operator's
+    /// request, under the update lock (never during an update), verifies it
+    /// and records it in history.
+    pub fn create_backup(
+        &self,
+        strategy: &dyn BackupStrategy,
+        description: Option<String>,
+        initiated_by: &str,
+        progress: &dyn ProgressSink,
+    ) -> Result<Backup> {
+        let _lock = self.lock(initiated_by)?;
+        self.recover_if_interrupted()?;
+        let request = BackupRequest {
+            version: self.current_version()?,
+            purpose: BackupPurpose::Manual,
+            update_id: None,
+            description,
+        };
+        let backup = strategy.create(&request, progress)?;
+        strategy.verify(&backup)?;
+        if let Err(error) = self.history.record_backup(&BackupRecord::of(&backup)) {
+            tracing::error!(%error, backup = %backup.id, "the backup was made but could not be recorded in history");
+        }
+        Ok(backup)
+    }
+
+    /// Clears the record of a dead update lock for an operator (`updater
+    /// unlock --force`); refuses while a live process holds it, naming it.
+    pub fn force_unlock(&self) -> Result<Option<crate::lock::LockRecord>> {
+        crate::lock::UpdateLock::force_clear(&self.config.lock_path())
+    }
+}

@@ -1,0 +1,560 @@
+//! `apply`, up to the maintenance window: the release lookup, plan,
+//! preflight, download, stage, the application-data scan and the files
+//! backup — everything that does not need the application stopped. A failure
+//! here changes nothing in the application.
+
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+
+use crate::backup::{Backup, BackupPurpose, BackupRequest, BackupStrategy};
+use crate::data::{self, Baseline, ConflictPolicy, DataScan, ScanRules};
+use crate::durable;
+use crate::error::{Error, Result, redact_url};
+use crate::history::{
+    BackupRecord, NotificationType, StepOutcome, StepRecord, UpdateRecord, UpdateStatus,
+};
+use crate::install::InstalledState;
+use crate::package::VerifiedPackage;
+use crate::progress::{ProgressEvent, ProgressObserver};
+use crate::release::{Asset, Release};
+use crate::step::Step;
+use crate::tree::FileList;
+
+use super::Updater;
+use super::journal::{DatabaseChange, TransitionKind};
+use super::report::{ApplyOutcome, ApplyRequest, UpdateReport};
+use super::transition::{StepProgress, Transition, Trees, percent_span};
+use super::updater::transition_id;
+
+/// What the preparation hands to the window.
+pub(crate) struct Prepared {
+    /// The files backup taken before the window.
+    pub(crate) backup: Option<Backup>,
+    /// The application data scan, refreshed inside the window.
+    pub(crate) scan: Option<DataScanState>,
+}
+
+/// A scan and what it compared, kept to refresh it inside the window.
+pub(crate) struct DataScanState {
+    pub(crate) scan: DataScan,
+    pub(crate) baseline: Option<FileList>,
+    pub(crate) incoming: FileList,
+    pub(crate) rules: ScanRules,
+    /// How conflicts found inside the window are settled.
+    pub(crate) policy: ConflictPolicy,
+}
+
+impl Updater {
+    /// Installs the newest release of the channel, or `request.version`.
+    ///
+    /// Under the update lock; an interrupted transition found on disk is
+    /// recovered first. On failure before maintenance mode nothing was
+    /// changed and [`Error::Step`] names the step; on failure after it the
+    /// update is undone and [`Error::RolledBack`] names the step and the
+    /// cause; if undoing fails too, [`Error::NeedsOperator`] says what is
+    /// left. Every attempt that got past the release lookup — and every
+    /// failed lookup — is in history.
+    pub fn apply(
+        &self,
+        request: &ApplyRequest,
+        observer: &dyn ProgressObserver,
+    ) -> Result<ApplyOutcome> {
+        let _lock = self.lock(&request.initiated_by)?;
+        self.recover_if_interrupted()?;
+        let installed = self.installed_state()?;
+        let Some((release, lookup)) = self.look_up(request, &installed, observer)? else {
+            return Ok(ApplyOutcome::UpToDate {
+                current: installed.current,
+            });
+        };
+        let mut record = UpdateRecord::new(release.version.clone(), request.initiated_by.clone());
+        record.previous_version = Some(installed.current.clone());
+        record.changelog = release.changelog.clone();
+        record.auto_update = request.auto_update;
+        record.steps.push(lookup);
+        let id = transition_id(&release.version);
+        let trees = Trees {
+            incoming: self.state_subdir("staging", &id),
+            outgoing: self
+                .config
+                .state_subdir("releases", &format!("{}-{id}", installed.current)),
+        };
+        let mut t = Transition::begin(
+            &self.config.journal_path(),
+            record,
+            TransitionKind::Update,
+            id,
+            trees,
+            self.history.as_ref(),
+            observer,
+            &self.failpoints,
+        )?;
+        self.notify(
+            NotificationType::UpdateStarted,
+            &release.version,
+            format!(
+                "update from {} to {} started by {}",
+                installed.current, release.version, request.initiated_by
+            ),
+            Some(serde_json::json!({ "update_id": t.update_id() })),
+        );
+        let prepared = self.prepare_update(&mut t, &release, &installed, request);
+        let (backup, carried, result) = match prepared {
+            Ok(mut prepared) => {
+                let window = self.run_window(&mut t, prepared.scan.as_mut());
+                let carried = prepared
+                    .scan
+                    .map(|state| state.scan.carried)
+                    .unwrap_or_default();
+                (prepared.backup, carried, window)
+            }
+            Err(error) => (None, Vec::new(), Err(error)),
+        };
+        let finished = self.conclude(t, result)?;
+        Ok(ApplyOutcome::Updated(UpdateReport {
+            update_id: finished.update_id,
+            from: installed.current,
+            to: release.version,
+            update_type: finished.record.as_ref().and_then(|r| r.update_type),
+            maintenance_window: finished.window,
+            backup,
+            carried,
+            saved_aside: finished.saved_aside,
+        }))
+    }
+
+    /// The release to install, or `None` when up to date. A failed lookup is
+    /// recorded in history (a record failed at `check`) and announced.
+    fn look_up(
+        &self,
+        request: &ApplyRequest,
+        installed: &InstalledState,
+        observer: &dyn ProgressObserver,
+    ) -> Result<Option<(Release, StepRecord)>> {
+        observer.on_progress(&ProgressEvent::message(
+            Step::Check,
+            0,
+            "check: looking for releases",
+        ));
+        let started_at = Utc::now();
+        let found = match &request.version {
+            Some(version) => self.source.release(version).map(Some),
+            None => self.newest_release(),
+        };
+        let step = |outcome, message| StepRecord {
+            name: Step::Check.as_str().to_string(),
+            started_at,
+            finished_at: Some(Utc::now()),
+            outcome,
+            message,
+        };
+        match found {
+            Ok(Some(release)) => {
+                // `check` and `apply` share one rule for "latest".
+                if request.version.is_none() && self.installable(installed, &release).is_none() {
+                    return Ok(None);
+                }
+                let message = format!("found {}", release.version);
+                Ok(Some((release, step(StepOutcome::Succeeded, Some(message)))))
+            }
+            Ok(None) => Ok(None),
+            Err(error) => {
+                let wanted = request
+                    .version
+                    .clone()
+                    .unwrap_or_else(|| installed.current.clone());
+                let mut record = UpdateRecord::new(wanted.clone(), request.initiated_by.clone());
+                record.previous_version = Some(installed.current.clone());
+                record.auto_update = request.auto_update;
+                record.status = UpdateStatus::Failed;
+                record.failed_at = Some(Utc::now());
+                record.error_message = Some(format!("check: {error}"));
+                record
+                    .steps
+                    .push(step(StepOutcome::Failed, Some(error.to_string())));
+                let id = match self.history.create_update(&record) {
+                    Ok(id) => Some(id),
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not record the failed lookup");
+                        None
+                    }
+                };
+                self.notify(
+                    NotificationType::UpdateFailed,
+                    &wanted,
+                    format!(
+                        "update failed: the release lookup failed: {error}; nothing was changed"
+                    ),
+                    Some(serde_json::json!({ "update_id": id, "step": "check" })),
+                );
+                Err(Error::Step {
+                    step: Step::Check,
+                    source: Box::new(error),
+                })
+            }
+        }
+    }
+
+    /// Plan, preflight, download, stage, scan, backup.
+    fn prepare_update(
+        &self,
+        t: &mut Transition<'_>,
+        release: &Release,
+        installed: &InstalledState,
+        request: &ApplyRequest,
+    ) -> Result<Prepared> {
+        let asset: Asset = t.step(Step::Plan, |t| {
+            let update_type = self.config.policy.check(
+                &installed.current,
+                &release.version,
+                Some(&installed.highest),
+            )?;
+            let asset = release
+                .select_asset(self.config.asset_pattern.as_deref())?
+                .clone();
+            t.amend(|record| {
+                record.update_type = Some(update_type);
+                record.download_url = Some(redact_url(&asset.location));
+                record.checksum = asset.sha256.map(|d| d.to_hex());
+                record.download_size = Some(asset.size);
+            });
+            let change = match &self.migrator {
+                Some(_) => DatabaseChange::Migrate,
+                None => DatabaseChange::None,
+            };
+            t.plan_database(change)?;
+            Ok(asset)
+        })?;
+        t.step(Step::Preflight, |_| {
+            self.preflight(asset.size, self.files_backup_requested(request))
+        })?;
+        t.amend(|record| record.status = UpdateStatus::Downloading);
+        let package = t.step(Step::Download, |t| {
+            let id = t.journal().id.clone();
+            self.download(t, release, &asset, &id)
+        })?;
+        t.amend(|record| record.status = UpdateStatus::Installing);
+        let incoming_list = t.step(Step::Stage, |t| {
+            let incoming = t.journal().incoming.clone();
+            self.stage(t, &package.path, &incoming)
+        })?;
+        let scan = t.step(Step::Scan, |t| {
+            let baseline = self.baseline(t, installed, release)?;
+            self.scan_data(t, baseline, incoming_list)
+        })?;
+        let backup = t.step(Step::Backup, |t| {
+            let Some(strategy) = self.files_backup.as_ref() else {
+                t.skip("no files backup configured");
+                return Ok(None);
+            };
+            if !request.backup {
+                t.skip("backup not requested");
+                return Ok(None);
+            }
+            let backup =
+                self.take_backup(t, strategy.as_ref(), BackupPurpose::PreUpdate, Step::Backup)?;
+            t.amend(|record| record.backup_info = serde_json::to_value(&backup).ok());
+            Ok(Some(backup))
+        })?;
+        Ok(Prepared {
+            backup,
+            scan: Some(scan),
+        })
+    }
+
+    fn files_backup_requested(&self, request: &ApplyRequest) -> bool {
+        request.backup && self.files_backup.is_some()
+    }
+
+    fn download(
+        &self,
+        t: &mut Transition<'_>,
+        release: &Release,
+        asset: &Asset,
+        id: &str,
+    ) -> Result<VerifiedPackage> {
+        let dir = self.state_subdir("downloads", id);
+        durable::create_dir_all(&dir)?;
+        let destination = dir.join("package.tar.gz");
+        let (start, end) = percent_span(Step::Download);
+        let observer = t.observer();
+        let total = asset.size;
+        let mut progress = |done: u64| {
+            let span = u64::from(end - start);
+            let percent = start
+                + u8::try_from(span * done / total.max(1))
+                    .unwrap_or(0)
+                    .min(end - start);
+            observer.on_progress(&ProgressEvent {
+                step: Step::Download,
+                percent,
+                bytes_done: done,
+                bytes_total: Some(total),
+                files_done: 0,
+                message: format!("downloading {}", asset.name),
+            });
+        };
+        crate::package::download_verified(
+            self.source.as_ref(),
+            release,
+            asset,
+            &destination,
+            &self.config.verification,
+            &mut progress,
+        )
+    }
+
+    /// Extracts the package into the staging directory, records its file
+    /// list (with the stamps the files have now, which the swap's renames
+    /// keep) and makes the tree durable: one `syncfs`, outside the window.
+    fn stage(&self, t: &mut Transition<'_>, package: &Path, incoming: &Path) -> Result<FileList> {
+        durable::create_dir_all(durable::parent_of(incoming))?;
+        let report = crate::package::extract_tar_gz(package, incoming, &self.config.extraction)?;
+        t.note(format!("{} files, {} bytes", report.files, report.bytes));
+        let mut list = FileList::from_dir(incoming)?;
+        list.stamp(incoming)?;
+        durable::sync_filesystem(incoming)?;
+        Ok(list)
+    }
+
+    /// What the running release shipped: its recorded list; for an
+    /// application installed by hand, the list of its release package from
+    /// the source (downloaded and verified, never extracted); else unknown.
+    fn baseline(
+        &self,
+        t: &mut Transition<'_>,
+        installed: &InstalledState,
+        incoming: &Release,
+    ) -> Result<Option<FileList>> {
+        if let Some(list) = self.installed_files(installed)? {
+            return Ok(Some(list));
+        }
+        if installed.current == incoming.version {
+            return Ok(None);
+        }
+        let id = t.journal().id.clone();
+        let fetched = self.source.release(&installed.current).and_then(|release| {
+            let asset = release
+                .select_asset(self.config.asset_pattern.as_deref())?
+                .clone();
+            let path = self.state_subdir("downloads", &id).join("baseline.tar.gz");
+            let package = crate::package::download_verified(
+                self.source.as_ref(),
+                &release,
+                &asset,
+                &path,
+                &self.config.verification,
+                &mut |_| {},
+            )?;
+            list_package(&package.path, &self.config.extraction)
+        });
+        match fetched {
+            Ok(list) => Ok(Some(list)),
+            Err(error) => {
+                tracing::warn!(%error, version = %installed.current, "the installed release's package is not available; the first update carries everything the new release does not ship");
+                Ok(None)
+            }
+        }
+    }
+
+    /// The scan rules of this updater: its state directory, preserved paths
+    /// and maintenance flags are handled elsewhere; discarded patterns.
+    pub(crate) fn scan_rules(&self) -> ScanRules {
+        let mut skipped = self.config.preserved_paths.clone();
+        skipped.extend(self.mirrored_files());
+        ScanRules {
+            reserved: self.config.reserved_names(),
+            skipped,
+            discarded: self.discarded.clone(),
+        }
+    }
+
+    /// Maintenance files inside the application, relative to it.
+    pub(crate) fn mirrored_files(&self) -> Vec<PathBuf> {
+        self.maintenance
+            .iter()
+            .flat_map(|m| m.tree_files())
+            .filter_map(|path| {
+                path.strip_prefix(&self.config.app_dir)
+                    .ok()
+                    .map(Path::to_path_buf)
+                    .or_else(|| path.is_relative().then_some(path.clone()))
+            })
+            .collect()
+    }
+
+    pub(crate) fn scan_data(
+        &self,
+        t: &mut Transition<'_>,
+        baseline: Option<FileList>,
+        incoming: FileList,
+    ) -> Result<DataScanState> {
+        self.scan_data_with(t, baseline, incoming, self.config.data_conflicts, true)
+    }
+
+    /// Scans with `policy`; `skip_preserved` leaves preserved paths to the
+    /// swap (a restore that puts the backup's copies back compares them too).
+    pub(crate) fn scan_data_with(
+        &self,
+        t: &mut Transition<'_>,
+        baseline: Option<FileList>,
+        incoming: FileList,
+        policy: ConflictPolicy,
+        skip_preserved: bool,
+    ) -> Result<DataScanState> {
+        let mut rules = self.scan_rules();
+        if !skip_preserved {
+            rules
+                .skipped
+                .retain(|p| !self.config.preserved_paths.contains(p));
+        }
+        let known = match &baseline {
+            Some(list) => Baseline::Known(list),
+            None => Baseline::Unknown,
+        };
+        let mut scan = data::scan(&self.config.app_dir, known, &incoming, &rules)?;
+        let save_aside = scan.resolve(policy)?;
+        let list_path = self
+            .config
+            .state_dir
+            .join("files")
+            .join(format!("{}.jsonl", t.journal().id));
+        durable::create_dir_all(durable::parent_of(&list_path))?;
+        incoming.save(&list_path)?;
+        t.record_staged(Some(list_path), save_aside)?;
+        t.note(scan.summary());
+        Ok(DataScanState {
+            scan,
+            baseline,
+            incoming,
+            rules,
+            policy,
+        })
+    }
+
+    /// Takes a backup with `strategy`, verifies it, records it in history.
+    pub(crate) fn take_backup(
+        &self,
+        t: &mut Transition<'_>,
+        strategy: &dyn BackupStrategy,
+        purpose: BackupPurpose,
+        step: Step,
+    ) -> Result<Backup> {
+        let request = BackupRequest {
+            version: t.from().clone(),
+            purpose,
+            update_id: t.update_id(),
+            description: Some(format!("before {} to {}", t.kind().as_str(), t.to())),
+        };
+        let progress = StepProgress {
+            observer: t.observer(),
+            step,
+        };
+        let backup = strategy.create(&request, &progress)?;
+        strategy.verify(&backup)?;
+        let record = BackupRecord {
+            system_update_id: t.update_id(),
+            ..BackupRecord::of(&backup)
+        };
+        self.history.record_backup(&record)?;
+        Ok(backup)
+    }
+
+    /// Checks everything that can be checked before anything changes:
+    /// write permission, free space (package, staging, backup, reserve), the
+    /// migrator and backup tools, a way back for the database, maintenance.
+    pub(crate) fn preflight(&self, package_size: u64, files_backup: bool) -> Result<()> {
+        for dir in [&self.config.app_dir, &self.config.state_dir] {
+            let probe = tempfile::Builder::new()
+                .prefix(".updater-write-test-")
+                .tempfile_in(dir);
+            if let Err(e) = probe {
+                return Err(Error::precondition(
+                    "write permission",
+                    format!("cannot write in {}: {e}", dir.display()),
+                ));
+            }
+        }
+        let staging_estimate = package_size
+            .saturating_mul(4)
+            .min(self.config.extraction.max_total_bytes);
+        let backup_estimate = if files_backup {
+            tree_size(&self.config.app_dir, &self.config.state_dir)
+        } else {
+            0
+        };
+        let needed = package_size + staging_estimate + backup_estimate + self.config.reserve_bytes;
+        let stats = rustix::fs::statvfs(&self.config.state_dir)
+            .map_err(|e| Error::io("measure free space", &self.config.state_dir, e.into()))?;
+        let available = stats.f_bavail.saturating_mul(stats.f_frsize);
+        if available < needed {
+            return Err(Error::precondition(
+                "disk space",
+                format!(
+                    "{} has {} MiB free but the package, staging, backup and undo reserve need about {} MiB",
+                    self.config.state_dir.display(),
+                    available >> 20,
+                    needed >> 20
+                ),
+            ));
+        }
+        if let Some(migrator) = &self.migrator {
+            migrator.check(&self.config.app_dir)?;
+            if self.database_backup.is_none() && !migrator.can_revert() {
+                return Err(Error::precondition(
+                    "database rollback",
+                    format!(
+                        "{} cannot revert migrations and no database snapshot is configured: a failed update could not restore the schema",
+                        migrator.describe()
+                    ),
+                ));
+            }
+        }
+        if files_backup && let Some(backup) = &self.files_backup {
+            backup.preflight()?;
+        }
+        if let Some(backup) = &self.database_backup {
+            backup.preflight()?;
+        }
+        match &self.maintenance {
+            Some(switch) => switch.status().map(drop),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Bytes of regular files under `dir`, skipping `skip` (the state directory).
+fn tree_size(dir: &Path, skip: &Path) -> u64 {
+    let mut total = 0;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&current) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path == skip {
+                continue;
+            }
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => pending.push(path),
+                Ok(t) if t.is_file() => total += entry.metadata().map(|m| m.len()).unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    total
+}
+
+/// The file list of a package, without touching the application.
+// TODO(extract branch): replace with `package::list_tar_gz`, which lists without writing.
+fn list_package(package: &Path, options: &crate::package::ExtractOptions) -> Result<FileList> {
+    let scratch = tempfile::Builder::new()
+        .prefix("baseline-")
+        .tempdir_in(durable::parent_of(package))
+        .map_err(|e| Error::io("create directory in", durable::parent_of(package), e))?;
+    let target = scratch.path().join("tree");
+    crate::package::extract_tar_gz(package, &target, options)?;
+    FileList::from_dir(&target)
+}

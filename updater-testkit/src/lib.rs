@@ -1,0 +1,33 @@
+//! # updater-testkit
+//!
+//! The fixtures every test of the workspace shares, in one place instead of
+//! one copy per crate: a demo application with releases ([`app`]), tar.gz
+//! builders ([`archive`]), byte-for-byte tree snapshots ([`tree`]), a fake
+//! database with migrations and snapshots ([`fakes`]), local HTTP servers
+//! ([`http`]), unique names and the rule for tests that need a database
+//! server ([`services`]).
+//!
+//! Not published; a dev-dependency of the other crates. Test code: it
+//! panics with a clear message instead of returning errors.
+//!
+//! ```
+//! use updater_testkit::{app::Fixture, tree::snapshot};
+//! let fx = Fixture::new();
+//! let tree = snapshot(&fx.app);
+//! assert!(tree.contains_key(std::path::Path::new("VERSION")));
+//! ```
+//!
+//! ## Features
+//!
+//! None.
+
+#![warn(missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod app;
+pub mod archive;
+pub mod child;
+pub mod fakes;
+pub mod http;
+pub mod services;
+pub mod tree;

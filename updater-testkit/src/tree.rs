@@ -1,0 +1,114 @@
+//! Trees on disk: write them, copy them, snapshot them byte-for-byte.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// A node of a tree: kind, mode and content (or link target).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    /// A regular file.
+    File {
+        /// Permission bits.
+        mode: u32,
+        /// Its bytes.
+        content: Vec<u8>,
+    },
+    /// A directory.
+    Dir {
+        /// Permission bits.
+        mode: u32,
+    },
+    /// A symbolic link.
+    Link {
+        /// Where it points.
+        target: PathBuf,
+    },
+}
+
+/// A tree: every path (relative) with its node.
+pub type Tree = BTreeMap<PathBuf, Node>;
+
+/// Every path under `root` except the updater's state directory `.updater`,
+/// with its node.
+pub fn snapshot(root: &Path) -> Tree {
+    snapshot_skipping(root, &[".updater"])
+}
+
+/// Every path under `root` except `skip` (relative paths) and what lies below them.
+pub fn snapshot_skipping(root: &Path, skip: &[&str]) -> Tree {
+    let mut out = BTreeMap::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("list {}: {e}", dir.display())) {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(root).unwrap().to_path_buf();
+            if skip.iter().any(|s| rel.starts_with(s)) {
+                continue;
+            }
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let mode = meta.permissions().mode() & 0o7777;
+            let node = if meta.file_type().is_symlink() {
+                Node::Link {
+                    target: fs::read_link(&path).unwrap(),
+                }
+            } else if meta.is_dir() {
+                pending.push(path.clone());
+                Node::Dir { mode }
+            } else {
+                Node::File {
+                    mode,
+                    content: fs::read(&path).unwrap(),
+                }
+            };
+            out.insert(rel, node);
+        }
+    }
+    out
+}
+
+/// The differences between two trees, one line per path, for assertion messages.
+pub fn diff(expected: &Tree, actual: &Tree) -> String {
+    let mut lines = Vec::new();
+    for (path, node) in expected {
+        match actual.get(path) {
+            None => lines.push(format!("missing {}", path.display())),
+            Some(other) if other != node => lines.push(format!("differs {}", path.display())),
+            Some(_) => {}
+        }
+    }
+    for path in actual.keys() {
+        if !expected.contains_key(path) {
+            lines.push(format!("unexpected {}", path.display()));
+        }
+    }
+    lines.join("\n")
+}
+
+/// Writes `files` (path, content) under `root`, creating directories.
+pub fn write_tree(root: &Path, files: &[(&str, &str)]) {
+    for (path, content) in files {
+        let path = root.join(path);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, content).unwrap();
+    }
+}
+
+/// Copies a directory tree (files, directories, symlinks, modes).
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    fs::set_permissions(to, fs::metadata(from).unwrap().permissions()).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type().unwrap();
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(entry.path()).unwrap(), &target).unwrap();
+        } else if kind.is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
