@@ -107,18 +107,28 @@ impl UpdateLock {
             .mode(0o600)
             .open(path)
             .map_err(|e| Error::io("open lock file", path, e))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let holder = read_record(&mut file)
-                    .map(|r| r.to_string())
-                    .unwrap_or_else(|| "an unknown process".to_string());
-                return Err(Error::Locked {
-                    path: path.to_path_buf(),
-                    holder,
-                });
+        // A holder writes its record right after taking the lock, and a
+        // process forked by a thread of ours holds our lock until it execs:
+        // a lock held *without* a record is given a moment before we give up,
+        // so the loser of a race always names the winner.
+        let patience = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let record = read_record(&mut file);
+                    if record.is_some() || std::time::Instant::now() >= patience {
+                        return Err(Error::Locked {
+                            path: path.to_path_buf(),
+                            holder: record.map(|r| r.to_string()).unwrap_or_else(|| {
+                                "a process that wrote no record (it may be exiting)".to_string()
+                            }),
+                        });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", path, e)),
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", path, e)),
         }
         let stale = read_record(&mut file);
         if let Some(stale) = &stale {

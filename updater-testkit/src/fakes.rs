@@ -184,3 +184,133 @@ impl BackupStrategy for FakeDatabaseBackup {
         Ok(0)
     }
 }
+
+/// Backups of the application's files as plain copies (the state directory
+/// and the preserved log and upload directories left out, as the real files
+/// backup does), optionally with the fake database: [`BackupKind::Full`].
+/// Enough to drive backups and atomic restores through the pipeline.
+#[derive(Debug)]
+pub struct FakeFilesBackup {
+    /// The application directory.
+    pub app: PathBuf,
+    /// Where backups go.
+    pub store: PathBuf,
+    /// The database backed up with the files, if any.
+    pub db: Option<FakeDatabase>,
+}
+
+/// What [`FakeFilesBackup`] leaves out (relative to the application).
+pub const FILES_BACKUP_EXCLUDES: [&str; 3] = [".updater", "storage/logs", "storage/app/public"];
+
+fn copy_tree_excluding(from: &Path, to: &Path, relative: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(to)?;
+    fs::set_permissions(
+        to,
+        fs::Permissions::from_mode(fs::metadata(from)?.permissions().mode()),
+    )?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let rel = relative.join(entry.file_name());
+        if FILES_BACKUP_EXCLUDES.iter().any(|x| rel == Path::new(x)) {
+            continue;
+        }
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(entry.path())?, &target)?;
+        } else if kind.is_dir() {
+            copy_tree_excluding(&entry.path(), &target, &rel)?;
+        } else {
+            fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+impl BackupStrategy for FakeFilesBackup {
+    fn describe(&self) -> String {
+        "fake files backup".into()
+    }
+    fn kind(&self) -> BackupKind {
+        if self.db.is_some() {
+            BackupKind::Full
+        } else {
+            BackupKind::FilesOnly
+        }
+    }
+    fn create(&self, request: &BackupRequest, _p: &dyn ProgressSink) -> Result<Backup> {
+        fs::create_dir_all(&self.store).map_err(|e| Error::io("create", &self.store, e))?;
+        let id = format!(
+            "files-{}-{}",
+            request.version,
+            fs::read_dir(&self.store).map(|d| d.count()).unwrap_or(0)
+        );
+        let dir = self.store.join(&id);
+        copy_tree_excluding(&self.app, &dir.join("files"), Path::new(""))
+            .map_err(|e| Error::io("copy into", &dir, e))?;
+        let database_path = match &self.db {
+            Some(db) => {
+                let target = dir.join("database");
+                fs::create_dir_all(&target).map_err(|e| Error::io("create", &target, e))?;
+                for name in ["schema", "rows"] {
+                    fs::copy(db.dir.join(name), target.join(name))
+                        .map_err(|e| Error::io("copy", db.dir.join(name), e))?;
+                }
+                Some(target)
+            }
+            None => None,
+        };
+        Ok(Backup {
+            id,
+            kind: self.kind(),
+            version: request.version.clone(),
+            created_at: chrono::Utc::now(),
+            files_path: Some(dir.join("files")),
+            database_path,
+            size: 0,
+            update_id: request.update_id,
+            description: request.description.clone(),
+        })
+    }
+    fn verify(&self, backup: &Backup) -> Result<()> {
+        match &backup.files_path {
+            Some(path) if path.is_dir() => Ok(()),
+            _ => Err(Error::integrity("fake files backup", "missing")),
+        }
+    }
+    fn restore(&self, _backup: &Backup, _p: &dyn ProgressSink) -> Result<()> {
+        Err(Error::precondition(
+            "restore",
+            "the fake files backup restores only through the pipeline (stage_files)",
+        ))
+    }
+    fn stage_files(&self, backup: &Backup, target: &Path, _p: &dyn ProgressSink) -> Result<()> {
+        let files = backup
+            .files_path
+            .as_ref()
+            .ok_or_else(|| Error::integrity("fake files backup", "no files part"))?;
+        copy_tree_excluding(files, target, Path::new(""))
+            .map_err(|e| Error::io("copy into", target, e))
+    }
+    fn restore_database(&self, backup: &Backup, _p: &dyn ProgressSink) -> Result<()> {
+        let (Some(db), Some(dir)) = (&self.db, &backup.database_path) else {
+            return Err(Error::integrity("fake files backup", "no database part"));
+        };
+        for name in ["schema", "rows"] {
+            let temp = db.dir.join(format!(".{name}.restore"));
+            fs::copy(dir.join(name), &temp).map_err(|e| Error::io("copy into", &temp, e))?;
+            fs::rename(&temp, db.dir.join(name)).map_err(|e| Error::io("rename", &temp, e))?;
+        }
+        Ok(())
+    }
+    fn delete(&self, backup: &Backup) -> Result<()> {
+        if let Some(dir) = backup.files_path.as_ref().and_then(|p| p.parent()) {
+            let _ = fs::remove_dir_all(dir);
+        }
+        Ok(())
+    }
+    fn size(&self, _backup: &Backup) -> Result<u64> {
+        Ok(0)
+    }
+}

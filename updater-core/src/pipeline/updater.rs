@@ -93,6 +93,12 @@ impl Updater {
         &self.source
     }
 
+    /// Every failpoint passed so far, in order (feature `failpoints`, tests).
+    #[cfg(feature = "failpoints")]
+    pub fn failpoints_seen(&self) -> Vec<String> {
+        self.failpoints.seen()
+    }
+
     /// The maintenance switch, when maintenance mode is used.
     pub fn maintenance(&self) -> Option<&Arc<dyn MaintenanceSwitch>> {
         self.maintenance.as_ref()
