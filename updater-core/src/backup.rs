@@ -101,6 +101,28 @@ pub struct Backup {
     pub description: Option<String>,
 }
 
+/// What retention must respect when it deletes old backups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionRules {
+    /// Verified backups of each kind to keep (at least 1).
+    pub keep: usize,
+    /// The version running now: its newest verified backup is never deleted.
+    pub running: Version,
+    /// Backups never deleted (the snapshots kept releases need for rollback).
+    pub protected: Vec<String>,
+}
+
+/// What retention did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Deleted backups (ids).
+    pub deleted: Vec<String>,
+    /// Remaining backups (ids), oldest first.
+    pub kept: Vec<String>,
+    /// Leftovers of backups that never completed (killed runs), removed.
+    pub removed_incomplete: Vec<PathBuf>,
+}
+
 /// Creates, verifies, restores and deletes backups of one kind of data.
 ///
 /// # Contract
@@ -119,6 +141,10 @@ pub struct Backup {
 ///   them in atomically ([`Updater::restore_backup`](crate::pipeline::Updater::restore_backup)).
 /// - [`restore_database`](Self::restore_database) restores only the database
 ///   part of a backup; idempotent.
+/// - [`prune`](Self::prune) deletes old backups by the rules: never the
+///   newest backup, nor the newest verified one of the running version, nor
+///   a protected one, and never the last complete backup holding files;
+///   failed and incomplete ones go separately and do not count.
 /// - [`delete`](Self::delete) of a backup that is already gone succeeds.
 /// - Long operations report progress to the observer.
 ///
@@ -127,7 +153,8 @@ pub struct Backup {
 /// Required: everything but [`preflight`](Self::preflight) (which defaults to
 /// "nothing to check"), [`stage_files`](Self::stage_files) (defaults to
 /// "this strategy holds no files") and [`restore_database`](Self::restore_database)
-/// (defaults to [`restore`](Self::restore) for database-only backups). Run `updater_core::conformance::backup::run` (feature
+/// (defaults to [`restore`](Self::restore) for database-only backups) and
+/// [`prune`](Self::prune) (defaults to keeping everything). Run `updater_core::conformance::backup::run` (feature
 /// `conformance`) in a test.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait BackupStrategy: Send + Sync {
@@ -192,6 +219,11 @@ pub trait BackupStrategy: Send + Sync {
     /// Deletes the backup.
     fn delete(&self, backup: &Backup) -> Result<()>;
 
+    /// Applies retention to the backups this strategy made.
+    fn prune(&self, _rules: &RetentionRules) -> Result<Pruned> {
+        Ok(Pruned::default())
+    }
+
     /// The backup's size on disk in bytes.
     fn size(&self, backup: &Backup) -> Result<u64>;
 }
@@ -216,6 +248,7 @@ macro_rules! forward_backup {
                 (**self).restore_database(backup, progress)
             }
             fn delete(&self, backup: &Backup) -> Result<()> { (**self).delete(backup) }
+            fn prune(&self, rules: &RetentionRules) -> Result<Pruned> { (**self).prune(rules) }
             fn size(&self, backup: &Backup) -> Result<u64> { (**self).size(backup) }
         }
     )*};

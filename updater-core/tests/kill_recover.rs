@@ -1,10 +1,8 @@
-//! Real crashes: an update runs in a child process that is killed with
-//! SIGKILL at many different moments; a fresh process then runs recovery.
-//! The tree must be byte-for-byte the old or the new release, preserved
-//! paths untouched, and the database schema must match the tree.
-//!
-//! The child is this same test binary, re-executed to run only
-//! `child_process_runs_one_update` with `KILL_TEST_APP` set.
+//! Real kills: an update runs in a child process (slowed down at every
+//! failpoint so kills land all over it) that is killed with SIGKILL at
+//! moments spread over the whole run; a fresh updater then recovers. The
+//! tree must be byte-for-byte the old or the new release, user data —
+//! preserved or undeclared — untouched, and the schema must match the tree.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,94 +10,72 @@
     clippy::print_stdout
 )]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::{FakeDatabase, FakeDatabaseBackup, FakeMigrator, Fixture, snapshot};
-use updater_core::failpoint::FailAt;
-use updater_core::pipeline::{ApplyRequest, RecoveryAction, Updater, UpdaterBuilder};
+use updater_core::pipeline::failpoint::Failpoints;
+use updater_core::pipeline::{ApplyRequest, RecoveryAction, Updater};
 use updater_core::progress::NoProgress;
-use updater_core::source::LocalDirectorySource;
+use updater_testkit::app::{Fixture, Layout};
+use updater_testkit::child;
 
-fn build(app: &Path, releases: &Path, db: &Path, store: &Path, delay: Duration) -> Updater {
-    let db = FakeDatabase {
-        dir: db.to_path_buf(),
-    };
-    UpdaterBuilder::new(app)
-        .with_source(LocalDirectorySource::new(releases))
-        .with_migrator(Arc::new(FakeMigrator {
-            db: db.clone(),
-            revertible: false,
-            fail_migrate: false,
-        }))
-        .with_database_backup(Arc::new(FakeDatabaseBackup {
-            db,
-            store: store.to_path_buf(),
-            restores: Mutex::new(0),
-        }))
-        .with_failpoints(Arc::new(FailAt::record_only().with_delay(delay)))
+fn layout_of(name: &str) -> Layout {
+    match name {
+        "app-data" => Layout::AppData,
+        _ => Layout::Preserved,
+    }
+}
+
+fn updater(fx: &Fixture, failpoints: Failpoints) -> Updater {
+    fx.with_database(fx.builder(), false, false)
+        .with_failpoints(failpoints)
         .build()
         .unwrap()
 }
 
-/// Runs in the child process only (does nothing when `KILL_TEST_APP` is unset).
+/// Runs in the child process only.
 #[test]
-fn child_process_runs_one_update() {
-    let Ok(app) = std::env::var("KILL_TEST_APP") else {
+fn child_entry_slow_update() {
+    if !child::is_child() {
         return;
-    };
-    let var = |name: &str| PathBuf::from(std::env::var(name).unwrap());
-    let updater = build(
-        Path::new(&app),
-        &var("KILL_TEST_RELEASES"),
-        &var("KILL_TEST_DB"),
-        &var("KILL_TEST_STORE"),
-        Duration::from_millis(3),
+    }
+    let fx = Fixture::reopen(
+        Path::new(&child::var("ROOT")),
+        layout_of(&child::var("LAYOUT")),
     );
-    updater
+    let failpoints = Failpoints::record_only().with_delay(Duration::from_millis(3));
+    updater(&fx, failpoints)
         .apply(&ApplyRequest::latest("kill-test"), &NoProgress)
         .unwrap();
 }
 
-fn spawn_child(fx: &Fixture) -> std::process::Child {
-    let store = fx.tmp.path().join("db-backups");
-    std::fs::create_dir_all(&store).unwrap();
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_process_runs_one_update",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("KILL_TEST_APP", &fx.app)
-        .env("KILL_TEST_RELEASES", &fx.releases)
-        .env("KILL_TEST_DB", &fx.db.dir)
-        .env("KILL_TEST_STORE", &store)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap()
+fn spawn(fx: &Fixture, layout: &str) -> std::process::Child {
+    child::command(
+        "child_entry_slow_update",
+        &[
+            ("ROOT", fx.root.display().to_string()),
+            ("LAYOUT", layout.to_string()),
+        ],
+    )
+    .spawn()
+    .unwrap()
 }
 
-#[test]
-fn an_update_killed_at_any_moment_recovers_to_exactly_one_release() {
+fn kill_at_random_moments(layout_name: &str, kills: u32) {
+    let layout = layout_of(layout_name);
     // Calibrate: how long does a whole update take in a child?
-    let calibration = Fixture::new();
+    let calibration = Fixture::with_layout(layout);
     let started = Instant::now();
-    let status = spawn_child(&calibration).wait().unwrap();
     assert!(
-        status.success(),
+        spawn(&calibration, layout_name).wait().unwrap().success(),
         "the child update must succeed when not killed"
     );
     let full = started.elapsed();
-
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64;
-    println!("kill test seed {seed}, full update {full:?}");
+    println!("kill test ({layout_name}): seed {seed}, full update {full:?}");
     let mut state = seed | 1;
     let mut next = move || {
         state ^= state << 13;
@@ -107,53 +83,53 @@ fn an_update_killed_at_any_moment_recovers_to_exactly_one_release() {
         state ^= state << 17;
         state
     };
-    let kills = 24;
     let (mut old_count, mut new_count) = (0, 0);
     for round in 0..kills {
-        let fx = Fixture::new();
-        let old = snapshot(&fx.app);
+        let fx = Fixture::with_layout(layout);
+        let old = fx.snapshot();
         let new = fx.expected_tree_after_update("1.1.0", &[("src/new-in-1.1.php", "new")]);
+        let rows = fx.db.rows();
         // Spread the kills over the whole run (and a little past it).
-        let at =
-            full.mul_f64((round as f64 + (next() % 1000) as f64 / 1000.0) / kills as f64 * 1.1);
-        let mut child = spawn_child(&fx);
+        let at = full
+            .mul_f64((f64::from(round) + (next() % 1000) as f64 / 1000.0) / f64::from(kills) * 1.1);
+        let mut running = spawn(&fx, layout_name);
         std::thread::sleep(at);
-        let _ = child.kill(); // SIGKILL
-        child.wait().unwrap();
+        let _ = running.kill(); // SIGKILL
+        running.wait().unwrap();
 
-        let store = fx.tmp.path().join("db-backups");
-        let recovering = build(&fx.app, &fx.releases, &fx.db.dir, &store, Duration::ZERO);
+        let recovering = updater(&fx, Failpoints::record_only());
         let report = recovering
             .recover()
             .unwrap_or_else(|e| panic!("round {round} (kill at {at:?}): recovery failed: {e}"));
-        let tree = snapshot(&fx.app);
+        let tree = fx.snapshot();
         if tree == old {
             old_count += 1;
             assert_eq!(
                 fx.db.schema(),
                 "1.0.0",
-                "round {round}: old tree needs the old schema ({report:?})"
+                "round {round}: old tree, old schema ({report:?})"
             );
         } else if tree == new {
             new_count += 1;
             assert_eq!(
                 fx.db.schema(),
                 "1.1.0",
-                "round {round}: new tree needs the new schema ({report:?})"
+                "round {round}: new tree, new schema ({report:?})"
             );
         } else {
             panic!(
-                "round {round} (kill at {at:?}): the tree is neither release after recovery ({report:?})"
+                "round {round} (kill at {at:?}): the tree is neither release after recovery ({report:?}):\n{}",
+                updater_testkit::tree::diff(&old, &tree)
             );
         }
-        assert_eq!(
-            std::fs::read_to_string(fx.app.join(".env")).unwrap(),
-            "APP_KEY=secret-user-key"
-        );
-        assert_eq!(
-            std::fs::read_to_string(fx.app.join("storage/logs/app.log")).unwrap(),
-            "log line 1\n"
-        );
+        assert_eq!(fx.db.rows(), rows, "round {round}: no row lost");
+        for (path, content) in fx.user_data() {
+            assert_eq!(
+                std::fs::read_to_string(fx.app.join(path)).unwrap(),
+                content,
+                "round {round}: {path}"
+            );
+        }
         assert!(
             !fx.app.join(".updater/journal.json").exists(),
             "round {round}"
@@ -164,9 +140,27 @@ fn an_update_killed_at_any_moment_recovers_to_exactly_one_release() {
             "round {round}: idempotent"
         );
     }
-    println!("kill test: {old_count} rounds ended on the old release, {new_count} on the new one");
+    println!(
+        "kill test ({layout_name}): {old_count} rounds ended on the old release, {new_count} on the new one"
+    );
     assert!(
         old_count > 0 && new_count > 0,
         "kills must land both before and after the commit point"
     );
+}
+
+#[test]
+fn an_update_killed_at_any_moment_recovers_to_exactly_one_release() {
+    if child::is_child() {
+        return;
+    }
+    kill_at_random_moments("preserved", 24);
+}
+
+#[test]
+fn undeclared_application_data_survives_kills_at_any_moment() {
+    if child::is_child() {
+        return;
+    }
+    kill_at_random_moments("app-data", 24);
 }

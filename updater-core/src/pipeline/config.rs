@@ -90,6 +90,9 @@ pub struct UpdaterConfig {
     /// Space set aside before the window so an undo can write its journal
     /// on a disk that filled up meanwhile (default 16 MiB).
     pub reserve_bytes: u64,
+    /// Verified backups of each kind kept after every update and by
+    /// [`Updater::prune_backups`] (default 3; `None`: never delete).
+    pub backup_retention: Option<usize>,
 }
 
 impl UpdaterConfig {
@@ -117,6 +120,7 @@ impl UpdaterConfig {
             drain: Drain::default(),
             health_interval: Duration::from_secs(1),
             reserve_bytes: 16 << 20,
+            backup_retention: Some(3),
         }
     }
 
@@ -344,6 +348,12 @@ impl UpdaterBuilder {
             extraction,
             ..config
         };
+        if config.backup_retention == Some(0) {
+            return Err(Error::invalid(
+                "updater configuration",
+                "backup_retention must be at least 1 (or none, to keep every backup)",
+            ));
+        }
         if config.health_interval.is_zero() {
             return Err(Error::invalid(
                 "updater configuration",

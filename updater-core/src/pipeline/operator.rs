@@ -3,7 +3,9 @@
 //! transitions like an update — staged beside the application, swapped in
 //! inside the maintenance window, journaled, finished or undone by recovery.
 
-use crate::backup::{Backup, BackupKind, BackupPurpose, BackupRequest, BackupStrategy};
+use crate::backup::{
+    Backup, BackupKind, BackupPurpose, BackupRequest, BackupStrategy, Pruned, RetentionRules,
+};
 use crate::data::ConflictPolicy;
 use crate::durable;
 use crate::error::{Error, Result};
@@ -291,6 +293,50 @@ impl Updater {
             tracing::error!(%error, backup = %backup.id, "the backup was made but could not be recorded in history");
         }
         Ok(backup)
+    }
+
+    /// Applies retention to the files backups and the database snapshots,
+    /// under the update lock: `keep` verified backups of each kind (the
+    /// configured retention when `None`), never the newest one of the running
+    /// version nor the snapshots kept releases need for rollback.
+    pub fn prune_backups(&self, keep: Option<usize>, initiated_by: &str) -> Result<Vec<Pruned>> {
+        let _lock = self.lock(initiated_by)?;
+        self.recover_if_interrupted()?;
+        self.prune_locked(keep.or(self.config.backup_retention))
+    }
+
+    /// Retention, the lock held (also run after every committed update).
+    pub(crate) fn prune_locked(&self, keep: Option<usize>) -> Result<Vec<Pruned>> {
+        let Some(keep) = keep else {
+            return Ok(Vec::new());
+        };
+        if keep == 0 {
+            return Err(Error::invalid("retention", "keep at least 1 backup"));
+        }
+        let installed = self.installed_state()?;
+        let rules = RetentionRules {
+            keep,
+            running: installed.current.clone(),
+            protected: installed
+                .kept
+                .iter()
+                .filter_map(|k| k.database_snapshot.as_ref().map(|b| b.id.clone()))
+                .collect(),
+        };
+        let mut pruned = Vec::new();
+        for strategy in self.files_backup.iter().chain(&self.database_backup) {
+            let result = strategy.prune(&rules)?;
+            for id in &result.deleted {
+                if let Err(error) = self
+                    .history
+                    .mark_backup_unrestorable(id, "deleted by retention")
+                {
+                    tracing::debug!(%error, backup = %id, "no history record to mark");
+                }
+            }
+            pruned.push(result);
+        }
+        Ok(pruned)
     }
 
     /// Clears the record of a dead update lock for an operator (`updater

@@ -349,6 +349,9 @@ impl Updater {
             Some(serde_json::json!({ "update_id": journal.update_id })),
         );
         self.clean_up(&journal.id, &remove);
+        if let Err(error) = self.prune_locked(self.config.backup_retention) {
+            tracing::warn!(%error, "retention after the update failed; the update stands");
+        }
         Ok(Finished {
             update_id,
             record,
