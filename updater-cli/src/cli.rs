@@ -138,7 +138,7 @@ pub enum Command {
     ///
     /// Without options: unread, undismissed notifications.
     ///
-    /// JSON: {"notifications": [{"id", "type", "version", "message", "user", "read", "dismissed", "created_at"}]}
+    /// JSON: {"notifications": [{"id", "type", "version", "message", "user", "read", "dismissed", "read_at", "metadata", "created_at"}]}
     /// or, with --mark-read/--dismiss, {"changed": [1 id]}.
     Notifications(NotificationsArgs),
 
@@ -185,14 +185,22 @@ pub enum BackupCommand {
     ///
     /// JSON: {"backups": [{"id", "version", "kind", "size", "created_at", "description", "restorable", "status"}]}.
     List,
-    /// Restore a backup over the application files, in maintenance mode.
+    /// Restore a backup as atomically as an update: its files are staged
+    /// beside the application and swapped in inside the maintenance window,
+    /// its database part restored after a snapshot of the current one; a
+    /// failure or a crash puts everything back. The live preserved paths
+    /// (`.env`...) and application data the backup does not hold are kept;
+    /// the replaced files stay in the kept release for `updater rollback`.
     ///
     /// Asks for confirmation on a terminal; without a terminal --yes is required.
     ///
-    /// JSON: {"restored": ID, "version"}.
+    /// JSON: {"restored": ID, "version", "update_id", "maintenance_window_ms", "saved_aside"}.
     Restore {
         /// The backup id (from `updater backup list`).
         id: String,
+        /// Also put back the backup's copies of preserved paths (`.env`...).
+        #[arg(long)]
+        include_preserved: bool,
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]
         yes: bool,

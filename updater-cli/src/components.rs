@@ -3,6 +3,7 @@
 //! migrator, hooks and health checks — and the [`Updater`] that holds them.
 //! This is the one place that wires the workspace's crates together.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,10 +12,9 @@ use updater_backup::FileBackup;
 use updater_core::backup::{BackupKind, BackupStrategy};
 use updater_core::command::ShellCommand;
 use updater_core::health::{CommandHealthCheck, HealthCheck};
+use updater_core::history::{HistoryStore, InMemoryHistoryStore};
 use updater_core::hook::CommandHook;
-use updater_core::maintenance::{
-    CommandMaintenance, FlagFileMaintenance, MaintenanceNotice, MaintenanceSwitch,
-};
+use updater_core::maintenance::{CommandMaintenance, FlagFileMaintenance, MaintenanceSwitch};
 use updater_core::migrate::CommandMigrator;
 use updater_core::notify::StoreNotifier;
 use updater_core::package::VerificationPolicy;
@@ -31,18 +31,32 @@ use crate::config::{Config, SourceKind};
 use crate::database::{DatabaseStrategies, database_strategies};
 use crate::error::{CliError, Result};
 
+/// What a command will do, which decides what building the parts may
+/// require or create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Only reads (`status`, `history`, `notifications`, `backup list`):
+    /// creates nothing — without a history database yet, the history is empty.
+    ReadOnly,
+    /// Changes the application but never asks the release source
+    /// (`rollback`, `recover`, `backup ...`): a missing token is no error.
+    Local,
+    /// Asks the release source (`check`, `apply`, `schedule`).
+    Remote,
+}
+
 /// Everything a command needs, built from the configuration.
 pub struct Components {
     /// The configuration it was built from.
     pub config: Config,
     /// The updater.
     pub updater: Updater,
-    /// The history database (also inside `updater`).
-    pub history: Arc<DieselHistoryStore>,
+    /// The history (also inside `updater`).
+    pub history: Arc<dyn HistoryStore>,
     /// The files backup (also inside `updater`).
     pub files_backup: Arc<FileBackup>,
-    /// The maintenance switch (also inside `updater`).
-    pub maintenance: Arc<dyn MaintenanceSwitch>,
+    /// The maintenance switch (also inside `updater`), when maintenance mode is on.
+    pub maintenance: Option<Arc<dyn MaintenanceSwitch>>,
     /// The database snapshot and the files + database backup, when
     /// `[backup.database]` is configured.
     pub database: Option<DatabaseStrategies>,
@@ -57,28 +71,18 @@ impl std::fmt::Debug for Components {
 }
 
 impl Components {
-    /// Builds every part. Creates the state directory (0700) and opens
-    /// (creating if needed) the history database.
-    pub fn build(config: Config) -> Result<Components> {
+    /// Builds every part for a command with `access`. Opens the history
+    /// database (creating it, unless the access is read-only).
+    pub fn build(config: Config, access: Access) -> Result<Components> {
         let Parts {
             source,
             files_backup,
             database,
             health_checks,
-        } = Parts::build(&config)?;
+        } = Parts::build(&config, access)?;
         let app_dir = config.app_dir();
         let state_dir = config.state_dir();
-        updater_core::durable::create_dir_all(&state_dir)?;
-
-        let mut history = DieselHistoryStore::builder(config.history_url()?);
-        if let Some(prefix) = &config.file.history.table_prefix {
-            history = history.with_table_prefix(prefix.clone());
-        }
-        let history = Arc::new(
-            history
-                .build()
-                .map_err(|e| config.blame("history.database_url", e))?,
-        );
+        let history = open_history(&config, access)?;
         let maintenance = build_maintenance(&config, &app_dir, &state_dir);
 
         let f = &config.file;
@@ -89,8 +93,11 @@ impl Components {
                 StoreNotifier::new(history.clone())
                     .with_admins(f.notifications.admins.iter().cloned()),
             ))
-            .with_maintenance(maintenance.clone())
             .with_files_backup(files_backup.clone());
+        builder = match &maintenance {
+            Some(switch) => builder.with_maintenance(switch.clone()),
+            None => builder.without_maintenance(),
+        };
         if let Some(database) = &database {
             builder = builder.with_database_backup(database.snapshot.clone());
         }
@@ -140,7 +147,17 @@ impl Components {
         let channel = f.channel;
         let app = f.app.clone();
         let health_timeout = config.health_timeout();
+        let health_interval = Duration::from_secs(f.health.interval_secs.max(1));
         let retry_after = Duration::from_secs(f.maintenance.retry_after_secs);
+        let retention = f.backup.retention;
+        let drain = updater_core::pipeline::Drain {
+            wait: Duration::from_secs_f64(f.maintenance.drain_secs.max(0.0)),
+            command: f.maintenance.drain_command.as_ref().map(|line| {
+                ShellCommand::new(line.as_str())
+                    .with_timeout(Duration::from_secs(120))
+                    .with_working_dir(&app_dir)
+            }),
+        };
         let updater = builder
             .configure(|c| {
                 c.channel = channel;
@@ -162,8 +179,15 @@ impl Components {
                     c.version_file = file.clone();
                 }
                 c.initial_version = app.initial_version.clone();
+                c.data_conflicts = app.data_conflicts;
+                c.discarded_paths = app.discarded_paths.clone();
+                c.reserve_bytes = app.reserve_mib << 20;
+                c.health_interval = health_interval;
+                c.drain = drain;
+                c.backup_retention = Some(retention);
             })
-            .build()?;
+            .build()
+            .map_err(|e| config.blame("app", e))?;
         Ok(Components {
             config,
             updater,
@@ -172,6 +196,12 @@ impl Components {
             maintenance,
             database,
         })
+    }
+
+    /// Who the operator is, for history and the update lock: the operating
+    /// system's user running the command.
+    pub fn initiated_by(&self) -> String {
+        updater_core::pipeline::os_user()
     }
 
     /// What `backup create` takes: files and database together when a
@@ -214,7 +244,7 @@ struct Parts {
 }
 
 impl Parts {
-    fn build(config: &Config) -> Result<Parts> {
+    fn build(config: &Config, access: Access) -> Result<Parts> {
         let app_dir = config.app_dir();
         if !app_dir.is_dir() {
             return Err(config.error_at(
@@ -222,8 +252,8 @@ impl Parts {
                 format!("{} is not a directory", app_dir.display()),
             ));
         }
-        let source =
-            build_source(config, &config.state_dir()).map_err(|e| config.blame("source", e))?;
+        let source = build_source(config, &config.state_dir(), access == Access::Remote)
+            .map_err(|e| config.blame("source", e))?;
         let files_backup = Arc::new(
             FileBackup::builder(&app_dir, config.backup_dir())
                 .with_excludes(config.file.backup.exclude.iter().cloned())
@@ -237,12 +267,9 @@ impl Parts {
         let interval = Duration::from_secs(health.interval_secs.max(1));
         let mut health_checks: Vec<Arc<dyn HealthCheck>> = Vec::new();
         if let Some(command) = &health.command {
-            health_checks.push(Arc::new(
-                CommandHealthCheck::new(
-                    ShellCommand::new(command.as_str()).with_timeout(config.health_timeout()),
-                )
-                .with_interval(interval),
-            ));
+            health_checks.push(Arc::new(CommandHealthCheck::new(
+                ShellCommand::new(command.as_str()).with_timeout(config.health_timeout()),
+            )));
         }
         if let Some(url) = &health.url {
             let mut check = HttpHealthCheck::builder(url.as_str())
@@ -268,10 +295,47 @@ impl Parts {
 /// the application directory exists, and the source, backups, database
 /// credentials and health checks can be built.
 pub fn validate(config: &Config) -> Result<()> {
-    Parts::build(config).map(|_| ())
+    Parts::build(config, Access::Remote).map(|_| ())
 }
 
-fn build_source(config: &Config, state_dir: &std::path::Path) -> Result<Arc<dyn ReleaseSource>> {
+/// The history store. A read-only command on an application that has no
+/// history database yet gets an empty in-memory history instead of a new file.
+fn open_history(config: &Config, access: Access) -> Result<Arc<dyn HistoryStore>> {
+    let url = config.history_url()?;
+    let is_default_file = config.file.history.database_url.is_none()
+        && config.file.history.database_url_env.is_none();
+    if access == Access::ReadOnly && is_default_file && !std::path::Path::new(&url).exists() {
+        return Ok(Arc::new(InMemoryHistoryStore::new()));
+    }
+    if is_default_file {
+        // Inside the state directory: created (0700) with it.
+        let state_dir = config.state_dir();
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&state_dir)
+            .map_err(|e| CliError::io("create directory", &state_dir, e))?;
+    }
+    let mut history = DieselHistoryStore::builder(url);
+    if let Some(prefix) = &config.file.history.table_prefix {
+        history = history.with_table_prefix(prefix.clone());
+    }
+    let history = history.build().map_err(|e| match e {
+        e @ (updater_store_diesel::StoreError::InvalidPrefix { .. }
+        | updater_store_diesel::StoreError::UnsupportedUrl { .. }) => {
+            config.blame("history.database_url", e)
+        }
+        // A server that is down or a full disk is not a configuration mistake.
+        other => CliError::from(other),
+    })?;
+    Ok(Arc::new(history))
+}
+
+fn build_source(
+    config: &Config,
+    state_dir: &std::path::Path,
+    needs_token: bool,
+) -> Result<Arc<dyn ReleaseSource>> {
     let Some(section) = &config.file.source else {
         return Err(config.error_at(
             "source",
@@ -281,7 +345,12 @@ fn build_source(config: &Config, state_dir: &std::path::Path) -> Result<Arc<dyn 
     let settings = HttpSettings::default()
         .with_request_timeout(Duration::from_secs(section.request_timeout_secs))
         .with_etag_cache_file(state_dir.join("http-etag-cache.json"));
-    let token = config.source_token()?.map(|s| SecretToken::new(s.expose()));
+    let token = match config.source_token() {
+        Ok(token) => token.map(|s| SecretToken::new(s.expose())),
+        // A command that never asks the source needs no token.
+        Err(_) if !needs_token => None,
+        Err(e) => return Err(e),
+    };
     Ok(match section.kind {
         SourceKind::Github => {
             let mut builder = GitHubSource::builder(
@@ -314,52 +383,39 @@ fn build_source(config: &Config, state_dir: &std::path::Path) -> Result<Arc<dyn 
     })
 }
 
+/// The maintenance switch the configuration asks for; `None` when
+/// maintenance mode is turned off (`MAINTENANCE_MODE_DURING_UPDATE=false`):
+/// the application keeps serving during the swap.
 fn build_maintenance(
     config: &Config,
     app_dir: &std::path::Path,
     state_dir: &std::path::Path,
-) -> Arc<dyn MaintenanceSwitch> {
+) -> Option<Arc<dyn MaintenanceSwitch>> {
     let m = &config.file.maintenance;
-    let inner: Arc<dyn MaintenanceSwitch> = if !m.enabled {
-        Arc::new(NoMaintenance)
-    } else if let (Some(enable), Some(disable)) = (&m.enable, &m.disable) {
-        let mut switch = CommandMaintenance::new(
-            ShellCommand::new(enable.as_str()),
-            ShellCommand::new(disable.as_str()),
-        )
-        .in_dir(app_dir);
-        if let Some(status) = &m.status {
-            switch = switch.with_status(ShellCommand::new(status.as_str()));
-        }
-        Arc::new(switch)
-    } else {
-        let path: PathBuf = match &m.flag_file {
-            Some(file) if file.is_absolute() => file.clone(),
-            Some(file) => app_dir.join(file),
-            None => state_dir.join("maintenance.json"),
-        };
-        Arc::new(FlagFileMaintenance::new(path))
-    };
-    inner
-}
-
-/// Maintenance mode turned off by configuration
-/// (`MAINTENANCE_MODE_DURING_UPDATE=false`): the application keeps serving
-/// during the swap.
-#[derive(Debug, Clone, Copy)]
-pub struct NoMaintenance;
-
-impl MaintenanceSwitch for NoMaintenance {
-    fn describe(&self) -> String {
-        "no maintenance mode (disabled in the configuration)".into()
+    if !m.enabled {
+        return None;
     }
-    fn enable(&self, _notice: &MaintenanceNotice) -> updater_core::Result<()> {
-        Ok(())
-    }
-    fn disable(&self) -> updater_core::Result<()> {
-        Ok(())
-    }
-    fn status(&self) -> updater_core::Result<Option<MaintenanceNotice>> {
-        Ok(None)
-    }
+    Some(
+        if let (Some(enable), Some(disable)) = (&m.enable, &m.disable) {
+            let mut switch = CommandMaintenance::new(
+                ShellCommand::new(enable.as_str()),
+                ShellCommand::new(disable.as_str()),
+            )
+            .in_dir(app_dir);
+            if let Some(status) = &m.status {
+                switch = switch.with_status(ShellCommand::new(status.as_str()));
+            }
+            for file in &m.flag_files {
+                switch = switch.with_flag_file(file.clone());
+            }
+            Arc::new(switch)
+        } else {
+            let path: PathBuf = match &m.flag_file {
+                Some(file) if file.is_absolute() => file.clone(),
+                Some(file) => app_dir.join(file),
+                None => state_dir.join("maintenance.json"),
+            };
+            Arc::new(FlagFileMaintenance::new(path))
+        },
+    )
 }

@@ -149,6 +149,7 @@ fn update_error_kind(error: &updater_core::Error) -> &'static str {
         E::Step { .. } => "step_failed",
         E::RolledBack { .. } => "rolled_back",
         E::NeedsOperator { .. } => "needs_operator",
+        E::ApplicationData { .. } => "application_data",
         _ => "other",
     }
 }

@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use updater_core::pipeline::Step;
+use updater_core::Step;
 use updater_core::progress::{ProgressEvent, ProgressObserver, ProgressSink};
 
 use crate::error::{CliError, Result};

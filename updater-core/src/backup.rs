@@ -8,7 +8,6 @@
 //! live in `updater-backup`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -228,29 +227,16 @@ pub trait BackupStrategy: Send + Sync {
     fn size(&self, backup: &Backup) -> Result<u64>;
 }
 
-macro_rules! forward_backup {
-    ($($ty:ty),*) => {$(
-        impl<T: BackupStrategy + ?Sized> BackupStrategy for $ty {
-            fn describe(&self) -> String { (**self).describe() }
-            fn kind(&self) -> BackupKind { (**self).kind() }
-            fn preflight(&self) -> Result<()> { (**self).preflight() }
-            fn create(&self, request: &BackupRequest, progress: &dyn ProgressSink) -> Result<Backup> {
-                (**self).create(request, progress)
-            }
-            fn verify(&self, backup: &Backup) -> Result<()> { (**self).verify(backup) }
-            fn restore(&self, backup: &Backup, progress: &dyn ProgressSink) -> Result<()> {
-                (**self).restore(backup, progress)
-            }
-            fn stage_files(&self, backup: &Backup, target: &Path, progress: &dyn ProgressSink) -> Result<()> {
-                (**self).stage_files(backup, target, progress)
-            }
-            fn restore_database(&self, backup: &Backup, progress: &dyn ProgressSink) -> Result<()> {
-                (**self).restore_database(backup, progress)
-            }
-            fn delete(&self, backup: &Backup) -> Result<()> { (**self).delete(backup) }
-            fn prune(&self, rules: &RetentionRules) -> Result<Pruned> { (**self).prune(rules) }
-            fn size(&self, backup: &Backup) -> Result<u64> { (**self).size(backup) }
-        }
-    )*};
-}
-forward_backup!(&T, Box<T>, Arc<T>);
+crate::forward_trait!(BackupStrategy:
+    fn describe(&self) -> String;
+    fn kind(&self) -> BackupKind;
+    fn preflight(&self) -> Result<()>;
+    fn create(&self, request: &BackupRequest, progress: &dyn ProgressSink) -> Result<Backup>;
+    fn verify(&self, backup: &Backup) -> Result<()>;
+    fn restore(&self, backup: &Backup, progress: &dyn ProgressSink) -> Result<()>;
+    fn stage_files(&self, backup: &Backup, target: &Path, progress: &dyn ProgressSink) -> Result<()>;
+    fn restore_database(&self, backup: &Backup, progress: &dyn ProgressSink) -> Result<()>;
+    fn delete(&self, backup: &Backup) -> Result<()>;
+    fn prune(&self, rules: &RetentionRules) -> Result<Pruned>;
+    fn size(&self, backup: &Backup) -> Result<u64>;
+);

@@ -1,13 +1,13 @@
 //! The [`HealthCheck`] trait — is the new release working? — and the
-//! [`CommandHealthCheck`] that retries a shell command until it succeeds or
-//! the deadline passes. An HTTP check lives in `updater-source-github`.
+//! [`CommandHealthCheck`] that runs a shell command. A check is one probe;
+//! the pipeline probes every `health_interval` until it passes or the
+//! deadline does. An HTTP check lives in `updater-source-github`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::command::ShellCommand;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::version::Version;
 
 /// What a health check is asked about.
@@ -28,13 +28,16 @@ pub struct HealthContext {
 ///
 /// # Contract
 ///
-/// - Returns `Ok(())` only when the release is healthy; any error means
-///   "roll back". It may retry internally but returns by `ctx.deadline`.
+/// - [`check`](Self::check) is one probe: `Ok(())` when the release is
+///   healthy now, an error (saying why) when not. The pipeline probes again
+///   every `health_interval` until a probe passes or `ctx.deadline` does;
+///   only then does it roll back. A probe returns by `ctx.deadline`.
 /// - No side effects on the application.
 ///
 /// # Implementing
 ///
-/// Required: both methods.
+/// Required: both methods. Run `updater_core::conformance::health::run`
+/// (feature `conformance`).
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait HealthCheck: Send + Sync {
     /// A short description for logs.
@@ -43,39 +46,14 @@ pub trait HealthCheck: Send + Sync {
     fn check(&self, ctx: &HealthContext) -> Result<()>;
 }
 
-impl<T: HealthCheck + ?Sized> HealthCheck for Arc<T> {
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-    fn check(&self, ctx: &HealthContext) -> Result<()> {
-        (**self).check(ctx)
-    }
-}
+crate::forward_trait!(HealthCheck: fn describe(&self) -> String; fn check(&self, ctx: &HealthContext) -> Result<()>;);
 
-impl<T: HealthCheck + ?Sized> HealthCheck for Box<T> {
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-    fn check(&self, ctx: &HealthContext) -> Result<()> {
-        (**self).check(ctx)
-    }
-}
-
-impl<T: HealthCheck + ?Sized> HealthCheck for &T {
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-    fn check(&self, ctx: &HealthContext) -> Result<()> {
-        (**self).check(ctx)
-    }
-}
-
-/// Runs a shell command in the application directory until it exits 0,
-/// retrying every `interval`, until the deadline. The version is passed as
-/// `UPDATER_VERSION` and the bypass secret as `UPDATER_MAINTENANCE_SECRET`.
+/// Runs a shell command in the application directory: healthy when it
+/// exits 0. The version is passed as `UPDATER_VERSION` and the maintenance
+/// bypass secret as `UPDATER_MAINTENANCE_SECRET`.
 ///
 /// ```
-/// use std::time::{Duration, Instant};
+/// use std::time::Instant;
 /// use updater_core::command::ShellCommand;
 /// use updater_core::health::{CommandHealthCheck, HealthCheck, HealthContext};
 /// use updater_core::version::Version;
@@ -93,22 +71,12 @@ impl<T: HealthCheck + ?Sized> HealthCheck for &T {
 #[derive(Debug, Clone)]
 pub struct CommandHealthCheck {
     command: ShellCommand,
-    interval: Duration,
 }
 
 impl CommandHealthCheck {
-    /// Retries `command` every second.
+    /// A check running `command` (bounded by its own timeout and the deadline).
     pub fn new(command: ShellCommand) -> Self {
-        CommandHealthCheck {
-            command,
-            interval: Duration::from_secs(1),
-        }
-    }
-
-    /// Sets the retry interval (builder style).
-    pub fn with_interval(mut self, interval: Duration) -> Self {
-        self.interval = interval;
-        self
+        CommandHealthCheck { command }
     }
 }
 
@@ -125,32 +93,8 @@ impl HealthCheck for CommandHealthCheck {
         if let Some(secret) = &ctx.bypass_secret {
             command = command.with_env("UPDATER_MAINTENANCE_SECRET", secret.clone());
         }
-        let mut attempts = 0u32;
-        loop {
-            attempts += 1;
-            match command.run_until("health check", Some(&ctx.app_dir), ctx.deadline) {
-                Ok(_) => return Ok(()),
-                Err(last) => {
-                    let now = Instant::now();
-                    if now + self.interval >= ctx.deadline {
-                        return Err(match last {
-                            Error::Command {
-                                step,
-                                command,
-                                reason,
-                            } => Error::Command {
-                                step,
-                                command,
-                                reason: format!(
-                                    "still failing after {attempts} attempts: {reason}"
-                                ),
-                            },
-                            other => other,
-                        });
-                    }
-                    std::thread::sleep(self.interval);
-                }
-            }
-        }
+        command
+            .run_until("health check", Some(&ctx.app_dir), ctx.deadline)
+            .map(drop)
     }
 }

@@ -8,7 +8,7 @@
 //! (`system_updates`, `version_checks`, `update_backups`,
 //! `update_notifications`).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -451,26 +451,21 @@ pub fn needs_check(
     })
 }
 
-macro_rules! forward_history {
-    ($($ty:ty),*) => {$(
-        impl<T: HistoryStore + ?Sized> HistoryStore for $ty {
-            fn record_check(&self, c: &VersionCheckRecord) -> Result<i64> { (**self).record_check(c) }
-            fn latest_check(&self) -> Result<Option<VersionCheckRecord>> { (**self).latest_check() }
-            fn create_update(&self, u: &UpdateRecord) -> Result<UpdateId> { (**self).create_update(u) }
-            fn save_update(&self, u: &UpdateRecord) -> Result<()> { (**self).save_update(u) }
-            fn update(&self, id: UpdateId) -> Result<Option<UpdateRecord>> { (**self).update(id) }
-            fn updates(&self, page: Page) -> Result<Vec<UpdateRecord>> { (**self).updates(page) }
-            fn record_backup(&self, b: &BackupRecord) -> Result<i64> { (**self).record_backup(b) }
-            fn backups(&self, page: Page) -> Result<Vec<BackupRecord>> { (**self).backups(page) }
-            fn mark_backup_unrestorable(&self, id: &str, note: &str) -> Result<()> { (**self).mark_backup_unrestorable(id, note) }
-            fn add_notification(&self, n: &NotificationRecord) -> Result<Option<i64>> { (**self).add_notification(n) }
-            fn notifications(&self, f: &NotificationFilter) -> Result<Vec<NotificationRecord>> { (**self).notifications(f) }
-            fn mark_notification_read(&self, id: i64) -> Result<()> { (**self).mark_notification_read(id) }
-            fn dismiss_notification(&self, id: i64) -> Result<()> { (**self).dismiss_notification(id) }
-        }
-    )*};
-}
-forward_history!(&T, Box<T>, Arc<T>);
+crate::forward_trait!(HistoryStore:
+    fn record_check(&self, check: &VersionCheckRecord) -> Result<i64>;
+    fn latest_check(&self) -> Result<Option<VersionCheckRecord>>;
+    fn create_update(&self, update: &UpdateRecord) -> Result<UpdateId>;
+    fn save_update(&self, update: &UpdateRecord) -> Result<()>;
+    fn update(&self, id: UpdateId) -> Result<Option<UpdateRecord>>;
+    fn updates(&self, page: Page) -> Result<Vec<UpdateRecord>>;
+    fn record_backup(&self, backup: &BackupRecord) -> Result<i64>;
+    fn backups(&self, page: Page) -> Result<Vec<BackupRecord>>;
+    fn mark_backup_unrestorable(&self, backup_id: &str, note: &str) -> Result<()>;
+    fn add_notification(&self, notification: &NotificationRecord) -> Result<Option<i64>>;
+    fn notifications(&self, filter: &NotificationFilter) -> Result<Vec<NotificationRecord>>;
+    fn mark_notification_read(&self, id: i64) -> Result<()>;
+    fn dismiss_notification(&self, id: i64) -> Result<()>;
+);
 
 /// A [`HistoryStore`] in memory: for tests, and for applications that keep
 /// no database (history is lost when the process exits).

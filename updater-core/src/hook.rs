@@ -2,7 +2,6 @@
 //! caches, restart workers) and again after a rollback.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use crate::command::ShellCommand;
 use crate::error::Result;
@@ -55,14 +54,10 @@ pub trait Hook: Send + Sync {
     fn run(&self, ctx: &HookContext) -> Result<()>;
 }
 
-impl<T: Hook + ?Sized> Hook for Arc<T> {
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-    fn run(&self, ctx: &HookContext) -> Result<()> {
-        (**self).run(ctx)
-    }
-}
+crate::forward_trait!(Hook:
+    fn describe(&self) -> String;
+    fn run(&self, ctx: &HookContext) -> Result<()>;
+);
 
 /// Runs a shell command in the application directory for the events it is
 /// registered for, with `UPDATER_HOOK_EVENT`, `UPDATER_FROM_VERSION` and

@@ -155,3 +155,24 @@ pub use pipeline::{
 pub use progress::{ProgressEvent, ProgressObserver};
 pub use source::ReleaseSource;
 pub use step::Step;
+
+/// Implements a trait for `&T`, `Box<T>` and `Arc<T>` by forwarding every
+/// method, so trait objects and shared handles work wherever an
+/// implementation is expected. `#[deny(clippy::missing_trait_methods)]`
+/// makes a method added to the trait without a forward a compile error
+/// (default methods would otherwise silently skip the inner implementation).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! forward_trait {
+    ($trait:ident : $(fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty;)*) => {
+        $crate::forward_trait!(@impl $trait [&T] $(fn $name(&self $(, $arg: $ty)*) -> $ret;)*);
+        $crate::forward_trait!(@impl $trait [::std::boxed::Box<T>] $(fn $name(&self $(, $arg: $ty)*) -> $ret;)*);
+        $crate::forward_trait!(@impl $trait [::std::sync::Arc<T>] $(fn $name(&self $(, $arg: $ty)*) -> $ret;)*);
+    };
+    (@impl $trait:ident [$($wrapper:tt)*] $(fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty;)*) => {
+        #[deny(clippy::missing_trait_methods)]
+        impl<T: $trait + ?Sized> $trait for $($wrapper)* {
+            $(fn $name(&self $(, $arg: $ty)*) -> $ret { (**self).$name($($arg),*) })*
+        }
+    };
+}

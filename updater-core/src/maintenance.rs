@@ -10,7 +10,6 @@
 //! `recover()` reports and clears such a leftover flag.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -149,18 +148,13 @@ pub trait MaintenanceSwitch: Send + Sync {
     }
 }
 
-macro_rules! forward_switch {
-    ($($ty:ty),*) => {$(
-        impl<T: MaintenanceSwitch + ?Sized> MaintenanceSwitch for $ty {
-            fn describe(&self) -> String { (**self).describe() }
-            fn enable(&self, notice: &MaintenanceNotice) -> Result<()> { (**self).enable(notice) }
-            fn disable(&self) -> Result<()> { (**self).disable() }
-            fn status(&self) -> Result<Option<MaintenanceNotice>> { (**self).status() }
-            fn tree_files(&self) -> Vec<PathBuf> { (**self).tree_files() }
-        }
-    )*};
-}
-forward_switch!(&T, Box<T>, Arc<T>);
+crate::forward_trait!(MaintenanceSwitch:
+    fn describe(&self) -> String;
+    fn enable(&self, notice: &MaintenanceNotice) -> Result<()>;
+    fn disable(&self) -> Result<()>;
+    fn status(&self) -> Result<Option<MaintenanceNotice>>;
+    fn tree_files(&self) -> Vec<PathBuf>;
+);
 
 /// Maintenance as a JSON file holding the [`MaintenanceNotice`], written
 /// atomically (temp + rename) with mode 0600. The application checks

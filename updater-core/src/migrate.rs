@@ -9,7 +9,6 @@
 //! update lock is held around both, since most migration tools take none.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::command::ShellCommand;
 use crate::error::{Error, Result};
@@ -69,18 +68,13 @@ pub trait Migrator: Send + Sync {
     }
 }
 
-macro_rules! forward_migrator {
-    ($($ty:ty),*) => {$(
-        impl<T: Migrator + ?Sized> Migrator for $ty {
-            fn describe(&self) -> String { (**self).describe() }
-            fn check(&self, app_dir: &Path) -> Result<()> { (**self).check(app_dir) }
-            fn migrate(&self, ctx: &MigrationContext) -> Result<()> { (**self).migrate(ctx) }
-            fn can_revert(&self) -> bool { (**self).can_revert() }
-            fn revert(&self, ctx: &MigrationContext) -> Result<()> { (**self).revert(ctx) }
-        }
-    )*};
-}
-forward_migrator!(&T, Box<T>, Arc<T>);
+crate::forward_trait!(Migrator:
+    fn describe(&self) -> String;
+    fn check(&self, app_dir: &Path) -> Result<()>;
+    fn migrate(&self, ctx: &MigrationContext) -> Result<()>;
+    fn can_revert(&self) -> bool;
+    fn revert(&self, ctx: &MigrationContext) -> Result<()>;
+);
 
 /// Runs shell commands in the application directory: one to migrate up, an
 /// optional one to revert, an optional one to check the database is reachable.

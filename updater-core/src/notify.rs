@@ -40,17 +40,9 @@ pub trait Notifier: Send + Sync {
     fn notify(&self, notification: &Notification) -> Result<()>;
 }
 
-impl<T: Notifier + ?Sized> Notifier for Arc<T> {
-    fn notify(&self, notification: &Notification) -> Result<()> {
-        (**self).notify(notification)
-    }
-}
-
-impl<T: Notifier + ?Sized> Notifier for Box<T> {
-    fn notify(&self, notification: &Notification) -> Result<()> {
-        (**self).notify(notification)
-    }
-}
+crate::forward_trait!(Notifier:
+    fn notify(&self, notification: &Notification) -> Result<()>;
+);
 
 /// Writes each notification as a `tracing` event (warn for failures).
 #[derive(Debug, Clone, Copy, Default)]

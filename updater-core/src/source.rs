@@ -8,7 +8,6 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::manifest::ReleaseManifest;
@@ -92,20 +91,13 @@ pub trait ReleaseSource: Send + Sync {
     }
 }
 
-macro_rules! forward_release_source {
-    ($($ty:ty),*) => {$(
-        impl<T: ReleaseSource + ?Sized> ReleaseSource for $ty {
-            fn describe(&self) -> String { (**self).describe() }
-            fn releases(&self, channel: Channel) -> Result<Vec<Release>> { (**self).releases(channel) }
-            fn download(&self, asset: &crate::release::Asset, sink: &mut dyn Write) -> Result<u64> {
-                (**self).download(asset, sink)
-            }
-            fn latest(&self, channel: Channel) -> Result<Option<Release>> { (**self).latest(channel) }
-            fn release(&self, version: &Version) -> Result<Release> { (**self).release(version) }
-        }
-    )*};
-}
-forward_release_source!(&T, Box<T>, Arc<T>);
+crate::forward_trait!(ReleaseSource:
+    fn describe(&self) -> String;
+    fn releases(&self, channel: Channel) -> Result<Vec<Release>>;
+    fn download(&self, asset: &crate::release::Asset, sink: &mut dyn Write) -> Result<u64>;
+    fn latest(&self, channel: Channel) -> Result<Option<Release>>;
+    fn release(&self, version: &Version) -> Result<Release>;
+);
 
 /// Serves releases from a local directory holding a `manifest.json` (the
 /// [`crate::manifest`] format) and the asset files. Asset URLs in the

@@ -1,17 +1,12 @@
 //! `backup create | list | restore | cleanup`, and the retention rule that
 //! `cleanup` and `schedule` share.
 
-use std::time::Duration;
-
-use chrono::Utc;
 use serde_json::json;
-use updater_backup::{BackupStatus, Catalog, CatalogEntry, RetentionPolicy};
-use updater_core::backup::{BackupPurpose, BackupRequest, BackupStrategy};
-use updater_core::history::{BackupRecord, HistoryStore};
-use updater_core::lock::UpdateLock;
-use updater_core::version::Version;
+use updater_backup::{BackupStatus, CatalogEntry};
+use updater_core::backup::Pruned;
+use updater_core::pipeline::RestoreRequest;
 
-use super::{Outcome, lock_path};
+use super::Outcome;
 use crate::components::Components;
 use crate::error::{CliError, Result};
 use crate::terminal::{Progress, can_ask, confirm, human_bytes, needs_yes};
@@ -54,35 +49,28 @@ fn entry_line(entry: &CatalogEntry) -> String {
 }
 
 pub(super) fn create(c: &Components, description: Option<String>) -> Result<Outcome> {
-    let _lock = UpdateLock::acquire(&lock_path(&c.config), "cli backup create")?;
-    let version = c.updater.current_version()?;
-    let request = BackupRequest {
-        version,
-        purpose: BackupPurpose::Manual,
-        update_id: None,
-        description,
-    };
     let strategy = c.manual_backup();
     let progress = Progress::to_stderr();
-    let created = strategy
-        .create(&request, &progress)
-        .and_then(|backup| strategy.verify(&backup).map(|()| backup));
+    let created =
+        c.updater
+            .create_backup(strategy.as_ref(), description, &c.initiated_by(), &progress);
     progress.finish();
     let backup = created?;
-    let record = BackupRecord::of(&backup);
-    if let Err(error) = c.history.record_backup(&record) {
-        tracing::error!(%error, backup = %backup.id, "the backup was made but could not be recorded in history");
-    }
     let entry = c.files_backup.catalog().get(&backup.id)?;
     Ok(Outcome::ok(
         json!({ "backup": entry_json(&entry) }),
         format!(
-            "Created and verified backup {}\n{}",
+            "Created and verified backup {}\n{}\n{}",
             backup.id,
+            LIST_HEADER,
             entry_line(&entry)
         ),
     ))
 }
+
+/// The header of `backup list`, aligned with [`entry_line`].
+const LIST_HEADER: &str =
+    "ID                                         CREATED (UTC)        VERSION        SIZE  STATUS";
 
 pub(super) fn list(c: &Components) -> Result<Outcome> {
     let entries = c.files_backup.catalog().list()?;
@@ -92,9 +80,8 @@ pub(super) fn list(c: &Components) -> Result<Outcome> {
             c.files_backup.catalog().root().display()
         )
     } else {
-        entries
-            .iter()
-            .map(entry_line)
+        std::iter::once(LIST_HEADER.to_string())
+            .chain(entries.iter().map(entry_line))
             .collect::<Vec<_>>()
             .join("\n")
     };
@@ -104,7 +91,12 @@ pub(super) fn list(c: &Components) -> Result<Outcome> {
     ))
 }
 
-pub(super) fn restore(c: &Components, id: &str, yes: bool) -> Result<Outcome> {
+pub(super) fn restore(
+    c: &Components,
+    id: &str,
+    include_preserved: bool,
+    yes: bool,
+) -> Result<Outcome> {
     if !yes && !can_ask() {
         return Err(needs_yes("restoring a backup"));
     }
@@ -118,86 +110,83 @@ pub(super) fn restore(c: &Components, id: &str, yes: bool) -> Result<Outcome> {
             ),
         )));
     }
-    confirm(
-        &format!(
-            "Restore backup {id} (version {}) over {}?",
-            entry.version(),
-            c.config.app_dir().display()
-        ),
-        yes,
-    )?;
     let backup = entry.record.backup.clone();
+    let current = c.updater.current_version()?;
+    let preserved = c
+        .updater
+        .config()
+        .preserved_paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut what = format!(
+        "Restore backup {id} ({}, version {}, {}) over {} (running {current})?",
+        backup.kind.as_str(),
+        entry.version(),
+        human_bytes(entry.size()),
+        c.config.app_dir().display(),
+    );
+    if backup.kind != updater_core::backup::BackupKind::DatabaseOnly {
+        what.push_str(&format!(
+            "\n  The application files become the backup's; the replaced ones stay in the kept release (updater rollback).\n  {}",
+            if include_preserved {
+                format!("Preserved paths ({preserved}) are put back from the backup too.")
+            } else {
+                format!("Preserved paths ({preserved}) and application data the backup does not hold are kept.")
+            }
+        ));
+    }
+    if backup.kind != updater_core::backup::BackupKind::FilesOnly {
+        what.push_str("\n  The database is restored from the backup: every write since it was taken is lost (a snapshot of the current database is taken first).");
+    }
+    confirm(&what, yes)?;
     let strategy = c.strategy_for(backup.kind)?;
+    let request = RestoreRequest {
+        initiated_by: c.initiated_by(),
+        include_preserved,
+    };
     let progress = Progress::to_stderr();
-    let restored =
-        c.updater
-            .restore_backup(strategy.as_ref(), &backup, "cli backup restore", &progress);
+    let restored = c
+        .updater
+        .restore_backup(strategy.as_ref(), &backup, &request, &progress);
     progress.finish();
-    restored?;
+    let report = restored?;
+    let window_ms = u64::try_from(report.maintenance_window.as_millis()).unwrap_or(u64::MAX);
     Ok(Outcome::ok(
-        json!({ "restored": id, "version": backup.version.to_string() }),
+        json!({
+            "restored": id,
+            "version": backup.version.to_string(),
+            "update_id": report.update_id,
+            "maintenance_window_ms": window_ms,
+            "saved_aside": report.saved_aside,
+        }),
         format!(
-            "Restored backup {id}; the application files are version {}",
-            backup.version
+            "Restored backup {id}: version {} runs (record #{}, maintenance window {window_ms} ms){}",
+            backup.version,
+            report.update_id,
+            if report.saved_aside.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} replaced local versions saved under {}",
+                    report.saved_aside.len(),
+                    c.config.state_dir().join("local-changes").display()
+                )
+            }
         ),
     ))
 }
 
-/// What a cleanup did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CleanupReport {
-    /// Deleted backup ids.
-    pub deleted: Vec<String>,
-    /// Kept backup ids, oldest first.
-    pub kept: Vec<String>,
-}
-
-/// Applies `updater-backup`'s [`RetentionPolicy`] to `catalog`: keep the
-/// newest `keep` verified backups, never the newest backup, the newest
-/// restorable one, nor the newest verified backup of `running` (the
-/// last known-good release); failed ones go, unverified ones after a day.
-/// Deleted backups are marked unrestorable in history, and directories of
-/// killed creates older than a day are removed.
-pub fn apply_retention(
-    catalog: &Catalog,
-    history: &dyn HistoryStore,
-    keep: usize,
-    running: &Version,
-) -> Result<CleanupReport> {
-    let entries = catalog.list()?;
-    let mut policy = RetentionPolicy::new().keep_last(keep);
-    if let Some(of_running) = entries
-        .iter()
-        .rev()
-        .find(|e| e.restorable && e.status() == BackupStatus::Verified && e.version() == running)
-    {
-        policy = policy.protect_backup(of_running.id());
-    }
-    let plan = policy.apply(catalog, Utc::now())?;
-    let mut deleted: Vec<String> = Vec::new();
-    for (id, reason) in &plan.remove {
-        if deleted.contains(id) {
-            continue;
-        }
-        tracing::info!(backup = %id, ?reason, "deleted by retention");
-        if let Err(error) = history.mark_backup_unrestorable(id, "deleted by retention") {
-            tracing::debug!(%error, backup = %id, "no history record to mark");
-        }
-        deleted.push(id.clone());
-    }
-    for path in catalog.remove_incomplete(Duration::from_secs(24 * 3600))? {
-        tracing::info!(path = %path.display(), "removed an incomplete backup");
-    }
-    let kept = entries
-        .iter()
-        .map(|e| e.id().to_string())
-        .filter(|id| !deleted.contains(id))
-        .collect();
-    Ok(CleanupReport { deleted, kept })
-}
-
-pub(crate) fn cleanup_json(report: &CleanupReport) -> serde_json::Value {
-    json!({ "deleted": report.deleted, "kept": report.kept })
+pub(crate) fn cleanup_json(pruned: &[Pruned]) -> serde_json::Value {
+    json!({
+        "deleted": pruned.iter().flat_map(|p| p.deleted.clone()).collect::<Vec<_>>(),
+        "kept": pruned.iter().flat_map(|p| p.kept.clone()).collect::<Vec<_>>(),
+        "removed_incomplete": pruned
+            .iter()
+            .flat_map(|p| p.removed_incomplete.iter().map(|path| path.display().to_string()))
+            .collect::<Vec<_>>(),
+    })
 }
 
 pub(super) fn cleanup(c: &Components, keep: Option<usize>) -> Result<Outcome> {
@@ -205,18 +194,26 @@ pub(super) fn cleanup(c: &Components, keep: Option<usize>) -> Result<Outcome> {
     if keep == 0 {
         return Err(CliError::Usage("--keep must be at least 1".into()));
     }
-    let _lock = UpdateLock::acquire(&lock_path(&c.config), "cli backup cleanup")?;
-    let running = c.updater.current_version()?;
-    let report = apply_retention(c.files_backup.catalog(), c.history.as_ref(), keep, &running)?;
+    let pruned = c.updater.prune_backups(Some(keep), &c.initiated_by())?;
+    let deleted: Vec<String> = pruned.iter().flat_map(|p| p.deleted.clone()).collect();
+    let kept = pruned.iter().map(|p| p.kept.len()).sum::<usize>();
+    let incomplete = pruned
+        .iter()
+        .map(|p| p.removed_incomplete.len())
+        .sum::<usize>();
     let text = format!(
-        "Deleted {} backup(s){}; kept {}.",
-        report.deleted.len(),
-        if report.deleted.is_empty() {
+        "Deleted {} backup(s){}; kept {kept}{}.",
+        deleted.len(),
+        if deleted.is_empty() {
             String::new()
         } else {
-            format!(" ({})", report.deleted.join(", "))
+            format!(" ({})", deleted.join(", "))
         },
-        report.kept.len()
+        if incomplete > 0 {
+            format!("; removed {incomplete} incomplete backup(s) of interrupted runs")
+        } else {
+            String::new()
+        }
     );
-    Ok(Outcome::ok(cleanup_json(&report), text))
+    Ok(Outcome::ok(cleanup_json(&pruned), text))
 }

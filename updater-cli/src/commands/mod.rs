@@ -9,15 +9,13 @@ mod update;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use updater_core::lock::{LockRecord, UpdateLock};
+use updater_core::LockRecord;
 use updater_core::pipeline::{RecoveryAction, RecoveryReport};
 
 use crate::cli::{BackupCommand, Cli, Command, ConfigCommand};
-use crate::components::Components;
+use crate::components::{Access, Components};
 use crate::config::{Config, DEFAULT_CONFIG_FILE};
 use crate::error::{Result, exit_code};
-
-pub use backup::{CleanupReport, apply_retention};
 
 /// What a command produced.
 #[derive(Debug, Clone)]
@@ -53,22 +51,31 @@ pub fn execute(cli: &Cli) -> Result<Outcome> {
     let path = config_path(cli);
     match &cli.command {
         Command::Config(ConfigCommand::Check) => config_check(&path),
-        Command::Unlock { force: _ } => unlock(&Config::load(&path)?),
         command => {
-            let components = Components::build(Config::load(&path)?)?;
-            let read_only = matches!(
-                command,
-                Command::Status
-                    | Command::History { .. }
-                    | Command::Notifications(_)
-                    | Command::Backup(BackupCommand::List)
-                    | Command::Recover { .. }
-            );
-            if !matches!(command, Command::Recover { .. }) {
+            let access = access_of(command);
+            let components = Components::build(Config::load(&path)?, access)?;
+            let read_only =
+                access == Access::ReadOnly || matches!(command, Command::Recover { .. });
+            if !matches!(command, Command::Recover { .. } | Command::Unlock { .. }) {
                 recover_first(&components, read_only)?;
             }
             dispatch(&components, command)
         }
+    }
+}
+
+/// What a command does, which decides what building the parts may require.
+fn access_of(command: &Command) -> Access {
+    match command {
+        Command::Notifications(args) if args.mark_read.is_some() || args.dismiss.is_some() => {
+            Access::Local
+        }
+        Command::Status
+        | Command::History { .. }
+        | Command::Notifications(_)
+        | Command::Backup(BackupCommand::List) => Access::ReadOnly,
+        Command::Check { .. } | Command::Apply { .. } | Command::Schedule { .. } => Access::Remote,
+        _ => Access::Local,
     }
 }
 
@@ -91,11 +98,15 @@ fn dispatch(c: &Components, command: &Command) -> Result<Outcome> {
             backup::create(c, description.clone())
         }
         Command::Backup(BackupCommand::List) => backup::list(c),
-        Command::Backup(BackupCommand::Restore { id, yes }) => backup::restore(c, id, *yes),
+        Command::Backup(BackupCommand::Restore {
+            id,
+            include_preserved,
+            yes,
+        }) => backup::restore(c, id, *include_preserved, *yes),
         Command::Backup(BackupCommand::Cleanup { keep }) => backup::cleanup(c, *keep),
         Command::Notifications(args) => notifications::run(c, args),
         Command::Schedule { once } => schedule::run(c, *once),
-        Command::Unlock { .. } => unlock(&c.config),
+        Command::Unlock { .. } => unlock(c),
         Command::Config(ConfigCommand::Check) => config_check(&c.config.path),
     }
 }
@@ -166,14 +177,8 @@ fn lock_json(record: &LockRecord) -> serde_json::Value {
     })
 }
 
-fn lock_path(config: &Config) -> PathBuf {
-    // The pipeline's lock file (`UpdaterConfig::lock_path`), without building the updater.
-    config.state_dir().join("lock")
-}
-
-fn unlock(config: &Config) -> Result<Outcome> {
-    let path = lock_path(config);
-    let holder = UpdateLock::force_clear(&path)?;
+fn unlock(c: &Components) -> Result<Outcome> {
+    let holder = c.updater.force_unlock()?;
     let text = match &holder {
         Some(record) => format!("removed the stale update lock left by {record}"),
         None => "no update lock was held".to_string(),

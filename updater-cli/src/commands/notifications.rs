@@ -17,6 +17,8 @@ fn notification_json(n: &NotificationRecord) -> serde_json::Value {
         "user": n.user_id,
         "read": n.is_read,
         "dismissed": n.is_dismissed,
+        "read_at": n.read_at,
+        "metadata": n.metadata,
         "created_at": n.created_at,
     })
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::backup::{apply_retention, cleanup_json};
+use super::backup::cleanup_json;
 use super::update::{check_json, check_text};
 use super::{Outcome, recovery_notice};
 use crate::components::Components;
@@ -49,25 +49,15 @@ fn round(c: &Components) -> (serde_json::Value, bool) {
     };
     let cleanup = c
         .updater
-        .current_version()
-        .map_err(CliError::from)
-        .and_then(|running| {
-            apply_retention(
-                c.files_backup.catalog(),
-                c.history.as_ref(),
-                c.config.file.backup.retention,
-                &running,
-            )
-        });
+        .prune_backups(Some(c.config.file.backup.retention), "schedule")
+        .map_err(CliError::from);
     let cleanup = match cleanup {
-        Ok(report) => {
-            if !report.deleted.is_empty() {
-                note(&format!(
-                    "deleted old backups: {}",
-                    report.deleted.join(", ")
-                ));
+        Ok(pruned) => {
+            let deleted: Vec<String> = pruned.iter().flat_map(|p| p.deleted.clone()).collect();
+            if !deleted.is_empty() {
+                note(&format!("deleted old backups: {}", deleted.join(", ")));
             }
-            cleanup_json(&report)
+            cleanup_json(&pruned)
         }
         Err(error) => {
             failed = true;

@@ -12,10 +12,7 @@ use updater_core::version::Version;
 use super::{Outcome, lock_json, recovery_notice};
 use crate::components::Components;
 use crate::error::{CliError, Result, exit_code};
-use crate::terminal::{Progress, can_ask, confirm, needs_yes};
-
-/// Who the CLI says it is in history and in the lock.
-pub(crate) const INITIATED_BY: &str = "cli";
+use crate::terminal::{Progress, can_ask, confirm, human_bytes, needs_yes};
 
 pub(crate) fn check_json(report: &CheckReport) -> serde_json::Value {
     json!({
@@ -26,6 +23,7 @@ pub(crate) fn check_json(report: &CheckReport) -> serde_json::Value {
         "from_cache": report.from_cache,
         "changelog": report.latest.as_ref().map(|r| r.changelog.clone()),
         "published_at": report.latest.as_ref().and_then(|r| r.published_at),
+        "download_size": report.latest.as_ref().and_then(|r| r.assets.first()).map(|a| a.size),
     })
 }
 
@@ -45,18 +43,34 @@ pub(crate) fn check_text(report: &CheckReport) -> String {
                 text.push_str("\n\n");
                 text.push_str(latest.changelog.trim());
             }
+            if let Some(asset) = latest.assets.first() {
+                text.push_str(&format!("\n\nDownload: {}", human_bytes(asset.size)));
+            }
             text.push_str("\n\nInstall it with: updater apply");
+            if report.from_cache {
+                text.push_str(&cache_note());
+            }
             text
         }
         (Some(latest), false) if latest.version > report.current => format!(
             "{} is running; {} is published but may not be installed (version rules)",
             report.current, latest.version
         ),
-        _ => format!(
-            "Up to date: {} is the newest release of the channel",
-            report.current
-        ),
+        _ => {
+            let mut text = format!(
+                "Up to date: {} is the newest release of the channel",
+                report.current
+            );
+            if report.from_cache {
+                text.push_str(&cache_note());
+            }
+            text
+        }
     }
+}
+
+fn cache_note() -> String {
+    "\n(answered from the last check, younger than the cache window; `updater check --force` asks the source)".to_string()
 }
 
 pub(super) fn check(c: &Components, force: bool) -> Result<Outcome> {
@@ -76,6 +90,8 @@ fn report_json(report: &UpdateReport) -> serde_json::Value {
         "update_type": report.update_type.map(|t| t.as_str()),
         "maintenance_window_ms": millis(report.maintenance_window),
         "backup_id": report.backup.as_ref().map(|b| b.id.clone()),
+        "carried": report.carried,
+        "saved_aside": report.saved_aside,
     })
 }
 
@@ -89,7 +105,7 @@ pub(super) fn apply(
     no_backup: bool,
     yes: bool,
 ) -> Result<Outcome> {
-    let version = version
+    let mut version = version
         .map(|v| Version::parse(v).map_err(|e| CliError::Usage(format!("--version {v:?}: {e}"))))
         .transpose()?;
     if !yes {
@@ -97,30 +113,41 @@ pub(super) fn apply(
             return Err(needs_yes("applying an update"));
         }
         let current = c.updater.current_version()?;
-        let target = match &version {
-            Some(v) => v.to_string(),
-            None => {
-                let report = c.updater.check(true)?;
-                match report.latest.filter(|_| report.update_available) {
-                    Some(latest) => latest.version.to_string(),
-                    None => {
-                        return Ok(Outcome::ok(
-                            json!({ "outcome": "up_to_date", "current": current.to_string() }),
-                            format!("Up to date: {current}"),
-                        ));
-                    }
-                }
+        let report = c.updater.check(true)?;
+        let target = match (&version, report.latest.filter(|_| report.update_available)) {
+            (Some(wanted), latest) => latest.filter(|l| &l.version == wanted).map_or_else(
+                || (wanted.clone(), String::new(), None),
+                |l| (l.version, l.changelog, l.assets.first().map(|a| a.size)),
+            ),
+            (None, Some(latest)) => (
+                latest.version,
+                latest.changelog,
+                latest.assets.first().map(|a| a.size),
+            ),
+            (None, None) => {
+                return Ok(Outcome::ok(
+                    json!({ "outcome": "up_to_date", "current": current.to_string() }),
+                    format!("Up to date: {current}"),
+                ));
             }
         };
-        confirm(
-            &format!("Update the application from {current} to {target}?"),
-            false,
-        )?;
+        let (target, changelog, size) = target;
+        let mut question = format!("Update the application from {current} to {target}");
+        if let Some(size) = size {
+            question.push_str(&format!(" ({} download)", human_bytes(size)));
+        }
+        question.push('?');
+        if !changelog.trim().is_empty() {
+            question = format!("{}\n\n{question}", changelog.trim());
+        }
+        confirm(&question, false)?;
+        // Install exactly what was confirmed, not whatever is newest by then.
+        version = Some(target);
     }
     let request = ApplyRequest {
         version,
         backup: c.config.file.backup.before_update && !no_backup,
-        initiated_by: INITIATED_BY.to_string(),
+        initiated_by: c.initiated_by(),
         auto_update: false,
     };
     let progress = Progress::to_stderr();
@@ -134,21 +161,32 @@ pub(super) fn apply(
         ApplyOutcome::Updated(report) => {
             let mut value = report_json(&report);
             value["outcome"] = json!("updated");
-            Ok(Outcome::ok(
-                value,
-                format!(
-                    "Updated {} -> {} (update #{}, maintenance window {} ms{})",
-                    report.from,
-                    report.to,
-                    report.update_id,
-                    millis(report.maintenance_window),
-                    report
-                        .backup
-                        .as_ref()
-                        .map(|b| format!(", backup {}", b.id))
-                        .unwrap_or_default()
-                ),
-            ))
+            let mut text = format!(
+                "Updated {} -> {} (update #{}, maintenance window {} ms{})",
+                report.from,
+                report.to,
+                report.update_id,
+                millis(report.maintenance_window),
+                report
+                    .backup
+                    .as_ref()
+                    .map(|b| format!(", backup {}", b.id))
+                    .unwrap_or_default()
+            );
+            if !report.carried.is_empty() {
+                text.push_str(&format!(
+                    "\nApplication data carried into the new release: {}",
+                    report.carried.join(", ")
+                ));
+            }
+            if !report.saved_aside.is_empty() {
+                text.push_str(&format!(
+                    "\nLocal versions replaced by the release, saved under {}: {}",
+                    c.config.state_dir().join("local-changes").display(),
+                    report.saved_aside.join(", ")
+                ));
+            }
+            Ok(Outcome::ok(value, text))
         }
     }
 }
@@ -173,7 +211,7 @@ pub(super) fn rollback(
         )?;
     }
     let request = RollbackRequest {
-        initiated_by: INITIATED_BY.to_string(),
+        initiated_by: c.initiated_by(),
         restore_database_snapshot,
     };
     let progress = Progress::to_stderr();
@@ -233,18 +271,29 @@ pub(super) fn recover(c: &Components, retry: bool) -> Result<Outcome> {
 
 pub(super) fn status(c: &Components) -> Result<Outcome> {
     let s = c.updater.status()?;
-    let transition = s.transition.as_ref().map(|(phase, from, to)| {
+    let transition = s.transition.as_ref().map(|t| {
         json!({
-            "phase": serde_json::to_value(phase).unwrap_or_default(),
-            "from": from.to_string(),
-            "to": to.to_string(),
+            "kind": t.kind.as_str(),
+            "phase": t.phase.as_str(),
+            "from": t.from.to_string(),
+            "to": t.to.to_string(),
+            "update_id": t.update_id,
+            "failure": t.failure.as_ref().map(|(step, message)| json!({ "step": step.as_str(), "message": message })),
+            "recovery_attempts": t.recovery_attempts,
+            "last_recovery_error": t.last_recovery_error,
         })
+    });
+    // A check recorded before the last update says nothing about now.
+    let available = s.latest_check.as_ref().and_then(|k| {
+        k.latest_version
+            .as_ref()
+            .filter(|v| k.update_available && **v > s.current && k.current_version == s.current)
     });
     let check = s.latest_check.as_ref().map(|k| {
         json!({
             "checked_at": k.checked_at,
             "latest_version": k.latest_version.as_ref().map(ToString::to_string),
-            "update_available": k.update_available,
+            "update_available": available.is_some(),
             "status": k.check_status.as_str(),
             "error": k.error_message,
         })
@@ -253,6 +302,7 @@ pub(super) fn status(c: &Components) -> Result<Outcome> {
         "current": s.current.to_string(),
         "highest": s.highest.to_string(),
         "kept": s.kept.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "files_known": s.files_known,
         "transition": transition,
         "lock_holder": s.lock_holder.as_ref().map(lock_json),
         "maintenance": s.maintenance.as_ref().map(|n| json!({
@@ -260,6 +310,7 @@ pub(super) fn status(c: &Components) -> Result<Outcome> {
             "started_at": n.started_at,
             "retry_after_secs": n.retry_after_secs,
             "expires_at": n.expires_at,
+            "set_by_updater": n.set_by_updater,
         })),
         "latest_check": check,
     });
@@ -276,8 +327,21 @@ pub(super) fn status(c: &Components) -> Result<Outcome> {
                 .join(", ")
         }
     ));
-    if let Some((phase, from, to)) = &s.transition {
-        text.push_str(&format!("Transition:   {from} -> {to} ({phase:?})\n"));
+    if !s.files_known {
+        text.push_str("File list:    not recorded yet (installed by hand); the first update compares with the release package\n");
+    }
+    if let Some(t) = &s.transition {
+        text.push_str(&format!(
+            "Transition:   {} {} -> {} ({}{})\n",
+            t.kind.as_str(),
+            t.from,
+            t.to,
+            t.phase.as_str(),
+            t.last_recovery_error
+                .as_ref()
+                .map(|e| format!("; last recovery error: {e}"))
+                .unwrap_or_default()
+        ));
     }
     text.push_str(&format!(
         "Update lock:  {}\n",
@@ -297,10 +361,10 @@ pub(super) fn status(c: &Components) -> Result<Outcome> {
             "Last check:   {} ({}{})",
             k.checked_at.format("%Y-%m-%d %H:%M:%S UTC"),
             k.check_status.as_str(),
-            match (&k.latest_version, k.update_available) {
-                (Some(v), true) => format!(", {v} available"),
-                (Some(v), false) => format!(", latest {v}"),
-                (None, _) => k
+            match (&k.latest_version, available) {
+                (_, Some(v)) => format!(", {v} available"),
+                (Some(v), None) => format!(", latest {v}"),
+                (None, None) => k
                     .error_message
                     .as_ref()
                     .map(|e| format!(": {e}"))
@@ -327,6 +391,11 @@ pub(crate) fn update_json(u: &UpdateRecord) -> serde_json::Value {
         "error_message": u.error_message,
         "maintenance_window_ms": u.maintenance_window_ms,
         "progress": u.progress_percentage,
+        "changelog": u.changelog,
+        "download_url": u.download_url,
+        "checksum": u.checksum,
+        "download_size": u.download_size,
+        "backup": u.backup_info,
         "steps": u.steps.iter().map(|s| json!({
             "name": s.name,
             "outcome": step_outcome(s.outcome),

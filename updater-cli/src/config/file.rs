@@ -99,6 +99,25 @@ pub struct AppSection {
     /// Previous release trees kept for `updater rollback` (at least 1).
     #[serde(default = "default_keep_releases")]
     pub keep_releases: usize,
+    /// What to do when application data (files the installed release did
+    /// not ship) sits where the new release ships a file, or a shipped file
+    /// was changed in place: `refuse` (default, listing every path),
+    /// `keep-local` or `take-release`.
+    #[serde(default)]
+    pub data_conflicts: updater_core::ConflictPolicy,
+    /// Application data that must not follow an update (version-specific
+    /// caches), as globs relative to the application, e.g.
+    /// `["bootstrap/cache/*.php"]`: left with the old release.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discarded_paths: Vec<String>,
+    /// MiB set aside before the maintenance window so a rollback can still
+    /// write its journal on a disk that filled up (default 16).
+    #[serde(default = "default_reserve_mib")]
+    pub reserve_mib: u64,
+}
+
+fn default_reserve_mib() -> u64 {
+    16
 }
 
 fn default_keep_releases() -> usize {
@@ -295,9 +314,21 @@ pub struct MaintenanceSection {
     /// A command exiting 0 when maintenance is on (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// Files the `enable` command creates inside the application (e.g.
+    /// Laravel's `storage/framework/down`), kept visible during the swap.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flag_files: Vec<PathBuf>,
     /// The `Retry-After` seconds announced to clients (default 60).
     #[serde(default = "default_retry_after")]
     pub retry_after_secs: u64,
+    /// Seconds to wait after maintenance goes on, before the database
+    /// snapshot, so requests that passed the maintenance check just before
+    /// can finish (default 0).
+    #[serde(default)]
+    pub drain_secs: f64,
+    /// A command that exits 0 once no request is in flight (run before the drain wait).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_command: Option<String>,
 }
 
 fn default_retry_after() -> u64 {
@@ -309,6 +340,9 @@ impl Default for MaintenanceSection {
         MaintenanceSection {
             enabled: true,
             flag_file: None,
+            flag_files: Vec::new(),
+            drain_secs: 0.0,
+            drain_command: None,
             enable: None,
             disable: None,
             status: None,
