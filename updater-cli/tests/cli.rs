@@ -248,11 +248,13 @@ fn check_exits_3_when_an_update_is_available_and_0_when_up_to_date() {
             "update_type",
             "from_cache",
             "changelog",
+            "download_size",
             "published_at"
         ])
     );
     assert_eq!(json["update_available"], false);
-    assert_eq!(json["latest"], Value::Null);
+    assert_eq!(json["latest"], "1.0.0", "the running release is the newest");
+    assert_eq!(json["update_available"], false);
 
     f.server.publish("1.1.0", true);
     let (json, code) = f.json(&["check", "--force"]);
@@ -311,10 +313,14 @@ fn apply_installs_the_update_and_history_shows_it() {
             "update_id",
             "update_type",
             "maintenance_window_ms",
-            "backup_id"
+            "backup_id",
+            "carried",
+            "saved_aside"
         ])
     );
     assert_eq!(json["outcome"], "updated");
+    assert_eq!(json["carried"], serde_json::json!([]), "nothing to carry");
+    assert_eq!(json["saved_aside"], serde_json::json!([]));
     assert_eq!(json["from"], "1.0.0");
     assert_eq!(json["to"], "1.1.0");
     assert!(
@@ -526,6 +532,8 @@ fn notifications_are_listed_per_admin_marked_read_and_dismissed() {
             "user",
             "read",
             "dismissed",
+            "read_at",
+            "metadata",
             "created_at"
         ])
     );
@@ -575,9 +583,10 @@ fn recover_reports_what_it_did() {
 fn a_leftover_maintenance_flag_is_cleared_before_the_next_command() {
     let f = Fixture::new();
     assert_eq!(f.run(&["status"]).code, 0);
+    std::fs::create_dir_all(f.app().join(".updater")).unwrap();
     let flag = f.app().join(".updater/maintenance.json");
-    let notice =
-        updater_core::maintenance::MaintenanceNotice::new("crashed", Duration::from_secs(60));
+    let notice = updater_core::maintenance::MaintenanceNotice::new("crashed", Duration::from_secs(60))
+        .unwrap();
     std::fs::write(&flag, serde_json::to_vec(&notice).unwrap()).unwrap();
     let run = f.run(&["status"]);
     assert_eq!(run.code, 0);
@@ -600,17 +609,34 @@ fn unlock_force_clears_a_lock_and_says_whose_it_was() {
     // A live holder: refused, and the lock stays.
     std::fs::create_dir_all(f.app().join(".updater")).unwrap();
     let lock_file = f.app().join(".updater/lock");
-    let held = updater_core::lock::UpdateLock::acquire(&lock_file, "test holder").unwrap();
+    std::fs::write(
+        &lock_file,
+        r#"{"owner":"test holder","pid":1,"host":"elsewhere","since":"2026-01-01T00:00:00Z"}"#,
+    )
+    .unwrap();
+    // Another process holds the OS lock (util-linux `flock`).
+    let mut held = std::process::Command::new("flock")
+        .arg("--no-fork")
+        .arg(&lock_file)
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
     let busy = f.json(&["backup", "create"]);
     assert_eq!(busy.1, 1);
     assert_eq!(busy.0["error"]["kind"], "locked");
     let (refused, code) = f.json(&["unlock", "--force"]);
     assert_eq!(code, 1, "{refused}");
     assert_eq!(refused["error"]["kind"], "locked");
-    drop(held);
+    assert!(
+        refused["error"]["message"].as_str().unwrap().contains("test holder"),
+        "{refused}"
+    );
+    held.kill().unwrap();
+    held.wait().unwrap();
 
     // A record left by a dead process: cleared and named.
-    let record = updater_core::lock::LockRecord {
+    let record = updater_core::LockRecord {
         owner: "crashed apply".into(),
         pid: 4_000_000,
         host: "localhost".into(),
@@ -631,7 +657,10 @@ fn schedule_once_checks_and_cleans_up() {
     assert_eq!(code, 0, "{json}");
     assert_eq!(keys(&json), sorted(&["check", "cleanup"]));
     assert_eq!(json["check"]["latest"], "1.1.0");
-    assert_eq!(keys(&json["cleanup"]), sorted(&["deleted", "kept"]));
+    assert_eq!(
+        keys(&json["cleanup"]),
+        sorted(&["deleted", "kept", "removed_incomplete"])
+    );
 
     let off = Run::from(
         f.command()
@@ -831,9 +860,10 @@ fn on_a_terminal_apply_asks_and_a_no_changes_nothing() {
     let output = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(
-        text.contains("Update the application from 1.0.0 to 1.1.0? [y/N]"),
-        "{text}"
+        text.contains("Release 1.1.0.") && text.contains("Update the application from 1.0.0 to 1.1.0 ("),
+        "the prompt names the version, its changelog and size: {text}"
     );
+    assert!(text.contains("download)? [y/N]"), "{text}");
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(text.contains("aborted"), "{text}");
     assert_eq!(f.app_version(), "1.0.0");

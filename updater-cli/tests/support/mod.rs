@@ -128,7 +128,8 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    /// App 1.0.0, release server with nothing published, default config.
+    /// App 1.0.0 installed by hand, its release (1.0.0) published on the
+    /// release server (so the first update knows what 1.0.0 shipped), default config.
     pub fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let app = dir.path().join("app");
@@ -141,6 +142,7 @@ impl Fixture {
             dir,
             server: ReleaseServer::start(),
         };
+        fixture.server.publish("1.0.0", true);
         fixture.write_config("");
         fixture
     }
