@@ -18,8 +18,8 @@
 //!   64 KiB buffer (memory flat in the asset size), resumed with `Range`
 //!   without writing a byte twice, and retried with bounded backoff. Any
 //!   other surprise is a clear [`SourceError`] naming the URL.
-//! - **Credentials stay put.** A [`SecretToken`] is never logged (its `Debug`
-//!   is `***`), never in an error, and sent only to the configured origin:
+//! - **Credentials stay put.** A token is an [`updater_core::secret::Secret`]:
+//!   never logged (its `Debug` and `Display` are `***`), never in an error, and sent only to the configured origin:
 //!   redirects are followed by hand, so GitHub's 302 to its storage host
 //!   goes out without `Authorization`. HTTPS only, except plain HTTP to
 //!   loopback (`127.0.0.1`, `localhost`, `[::1]`) and to hosts explicitly
@@ -36,10 +36,11 @@
 //! ```
 //! use std::time::Duration;
 //! use updater_core::source::ReleaseSource;
-//! use updater_source_github::{GitHubSource, HttpSettings, ManifestSource, RetryPolicy, SecretToken};
+//! use updater_core::secret::Secret;
+//! use updater_source_github::{GitHubSource, HttpSettings, ManifestSource, RetryPolicy};
 //!
 //! let github = GitHubSource::builder("acme", "app")
-//!     .with_token(SecretToken::new("ghp_example"))      // or .with_token_from_env()
+//!     .with_token(Secret::new("ghp_example"))      // or .with_token_from_env()
 //!     .with_asset_pattern("app-{version}-{target}.tar.gz")
 //!     .with_http(HttpSettings::default().with_request_timeout(Duration::from_secs(10)))
 //!     .build()?;
@@ -153,7 +154,7 @@ mod manifest_source;
 pub use error::SourceError;
 pub use github::{GITHUB_API, GITHUB_API_VERSION, GitHubSource, GitHubSourceBuilder};
 pub use health::{HttpHealthCheck, HttpHealthCheckBuilder};
-pub use http::{HttpSettings, RetryPolicy, SecretToken};
+pub use http::{HttpSettings, RetryPolicy};
 pub use manifest_source::{ManifestSource, ManifestSourceBuilder};
 
 use updater_core::version::{Channel, Version};

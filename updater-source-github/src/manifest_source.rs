@@ -12,7 +12,8 @@ use updater_core::version::Channel;
 use url::Url;
 
 use crate::error::SourceError;
-use crate::http::{HttpClient, HttpSettings, SecretToken, download_to, parse_url};
+use updater_core::secret::Secret;
+use crate::http::{HttpClient, HttpSettings, download_to, parse_url};
 use crate::offered_on;
 
 /// Releases listed in a JSON manifest at an HTTPS URL (see the
@@ -31,7 +32,7 @@ pub struct ManifestSource {
 #[derive(Debug, Clone)]
 pub struct ManifestSourceBuilder {
     manifest_url: String,
-    token: Option<SecretToken>,
+    token: Option<Secret>,
     settings: HttpSettings,
 }
 
@@ -102,9 +103,20 @@ impl ReleaseSource for ManifestSource {
 }
 
 impl ManifestSourceBuilder {
-    /// A bearer token, sent only to the manifest URL's origin.
-    pub fn with_token(mut self, token: SecretToken) -> Self {
-        self.token = Some(token);
+    /// A bearer token, sent only to the manifest URL's origin (assets on
+    /// other hosts are fetched without it).
+    ///
+    /// ```
+    /// use updater_core::secret::Secret;
+    /// use updater_source_github::ManifestSource;
+    /// let source = ManifestSource::builder("https://updates.example.com/manifest.json")
+    ///     .with_token(Secret::from_env("UPDATES_TOKEN").unwrap_or_else(|| Secret::new("s3cr3t")))
+    ///     .build()?;
+    /// assert!(!format!("{source:?}").contains("s3cr3t"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_token(mut self, token: impl Into<Secret>) -> Self {
+        self.token = Some(token.into());
         self
     }
 

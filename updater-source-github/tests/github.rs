@@ -284,7 +284,7 @@ fn the_storage_host_really_rejects_authorization() {
     let github = FakeGitHub::start(GitHubData::from_fixture_files());
     let client_with_token = GitHubSource::builder("acme", "app")
         .with_api_base(github.storage.base())
-        .with_token(updater_source_github::SecretToken::new(TOKEN))
+        .with_token(updater_core::secret::Secret::new(TOKEN))
         .with_http(support::github::fast_http())
         .build()
         .unwrap();

@@ -13,7 +13,8 @@ use updater_core::conformance::source::{SourceFixture, run};
 use updater_core::manifest::ReleaseManifest;
 use updater_core::source::ReleaseSource;
 use updater_core::version::{Channel, Version};
-use updater_source_github::{ManifestSource, SecretToken};
+use updater_core::secret::Secret;
+use updater_source_github::ManifestSource;
 
 /// Serves the files of `dir` like a static host (ETag on JSON, Range on files).
 fn static_host(dir: PathBuf) -> TestServer {
@@ -92,7 +93,7 @@ fn relative_urls_resolve_against_the_manifest_and_the_token_stays_on_its_origin(
     std::fs::write(&manifest_path, text).unwrap();
     let origin = static_host(dir.path().to_path_buf());
     let source = ManifestSource::builder(origin.url("/manifest.json"))
-        .with_token(SecretToken::new(TOKEN))
+        .with_token(Secret::new(TOKEN))
         .with_http(fast_http())
         .build()
         .unwrap();

@@ -13,7 +13,8 @@ use updater_core::version::{Channel, Version};
 use url::Url;
 
 use crate::error::SourceError;
-use crate::http::{HttpClient, HttpSettings, SecretToken, download_to, parse_url};
+use updater_core::secret::Secret;
+use crate::http::{HttpClient, HttpSettings, download_to, parse_url};
 use crate::offered_on;
 use api::{GitHubAsset, GitHubRelease, next_page};
 
@@ -65,7 +66,7 @@ pub struct GitHubSourceBuilder {
     api_base: String,
     owner: String,
     repo: String,
-    token: Option<SecretToken>,
+    token: Option<Secret>,
     asset_pattern: Option<String>,
     target: String,
     minisign_public_key: Option<String>,
@@ -411,15 +412,29 @@ impl GitHubSourceBuilder {
         self
     }
 
-    /// A token, sent as `Authorization: Bearer` to the API origin only.
-    pub fn with_token(mut self, token: SecretToken) -> Self {
-        self.token = Some(token);
+    /// A token, sent as `Authorization: Bearer` to the API origin only
+    /// (never to a redirect target on another origin, such as GitHub's
+    /// storage host). Anything convertible into a
+    /// [`Secret`](updater_core::secret::Secret) is accepted; the token never
+    /// appears in `Debug` output, errors or logs.
+    ///
+    /// ```
+    /// use updater_core::secret::Secret;
+    /// use updater_source_github::GitHubSource;
+    /// let source = GitHubSource::builder("acme", "app")
+    ///     .with_token(Secret::new("ghp_example"))
+    ///     .build()?;
+    /// assert!(!format!("{source:?}").contains("ghp_example"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_token(mut self, token: impl Into<Secret>) -> Self {
+        self.token = Some(token.into());
         self
     }
 
     /// Reads the token from `GITHUB_TOKEN` when that variable is set.
     pub fn with_token_from_env(mut self) -> Self {
-        if let Some(token) = SecretToken::from_env("GITHUB_TOKEN") {
+        if let Some(token) = Secret::from_env("GITHUB_TOKEN") {
             self.token = Some(token);
         }
         self
@@ -555,7 +570,7 @@ mod tests {
     #[test]
     fn debug_output_does_not_contain_the_token() {
         let source = GitHubSource::builder("acme", "app")
-            .with_token(SecretToken::new("ghp_topsecret"))
+            .with_token(Secret::new("ghp_topsecret"))
             .build()
             .unwrap();
         let debug = format!("{source:?}");

@@ -20,7 +20,9 @@ use url::Url;
 
 use super::etag_cache::{CachedResponse, EtagCache};
 use super::rate_limit::rate_limit_reset;
-use super::{HttpSettings, SecretToken, check_url};
+use updater_core::secret::Secret;
+
+use super::{HttpSettings, check_url};
 use crate::error::SourceError;
 
 const MAX_REDIRECTS: usize = 10;
@@ -96,7 +98,7 @@ pub(crate) struct Metadata {
 pub(crate) struct HttpClient {
     client: DetachedClient,
     pub(crate) settings: HttpSettings,
-    auth: Option<(url::Origin, SecretToken)>,
+    auth: Option<(url::Origin, Secret)>,
     default_headers: HeaderMap,
     etags: EtagCache,
 }
@@ -120,7 +122,7 @@ impl HttpClient {
     /// A client; `auth` is `(origin URL, token)`: the token goes only to that origin.
     pub(crate) fn new(
         settings: HttpSettings,
-        auth: Option<(&Url, SecretToken)>,
+        auth: Option<(&Url, Secret)>,
         default_headers: HeaderMap,
     ) -> Result<Self, SourceError> {
         let builder = Client::builder()

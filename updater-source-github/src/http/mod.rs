@@ -8,11 +8,9 @@ mod download;
 mod etag_cache;
 mod rate_limit;
 mod settings;
-mod token;
 mod transport_security;
 
 pub(crate) use client::{DetachedClient, HttpClient, detached_client};
 pub(crate) use download::download_to;
 pub use settings::{HttpSettings, RetryPolicy};
-pub use token::SecretToken;
 pub(crate) use transport_security::{check_url, parse_url};

@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use updater_core::conformance::source::SourceFixture;
-use updater_source_github::{
-    GitHubSource, GitHubSourceBuilder, HttpSettings, RetryPolicy, SecretToken,
-};
+use updater_core::secret::Secret;
+use updater_source_github::{GitHubSource, GitHubSourceBuilder, HttpSettings, RetryPolicy};
 
 use super::{Reply, Request, TestServer};
 
@@ -183,7 +182,7 @@ impl FakeGitHub {
     pub fn source(&self) -> GitHubSourceBuilder {
         GitHubSource::builder("acme", "app")
             .with_api_base(self.api.base())
-            .with_token(SecretToken::new(TOKEN))
+            .with_token(Secret::new(TOKEN))
             .with_http(fast_http())
     }
 }
