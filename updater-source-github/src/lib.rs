@@ -19,11 +19,12 @@
 //!   without writing a byte twice, and retried with bounded backoff. Any
 //!   other surprise is a clear [`SourceError`] naming the URL.
 //! - **Credentials stay put.** A token is an [`updater_core::secret::Secret`]:
-//!   never logged (its `Debug` and `Display` are `***`), never in an error, and sent only to the configured origin:
-//!   redirects are followed by hand, so GitHub's 302 to its storage host
-//!   goes out without `Authorization`. HTTPS only, except plain HTTP to
-//!   loopback (`127.0.0.1`, `localhost`, `[::1]`) and to hosts explicitly
-//!   allowed with [`HttpSettings::with_insecure_host`].
+//!   never logged (its `Debug` and `Display` are `***`), never in an error,
+//!   and sent only to the configured origin: redirects are followed by hand,
+//!   so GitHub's 302 to its storage host goes out without `Authorization`.
+//!   HTTPS only, except plain HTTP to loopback (all of `127.0.0.0/8`,
+//!   `[::1]`, `localhost`) and to hosts explicitly allowed with
+//!   [`HttpSettings::with_insecure_host`].
 //! - **A rate limit is never "no update".** 403/429 answers with GitHub's
 //!   rate-limit headers or `Retry-After` become [`updater_core::Error::Unavailable`]
 //!   saying when the limit resets. Metadata is fetched with `If-None-Match`

@@ -12,9 +12,9 @@ use updater_core::version::Channel;
 use url::Url;
 
 use crate::error::SourceError;
-use updater_core::secret::Secret;
 use crate::http::{HttpClient, HttpSettings, download_to, parse_url};
 use crate::offered_on;
+use updater_core::secret::Secret;
 
 /// Releases listed in a JSON manifest at an HTTPS URL (see the
 /// [crate documentation](crate#the-custom-update-server) for the format).

@@ -757,3 +757,21 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_storage_host_on_another_loopback_address_serves_downloads() {
+    let github = FakeGitHub::start_on(
+        GitHubData::from_fixture_files(),
+        no_hook(),
+        no_hook(),
+        std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2)),
+    )
+    .unwrap();
+    assert!(github.storage.base().starts_with("http://127.0.0.2:"));
+    let source = fixture_source(&github);
+    let release = source.latest(Channel::Stable).unwrap().unwrap();
+    let mut bytes = Vec::new();
+    source.download(&release.assets[0], &mut bytes).unwrap();
+    assert_eq!(bytes, fixture_blob(1101));
+    assert_eq!(github.storage.requests().len(), 1);
+}

@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,14 +12,19 @@ use support::{Reply, Request, TestServer};
 use updater_core::Error;
 use updater_core::conformance::source::{SourceFixture, run};
 use updater_core::manifest::ReleaseManifest;
+use updater_core::secret::Secret;
 use updater_core::source::ReleaseSource;
 use updater_core::version::{Channel, Version};
-use updater_core::secret::Secret;
 use updater_source_github::ManifestSource;
 
 /// Serves the files of `dir` like a static host (ETag on JSON, Range on files).
 fn static_host(dir: PathBuf) -> TestServer {
     TestServer::start(move |request| serve_file(&dir, request))
+}
+
+/// [`static_host`] bound on `ip`.
+fn static_host_on(ip: IpAddr, dir: PathBuf) -> std::io::Result<TestServer> {
+    TestServer::start_on(ip, move |request| serve_file(&dir, request))
 }
 
 fn serve_file(dir: &Path, request: &Request) -> Reply {
@@ -219,4 +225,39 @@ fn asset_urls_to_insecure_hosts_are_refused() {
         error.to_string().contains("refusing insecure URL"),
         "{error}"
     );
+}
+
+#[test]
+fn plain_http_is_allowed_on_the_whole_loopback_range() {
+    let fixture = SourceFixture::standard();
+    let dir = release_dir(&fixture);
+    let host = static_host_on(
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
+        dir.path().to_path_buf(),
+    )
+    .unwrap();
+    assert!(host.base().starts_with("http://127.0.0.2:"));
+    let source = ManifestSource::builder(host.url("/manifest.json"))
+        .with_http(fast_http())
+        .build()
+        .unwrap();
+    run(&source, &fixture);
+
+    match static_host_on(IpAddr::V6(Ipv6Addr::LOCALHOST), dir.path().to_path_buf()) {
+        Ok(host) => {
+            assert!(host.base().starts_with("http://[::1]:"));
+            let source = ManifestSource::builder(host.url("/manifest.json"))
+                .with_http(fast_http())
+                .build()
+                .unwrap();
+            run(&source, &fixture);
+        }
+        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("skipping the [::1] half: cannot bind an IPv6 loopback socket here: {e}");
+            }
+        }
+        Err(e) => panic!("cannot bind [::1] under CI: {e}"),
+    }
 }

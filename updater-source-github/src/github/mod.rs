@@ -13,10 +13,10 @@ use updater_core::version::{Channel, Version};
 use url::Url;
 
 use crate::error::SourceError;
-use updater_core::secret::Secret;
 use crate::http::{HttpClient, HttpSettings, download_to, parse_url};
 use crate::offered_on;
 use api::{GitHubAsset, GitHubRelease, next_page};
+use updater_core::secret::Secret;
 
 /// The public API of github.com.
 pub const GITHUB_API: &str = "https://api.github.com";

@@ -1,4 +1,4 @@
-//! A small HTTP/1.1 server on 127.0.0.1 for the tests, with full control
+//! A small HTTP/1.1 server on loopback (127.0.0.1 unless asked otherwise) for the tests, with full control
 //! over what goes on the wire (truncated bodies, trickling, no length), and
 //! a GitHub-shaped fake API built on it.
 #![allow(dead_code, unreachable_pub)]
@@ -6,7 +6,7 @@
 pub mod github;
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -130,7 +130,7 @@ impl Reply {
 
 type Handler = dyn Fn(&Request) -> Reply + Send + Sync;
 
-/// A server on 127.0.0.1, port 0; stops when dropped.
+/// A server on a loopback address, port 0; stops when dropped.
 pub struct TestServer {
     addr: SocketAddr,
     requests: Arc<Mutex<Vec<Request>>>,
@@ -140,8 +140,17 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
+        Self::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST), handler).unwrap()
+    }
+
+    /// A server on `ip` (e.g. `127.0.0.2` or `::1`), port 0; an error when
+    /// that address cannot be bound here (no IPv6, say).
+    pub fn start_on(
+        ip: IpAddr,
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(SocketAddr::new(ip, 0))?;
+        let addr = listener.local_addr()?;
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let handler: Arc<Handler> = Arc::new(handler);
@@ -158,16 +167,17 @@ impl TestServer {
                 }
             })
         };
-        TestServer {
+        Ok(TestServer {
             addr,
             requests,
             stop,
             accept: Some(accept),
-        }
+        })
     }
 
+    /// `http://IP:PORT` (`http://[::1]:PORT` for IPv6).
     pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.addr.port())
+        format!("http://{}", self.addr)
     }
 
     pub fn url(&self, path: &str) -> String {
