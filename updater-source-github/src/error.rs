@@ -2,9 +2,11 @@
 //! [`updater_core::Error`].
 //!
 //! Every variant names the URL it is about, always passed through
-//! [`updater_core::error::redact_url`] first: no token or password ever
-//! appears in an error message (tokens travel only in headers, which no
-//! variant carries).
+//! [`updater_core::error::redact_url`] first: no password, query string or
+//! fragment ever appears in an error message (pre-signed download URLs
+//! carry their credentials in the query), and tokens travel only in
+//! headers, which no variant carries. Errors of the HTTP client are kept as
+//! sources only after their own copy of the URL is removed.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,7 +21,7 @@ pub enum SourceError {
     /// explicitly allowed with [`HttpSettings::with_insecure_host`](crate::HttpSettings::with_insecure_host).
     #[error("refusing insecure URL {url}: {reason}")]
     InsecureUrl {
-        /// The URL (without credentials).
+        /// The URL (without credentials, query or fragment).
         url: String,
         /// Why it was refused.
         reason: String,
@@ -29,7 +31,7 @@ pub enum SourceError {
     /// `Location` header, a manifest entry).
     #[error("invalid URL {url:?}: {reason}")]
     InvalidUrl {
-        /// The text (without credentials).
+        /// The text (without credentials, query or fragment).
         url: String,
         /// Why it is invalid.
         reason: String,
@@ -56,7 +58,7 @@ pub enum SourceError {
     /// refused or reset, DNS, TLS, timeout).
     #[error("request to {url} failed: {source}")]
     Transport {
-        /// The URL (without credentials).
+        /// The URL (without credentials, query or fragment).
         url: String,
         /// The client's error (its own copy of the URL removed).
         #[source]
@@ -66,7 +68,7 @@ pub enum SourceError {
     /// The server answered with an unexpected HTTP status.
     #[error("{url} answered HTTP {status}{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
     Status {
-        /// The URL (without credentials).
+        /// The URL (without credentials, query or fragment).
         url: String,
         /// The status code.
         status: u16,
@@ -77,7 +79,7 @@ pub enum SourceError {
     /// The server is rate limiting us. Never means "no update".
     #[error("{url} is rate limited (HTTP {status}){}", describe_reset(*resets_at))]
     RateLimited {
-        /// The URL (without credentials).
+        /// The URL (without credentials, query or fragment).
         url: String,
         /// 403 or 429.
         status: u16,
@@ -89,7 +91,7 @@ pub enum SourceError {
     /// a missing field, a hostile asset name, a bad checksum file).
     #[error("malformed response from {url}: {reason}")]
     MalformedResponse {
-        /// The URL (without credentials).
+        /// The URL (without credentials, query or fragment).
         url: String,
         /// What is wrong.
         reason: String,
@@ -98,7 +100,7 @@ pub enum SourceError {
     /// Too many redirects in a row.
     #[error("too many redirects starting at {url}")]
     TooManyRedirects {
-        /// The first URL (without credentials).
+        /// The first URL (without credentials, query or fragment).
         url: String,
     },
 
@@ -107,7 +109,7 @@ pub enum SourceError {
     SizeMismatch {
         /// The asset name.
         asset: String,
-        /// The URL (without credentials).
+        /// The URL (without credentials, query or fragment).
         url: String,
         /// The size the release declares.
         declared: u64,
@@ -122,7 +124,7 @@ pub enum SourceError {
     Interrupted {
         /// The asset name.
         asset: String,
-        /// The URL (without credentials).
+        /// The URL (without credentials, query or fragment).
         url: String,
         /// Bytes written to the caller's sink.
         received: u64,
@@ -139,7 +141,7 @@ pub enum SourceError {
     DeadlineExceeded {
         /// The asset name.
         asset: String,
-        /// The URL (without credentials).
+        /// The URL (without credentials, query or fragment).
         url: String,
         /// The configured deadline.
         deadline: Duration,
@@ -169,7 +171,7 @@ pub enum SourceError {
     /// An HTTP health check did not see the expected answer before its deadline.
     #[error("health check GET {url} failed after {attempts} attempt(s): {last}")]
     Unhealthy {
-        /// The URL (without credentials).
+        /// The URL (without credentials, query or fragment).
         url: String,
         /// How many requests were made.
         attempts: u32,

@@ -10,7 +10,7 @@ use updater_core::health::{HealthCheck, HealthContext};
 use url::Url;
 
 use crate::error::SourceError;
-use crate::http::{check_url, detached_client, parse_url};
+use crate::http::{body_error_text, check_url, detached_client, parse_url};
 
 /// The header carrying the maintenance bypass secret.
 pub const BYPASS_HEADER: &str = "x-maintenance-bypass";
@@ -93,7 +93,7 @@ impl HttpHealthCheck {
             response
                 .take(MAX_BODY_BYTES)
                 .read_to_end(&mut body)
-                .map_err(|e| format!("cannot read the body: {e}"))?;
+                .map_err(|e| format!("cannot read the body: {}", body_error_text(e)))?;
             if !String::from_utf8_lossy(&body).contains(needle.as_str()) {
                 return Err(format!(
                     "HTTP {status} but the body does not contain {needle:?}"

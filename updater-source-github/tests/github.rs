@@ -775,3 +775,77 @@ fn a_storage_host_on_another_loopback_address_serves_downloads() {
     assert_eq!(bytes, fixture_blob(1101));
     assert_eq!(github.storage.requests().len(), 1);
 }
+
+/// Everything a user or a log reader could see of `error`.
+fn shown(error: &Error) -> String {
+    let mut text = format!("{error}\n{error:?}");
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        text.push_str(&format!("\n{inner}"));
+        source = inner.source();
+    }
+    text
+}
+
+#[test]
+fn a_presigned_redirect_target_that_answers_404_is_never_shown_with_its_query() {
+    let storage = api_hook(|_| Some(Reply::json(404, "<Error><Code>NoSuchKey</Code></Error>")));
+    let github = FakeGitHub::start_with(GitHubData::from_fixture_files(), no_hook(), storage);
+    let source = fixture_source(&github);
+    let release = source.latest(Channel::Stable).unwrap().unwrap();
+    let (error, logs) = support::capture_logs(|| {
+        source
+            .download(&release.assets[0], &mut Vec::new())
+            .unwrap_err()
+    });
+    assert!(matches!(error, Error::NotFound { .. }), "{error}");
+    let text = shown(&error);
+    assert!(text.contains("/blob/1101"), "names the URL: {text}");
+    assert!(
+        !text.contains("X-Amz") && !text.contains("abc123"),
+        "{text}"
+    );
+    assert!(logs.contains("following redirect"), "{logs}");
+    assert!(
+        !logs.contains("X-Amz") && !logs.contains("abc123"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn a_checksum_mismatch_behind_a_presigned_redirect_never_shows_its_query() {
+    let mut data = GitHubData::from_fixture_files();
+    data.pages[0][2]["assets"][0]["digest"] = format!("sha256:{}", "0".repeat(64)).into();
+    let github = FakeGitHub::start(data);
+    let source = fixture_source(&github);
+    let release = source.latest(Channel::Stable).unwrap().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (error, logs) = support::capture_logs(|| {
+        updater_core::package::download_verified(
+            &source,
+            &release,
+            &release.assets[0],
+            &dir.path().join("app.tar.gz"),
+            &updater_core::package::VerificationPolicy::default(),
+            &mut |_| {},
+        )
+        .unwrap_err()
+    });
+    assert!(matches!(error, Error::Integrity { .. }), "{error}");
+    assert!(error.to_string().contains("SHA-256 mismatch"), "{error}");
+    let text = shown(&error);
+    assert!(
+        !text.contains("X-Amz") && !text.contains("abc123"),
+        "{text}"
+    );
+    assert!(
+        !logs.contains("X-Amz") && !logs.contains("abc123"),
+        "{logs}"
+    );
+    // The storage host was really asked for the pre-signed URL.
+    assert!(
+        github.storage.requests()[0]
+            .target
+            .contains("X-Amz-Signature=abc123")
+    );
+}

@@ -261,3 +261,59 @@ fn plain_http_is_allowed_on_the_whole_loopback_range() {
         Err(e) => panic!("cannot bind [::1] under CI: {e}"),
     }
 }
+
+#[test]
+fn presigned_asset_urls_never_appear_in_errors_or_logs() {
+    const QUERY: &str = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLE%2F20260101&X-Amz-Signature=f00dcafe";
+    let body = Arc::new(format!(
+        "{{\"schema_version\":1,\"releases\":[{{\"version\":\"1.0.0\",\"assets\":[\
+         {{\"name\":\"gone.tar.gz\",\"url\":\"gone.tar.gz?{QUERY}#part\",\"size\":4,\"sha256\":\"{zero}\"}},\
+         {{\"name\":\"long.tar.gz\",\"url\":\"long.tar.gz?{QUERY}\",\"size\":4,\"sha256\":\"{zero}\"}}]}}]}}",
+        zero = "0".repeat(64)
+    ));
+    let host = TestServer::start(move |request| match request.path() {
+        "/manifest.json" => github_json(request, 200, body.to_string()),
+        "/long.tar.gz" => Reply::bytes(200, b"too long".to_vec()),
+        _ => Reply::new(404),
+    });
+    let source = ManifestSource::builder(host.url("/manifest.json"))
+        .with_http(fast_http())
+        .build()
+        .unwrap();
+    let release = source.release(&Version::new(1, 0, 0)).unwrap();
+    assert!(
+        release.assets[0].location.contains("X-Amz-Signature"),
+        "kept for the download"
+    );
+    let (errors, logs) = support::capture_logs(|| {
+        release
+            .assets
+            .iter()
+            .map(|asset| source.download(asset, &mut Vec::new()).unwrap_err())
+            .collect::<Vec<_>>()
+    });
+    assert!(matches!(errors[0], Error::NotFound { .. }), "{}", errors[0]);
+    assert!(
+        matches!(errors[1], Error::Integrity { .. }),
+        "{}",
+        errors[1]
+    );
+    for error in &errors {
+        let text = format!("{error}\n{error:?}");
+        assert!(text.contains(&host.base()), "names the URL: {text}");
+        assert!(
+            !text.contains("X-Amz") && !text.contains("f00dcafe") && !text.contains("#part"),
+            "{text}"
+        );
+    }
+    assert!(
+        !logs.contains("X-Amz") && !logs.contains("f00dcafe"),
+        "{logs}"
+    );
+    assert!(
+        host.requests_to("/gone.tar.gz")[0]
+            .target
+            .contains("X-Amz-Signature"),
+        "the query string is sent, only never shown"
+    );
+}

@@ -300,6 +300,26 @@ pub(crate) fn transport_error(url: &Url, error: reqwest::Error) -> SourceError {
     }
 }
 
+/// The text of an I/O error from reading a response body. When it wraps a
+/// client error, that error's copy of the URL (query string included) is
+/// removed first, so the text can go into errors and logs.
+pub(crate) fn body_error_text(error: std::io::Error) -> String {
+    if !error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<reqwest::Error>())
+    {
+        return error.to_string();
+    }
+    match error
+        .into_inner()
+        .map(|inner| inner.downcast::<reqwest::Error>())
+    {
+        Some(Ok(client_error)) => client_error.without_url().to_string(),
+        Some(Err(other)) => other.to_string(),
+        None => "the connection broke".to_string(),
+    }
+}
+
 /// Reads at most `limit` bytes; more is an error.
 pub(crate) fn read_bounded(response: Response, limit: u64) -> Result<Vec<u8>, SourceError> {
     let url = redact_url(response.url().as_str());
@@ -312,7 +332,7 @@ pub(crate) fn read_bounded(response: Response, limit: u64) -> Result<Vec<u8>, So
             url: url.clone(),
             received: body.len() as u64,
             declared: limit,
-            reason: e.to_string(),
+            reason: body_error_text(e),
         })?;
     if body.len() as u64 > limit {
         return Err(SourceError::MalformedResponse {
@@ -346,5 +366,24 @@ pub(crate) fn status_error(response: Response) -> SourceError {
         url,
         status,
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_errors_lose_the_client_errors_copy_of_the_url() {
+        let client = Client::builder().build().unwrap();
+        let error = client
+            .get("http://127.0.0.1:1/a.tar.gz?X-Amz-Signature=s3cret")
+            .send()
+            .unwrap_err();
+        assert!(error.to_string().contains("X-Amz"), "the premise: {error}");
+        let text = body_error_text(std::io::Error::other(error));
+        assert!(!text.contains("X-Amz") && !text.is_empty(), "{text}");
+        let plain = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "cut short");
+        assert_eq!(body_error_text(plain), "cut short");
     }
 }

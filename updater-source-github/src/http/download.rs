@@ -17,7 +17,7 @@ use updater_core::error::redact_url;
 use url::Url;
 
 use super::HttpClient;
-use super::client::status_error;
+use super::client::{body_error_text, status_error};
 use super::rate_limit::rate_limit_reset;
 use crate::error::SourceError;
 
@@ -167,7 +167,9 @@ impl Transfer<'_> {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Attempt::Retry(format!("the connection broke: {e}")),
+                Err(e) => {
+                    return Attempt::Retry(format!("the connection broke: {}", body_error_text(e)));
+                }
             };
             if self.written + n as u64 > self.declared {
                 return Attempt::Fatal(

@@ -10,7 +10,7 @@ mod rate_limit;
 mod settings;
 mod transport_security;
 
-pub(crate) use client::{DetachedClient, HttpClient, detached_client};
+pub(crate) use client::{DetachedClient, HttpClient, body_error_text, detached_client};
 pub(crate) use download::download_to;
 pub use settings::{HttpSettings, RetryPolicy};
 pub(crate) use transport_security::{check_url, parse_url};
