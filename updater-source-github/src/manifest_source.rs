@@ -52,11 +52,16 @@ impl ManifestSource {
     }
 
     fn read_manifest(&self) -> Result<Vec<Release>, updater_core::Error> {
-        let page = self
-            .http
-            .get_metadata(&self.manifest_url, "application/json")?;
+        self.http
+            .get_parsed(&self.manifest_url, "application/json", |page| {
+                self.parse_manifest(&page.body)
+            })
+    }
+
+    /// The releases of a manifest document, asset URLs resolved.
+    fn parse_manifest(&self, body: &[u8]) -> Result<Vec<Release>, updater_core::Error> {
         let origin = redact_url(self.manifest_url.as_str());
-        let mut releases = ReleaseManifest::from_json(&page.body, &origin)?.into_releases();
+        let mut releases = ReleaseManifest::from_json(body, &origin)?.into_releases();
         for release in &mut releases {
             for asset in &mut release.assets {
                 let resolved = self.manifest_url.join(&asset.location).map_err(|e| {

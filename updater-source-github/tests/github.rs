@@ -849,3 +849,64 @@ fn a_checksum_mismatch_behind_a_presigned_redirect_never_shows_its_query() {
             .contains("X-Amz-Signature=abc123")
     );
 }
+
+#[test]
+fn a_release_that_fails_to_parse_is_not_cached_with_its_etag() {
+    const ETAG: &str = "\"v1-etag\"";
+    let calls = Arc::new(AtomicUsize::new(0));
+    let hook = {
+        let calls = Arc::clone(&calls);
+        api_hook(move |request| {
+            if request.path() != "/repos/acme/app/releases/latest" {
+                return None;
+            }
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Some(Reply::json(200, "{\"tag_name\": \"v1").header("etag", ETAG));
+            }
+            // Had the broken copy been cached, its ETag would be answered with 304.
+            (request.header("if-none-match") == Some(ETAG))
+                .then(|| Reply::new(304).header("etag", ETAG))
+        })
+    };
+    let github = FakeGitHub::start_with(GitHubData::from_fixture_files(), hook, no_hook());
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("etags.json");
+    let source = || {
+        github
+            .source()
+            .with_asset_pattern("app-{version}-{target}.tar.gz")
+            .with_target(TARGET)
+            .with_http(support::github::fast_http().with_etag_cache_file(&cache))
+            .build()
+            .unwrap()
+    };
+    let first = source();
+    let error = first.latest(Channel::Stable).unwrap_err();
+    assert!(matches!(error, Error::InvalidInput { .. }), "{error}");
+    assert!(
+        !std::fs::read_to_string(&cache)
+            .unwrap_or_default()
+            .contains("v1-etag")
+    );
+    assert_eq!(
+        first.latest(Channel::Stable).unwrap().unwrap().version,
+        v("1.1.0")
+    );
+    let latest = github.api.requests_to("/repos/acme/app/releases/latest");
+    assert!(
+        latest[1].header("if-none-match").is_none(),
+        "{:?}",
+        latest[1]
+    );
+    // A restarted process reading the cache file is fine too, and now revalidates.
+    assert_eq!(
+        source().latest(Channel::Stable).unwrap().unwrap().version,
+        v("1.1.0")
+    );
+    let latest = github.api.requests_to("/repos/acme/app/releases/latest");
+    assert!(
+        latest[2].header("if-none-match").is_some(),
+        "{:?}",
+        latest[2]
+    );
+}

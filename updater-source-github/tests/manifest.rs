@@ -6,6 +6,7 @@ mod support;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use support::github::{TOKEN, fast_http, github_json};
 use support::{Reply, Request, TestServer};
@@ -315,5 +316,83 @@ fn presigned_asset_urls_never_appear_in_errors_or_logs() {
             .target
             .contains("X-Amz-Signature"),
         "the query string is sent, only never shown"
+    );
+}
+
+/// A host serving `broken` first, then `good`; both with the same ETag,
+/// answered with 304 whenever a client sends it.
+fn flipping_manifest_host(broken: String, good: String) -> TestServer {
+    const ETAG: &str = "\"manifest-etag\"";
+    let calls = AtomicUsize::new(0);
+    TestServer::start(move |request| {
+        if request.header("if-none-match") == Some(ETAG) {
+            return Reply::new(304).header("etag", ETAG);
+        }
+        let body = if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            &broken
+        } else {
+            &good
+        };
+        Reply::json(200, body.clone()).header("etag", ETAG)
+    })
+}
+
+fn good_manifest(fixture: &SourceFixture) -> String {
+    std::fs::read_to_string(release_dir(fixture).path().join("manifest.json")).unwrap()
+}
+
+#[test]
+fn a_manifest_that_fails_to_parse_is_not_cached_with_its_etag() {
+    let fixture = SourceFixture::standard();
+    for broken in [
+        "{\"schema_version\": 1, \"releases\": [".to_string(),
+        "{\"schema_version\": 2, \"releases\": []}".to_string(),
+    ] {
+        let host = flipping_manifest_host(broken.clone(), good_manifest(&fixture));
+        let source = ManifestSource::builder(host.url("/manifest.json"))
+            .with_http(fast_http())
+            .build()
+            .unwrap();
+        let error = source.latest(Channel::Stable).unwrap_err();
+        assert!(
+            matches!(error, Error::InvalidInput { .. }),
+            "{broken}: {error}"
+        );
+        assert!(
+            source.latest(Channel::Stable).unwrap().is_some(),
+            "{broken}"
+        );
+        let requests = host.requests_to("/manifest.json");
+        assert!(requests[1].header("if-none-match").is_none(), "{broken}");
+    }
+}
+
+#[test]
+fn a_cached_manifest_that_no_longer_parses_is_dropped_and_fetched_again() {
+    let fixture = SourceFixture::standard();
+    let host = flipping_manifest_host(good_manifest(&fixture), good_manifest(&fixture));
+    let url = host.url("/manifest.json");
+    // A cache file written by an earlier run that cached a broken copy.
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("etags.json");
+    let entry = serde_json::json!({ url.clone(): { "etag": "\"manifest-etag\"", "body": "{\"schema_version\": 1, " } });
+    std::fs::write(&cache, entry.to_string()).unwrap();
+    let source = ManifestSource::builder(&url)
+        .with_http(fast_http().with_etag_cache_file(&cache))
+        .build()
+        .unwrap();
+    assert!(source.latest(Channel::Stable).unwrap().is_some());
+    let requests = host.requests_to("/manifest.json");
+    assert_eq!(
+        requests.len(),
+        2,
+        "a 304 for the broken copy, then a full GET"
+    );
+    assert!(requests[0].header("if-none-match").is_some());
+    assert!(requests[1].header("if-none-match").is_none());
+    assert!(
+        std::fs::read_to_string(&cache)
+            .unwrap()
+            .contains("releases")
     );
 }

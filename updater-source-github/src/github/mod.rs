@@ -108,14 +108,23 @@ impl GitHubSource {
         Ok(url)
     }
 
-    fn parse_json<T: serde::de::DeserializeOwned>(
+    /// Parses a release (or a list of them) and checks that every asset
+    /// name is a plain file name, so that only documents fit for use are
+    /// cached.
+    fn parse_json<T: serde::de::DeserializeOwned + ReleaseDocument>(
+        &self,
         url: &Url,
         body: &[u8],
     ) -> Result<T, SourceError> {
-        serde_json::from_slice(body).map_err(|e| SourceError::MalformedResponse {
-            url: redact_url(url.as_str()),
-            reason: format!("not the JSON GitHub documents: {e}"),
-        })
+        let document: T =
+            serde_json::from_slice(body).map_err(|e| SourceError::MalformedResponse {
+                url: redact_url(url.as_str()),
+                reason: format!("not the JSON GitHub documents: {e}"),
+            })?;
+        for name in document.asset_names() {
+            check_asset_name(name, &self.describe())?;
+        }
+        Ok(document)
     }
 
     /// Every release on every page of the list (drafts included; filtered later).
@@ -125,12 +134,14 @@ impl GitHubSource {
             .append_pair("per_page", &self.per_page.to_string());
         let mut all = Vec::new();
         for _ in 0..MAX_PAGES {
-            let page = self
-                .http
-                .get_metadata(&url, "application/vnd.github+json")?;
-            let releases: Vec<GitHubRelease> = Self::parse_json(&url, &page.body)?;
+            let (releases, link) =
+                self.http
+                    .get_parsed(&url, "application/vnd.github+json", |page| {
+                        let releases: Vec<GitHubRelease> = self.parse_json(&url, &page.body)?;
+                        Ok::<_, SourceError>((releases, page.link.clone()))
+                    })?;
             all.extend(releases);
-            match page.link.as_deref().and_then(next_page) {
+            match link.as_deref().and_then(next_page) {
                 Some(next) => url = parse_url(next)?,
                 None => return Ok(all),
             }
@@ -170,11 +181,9 @@ impl GitHubSource {
         version: Version,
         channel: Channel,
     ) -> Result<Release, updater_core::Error> {
+        // Asset names were checked when the document was parsed.
         let uploaded: Vec<&GitHubAsset> =
             release.assets.iter().filter(|a| a.is_uploaded()).collect();
-        for asset in &uploaded {
-            check_asset_name(&asset.name, &self.describe())?;
-        }
         let mut model =
             Release::new(version).with_changelog(release.body.clone().unwrap_or_default());
         model.channel = channel;
@@ -301,8 +310,12 @@ impl GitHubSource {
     /// `Ok(None)` on 404, the release otherwise.
     fn get_release(&self, tail: &[&str]) -> Result<Option<GitHubRelease>, SourceError> {
         let url = self.endpoint(tail)?;
-        match self.http.get_metadata(&url, "application/vnd.github+json") {
-            Ok(page) => Self::parse_json(&url, &page.body).map(Some),
+        match self
+            .http
+            .get_parsed(&url, "application/vnd.github+json", |page| {
+                self.parse_json(&url, &page.body)
+            }) {
+            Ok(release) => Ok(Some(release)),
             Err(SourceError::Status { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),
         }
@@ -321,6 +334,23 @@ impl GitHubSource {
             }
             None => Ok(None),
         }
+    }
+}
+
+/// A release document: one release or a page of them.
+trait ReleaseDocument {
+    fn asset_names(&self) -> impl Iterator<Item = &str>;
+}
+
+impl ReleaseDocument for GitHubRelease {
+    fn asset_names(&self) -> impl Iterator<Item = &str> {
+        self.assets.iter().map(|a| a.name.as_str())
+    }
+}
+
+impl ReleaseDocument for Vec<GitHubRelease> {
+    fn asset_names(&self) -> impl Iterator<Item = &str> {
+        self.iter().flat_map(|r| r.asset_names())
     }
 }
 

@@ -235,11 +235,86 @@ impl HttpClient {
         }
     }
 
-    /// GETs a metadata document with the ETag cache: sends `If-None-Match`
-    /// when a copy is cached and returns the copy on `304 Not Modified`.
-    pub(crate) fn get_metadata(&self, url: &Url, accept: &str) -> Result<Metadata, SourceError> {
+    /// GETs a metadata document with the ETag cache and parses it with
+    /// `parse`: sends `If-None-Match` when a copy is cached and parses the
+    /// copy on `304 Not Modified`.
+    ///
+    /// Only a document that `parse` accepted is cached: a body that fails
+    /// to parse drops the URL's cache entry, so the next request asks for a
+    /// full copy instead of being told "not modified" about a broken one. A
+    /// cached copy that no longer parses (written by an earlier run) is
+    /// dropped and fetched again at once.
+    pub(crate) fn get_parsed<T, E>(
+        &self,
+        url: &Url,
+        accept: &str,
+        parse: impl Fn(&Metadata) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<SourceError>,
+    {
         let key = url.as_str();
         let cached = self.etags.get(key);
+        let revalidated = cached.is_some();
+        let fetched = self.fetch_metadata(url, accept, cached)?;
+        match (fetched, revalidated) {
+            (Fetched::Cached(document), _) => match parse(&document) {
+                Ok(value) => Ok(value),
+                Err(_) => {
+                    tracing::warn!(url = %redact_url(key), "the cached copy does not parse; fetching it again");
+                    self.forget(key);
+                    match self.fetch_metadata(url, accept, None)? {
+                        Fetched::Fresh { document, etag } => {
+                            self.parse_fresh(key, document, etag, parse)
+                        }
+                        Fetched::Cached(_) => Err(not_modified_without_copy(key).into()),
+                    }
+                }
+            },
+            (Fetched::Fresh { document, etag }, _) => self.parse_fresh(key, document, etag, parse),
+        }
+    }
+
+    /// Parses a freshly fetched document; caches it only when it parsed.
+    fn parse_fresh<T, E>(
+        &self,
+        key: &str,
+        document: Metadata,
+        etag: Option<String>,
+        parse: impl Fn(&Metadata) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let parsed = parse(&document);
+        match (&parsed, etag, String::from_utf8(document.body)) {
+            (Ok(_), Some(etag), Ok(body)) => {
+                let entry = CachedResponse {
+                    etag,
+                    body,
+                    link: document.link,
+                };
+                if let Err(e) = self.etags.put(key, entry) {
+                    tracing::warn!(error = %e, "cannot update the ETag cache");
+                }
+            }
+            (Ok(_), _, _) => {}
+            (Err(_), _, _) => self.forget(key),
+        }
+        parsed
+    }
+
+    fn forget(&self, key: &str) {
+        if let Err(e) = self.etags.remove(key) {
+            tracing::warn!(error = %e, "cannot update the ETag cache");
+        }
+    }
+
+    /// One conditional GET (when `cached` is given) of a metadata document.
+    fn fetch_metadata(
+        &self,
+        url: &Url,
+        accept: &str,
+        cached: Option<CachedResponse>,
+    ) -> Result<Fetched, SourceError> {
+        let key = url.as_str();
         let mut headers = HeaderMap::new();
         headers.insert(
             header::ACCEPT,
@@ -253,17 +328,16 @@ impl HttpClient {
         let response = self.send_with_retry(url, &headers)?;
         let status = response.status();
         if status == StatusCode::NOT_MODIFIED {
-            if let Some(entry) = cached {
-                tracing::debug!(url = %redact_url(key), "not modified; using the cached copy");
-                return Ok(Metadata {
-                    body: entry.body.into_bytes(),
-                    link: entry.link,
-                });
-            }
-            return Err(SourceError::MalformedResponse {
-                url: redact_url(key),
-                reason: "304 Not Modified to a request without If-None-Match".into(),
-            });
+            return match cached {
+                Some(entry) => {
+                    tracing::debug!(url = %redact_url(key), "not modified; using the cached copy");
+                    Ok(Fetched::Cached(Metadata {
+                        body: entry.body.into_bytes(),
+                        link: entry.link,
+                    }))
+                }
+                None => Err(not_modified_without_copy(key)),
+            };
         }
         if !status.is_success() {
             return Err(status_error(response));
@@ -271,17 +345,26 @@ impl HttpClient {
         let etag = header_text(response.headers(), header::ETAG);
         let link = header_text(response.headers(), header::LINK);
         let body = read_bounded(response, self.settings.max_metadata_bytes)?;
-        if let (Some(etag), Ok(text)) = (etag, std::str::from_utf8(&body)) {
-            let entry = CachedResponse {
-                etag,
-                body: text.to_string(),
-                link: link.clone(),
-            };
-            if let Err(e) = self.etags.put(key, entry) {
-                tracing::warn!(error = %e, "cannot update the ETag cache");
-            }
-        }
-        Ok(Metadata { body, link })
+        Ok(Fetched::Fresh {
+            document: Metadata { body, link },
+            etag,
+        })
+    }
+}
+
+/// A metadata document from the network or, after a 304, from the cache.
+enum Fetched {
+    Cached(Metadata),
+    Fresh {
+        document: Metadata,
+        etag: Option<String>,
+    },
+}
+
+fn not_modified_without_copy(key: &str) -> SourceError {
+    SourceError::MalformedResponse {
+        url: redact_url(key),
+        reason: "304 Not Modified to a request without If-None-Match".into(),
     }
 }
 
