@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::http::human;
+
 /// What went wrong while talking to a release server or an application's health endpoint.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -134,19 +136,73 @@ pub enum SourceError {
         reason: String,
     },
 
-    /// The overall deadline of a transfer passed (a server that trickles bytes).
+    /// The transfer did not finish within its overall deadline
+    /// ([`HttpSettings::with_transfer_deadline`](crate::HttpSettings::with_transfer_deadline)),
+    /// all retries, redirects, resumes and waits counted inside it.
     #[error(
-        "download of {asset} from {url} exceeded its deadline of {deadline:?} after {received} bytes"
+        "download of {asset} from {url} did not finish within its transfer deadline of {}: {received} bytes received in {}{}",
+        human(*deadline),
+        human(*elapsed),
+        last_failure.as_deref().map(|f| format!("; last failure: {f}")).unwrap_or_default()
     )]
     DeadlineExceeded {
-        /// The asset name.
+        /// The asset name (`metadata` for a metadata document).
         asset: String,
         /// The URL (without credentials, query or fragment).
         url: String,
         /// The configured deadline.
         deadline: Duration,
-        /// Bytes written before it passed.
+        /// How long the transfer ran.
+        elapsed: Duration,
+        /// Bytes received before it stopped.
         received: u64,
+        /// The failure that ended the last try, when a retry no longer fitted.
+        last_failure: Option<String>,
+    },
+
+    /// Fewer bytes per second than the configured minimum arrived over the
+    /// last window ([`HttpSettings::with_minimum_speed`](crate::HttpSettings::with_minimum_speed)):
+    /// a server that trickles bytes. Not retried.
+    #[error(
+        "download of {asset} from {url} is too slow: {received_in_window} bytes in the last {} ({} bytes/s), below the minimum of {minimum_bytes_per_sec} bytes/s over {}; stopped after {received} bytes",
+        human(*over),
+        rate(*received_in_window, *over),
+        human(*window)
+    )]
+    TooSlow {
+        /// The asset name (`metadata` for a metadata document).
+        asset: String,
+        /// The URL (without credentials, query or fragment).
+        url: String,
+        /// The configured minimum, in bytes per second.
+        minimum_bytes_per_sec: u64,
+        /// The configured window.
+        window: Duration,
+        /// Bytes that arrived over `over`.
+        received_in_window: u64,
+        /// The span measured (the window, or slightly more).
+        over: Duration,
+        /// Bytes received in all, before it stopped.
+        received: u64,
+    },
+
+    /// The server answered 5xx with a `Retry-After` later than this
+    /// transfer may wait: past its deadline, or longer than the retry
+    /// policy's [longest wait](crate::RetryPolicy::max_delay). Fails at once.
+    #[error(
+        "{url} answered HTTP {status} and asks to retry at {} (in {} s), {why}; retry later",
+        retry_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        (*retry_at - Utc::now()).num_seconds().max(0)
+    )]
+    RetryLater {
+        /// The URL that answered (without credentials, query or fragment).
+        url: String,
+        /// The status, e.g. 503.
+        status: u16,
+        /// When the server asks to be asked again.
+        retry_at: DateTime<Utc>,
+        /// Why it is not waited for.
+        why: String,
     },
 
     /// Writing to the caller's sink failed.
@@ -178,6 +234,11 @@ pub enum SourceError {
         /// The last failure.
         last: String,
     },
+}
+
+fn rate(bytes: u64, over: Duration) -> u64 {
+    let millis = over.as_millis().max(1);
+    u64::try_from(u128::from(bytes) * 1000 / millis).unwrap_or(u64::MAX)
 }
 
 fn describe_reset(resets_at: Option<DateTime<Utc>>) -> String {
@@ -245,7 +306,9 @@ impl From<SourceError> for updater_core::Error {
             SourceError::Transport { url, .. }
             | SourceError::RateLimited { url, .. }
             | SourceError::Interrupted { url, .. }
-            | SourceError::DeadlineExceeded { url, .. } => Error::Unavailable {
+            | SourceError::DeadlineExceeded { url, .. }
+            | SourceError::TooSlow { url, .. }
+            | SourceError::RetryLater { url, .. } => Error::Unavailable {
                 service: SourceError::service(url),
                 reason: message,
                 source: Some(Box::new(error)),

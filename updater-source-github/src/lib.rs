@@ -55,7 +55,8 @@
 //! let server = ManifestSource::builder("https://updates.example.com/app/manifest.json")
 //!     .with_http(
 //!         HttpSettings::default()
-//!             .with_download_deadline(Duration::from_secs(1800))
+//!             .with_transfer_deadline(Duration::from_secs(1800))
+//!             .with_minimum_speed(16 * 1024, Duration::from_secs(30))
 //!             .with_retry(RetryPolicy::new(5, Duration::from_millis(500), Duration::from_secs(8))),
 //!     )
 //!     .build()?;
@@ -155,7 +156,10 @@ mod manifest_source;
 pub use error::SourceError;
 pub use github::{GITHUB_API, GITHUB_API_VERSION, GitHubSource, GitHubSourceBuilder};
 pub use health::{HttpHealthCheck, HttpHealthCheckBuilder};
-pub use http::{HttpSettings, RetryPolicy};
+pub use http::{
+    DEFAULT_MINIMUM_SPEED, DEFAULT_MINIMUM_SPEED_WINDOW, DEFAULT_TRANSFER_DEADLINE, HttpSettings,
+    RetryPolicy,
+};
 pub use manifest_source::{ManifestSource, ManifestSourceBuilder};
 
 use updater_core::version::{Channel, Version};

@@ -529,7 +529,7 @@ fn a_trickling_server_hits_the_download_deadline() {
         .source()
         .with_asset_pattern("app-{version}-{target}.tar.gz")
         .with_target(TARGET)
-        .with_http(support::github::fast_http().with_download_deadline(Duration::from_millis(300)))
+        .with_http(support::github::fast_http().with_transfer_deadline(Duration::from_millis(300)))
         .build()
         .unwrap();
     let release = source.latest(Channel::Stable).unwrap().unwrap();

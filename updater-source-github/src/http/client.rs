@@ -11,6 +11,7 @@
 //!   configured origin, so a 302 to a storage host never carries it.
 
 use std::io::Read;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use reqwest::blocking::{Client, ClientBuilder, Response};
@@ -18,14 +19,19 @@ use reqwest::header::{self, HeaderMap, HeaderValue};
 use updater_core::error::redact_url;
 use url::Url;
 
+use super::budget::{Budget, GiveUp, SpeedMonitor, TooSlow};
 use super::etag_cache::{CachedResponse, EtagCache};
-use super::rate_limit::rate_limit_reset;
+use super::rate_limit::{rate_limit_reset, retry_after};
 use updater_core::secret::Secret;
 
 use super::{HttpSettings, check_url};
 use crate::error::SourceError;
 
 const MAX_REDIRECTS: usize = 10;
+/// The "asset" of a metadata transfer, in errors.
+const METADATA: &str = "metadata";
+/// How long the excerpt of an error body may take to read.
+const EXCERPT_TIME: Duration = Duration::from_secs(2);
 
 /// A blocking client created and dropped on a plain thread, outside any
 /// tokio runtime context.
@@ -125,6 +131,7 @@ impl HttpClient {
         auth: Option<(&Url, Secret)>,
         default_headers: HeaderMap,
     ) -> Result<Self, SourceError> {
+        settings.validate()?;
         let builder = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(settings.request_timeout)
@@ -145,7 +152,14 @@ impl HttpClient {
     }
 
     /// One GET, following redirects by hand. Returns any non-redirect answer.
-    pub(crate) fn send(&self, url: &Url, headers: &HeaderMap) -> Result<Response, SourceError> {
+    /// No request outlives the `budget`'s deadline (each hop's timeout is
+    /// cut to the time left when that is shorter than the request timeout).
+    pub(crate) fn send(
+        &self,
+        url: &Url,
+        headers: &HeaderMap,
+        budget: &Budget,
+    ) -> Result<Response, SourceError> {
         let client = self.client.client()?;
         let mut current = url.clone();
         for _ in 0..=MAX_REDIRECTS {
@@ -154,6 +168,9 @@ impl HttpClient {
                 .get(current.clone())
                 .headers(self.default_headers.clone())
                 .headers(headers.clone());
+            if let Some(timeout) = budget.request_timeout(self.settings.request_timeout) {
+                request = request.timeout(timeout);
+            }
             if let Some((origin, token)) = &self.auth
                 && *origin == current.origin()
             {
@@ -197,40 +214,59 @@ impl HttpClient {
         })
     }
 
-    /// [`send`](Self::send) with retries of transient failures and
-    /// rate-limit detection. Returns 2xx, 304 and non-rate-limit 4xx answers.
+    /// [`send`](Self::send) with retries of transient failures within the
+    /// `budget`, and rate-limit detection. Returns 2xx, 304 and
+    /// non-rate-limit 4xx answers.
     pub(crate) fn send_with_retry(
         &self,
         url: &Url,
         headers: &HeaderMap,
+        budget: &mut Budget,
     ) -> Result<Response, SourceError> {
-        let retry = self.settings.retry;
-        let mut failures = 0u32;
         loop {
-            let outcome = self.send(url, headers).and_then(|response| {
-                let status = response.status().as_u16();
-                if let Some(resets_at) =
-                    rate_limit_reset(status, response.headers(), chrono::Utc::now())
-                {
-                    return Err(SourceError::RateLimited {
-                        url: redact_url(response.url().as_str()),
+            let (error, asked) = match self.send(url, headers, budget) {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let now = chrono::Utc::now();
+                    if let Some(resets_at) = rate_limit_reset(status, response.headers(), now) {
+                        return Err(SourceError::RateLimited {
+                            url: redact_url(response.url().as_str()),
+                            status,
+                            resets_at,
+                        });
+                    }
+                    if !(response.status().is_server_error() || status == 408) {
+                        return Ok(response);
+                    }
+                    let asked = retry_after(response.headers(), now).map(|at| RetryAfter {
                         status,
-                        resets_at,
+                        at,
+                        url: redact_url(response.url().as_str()),
                     });
+                    (status_error(response), asked)
                 }
-                if response.status().is_server_error() || status == 408 {
-                    return Err(status_error(response));
-                }
-                Ok(response)
-            });
-            match outcome {
-                Err(e) if e.is_transient() && failures < retry.max_retries() => {
-                    let delay = retry.delay(failures);
-                    failures += 1;
-                    tracing::debug!(error = %e, ?delay, attempt = failures, "retrying request");
+                Err(e) if e.is_transient() => (e, None),
+                Err(e) => return Err(e),
+            };
+            match budget.next_wait(asked.as_ref().map(|a| a.at)) {
+                Ok(delay) => {
+                    tracing::debug!(url = %redact_url(url.as_str()), error = %error, ?delay, "retrying request");
                     std::thread::sleep(delay);
                 }
-                other => return other,
+                Err(GiveUp::Retries(_)) => return Err(error),
+                Err(GiveUp::Deadline) => {
+                    return Err(SourceError::DeadlineExceeded {
+                        asset: METADATA.into(),
+                        url: redact_url(url.as_str()),
+                        deadline: budget.limit(),
+                        elapsed: budget.elapsed(),
+                        received: 0,
+                        last_failure: Some(error.to_string()),
+                    });
+                }
+                Err(GiveUp::RetryAfter { at, why }) => {
+                    return Err(retry_later(asked, at, why, url));
+                }
             }
         }
     }
@@ -325,7 +361,8 @@ impl HttpClient {
         {
             headers.insert(header::IF_NONE_MATCH, value);
         }
-        let response = self.send_with_retry(url, &headers)?;
+        let mut budget = Budget::start(&self.settings);
+        let response = self.send_with_retry(url, &headers, &mut budget)?;
         let status = response.status();
         if status == StatusCode::NOT_MODIFIED {
             return match cached {
@@ -344,7 +381,7 @@ impl HttpClient {
         }
         let etag = header_text(response.headers(), header::ETAG);
         let link = header_text(response.headers(), header::LINK);
-        let body = read_bounded(response, self.settings.max_metadata_bytes)?;
+        let body = read_bounded(response, self.settings.max_metadata_bytes, &budget)?;
         Ok(Fetched::Fresh {
             document: Metadata { body, link },
             etag,
@@ -403,27 +440,117 @@ pub(crate) fn body_error_text(error: std::io::Error) -> String {
     }
 }
 
-/// Reads at most `limit` bytes; more is an error.
-pub(crate) fn read_bounded(response: Response, limit: u64) -> Result<Vec<u8>, SourceError> {
+/// Reads a metadata body of at most `limit` bytes (more is an error),
+/// within the `budget`'s deadline and at the minimum speed.
+pub(crate) fn read_bounded(
+    mut response: Response,
+    limit: u64,
+    budget: &Budget,
+) -> Result<Vec<u8>, SourceError> {
     let url = redact_url(response.url().as_str());
+    let mut monitor = SpeedMonitor::start_from(budget);
     let mut body = Vec::new();
-    response
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut body)
-        .map_err(|e| SourceError::Interrupted {
-            asset: "response body".into(),
-            url: url.clone(),
-            received: body.len() as u64,
-            declared: limit,
-            reason: body_error_text(e),
-        })?;
-    if body.len() as u64 > limit {
-        return Err(SourceError::MalformedResponse {
-            url,
-            reason: format!("the response is larger than the limit of {limit} bytes"),
-        });
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        if budget.is_over() {
+            return Err(SourceError::DeadlineExceeded {
+                asset: METADATA.into(),
+                url,
+                deadline: budget.limit(),
+                elapsed: budget.elapsed(),
+                received: body.len() as u64,
+                last_failure: None,
+            });
+        }
+        let n = match response.read(&mut buffer) {
+            Ok(0) => return Ok(body),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(SourceError::Interrupted {
+                    asset: METADATA.into(),
+                    url,
+                    received: body.len() as u64,
+                    declared: limit,
+                    reason: body_error_text(e),
+                });
+            }
+        };
+        if body.len() as u64 + n as u64 > limit {
+            return Err(SourceError::MalformedResponse {
+                url,
+                reason: format!("the response is larger than the limit of {limit} bytes"),
+            });
+        }
+        body.extend_from_slice(&buffer[..n]);
+        if let Err(slow) = monitor.record(body.len() as u64) {
+            return Err(too_slow(METADATA, &url, budget, slow, body.len() as u64));
+        }
     }
-    Ok(body)
+}
+
+/// A [`SourceError::TooSlow`].
+pub(crate) fn too_slow(
+    asset: &str,
+    url: &str,
+    budget: &Budget,
+    slow: TooSlow,
+    received: u64,
+) -> SourceError {
+    let (minimum_bytes_per_sec, window) = budget.minimum_speed();
+    SourceError::TooSlow {
+        asset: asset.to_string(),
+        url: url.to_string(),
+        minimum_bytes_per_sec,
+        window,
+        received_in_window: slow.received,
+        over: slow.over,
+        received,
+    }
+}
+
+/// What a `Retry-After` asked for, and who asked.
+#[derive(Debug)]
+pub(crate) struct RetryAfter {
+    pub(crate) status: u16,
+    pub(crate) at: chrono::DateTime<chrono::Utc>,
+    /// The URL that answered (redacted).
+    pub(crate) url: String,
+}
+
+/// A [`SourceError::RetryLater`] for the answer that asked.
+pub(crate) fn retry_later(
+    asked: Option<RetryAfter>,
+    at: chrono::DateTime<chrono::Utc>,
+    why: String,
+    url: &Url,
+) -> SourceError {
+    let (status, url) = match asked {
+        Some(asked) => (asked.status, asked.url),
+        None => (503, redact_url(url.as_str())),
+    };
+    SourceError::RetryLater {
+        url,
+        status,
+        retry_at: at,
+        why,
+    }
+}
+
+/// At most `limit` bytes of a body, for a message; reading stops after
+/// `time` (plus one read) so that an error body that trickles cannot hold
+/// the transfer.
+fn read_excerpt(mut response: Response, limit: usize, time: Duration) -> Vec<u8> {
+    let started = Instant::now();
+    let mut excerpt = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while excerpt.len() < limit && started.elapsed() < time {
+        match response.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => excerpt.extend_from_slice(&buffer[..n.min(limit - excerpt.len())]),
+        }
+    }
+    excerpt
 }
 
 /// A [`SourceError::Status`] with the server's `message` (GitHub's error
@@ -431,8 +558,7 @@ pub(crate) fn read_bounded(response: Response, limit: u64) -> Result<Vec<u8>, So
 pub(crate) fn status_error(response: Response) -> SourceError {
     let url = redact_url(response.url().as_str());
     let status = response.status().as_u16();
-    let mut excerpt = Vec::new();
-    let _ = response.take(4096).read_to_end(&mut excerpt);
+    let excerpt = read_excerpt(response, 4096, EXCERPT_TIME);
     let message = serde_json::from_slice::<serde_json::Value>(&excerpt)
         .ok()
         .and_then(|v| {

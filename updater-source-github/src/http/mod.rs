@@ -3,6 +3,7 @@
 //! manual redirects that drop credentials across origins, ETag caching,
 //! rate-limit detection, retries and bounded, resumable downloads.
 
+mod budget;
 mod client;
 mod download;
 mod etag_cache;
@@ -10,7 +11,11 @@ mod rate_limit;
 mod settings;
 mod transport_security;
 
+pub(crate) use budget::human;
 pub(crate) use client::{DetachedClient, HttpClient, body_error_text, detached_client};
 pub(crate) use download::download_to;
-pub use settings::{HttpSettings, RetryPolicy};
+pub use settings::{
+    DEFAULT_MINIMUM_SPEED, DEFAULT_MINIMUM_SPEED_WINDOW, DEFAULT_TRANSFER_DEADLINE, HttpSettings,
+    RetryPolicy,
+};
 pub(crate) use transport_security::{check_url, parse_url};

@@ -65,6 +65,13 @@ pub enum BodyMode {
     },
     /// No Content-Length: the body ends when the connection closes.
     NoLength,
+    /// Announce the full length, send `chunk` bytes every `delay`, close
+    /// after `cut` bytes.
+    TrickleThenCut {
+        chunk: usize,
+        delay: Duration,
+        cut: usize,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -268,6 +275,13 @@ fn write_reply(mut stream: TcpStream, reply: &Reply) -> std::io::Result<()> {
         BodyMode::CutAfter(n) => stream.write_all(&reply.body[..(*n).min(reply.body.len())])?,
         BodyMode::Trickle { chunk, delay } => {
             for piece in reply.body.chunks(*chunk) {
+                stream.write_all(piece)?;
+                stream.flush()?;
+                std::thread::sleep(*delay);
+            }
+        }
+        BodyMode::TrickleThenCut { chunk, delay, cut } => {
+            for piece in reply.body[..(*cut).min(reply.body.len())].chunks(*chunk) {
                 stream.write_all(piece)?;
                 stream.flush()?;
                 std::thread::sleep(*delay);
