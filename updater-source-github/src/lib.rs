@@ -42,7 +42,6 @@
 //!
 //! let github = GitHubSource::builder("acme", "app")
 //!     .with_token(Secret::new("ghp_example"))      // or .with_token_from_env()
-//!     .with_asset_pattern("app-{version}-{target}.tar.gz")
 //!     .with_http(HttpSettings::default().with_request_timeout(Duration::from_secs(10)))
 //!     .build()?;
 //! assert_eq!(github.describe(), "GitHub acme/app");
@@ -76,7 +75,9 @@
 //!
 //! let source = GitHubSource::builder("acme", "app").with_token_from_env().build()?;
 //! if let Some(release) = source.latest(Channel::Stable)? {
-//!     let asset = release.select_asset(None)?;
+//!     // Sources list every package; the pipeline (or you) picks one, with
+//!     // `{target}` standing for this build's target triple.
+//!     let asset = release.select_asset(Some("app-{version}-{target}.tar.gz"))?;
 //!     let mut file = std::fs::File::create("/var/tmp/app-update.tar.gz")?;
 //!     let bytes = source.download(asset, &mut file)?; // exactly asset.size bytes, or an error
 //!     println!("{} ({bytes} bytes, sha256 {:?})", release.version, asset.sha256);

@@ -36,11 +36,14 @@ const MAX_PAGES: usize = 100;
 ///   semver and the channel rules. Tags may carry a `v` (`v1.2.3`); tags
 ///   that are not semver are skipped. A release marked *pre-release* on
 ///   GitHub is never offered on the stable channel, whatever its tag.
-/// - Each release's package assets are those matching the
-///   [asset pattern](GitHubSourceBuilder::with_asset_pattern) (all assets
-///   except checksum and signature files when none is set). Their expected
-///   SHA-256 comes from, in order: GitHub's `digest` field, a
-///   `SHA256SUMS`-style asset, a `<asset>.sha256` sidecar. With a
+/// - Each release lists every uploaded asset except checksum and signature
+///   files; which one to install is chosen by the pipeline with
+///   [`Release::select_asset`] and the configured asset pattern (the one
+///   place assets are selected; `{target}` is the running build's target
+///   triple there). Each asset's expected SHA-256 comes from, in order:
+///   GitHub's `digest` field, a `SHA256SUMS`-style asset (one request per
+///   release), a `<asset>.sha256` sidecar (one request per asset: publish
+///   a checksum list when a release has many assets). With a
 ///   [public key](GitHubSourceBuilder::with_minisign_public_key), the
 ///   `<asset>.minisig` sidecar becomes [`Asset::signature`] (verified by
 ///   `updater-core`, not here).
@@ -54,8 +57,6 @@ pub struct GitHubSource {
     api_base: Url,
     owner: String,
     repo: String,
-    asset_pattern: Option<String>,
-    target: String,
     minisign_public_key: Option<String>,
     per_page: u32,
 }
@@ -67,8 +68,6 @@ pub struct GitHubSourceBuilder {
     owner: String,
     repo: String,
     token: Option<Secret>,
-    asset_pattern: Option<String>,
-    target: String,
     minisign_public_key: Option<String>,
     per_page: u32,
     settings: HttpSettings,
@@ -82,8 +81,6 @@ impl GitHubSource {
             owner: owner.into(),
             repo: repo.into(),
             token: None,
-            asset_pattern: None,
-            target: env!("UPDATER_SOURCE_BUILD_TARGET").to_string(),
             minisign_public_key: None,
             per_page: 100,
             settings: HttpSettings::default(),
@@ -193,17 +190,6 @@ impl GitHubSource {
             .filter(|a| !checksums::is_metadata_asset(&a.name))
             .map(|a| Asset::new(&a.name, a.size, &a.url))
             .collect();
-        if let Some(pattern) = &self.asset_pattern {
-            let pattern = pattern.replace("{target}", &self.target);
-            match model.select_asset(Some(&pattern)) {
-                Ok(selected) => model.assets = vec![selected.clone()],
-                Err(updater_core::Error::NotFound { .. }) => {
-                    tracing::debug!(version = %model.version, %pattern, "no asset matches the pattern");
-                    model.assets.clear();
-                }
-                Err(e) => return Err(e),
-            }
-        }
         let mut checksum_list: Option<Option<String>> = None;
         for asset in &mut model.assets {
             asset.sha256 = self.expected_sha256(&uploaded, asset, &mut checksum_list)?;
@@ -470,23 +456,6 @@ impl GitHubSourceBuilder {
         self
     }
 
-    /// Selects the package asset by name: `{version}` stands for the version
-    /// (without `v`), `{target}` for the [target triple](Self::with_target),
-    /// `*` for any run of characters; e.g. `app-{version}-{target}.tar.gz`.
-    /// Exactly one asset must match (several is an error; none leaves the
-    /// release without assets).
-    pub fn with_asset_pattern(mut self, pattern: impl Into<String>) -> Self {
-        self.asset_pattern = Some(pattern.into());
-        self
-    }
-
-    /// The value of `{target}` (default: the triple this crate was built
-    /// for, e.g. `x86_64-unknown-linux-gnu`).
-    pub fn with_target(mut self, target: impl Into<String>) -> Self {
-        self.target = target.into();
-        self
-    }
-
     /// Fetch `<asset>.minisig` signatures; the key itself is kept for the
     /// caller ([`GitHubSource::minisign_public_key`]) and checked by core.
     pub fn with_minisign_public_key(mut self, key: impl Into<String>) -> Self {
@@ -549,8 +518,6 @@ impl GitHubSourceBuilder {
             api_base,
             owner: self.owner,
             repo: self.repo,
-            asset_pattern: self.asset_pattern,
-            target: self.target,
             minisign_public_key: self.minisign_public_key,
             per_page: self.per_page,
         })
