@@ -16,6 +16,27 @@ use chrono::{DateTime, Utc};
 use crate::http::human;
 
 /// What went wrong while talking to a release server or an application's health endpoint.
+///
+/// Sources return [`updater_core::Error`] (as the trait requires), keeping
+/// this error as its source: a caller who needs the detail downcasts.
+///
+/// ```no_run
+/// use updater_core::source::ReleaseSource;
+/// use updater_source_github::{ManifestSource, SourceError};
+///
+/// let source = ManifestSource::builder("https://updates.example.com/manifest.json").build()?;
+/// # let asset = updater_core::release::Asset::new("a.tar.gz", 1, "https://updates.example.com/a.tar.gz");
+/// if let Err(error) = source.download(&asset, &mut Vec::new()) {
+///     match std::error::Error::source(&error).and_then(|e| e.downcast_ref::<SourceError>()) {
+///         Some(SourceError::TooSlow { received_in_window, over, .. }) => {
+///             eprintln!("only {received_in_window} bytes in {over:?}: try another mirror")
+///         }
+///         Some(SourceError::RetryLater { retry_at, .. }) => eprintln!("come back at {retry_at}"),
+///         _ => eprintln!("{error}"),
+///     }
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SourceError {

@@ -13,11 +13,15 @@
 //!   database I/O, so `updater-core` is synchronous; so are these sources
 //!   (`reqwest`'s blocking client with rustls). Async applications call them
 //!   from `tokio::task::spawn_blocking` (see [below](#async-applications)).
-//! - **Hostile servers are expected.** Every transfer is bounded (declared
-//!   size, metadata size limit, overall deadline), streamed through one fixed
-//!   64 KiB buffer (memory flat in the asset size), resumed with `Range`
-//!   without writing a byte twice, and retried with bounded backoff. Any
-//!   other surprise is a clear [`SourceError`] naming the URL.
+//! - **Hostile servers are expected.** Every transfer is bounded in size
+//!   (declared size, metadata size limit) and in time (request timeout,
+//!   [minimum speed](HttpSettings::with_minimum_speed), and an overall
+//!   [transfer deadline](HttpSettings::with_transfer_deadline) that counts
+//!   every retry, resume and wait), streamed through one fixed 64 KiB
+//!   buffer (memory flat in the asset size), resumed with `Range` without
+//!   writing a byte twice, and retried with bounded backoff. Any other
+//!   surprise is a clear [`SourceError`] naming the URL — without its query
+//!   string, which for pre-signed download URLs holds credentials.
 //! - **Credentials stay put.** A token is an [`updater_core::secret::Secret`]:
 //!   never logged (its `Debug` and `Display` are `***`), never in an error,
 //!   and sent only to the configured origin: redirects are followed by hand,
@@ -30,7 +34,11 @@
 //!   saying when the limit resets. Metadata is fetched with `If-None-Match`
 //!   from a per-URL ETag cache (optionally persisted with
 //!   [`HttpSettings::with_etag_cache_file`]), and GitHub does not count a
-//!   `304 Not Modified` against the limit.
+//!   `304 Not Modified` against the limit. Only documents that parsed are
+//!   cached, so a broken answer is never served again as "not modified".
+//! - **Sources list, the pipeline selects.** A release lists every package
+//!   asset; [`updater_core::release::Release::select_asset`] picks the one
+//!   to install with the configured pattern (`{version}`, `{target}`, `*`).
 //!
 //! ## Example: configuring both sources
 //!
@@ -135,9 +143,12 @@
 //! | expected SHA-256 | `digest` field, else `SHA256SUMS`-style asset, else `<asset>.sha256` |
 //! | signature | `<asset>.minisig` when a public key is configured |
 //! | asset download | API URL + `Accept: application/octet-stream`, 302 followed without `Authorization` |
-//! | ETag | `If-None-Match`; `304` served from the cache |
+//! | pre-signed storage URLs | used as given, never shown: errors and logs name them without query string |
+//! | ETag | `If-None-Match`; `304` served from the cache; a body that does not parse is not cached |
 //! | rate limits | 403/429 with `x-ratelimit-remaining: 0`/`x-ratelimit-reset` or `Retry-After` → `Unavailable` with the reset time |
 //! | flaky servers | 5xx and resets retried with backoff; truncated bodies resumed with `Range`; more bytes than declared → `Integrity` |
+//! | busy servers | 5xx with `Retry-After` waited for when it fits the deadline and the longest retry wait, else `Unavailable` at once saying when |
+//! | slow servers | under the minimum speed over its window → `Unavailable` (`TooSlow`); past the transfer deadline → `Unavailable` (`DeadlineExceeded`) |
 //! | release notes, date | `body` → changelog, `published_at` kept |
 //!
 //! ## Feature flags
