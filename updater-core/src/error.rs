@@ -324,21 +324,48 @@ impl Error {
     }
 }
 
-/// Removes `user:password@` from a URL so it can be logged or stored.
+/// A URL as it may be logged, stored or shown: without `user:password@`,
+/// without the query string and without the fragment.
+///
+/// Query strings carry credentials as often as user info does: pre-signed
+/// download URLs (`X-Amz-Signature`, `X-Amz-Credential`, `sig=`, `token=`),
+/// API keys, database passwords. So everything from the first `?` or `#` is
+/// dropped, from absolute URLs and from relative references alike (a plain
+/// path containing `?` or `#` is cut there too; the result is only for
+/// display). User info is found as the last `@` before the first `/` after
+/// `scheme://`, so a password containing `?`, `#` or `@` does not leak
+/// either. Use the original URL for the request itself.
 ///
 /// ```
 /// use updater_core::error::redact_url;
-/// assert_eq!(redact_url("https://bob:s3cret@example.com/a?x=1"), "https://example.com/a?x=1");
+/// assert_eq!(redact_url("https://bob:s3cret@example.com/a?x=1"), "https://example.com/a");
 /// assert_eq!(redact_url("https://example.com/a"), "https://example.com/a");
+/// assert_eq!(
+///     redact_url("https://bucket.s3.amazonaws.com/app.tar.gz?X-Amz-Credential=AKIA%2F1&X-Amz-Signature=abc#part"),
+///     "https://bucket.s3.amazonaws.com/app.tar.gz"
+/// );
+/// assert_eq!(redact_url("postgres://app:pa#ss?w@rd@db:5432/app?sslmode=require"), "postgres://db:5432/app");
+/// assert_eq!(redact_url("https://user:pw@example.com?token=t"), "https://example.com");
+/// assert_eq!(redact_url("app-1.2.0.tar.gz?sig=abc"), "app-1.2.0.tar.gz");
+/// assert_eq!(redact_url("sqlite:///var/lib/app/history.db"), "sqlite:///var/lib/app/history.db");
 /// ```
 pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
+    let without_query = |text: &str| {
+        let end = text.find(['?', '#']).unwrap_or(text.len());
+        text[..end].to_string()
     };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{}{}", &url[..scheme_end + 3], &rest[at + 1..]),
-        None => url.to_string(),
+    let Some(scheme_end) = url.find("://") else {
+        return without_query(url);
+    };
+    let (scheme, rest) = url.split_at(scheme_end + 3);
+    if scheme.contains(['?', '#']) {
+        // `://` only inside a query or fragment: not an authority.
+        return without_query(url);
     }
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let rest = match rest[..authority_end].rfind('@') {
+        Some(at) => &rest[at + 1..],
+        None => rest,
+    };
+    format!("{scheme}{}", without_query(rest))
 }

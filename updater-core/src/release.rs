@@ -57,29 +57,43 @@ impl Release {
         self
     }
 
-    /// The asset whose name matches `pattern`, where `{version}` stands for
-    /// the version (without `v`) and `*` for any run of characters. With no
-    /// pattern, the only `.tar.gz`/`.tgz` asset.
+    /// The asset to install: the one whose name matches `pattern`, where
+    /// `{version}` stands for the version (without `v`), `{target}` for the
+    /// [target triple](current_target) of the running build (e.g.
+    /// `x86_64-unknown-linux-gnu`) and `*` for any run of characters. With
+    /// no pattern, the only `.tar.gz`/`.tgz` asset.
+    ///
+    /// This is the one place where an asset is chosen: sources list every
+    /// package asset of a release, the pipeline selects with the configured
+    /// pattern. Exactly one asset must match: none is
+    /// [`Error::NotFound`], several is [`Error::InvalidInput`] naming them.
     ///
     /// ```
-    /// use updater_core::release::{Asset, Release};
+    /// use updater_core::release::{Asset, Release, current_target};
     /// use updater_core::version::Version;
     /// let release = Release::new(Version::new(1, 2, 0))
     ///     .with_asset(Asset::new("app-1.2.0-x86_64-linux.tar.gz", 10, "file:///r/a"))
-    ///     .with_asset(Asset::new("app-1.2.0-aarch64-linux.tar.gz", 10, "file:///r/b"));
+    ///     .with_asset(Asset::new("app-1.2.0-aarch64-linux.tar.gz", 10, "file:///r/b"))
+    ///     .with_asset(Asset::new(format!("app-1.2.0-{}.zip", current_target()), 10, "file:///r/c"));
     /// let asset = release.select_asset(Some("app-{version}-x86_64-*.tar.gz"))?;
     /// assert_eq!(asset.name, "app-1.2.0-x86_64-linux.tar.gz");
+    /// let native = release.select_asset(Some("app-{version}-{target}.zip"))?;
+    /// assert_eq!(native.location, "file:///r/c");
+    /// assert!(release.select_asset(None).is_err(), "two archives and no pattern");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn select_asset(&self, pattern: Option<&str>) -> Result<&Asset> {
-        let matching: Vec<&Asset> = match pattern {
-            Some(pattern) => {
-                let pattern = pattern.replace("{version}", &self.version.to_string());
-                self.assets
-                    .iter()
-                    .filter(|a| wildcard_match(&pattern, &a.name))
-                    .collect()
-            }
+        let resolved = pattern.map(|pattern| {
+            pattern
+                .replace("{version}", &self.version.to_string())
+                .replace("{target}", &current_target())
+        });
+        let matching: Vec<&Asset> = match &resolved {
+            Some(resolved) => self
+                .assets
+                .iter()
+                .filter(|a| wildcard_match(resolved, &a.name))
+                .collect(),
             None => self
                 .assets
                 .iter()
@@ -90,7 +104,7 @@ impl Release {
             [one] => Ok(one),
             [] => Err(Error::not_found(format!(
                 "asset matching {:?} in release {}",
-                pattern.unwrap_or("*.tar.gz"),
+                resolved.as_deref().unwrap_or("*.tar.gz"),
                 self.version
             ))),
             many => Err(Error::invalid(
@@ -107,6 +121,45 @@ impl Release {
             )),
         }
     }
+}
+
+/// The Rust target triple of the running build, the value of `{target}` in
+/// [asset patterns](Release::select_asset): `{arch}-unknown-linux-gnu` (or
+/// `-musl`), `{arch}-apple-darwin`, `{arch}-pc-windows-msvc` (or `-gnu`),
+/// `{arch}-unknown-freebsd`, and `{arch}-unknown-{os}` elsewhere (`{arch}`
+/// as Rust spells it: `x86_64`, `aarch64`, `i686`...). Exact for the usual
+/// server platforms; on others, write the name out in the pattern instead.
+///
+/// ```
+/// use updater_core::release::current_target;
+/// let target = current_target();
+/// assert!(target.starts_with(std::env::consts::ARCH) || target.starts_with("i686"));
+/// # #[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+/// # assert_eq!(target, "x86_64-unknown-linux-gnu");
+/// ```
+pub fn current_target() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86" => "i686",
+        other => other,
+    };
+    let rest = if cfg!(target_os = "linux") {
+        if cfg!(target_env = "musl") {
+            "unknown-linux-musl".to_string()
+        } else {
+            "unknown-linux-gnu".to_string()
+        }
+    } else if cfg!(target_os = "macos") {
+        "apple-darwin".to_string()
+    } else if cfg!(target_os = "windows") {
+        if cfg!(target_env = "gnu") {
+            "pc-windows-gnu".to_string()
+        } else {
+            "pc-windows-msvc".to_string()
+        }
+    } else {
+        format!("unknown-{}", std::env::consts::OS)
+    };
+    format!("{arch}-{rest}")
 }
 
 /// `*` matches any run of characters (including none); everything else is literal.
@@ -284,6 +337,36 @@ mod tests {
         ));
         assert!(matches!(
             r.select_asset(Some("nope-*")),
+            Err(Error::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn the_target_placeholder_selects_the_asset_built_for_this_platform() {
+        let target = current_target();
+        let r = Release::new(Version::new(2, 0, 0))
+            .with_asset(Asset::new(
+                format!("app-2.0.0-{target}.tar.gz"),
+                1,
+                "native",
+            ))
+            .with_asset(Asset::new(
+                "app-2.0.0-riscv64gc-unknown-none.tar.gz",
+                1,
+                "other",
+            ));
+        assert_eq!(
+            r.select_asset(Some("app-{version}-{target}.tar.gz"))
+                .unwrap()
+                .location,
+            "native"
+        );
+        assert!(matches!(
+            r.select_asset(Some("app-{version}-*.tar.gz")),
+            Err(Error::InvalidInput { .. })
+        ));
+        assert!(matches!(
+            r.select_asset(Some("app-{version}-{target}.zip")),
             Err(Error::NotFound { .. })
         ));
     }

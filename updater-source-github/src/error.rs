@@ -2,16 +2,41 @@
 //! [`updater_core::Error`].
 //!
 //! Every variant names the URL it is about, always passed through
-//! [`updater_core::error::redact_url`] first: no token or password ever
-//! appears in an error message (tokens travel only in headers, which no
-//! variant carries).
+//! [`updater_core::error::redact_url`] first: no password, query string or
+//! fragment ever appears in an error message (pre-signed download URLs
+//! carry their credentials in the query), and tokens travel only in
+//! headers, which no variant carries. Errors of the HTTP client are kept as
+//! sources only after their own copy of the URL is removed.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::http::human;
+
 /// What went wrong while talking to a release server or an application's health endpoint.
+///
+/// Sources return [`updater_core::Error`] (as the trait requires), keeping
+/// this error as its source: a caller who needs the detail downcasts.
+///
+/// ```no_run
+/// use updater_core::source::ReleaseSource;
+/// use updater_source_github::{ManifestSource, SourceError};
+///
+/// let source = ManifestSource::builder("https://updates.example.com/manifest.json").build()?;
+/// # let asset = updater_core::release::Asset::new("a.tar.gz", 1, "https://updates.example.com/a.tar.gz");
+/// if let Err(error) = source.download(&asset, &mut Vec::new()) {
+///     match std::error::Error::source(&error).and_then(|e| e.downcast_ref::<SourceError>()) {
+///         Some(SourceError::TooSlow { received_in_window, over, .. }) => {
+///             eprintln!("only {received_in_window} bytes in {over:?}: try another mirror")
+///         }
+///         Some(SourceError::RetryLater { retry_at, .. }) => eprintln!("come back at {retry_at}"),
+///         _ => eprintln!("{error}"),
+///     }
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SourceError {
@@ -19,7 +44,7 @@ pub enum SourceError {
     /// explicitly allowed with [`HttpSettings::with_insecure_host`](crate::HttpSettings::with_insecure_host).
     #[error("refusing insecure URL {url}: {reason}")]
     InsecureUrl {
-        /// The URL (without credentials).
+        /// The URL (without credentials, query or fragment).
         url: String,
         /// Why it was refused.
         reason: String,
@@ -29,7 +54,7 @@ pub enum SourceError {
     /// `Location` header, a manifest entry).
     #[error("invalid URL {url:?}: {reason}")]
     InvalidUrl {
-        /// The text (without credentials).
+        /// The text (without credentials, query or fragment).
         url: String,
         /// Why it is invalid.
         reason: String,
@@ -56,7 +81,7 @@ pub enum SourceError {
     /// refused or reset, DNS, TLS, timeout).
     #[error("request to {url} failed: {source}")]
     Transport {
-        /// The URL (without credentials).
+        /// The URL (without credentials, query or fragment).
         url: String,
         /// The client's error (its own copy of the URL removed).
         #[source]
@@ -66,7 +91,7 @@ pub enum SourceError {
     /// The server answered with an unexpected HTTP status.
     #[error("{url} answered HTTP {status}{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
     Status {
-        /// The URL (without credentials).
+        /// The URL (without credentials, query or fragment).
         url: String,
         /// The status code.
         status: u16,
@@ -77,7 +102,7 @@ pub enum SourceError {
     /// The server is rate limiting us. Never means "no update".
     #[error("{url} is rate limited (HTTP {status}){}", describe_reset(*resets_at))]
     RateLimited {
-        /// The URL (without credentials).
+        /// The URL (without credentials, query or fragment).
         url: String,
         /// 403 or 429.
         status: u16,
@@ -89,7 +114,7 @@ pub enum SourceError {
     /// a missing field, a hostile asset name, a bad checksum file).
     #[error("malformed response from {url}: {reason}")]
     MalformedResponse {
-        /// The URL (without credentials).
+        /// The URL (without credentials, query or fragment).
         url: String,
         /// What is wrong.
         reason: String,
@@ -98,7 +123,7 @@ pub enum SourceError {
     /// Too many redirects in a row.
     #[error("too many redirects starting at {url}")]
     TooManyRedirects {
-        /// The first URL (without credentials).
+        /// The first URL (without credentials, query or fragment).
         url: String,
     },
 
@@ -107,7 +132,7 @@ pub enum SourceError {
     SizeMismatch {
         /// The asset name.
         asset: String,
-        /// The URL (without credentials).
+        /// The URL (without credentials, query or fragment).
         url: String,
         /// The size the release declares.
         declared: u64,
@@ -122,7 +147,7 @@ pub enum SourceError {
     Interrupted {
         /// The asset name.
         asset: String,
-        /// The URL (without credentials).
+        /// The URL (without credentials, query or fragment).
         url: String,
         /// Bytes written to the caller's sink.
         received: u64,
@@ -132,19 +157,73 @@ pub enum SourceError {
         reason: String,
     },
 
-    /// The overall deadline of a transfer passed (a server that trickles bytes).
+    /// The transfer did not finish within its overall deadline
+    /// ([`HttpSettings::with_transfer_deadline`](crate::HttpSettings::with_transfer_deadline)),
+    /// all retries, redirects, resumes and waits counted inside it.
     #[error(
-        "download of {asset} from {url} exceeded its deadline of {deadline:?} after {received} bytes"
+        "download of {asset} from {url} did not finish within its transfer deadline of {}: {received} bytes received in {}{}",
+        human(*deadline),
+        human(*elapsed),
+        last_failure.as_deref().map(|f| format!("; last failure: {f}")).unwrap_or_default()
     )]
     DeadlineExceeded {
-        /// The asset name.
+        /// The asset name (`metadata` for a metadata document).
         asset: String,
-        /// The URL (without credentials).
+        /// The URL (without credentials, query or fragment).
         url: String,
         /// The configured deadline.
         deadline: Duration,
-        /// Bytes written before it passed.
+        /// How long the transfer ran.
+        elapsed: Duration,
+        /// Bytes received before it stopped.
         received: u64,
+        /// The failure that ended the last try, when a retry no longer fitted.
+        last_failure: Option<String>,
+    },
+
+    /// Fewer bytes per second than the configured minimum arrived over the
+    /// last window ([`HttpSettings::with_minimum_speed`](crate::HttpSettings::with_minimum_speed)):
+    /// a server that trickles bytes. Not retried.
+    #[error(
+        "download of {asset} from {url} is too slow: {received_in_window} bytes in the last {} ({} bytes/s), below the minimum of {minimum_bytes_per_sec} bytes/s over {}; stopped after {received} bytes",
+        human(*over),
+        rate(*received_in_window, *over),
+        human(*window)
+    )]
+    TooSlow {
+        /// The asset name (`metadata` for a metadata document).
+        asset: String,
+        /// The URL (without credentials, query or fragment).
+        url: String,
+        /// The configured minimum, in bytes per second.
+        minimum_bytes_per_sec: u64,
+        /// The configured window.
+        window: Duration,
+        /// Bytes that arrived over `over`.
+        received_in_window: u64,
+        /// The span measured (the window, or slightly more).
+        over: Duration,
+        /// Bytes received in all, before it stopped.
+        received: u64,
+    },
+
+    /// The server answered 5xx with a `Retry-After` later than this
+    /// transfer may wait: past its deadline, or longer than the retry
+    /// policy's [longest wait](crate::RetryPolicy::max_delay). Fails at once.
+    #[error(
+        "{url} answered HTTP {status} and asks to retry at {} (in {} s), {why}; retry later",
+        retry_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        (*retry_at - Utc::now()).num_seconds().max(0)
+    )]
+    RetryLater {
+        /// The URL that answered (without credentials, query or fragment).
+        url: String,
+        /// The status, e.g. 503.
+        status: u16,
+        /// When the server asks to be asked again.
+        retry_at: DateTime<Utc>,
+        /// Why it is not waited for.
+        why: String,
     },
 
     /// Writing to the caller's sink failed.
@@ -169,13 +248,18 @@ pub enum SourceError {
     /// An HTTP health check did not see the expected answer before its deadline.
     #[error("health check GET {url} failed after {attempts} attempt(s): {last}")]
     Unhealthy {
-        /// The URL (without credentials).
+        /// The URL (without credentials, query or fragment).
         url: String,
         /// How many requests were made.
         attempts: u32,
         /// The last failure.
         last: String,
     },
+}
+
+fn rate(bytes: u64, over: Duration) -> u64 {
+    let millis = over.as_millis().max(1);
+    u64::try_from(u128::from(bytes) * 1000 / millis).unwrap_or(u64::MAX)
 }
 
 fn describe_reset(resets_at: Option<DateTime<Utc>>) -> String {
@@ -243,7 +327,9 @@ impl From<SourceError> for updater_core::Error {
             SourceError::Transport { url, .. }
             | SourceError::RateLimited { url, .. }
             | SourceError::Interrupted { url, .. }
-            | SourceError::DeadlineExceeded { url, .. } => Error::Unavailable {
+            | SourceError::DeadlineExceeded { url, .. }
+            | SourceError::TooSlow { url, .. }
+            | SourceError::RetryLater { url, .. } => Error::Unavailable {
                 service: SourceError::service(url),
                 reason: message,
                 source: Some(Box::new(error)),

@@ -10,7 +10,7 @@ use updater_core::health::{HealthCheck, HealthContext};
 use url::Url;
 
 use crate::error::SourceError;
-use crate::http::{check_url, detached_client, parse_url};
+use crate::http::{body_error_text, check_url, detached_client, human, parse_url};
 
 /// The header carrying the maintenance bypass secret.
 pub const BYPASS_HEADER: &str = "x-maintenance-bypass";
@@ -74,33 +74,64 @@ impl HttpHealthCheck {
     }
 
     /// One request; `Ok` when healthy, otherwise why not.
-    fn probe(&self, ctx: &HealthContext, timeout: Duration) -> Result<(), String> {
-        let client = self.client.client().map_err(|e| e.to_string())?;
+    fn probe(&self, ctx: &HealthContext, timeout: Duration) -> Result<(), Failure> {
+        let client = self
+            .client
+            .client()
+            .map_err(|e| Failure::Answer(e.to_string()))?;
         let mut request = client.get(self.url.clone()).timeout(timeout);
         if let Some(secret) = &ctx.bypass_secret {
-            let mut value = HeaderValue::from_str(secret)
-                .map_err(|_| "the bypass secret is not a valid header value".to_string())?;
+            let mut value = HeaderValue::from_str(secret).map_err(|_| {
+                Failure::Answer("the bypass secret is not a valid header value".into())
+            })?;
             value.set_sensitive(true);
             request = request.header(BYPASS_HEADER, value);
         }
-        let response = request.send().map_err(|e| e.without_url().to_string())?;
+        let response = request.send().map_err(|e| {
+            if e.is_timeout() {
+                Failure::TimedOut(format!("no answer within {}", human(timeout)))
+            } else {
+                Failure::Answer(e.without_url().to_string())
+            }
+        })?;
         let status = response.status().as_u16();
         if status != self.expected_status {
-            return Err(format!("HTTP {status} (expected {})", self.expected_status));
+            return Err(Failure::Answer(format!(
+                "HTTP {status} (expected {})",
+                self.expected_status
+            )));
         }
         if let Some(needle) = &self.body_contains {
             let mut body = Vec::new();
             response
                 .take(MAX_BODY_BYTES)
                 .read_to_end(&mut body)
-                .map_err(|e| format!("cannot read the body: {e}"))?;
+                .map_err(|e| {
+                    Failure::Answer(format!("cannot read the body: {}", body_error_text(e)))
+                })?;
             if !String::from_utf8_lossy(&body).contains(needle.as_str()) {
-                return Err(format!(
+                return Err(Failure::Answer(format!(
                     "HTTP {status} but the body does not contain {needle:?}"
-                ));
+                )));
             }
         }
         Ok(())
+    }
+}
+
+/// Why one probe was not healthy.
+enum Failure {
+    /// No answer within the probe's timeout.
+    TimedOut(String),
+    /// Any other answer or error.
+    Answer(String),
+}
+
+impl Failure {
+    fn text(&self) -> &str {
+        match self {
+            Failure::TimedOut(text) | Failure::Answer(text) => text,
+        }
     }
 }
 
@@ -118,14 +149,22 @@ impl HealthCheck for HttpHealthCheck {
                 break;
             }
             attempts += 1;
+            let cut_short = remaining < self.request_timeout && attempts > 1;
             match self.probe(ctx, remaining.min(self.request_timeout)) {
                 Ok(()) => {
                     tracing::info!(url = %redact_url(self.url.as_str()), attempts, "health check passed");
                     return Ok(());
                 }
-                Err(reason) => {
-                    tracing::debug!(url = %redact_url(self.url.as_str()), attempts, %reason, "health check not yet passing");
-                    last = reason;
+                Err(failure) => {
+                    tracing::debug!(url = %redact_url(self.url.as_str()), attempts, reason = %failure.text(), "health check not yet passing");
+                    last = match failure {
+                        // An attempt the deadline cut short says less than
+                        // the answer before it (a wrong status, say).
+                        Failure::TimedOut(reason) if cut_short => {
+                            format!("{last}; the last attempt ran out of time ({reason})")
+                        }
+                        Failure::TimedOut(reason) | Failure::Answer(reason) => reason,
+                    };
                 }
             }
             if Instant::now() + self.interval >= ctx.deadline {

@@ -13,34 +13,43 @@
 //!   database I/O, so `updater-core` is synchronous; so are these sources
 //!   (`reqwest`'s blocking client with rustls). Async applications call them
 //!   from `tokio::task::spawn_blocking` (see [below](#async-applications)).
-//! - **Hostile servers are expected.** Every transfer is bounded (declared
-//!   size, metadata size limit, overall deadline), streamed through one fixed
-//!   64 KiB buffer (memory flat in the asset size), resumed with `Range`
-//!   without writing a byte twice, and retried with bounded backoff. Any
-//!   other surprise is a clear [`SourceError`] naming the URL.
-//! - **Credentials stay put.** A [`SecretToken`] is never logged (its `Debug`
-//!   is `***`), never in an error, and sent only to the configured origin:
-//!   redirects are followed by hand, so GitHub's 302 to its storage host
-//!   goes out without `Authorization`. HTTPS only, except plain HTTP to
-//!   loopback (`127.0.0.1`, `localhost`, `[::1]`) and to hosts explicitly
-//!   allowed with [`HttpSettings::with_insecure_host`].
+//! - **Hostile servers are expected.** Every transfer is bounded in size
+//!   (declared size, metadata size limit) and in time (request timeout,
+//!   [minimum speed](HttpSettings::with_minimum_speed), and an overall
+//!   [transfer deadline](HttpSettings::with_transfer_deadline) that counts
+//!   every retry, resume and wait), streamed through one fixed 64 KiB
+//!   buffer (memory flat in the asset size), resumed with `Range` without
+//!   writing a byte twice, and retried with bounded backoff. Any other
+//!   surprise is a clear [`SourceError`] naming the URL — without its query
+//!   string, which for pre-signed download URLs holds credentials.
+//! - **Credentials stay put.** A token is an [`updater_core::secret::Secret`]:
+//!   never logged (its `Debug` and `Display` are `***`), never in an error,
+//!   and sent only to the configured origin: redirects are followed by hand,
+//!   so GitHub's 302 to its storage host goes out without `Authorization`.
+//!   HTTPS only, except plain HTTP to loopback (all of `127.0.0.0/8`,
+//!   `[::1]`, `localhost`) and to hosts explicitly allowed with
+//!   [`HttpSettings::with_insecure_host`].
 //! - **A rate limit is never "no update".** 403/429 answers with GitHub's
 //!   rate-limit headers or `Retry-After` become [`updater_core::Error::Unavailable`]
 //!   saying when the limit resets. Metadata is fetched with `If-None-Match`
 //!   from a per-URL ETag cache (optionally persisted with
 //!   [`HttpSettings::with_etag_cache_file`]), and GitHub does not count a
-//!   `304 Not Modified` against the limit.
+//!   `304 Not Modified` against the limit. Only documents that parsed are
+//!   cached, so a broken answer is never served again as "not modified".
+//! - **Sources list, the pipeline selects.** A release lists every package
+//!   asset; [`updater_core::release::Release::select_asset`] picks the one
+//!   to install with the configured pattern (`{version}`, `{target}`, `*`).
 //!
 //! ## Example: configuring both sources
 //!
 //! ```
 //! use std::time::Duration;
 //! use updater_core::source::ReleaseSource;
-//! use updater_source_github::{GitHubSource, HttpSettings, ManifestSource, RetryPolicy, SecretToken};
+//! use updater_core::secret::Secret;
+//! use updater_source_github::{GitHubSource, HttpSettings, ManifestSource, RetryPolicy};
 //!
 //! let github = GitHubSource::builder("acme", "app")
-//!     .with_token(SecretToken::new("ghp_example"))      // or .with_token_from_env()
-//!     .with_asset_pattern("app-{version}-{target}.tar.gz")
+//!     .with_token(Secret::new("ghp_example"))      // or .with_token_from_env()
 //!     .with_http(HttpSettings::default().with_request_timeout(Duration::from_secs(10)))
 //!     .build()?;
 //! assert_eq!(github.describe(), "GitHub acme/app");
@@ -53,7 +62,8 @@
 //! let server = ManifestSource::builder("https://updates.example.com/app/manifest.json")
 //!     .with_http(
 //!         HttpSettings::default()
-//!             .with_download_deadline(Duration::from_secs(1800))
+//!             .with_transfer_deadline(Duration::from_secs(1800))
+//!             .with_minimum_speed(16 * 1024, Duration::from_secs(30))
 //!             .with_retry(RetryPolicy::new(5, Duration::from_millis(500), Duration::from_secs(8))),
 //!     )
 //!     .build()?;
@@ -73,7 +83,9 @@
 //!
 //! let source = GitHubSource::builder("acme", "app").with_token_from_env().build()?;
 //! if let Some(release) = source.latest(Channel::Stable)? {
-//!     let asset = release.select_asset(None)?;
+//!     // Sources list every package; the pipeline (or you) picks one, with
+//!     // `{target}` standing for this build's target triple.
+//!     let asset = release.select_asset(Some("app-{version}-{target}.tar.gz"))?;
 //!     let mut file = std::fs::File::create("/var/tmp/app-update.tar.gz")?;
 //!     let bytes = source.download(asset, &mut file)?; // exactly asset.size bytes, or an error
 //!     println!("{} ({bytes} bytes, sha256 {:?})", release.version, asset.sha256);
@@ -131,9 +143,12 @@
 //! | expected SHA-256 | `digest` field, else `SHA256SUMS`-style asset, else `<asset>.sha256` |
 //! | signature | `<asset>.minisig` when a public key is configured |
 //! | asset download | API URL + `Accept: application/octet-stream`, 302 followed without `Authorization` |
-//! | ETag | `If-None-Match`; `304` served from the cache |
+//! | pre-signed storage URLs | used as given, never shown: errors and logs name them without query string |
+//! | ETag | `If-None-Match`; `304` served from the cache; a body that does not parse is not cached |
 //! | rate limits | 403/429 with `x-ratelimit-remaining: 0`/`x-ratelimit-reset` or `Retry-After` → `Unavailable` with the reset time |
 //! | flaky servers | 5xx and resets retried with backoff; truncated bodies resumed with `Range`; more bytes than declared → `Integrity` |
+//! | busy servers | 5xx with `Retry-After` waited for when it fits the deadline and the longest retry wait, else `Unavailable` at once saying when |
+//! | slow servers | under the minimum speed over its window → `Unavailable` (`TooSlow`); past the transfer deadline → `Unavailable` (`DeadlineExceeded`) |
 //! | release notes, date | `body` → changelog, `published_at` kept |
 //!
 //! ## Feature flags
@@ -153,7 +168,10 @@ mod manifest_source;
 pub use error::SourceError;
 pub use github::{GITHUB_API, GITHUB_API_VERSION, GitHubSource, GitHubSourceBuilder};
 pub use health::{HttpHealthCheck, HttpHealthCheckBuilder};
-pub use http::{HttpSettings, RetryPolicy, SecretToken};
+pub use http::{
+    DEFAULT_MINIMUM_SPEED, DEFAULT_MINIMUM_SPEED_WINDOW, DEFAULT_TRANSFER_DEADLINE, HttpSettings,
+    RetryPolicy,
+};
 pub use manifest_source::{ManifestSource, ManifestSourceBuilder};
 
 use updater_core::version::{Channel, Version};

@@ -12,8 +12,9 @@ use updater_core::version::Channel;
 use url::Url;
 
 use crate::error::SourceError;
-use crate::http::{HttpClient, HttpSettings, SecretToken, download_to, parse_url};
+use crate::http::{HttpClient, HttpSettings, download_to, parse_url};
 use crate::offered_on;
+use updater_core::secret::Secret;
 
 /// Releases listed in a JSON manifest at an HTTPS URL (see the
 /// [crate documentation](crate#the-custom-update-server) for the format).
@@ -31,7 +32,7 @@ pub struct ManifestSource {
 #[derive(Debug, Clone)]
 pub struct ManifestSourceBuilder {
     manifest_url: String,
-    token: Option<SecretToken>,
+    token: Option<Secret>,
     settings: HttpSettings,
 }
 
@@ -51,11 +52,16 @@ impl ManifestSource {
     }
 
     fn read_manifest(&self) -> Result<Vec<Release>, updater_core::Error> {
-        let page = self
-            .http
-            .get_metadata(&self.manifest_url, "application/json")?;
+        self.http
+            .get_parsed(&self.manifest_url, "application/json", |page| {
+                self.parse_manifest(&page.body)
+            })
+    }
+
+    /// The releases of a manifest document, asset URLs resolved.
+    fn parse_manifest(&self, body: &[u8]) -> Result<Vec<Release>, updater_core::Error> {
         let origin = redact_url(self.manifest_url.as_str());
-        let mut releases = ReleaseManifest::from_json(&page.body, &origin)?.into_releases();
+        let mut releases = ReleaseManifest::from_json(body, &origin)?.into_releases();
         for release in &mut releases {
             for asset in &mut release.assets {
                 let resolved = self.manifest_url.join(&asset.location).map_err(|e| {
@@ -102,9 +108,20 @@ impl ReleaseSource for ManifestSource {
 }
 
 impl ManifestSourceBuilder {
-    /// A bearer token, sent only to the manifest URL's origin.
-    pub fn with_token(mut self, token: SecretToken) -> Self {
-        self.token = Some(token);
+    /// A bearer token, sent only to the manifest URL's origin (assets on
+    /// other hosts are fetched without it).
+    ///
+    /// ```
+    /// use updater_core::secret::Secret;
+    /// use updater_source_github::ManifestSource;
+    /// let source = ManifestSource::builder("https://updates.example.com/manifest.json")
+    ///     .with_token(Secret::from_env("UPDATES_TOKEN").unwrap_or_else(|| Secret::new("s3cr3t")))
+    ///     .build()?;
+    /// assert!(!format!("{source:?}").contains("s3cr3t"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_token(mut self, token: impl Into<Secret>) -> Self {
+        self.token = Some(token.into());
         self
     }
 

@@ -14,7 +14,7 @@ use support::github::{
 use support::{BodyMode, Reply, Request};
 use updater_core::Error;
 use updater_core::conformance::source::{SourceFixture, run};
-use updater_core::release::Asset;
+use updater_core::release::{Asset, Release};
 use updater_core::source::ReleaseSource;
 use updater_core::version::{Channel, Version};
 use updater_source_github::{GitHubSource, HttpSettings, RetryPolicy};
@@ -29,13 +29,17 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// The fixture files, with the package pattern selecting the x86_64 asset.
+/// A source on the fake, as the pipeline would get it: listing every package.
 fn fixture_source(github: &FakeGitHub) -> GitHubSource {
-    github
-        .source()
-        .with_asset_pattern("app-{version}-{target}.tar.gz")
-        .with_target(TARGET)
-        .build()
+    github.source().build().unwrap()
+}
+
+/// The x86_64 package, chosen the one way assets are chosen: core's
+/// `Release::select_asset` (with the triple written out, so that the tests
+/// do not depend on the machine running them).
+fn package(release: &Release) -> &Asset {
+    release
+        .select_asset(Some(&format!("app-{{version}}-{TARGET}.tar.gz")))
         .unwrap()
 }
 
@@ -85,13 +89,16 @@ fn stable_latest_comes_from_the_latest_endpoint_with_notes_date_and_digest() {
         latest.published_at.unwrap().to_rfc3339(),
         "2026-03-01T12:00:00+00:00"
     );
+    let names: Vec<&str> = latest.assets.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(
-        latest.assets.len(),
-        1,
-        "the pattern selects one asset: {:?}",
-        latest.assets
+        names,
+        [
+            format!("app-1.1.0-{TARGET}.tar.gz"),
+            "app-1.1.0-aarch64-unknown-linux-gnu.tar.gz".into()
+        ],
+        "every package, no signature file"
     );
-    let asset = &latest.assets[0];
+    let asset = package(&latest);
     assert_eq!(asset.name, format!("app-1.1.0-{TARGET}.tar.gz"));
     assert_eq!(asset.size, 3000);
     assert_eq!(
@@ -195,12 +202,12 @@ fn checksums_come_from_digest_then_sha256sums_then_the_sidecar() {
     for (version, blob) in [("1.1.0", 1101), ("1.2.0-beta.1", 1201), ("1.0.1", 1011)] {
         let release = source.release(&v(version)).unwrap();
         assert_eq!(
-            release.assets[0].sha256.unwrap().to_hex(),
+            package(&release).sha256.unwrap().to_hex(),
             sha256_hex(&fixture_blob(blob)),
             "release {version}"
         );
         let mut bytes = Vec::new();
-        source.download(&release.assets[0], &mut bytes).unwrap();
+        source.download(package(&release), &mut bytes).unwrap();
         assert_eq!(bytes, fixture_blob(blob));
     }
     // The checksum files were fetched through the asset API with the binary media type.
@@ -221,13 +228,11 @@ fn minisig_sidecar_becomes_the_signature_only_with_a_public_key() {
     let github = FakeGitHub::start(GitHubData::from_fixture_files());
     let source = github
         .source()
-        .with_asset_pattern("app-{version}-{target}.tar.gz")
-        .with_target(TARGET)
         .with_minisign_public_key("RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3")
         .build()
         .unwrap();
     let release = source.latest(Channel::Stable).unwrap().unwrap();
-    let signature = release.assets[0]
+    let signature = package(&release)
         .signature
         .clone()
         .expect("the .minisig sidecar");
@@ -240,7 +245,7 @@ fn minisig_sidecar_becomes_the_signature_only_with_a_public_key() {
         .requests_to("/repos/acme/app/releases/assets/1103")
         .len();
     assert!(
-        without_key.latest(Channel::Stable).unwrap().unwrap().assets[0]
+        package(&without_key.latest(Channel::Stable).unwrap().unwrap())
             .signature
             .is_none()
     );
@@ -259,7 +264,7 @@ fn asset_download_follows_the_302_to_storage_without_the_token() {
     let source = fixture_source(&github);
     let release = source.latest(Channel::Stable).unwrap().unwrap();
     let mut bytes = Vec::new();
-    let written = source.download(&release.assets[0], &mut bytes).unwrap();
+    let written = source.download(package(&release), &mut bytes).unwrap();
     assert_eq!((written, bytes), (3000, fixture_blob(1101)));
     let api = github
         .api
@@ -284,7 +289,7 @@ fn the_storage_host_really_rejects_authorization() {
     let github = FakeGitHub::start(GitHubData::from_fixture_files());
     let client_with_token = GitHubSource::builder("acme", "app")
         .with_api_base(github.storage.base())
-        .with_token(updater_source_github::SecretToken::new(TOKEN))
+        .with_token(updater_core::secret::Secret::new(TOKEN))
         .with_http(support::github::fast_http())
         .build()
         .unwrap();
@@ -316,12 +321,7 @@ fn etag_is_sent_and_a_304_serves_the_cached_release() {
     let dir = tempfile::tempdir().unwrap();
     let settings =
         || support::github::fast_http().with_etag_cache_file(dir.path().join("etags.json"));
-    let builder = || {
-        github
-            .source()
-            .with_asset_pattern("app-{version}-{target}.tar.gz")
-            .with_target(TARGET)
-    };
+    let builder = || github.source();
     builder()
         .with_http(settings())
         .build()
@@ -410,7 +410,7 @@ fn server_errors_are_retried_until_success() {
         3
     );
     let mut bytes = Vec::new();
-    source.download(&release.assets[0], &mut bytes).unwrap();
+    source.download(package(&release), &mut bytes).unwrap();
     assert_eq!(bytes, fixture_blob(1101));
     assert_eq!(github.storage.requests().len(), 2);
 }
@@ -456,7 +456,7 @@ fn a_truncated_body_is_resumed_with_range_without_writing_twice() {
     let release = source.latest(Channel::Stable).unwrap().unwrap();
     let mut bytes = Vec::new();
     assert_eq!(
-        source.download(&release.assets[0], &mut bytes).unwrap(),
+        source.download(package(&release), &mut bytes).unwrap(),
         3000
     );
     assert_eq!(bytes, fixture_blob(1101));
@@ -477,7 +477,7 @@ fn a_truncated_body_from_a_server_without_range_support_is_an_error() {
     let source = fixture_source(&github);
     let release = source.latest(Channel::Stable).unwrap().unwrap();
     let mut bytes = Vec::new();
-    let error = source.download(&release.assets[0], &mut bytes).unwrap_err();
+    let error = source.download(package(&release), &mut bytes).unwrap_err();
     assert!(matches!(error, Error::Unavailable { .. }), "{error}");
     assert!(
         error.to_string().contains("does not support resuming"),
@@ -501,7 +501,7 @@ fn more_bytes_than_declared_is_an_integrity_error() {
         let source = fixture_source(&github);
         let release = source.latest(Channel::Stable).unwrap().unwrap();
         let mut bytes = Vec::new();
-        let error = source.download(&release.assets[0], &mut bytes).unwrap_err();
+        let error = source.download(package(&release), &mut bytes).unwrap_err();
         assert!(
             matches!(error, Error::Integrity { .. }),
             "{mode:?}: {error}"
@@ -527,15 +527,13 @@ fn a_trickling_server_hits_the_download_deadline() {
     let github = FakeGitHub::start_with(GitHubData::from_fixture_files(), no_hook(), hook);
     let source = github
         .source()
-        .with_asset_pattern("app-{version}-{target}.tar.gz")
-        .with_target(TARGET)
-        .with_http(support::github::fast_http().with_download_deadline(Duration::from_millis(300)))
+        .with_http(support::github::fast_http().with_transfer_deadline(Duration::from_millis(300)))
         .build()
         .unwrap();
     let release = source.latest(Channel::Stable).unwrap().unwrap();
     let started = std::time::Instant::now();
     let error = source
-        .download(&release.assets[0], &mut Vec::new())
+        .download(package(&release), &mut Vec::new())
         .unwrap_err();
     assert!(matches!(error, Error::Unavailable { .. }), "{error}");
     assert!(error.to_string().contains("deadline"), "{error}");
@@ -595,7 +593,7 @@ fn a_redirect_to_plain_http_elsewhere_is_refused() {
     let source = fixture_source(&github);
     let release = source.latest(Channel::Stable).unwrap().unwrap();
     let error = source
-        .download(&release.assets[0], &mut Vec::new())
+        .download(package(&release), &mut Vec::new())
         .unwrap_err();
     assert!(
         error
@@ -652,30 +650,52 @@ fn bad_credentials_do_not_leak_the_token() {
 }
 
 #[test]
-fn a_package_pattern_matching_several_assets_is_an_error() {
+fn the_source_lists_every_package_and_core_selects_one() {
     let github = FakeGitHub::start(GitHubData::from_fixture_files());
-    let source = github
-        .source()
-        .with_asset_pattern("app-{version}-*.tar.gz")
-        .build()
-        .unwrap();
-    let error = source.release(&v("1.1.0")).unwrap_err();
-    assert!(matches!(error, Error::InvalidInput { .. }), "{error}");
-    // Without a pattern both packages are offered, sidecars are not.
-    let all = github
-        .source()
-        .build()
-        .unwrap()
-        .release(&v("1.1.0"))
-        .unwrap();
-    let names: Vec<&str> = all.assets.iter().map(|a| a.name.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            format!("app-1.1.0-{TARGET}.tar.gz"),
-            "app-1.1.0-aarch64-unknown-linux-gnu.tar.gz".into()
-        ]
-    );
+    let source = fixture_source(&github);
+    for version in ["1.1.0", "1.2.0-beta.1"] {
+        let release = source.release(&v(version)).unwrap();
+        let names: Vec<&str> = release.assets.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                format!("app-{version}-{TARGET}.tar.gz"),
+                format!("app-{version}-aarch64-unknown-linux-gnu.tar.gz")
+            ],
+            "packages only: no checksum list, sidecar or signature"
+        );
+        // Both carry their checksum (digest field, or the SHA256SUMS list).
+        assert!(
+            release.assets.iter().all(|a| a.sha256.is_some()),
+            "{version}"
+        );
+        // The pipeline's selection: one exact match, or a clear error.
+        assert_eq!(
+            release
+                .select_asset(Some("app-{version}-aarch64-*.tar.gz"))
+                .unwrap()
+                .name,
+            format!("app-{version}-aarch64-unknown-linux-gnu.tar.gz")
+        );
+        let error = release
+            .select_asset(Some("app-{version}-*.tar.gz"))
+            .unwrap_err();
+        assert!(matches!(error, Error::InvalidInput { .. }), "{error}");
+        let error = release
+            .select_asset(Some("app-{version}-riscv64*"))
+            .unwrap_err();
+        assert!(matches!(error, Error::NotFound { .. }), "{error}");
+    }
+    // `{target}` is this build's triple; the fixtures have x86_64 Linux packages.
+    if updater_core::release::current_target() == TARGET {
+        let release = source.release(&v("1.1.0")).unwrap();
+        assert_eq!(
+            release
+                .select_asset(Some("app-{version}-{target}.tar.gz"))
+                .unwrap(),
+            package(&release)
+        );
+    }
 }
 
 #[test]
@@ -710,7 +730,7 @@ fn a_resume_that_starts_at_the_wrong_offset_is_refused() {
     let source = fixture_source(&github);
     let release = source.latest(Channel::Stable).unwrap().unwrap();
     let mut bytes = Vec::new();
-    let error = source.download(&release.assets[0], &mut bytes).unwrap_err();
+    let error = source.download(package(&release), &mut bytes).unwrap_err();
     assert!(
         error.to_string().contains("resumed at byte 0, not at 1000"),
         "{error}"
@@ -756,4 +776,155 @@ proptest::proptest! {
             expected_start += *cut as u64;
         }
     }
+}
+
+#[test]
+fn a_storage_host_on_another_loopback_address_serves_downloads() {
+    let github = FakeGitHub::start_on(
+        GitHubData::from_fixture_files(),
+        no_hook(),
+        no_hook(),
+        std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2)),
+    )
+    .unwrap();
+    assert!(github.storage.base().starts_with("http://127.0.0.2:"));
+    let source = fixture_source(&github);
+    let release = source.latest(Channel::Stable).unwrap().unwrap();
+    let mut bytes = Vec::new();
+    source.download(package(&release), &mut bytes).unwrap();
+    assert_eq!(bytes, fixture_blob(1101));
+    assert_eq!(github.storage.requests().len(), 1);
+}
+
+/// Everything a user or a log reader could see of `error`.
+fn shown(error: &Error) -> String {
+    let mut text = format!("{error}\n{error:?}");
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        text.push_str(&format!("\n{inner}"));
+        source = inner.source();
+    }
+    text
+}
+
+#[test]
+fn a_presigned_redirect_target_that_answers_404_is_never_shown_with_its_query() {
+    let storage = api_hook(|_| Some(Reply::json(404, "<Error><Code>NoSuchKey</Code></Error>")));
+    let github = FakeGitHub::start_with(GitHubData::from_fixture_files(), no_hook(), storage);
+    let source = fixture_source(&github);
+    let release = source.latest(Channel::Stable).unwrap().unwrap();
+    let (error, logs) = support::capture_logs(|| {
+        source
+            .download(package(&release), &mut Vec::new())
+            .unwrap_err()
+    });
+    assert!(matches!(error, Error::NotFound { .. }), "{error}");
+    let text = shown(&error);
+    assert!(text.contains("/blob/1101"), "names the URL: {text}");
+    assert!(
+        !text.contains("X-Amz") && !text.contains("abc123"),
+        "{text}"
+    );
+    assert!(logs.contains("following redirect"), "{logs}");
+    assert!(
+        !logs.contains("X-Amz") && !logs.contains("abc123"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn a_checksum_mismatch_behind_a_presigned_redirect_never_shows_its_query() {
+    let mut data = GitHubData::from_fixture_files();
+    data.pages[0][2]["assets"][0]["digest"] = format!("sha256:{}", "0".repeat(64)).into();
+    let github = FakeGitHub::start(data);
+    let source = fixture_source(&github);
+    let release = source.latest(Channel::Stable).unwrap().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (error, logs) = support::capture_logs(|| {
+        updater_core::package::download_verified(
+            &source,
+            &release,
+            package(&release),
+            &dir.path().join("app.tar.gz"),
+            &updater_core::package::VerificationPolicy::default(),
+            &mut |_| {},
+        )
+        .unwrap_err()
+    });
+    assert!(matches!(error, Error::Integrity { .. }), "{error}");
+    assert!(error.to_string().contains("SHA-256 mismatch"), "{error}");
+    let text = shown(&error);
+    assert!(
+        !text.contains("X-Amz") && !text.contains("abc123"),
+        "{text}"
+    );
+    assert!(
+        !logs.contains("X-Amz") && !logs.contains("abc123"),
+        "{logs}"
+    );
+    // The storage host was really asked for the pre-signed URL.
+    assert!(
+        github.storage.requests()[0]
+            .target
+            .contains("X-Amz-Signature=abc123")
+    );
+}
+
+#[test]
+fn a_release_that_fails_to_parse_is_not_cached_with_its_etag() {
+    const ETAG: &str = "\"v1-etag\"";
+    let calls = Arc::new(AtomicUsize::new(0));
+    let hook = {
+        let calls = Arc::clone(&calls);
+        api_hook(move |request| {
+            if request.path() != "/repos/acme/app/releases/latest" {
+                return None;
+            }
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Some(Reply::json(200, "{\"tag_name\": \"v1").header("etag", ETAG));
+            }
+            // Had the broken copy been cached, its ETag would be answered with 304.
+            (request.header("if-none-match") == Some(ETAG))
+                .then(|| Reply::new(304).header("etag", ETAG))
+        })
+    };
+    let github = FakeGitHub::start_with(GitHubData::from_fixture_files(), hook, no_hook());
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("etags.json");
+    let source = || {
+        github
+            .source()
+            .with_http(support::github::fast_http().with_etag_cache_file(&cache))
+            .build()
+            .unwrap()
+    };
+    let first = source();
+    let error = first.latest(Channel::Stable).unwrap_err();
+    assert!(matches!(error, Error::InvalidInput { .. }), "{error}");
+    assert!(
+        !std::fs::read_to_string(&cache)
+            .unwrap_or_default()
+            .contains("v1-etag")
+    );
+    assert_eq!(
+        first.latest(Channel::Stable).unwrap().unwrap().version,
+        v("1.1.0")
+    );
+    let latest = github.api.requests_to("/repos/acme/app/releases/latest");
+    assert!(
+        latest[1].header("if-none-match").is_none(),
+        "{:?}",
+        latest[1]
+    );
+    // A restarted process reading the cache file is fine too, and now revalidates.
+    assert_eq!(
+        source().latest(Channel::Stable).unwrap().unwrap().version,
+        v("1.1.0")
+    );
+    let latest = github.api.requests_to("/repos/acme/app/releases/latest");
+    assert!(
+        latest[2].header("if-none-match").is_some(),
+        "{:?}",
+        latest[2]
+    );
 }

@@ -151,3 +151,15 @@ fn plain_http_is_refused_outside_loopback_unless_allowed() {
             .is_ok()
     );
 }
+
+#[test]
+fn an_application_on_another_loopback_address_can_be_checked_over_plain_http() {
+    let app = TestServer::start_on(
+        std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2)),
+        |_| Reply::new(200),
+    )
+    .unwrap();
+    let check = check(app.url("/health")).build().unwrap();
+    check.check(&context(Duration::from_secs(5), None)).unwrap();
+    assert_eq!(app.requests().len(), 1);
+}

@@ -13,9 +13,10 @@ use updater_core::version::{Channel, Version};
 use url::Url;
 
 use crate::error::SourceError;
-use crate::http::{HttpClient, HttpSettings, SecretToken, download_to, parse_url};
+use crate::http::{HttpClient, HttpSettings, download_to, parse_url};
 use crate::offered_on;
 use api::{GitHubAsset, GitHubRelease, next_page};
+use updater_core::secret::Secret;
 
 /// The public API of github.com.
 pub const GITHUB_API: &str = "https://api.github.com";
@@ -35,11 +36,14 @@ const MAX_PAGES: usize = 100;
 ///   semver and the channel rules. Tags may carry a `v` (`v1.2.3`); tags
 ///   that are not semver are skipped. A release marked *pre-release* on
 ///   GitHub is never offered on the stable channel, whatever its tag.
-/// - Each release's package assets are those matching the
-///   [asset pattern](GitHubSourceBuilder::with_asset_pattern) (all assets
-///   except checksum and signature files when none is set). Their expected
-///   SHA-256 comes from, in order: GitHub's `digest` field, a
-///   `SHA256SUMS`-style asset, a `<asset>.sha256` sidecar. With a
+/// - Each release lists every uploaded asset except checksum and signature
+///   files; which one to install is chosen by the pipeline with
+///   [`Release::select_asset`] and the configured asset pattern (the one
+///   place assets are selected; `{target}` is the running build's target
+///   triple there). Each asset's expected SHA-256 comes from, in order:
+///   GitHub's `digest` field, a `SHA256SUMS`-style asset (one request per
+///   release), a `<asset>.sha256` sidecar (one request per asset: publish
+///   a checksum list when a release has many assets). With a
 ///   [public key](GitHubSourceBuilder::with_minisign_public_key), the
 ///   `<asset>.minisig` sidecar becomes [`Asset::signature`] (verified by
 ///   `updater-core`, not here).
@@ -53,8 +57,6 @@ pub struct GitHubSource {
     api_base: Url,
     owner: String,
     repo: String,
-    asset_pattern: Option<String>,
-    target: String,
     minisign_public_key: Option<String>,
     per_page: u32,
 }
@@ -65,9 +67,7 @@ pub struct GitHubSourceBuilder {
     api_base: String,
     owner: String,
     repo: String,
-    token: Option<SecretToken>,
-    asset_pattern: Option<String>,
-    target: String,
+    token: Option<Secret>,
     minisign_public_key: Option<String>,
     per_page: u32,
     settings: HttpSettings,
@@ -81,8 +81,6 @@ impl GitHubSource {
             owner: owner.into(),
             repo: repo.into(),
             token: None,
-            asset_pattern: None,
-            target: env!("UPDATER_SOURCE_BUILD_TARGET").to_string(),
             minisign_public_key: None,
             per_page: 100,
             settings: HttpSettings::default(),
@@ -107,14 +105,23 @@ impl GitHubSource {
         Ok(url)
     }
 
-    fn parse_json<T: serde::de::DeserializeOwned>(
+    /// Parses a release (or a list of them) and checks that every asset
+    /// name is a plain file name, so that only documents fit for use are
+    /// cached.
+    fn parse_json<T: serde::de::DeserializeOwned + ReleaseDocument>(
+        &self,
         url: &Url,
         body: &[u8],
     ) -> Result<T, SourceError> {
-        serde_json::from_slice(body).map_err(|e| SourceError::MalformedResponse {
-            url: redact_url(url.as_str()),
-            reason: format!("not the JSON GitHub documents: {e}"),
-        })
+        let document: T =
+            serde_json::from_slice(body).map_err(|e| SourceError::MalformedResponse {
+                url: redact_url(url.as_str()),
+                reason: format!("not the JSON GitHub documents: {e}"),
+            })?;
+        for name in document.asset_names() {
+            check_asset_name(name, &self.describe())?;
+        }
+        Ok(document)
     }
 
     /// Every release on every page of the list (drafts included; filtered later).
@@ -124,12 +131,14 @@ impl GitHubSource {
             .append_pair("per_page", &self.per_page.to_string());
         let mut all = Vec::new();
         for _ in 0..MAX_PAGES {
-            let page = self
-                .http
-                .get_metadata(&url, "application/vnd.github+json")?;
-            let releases: Vec<GitHubRelease> = Self::parse_json(&url, &page.body)?;
+            let (releases, link) =
+                self.http
+                    .get_parsed(&url, "application/vnd.github+json", |page| {
+                        let releases: Vec<GitHubRelease> = self.parse_json(&url, &page.body)?;
+                        Ok::<_, SourceError>((releases, page.link.clone()))
+                    })?;
             all.extend(releases);
-            match page.link.as_deref().and_then(next_page) {
+            match link.as_deref().and_then(next_page) {
                 Some(next) => url = parse_url(next)?,
                 None => return Ok(all),
             }
@@ -169,11 +178,9 @@ impl GitHubSource {
         version: Version,
         channel: Channel,
     ) -> Result<Release, updater_core::Error> {
+        // Asset names were checked when the document was parsed.
         let uploaded: Vec<&GitHubAsset> =
             release.assets.iter().filter(|a| a.is_uploaded()).collect();
-        for asset in &uploaded {
-            check_asset_name(&asset.name, &self.describe())?;
-        }
         let mut model =
             Release::new(version).with_changelog(release.body.clone().unwrap_or_default());
         model.channel = channel;
@@ -183,17 +190,6 @@ impl GitHubSource {
             .filter(|a| !checksums::is_metadata_asset(&a.name))
             .map(|a| Asset::new(&a.name, a.size, &a.url))
             .collect();
-        if let Some(pattern) = &self.asset_pattern {
-            let pattern = pattern.replace("{target}", &self.target);
-            match model.select_asset(Some(&pattern)) {
-                Ok(selected) => model.assets = vec![selected.clone()],
-                Err(updater_core::Error::NotFound { .. }) => {
-                    tracing::debug!(version = %model.version, %pattern, "no asset matches the pattern");
-                    model.assets.clear();
-                }
-                Err(e) => return Err(e),
-            }
-        }
         let mut checksum_list: Option<Option<String>> = None;
         for asset in &mut model.assets {
             asset.sha256 = self.expected_sha256(&uploaded, asset, &mut checksum_list)?;
@@ -300,8 +296,12 @@ impl GitHubSource {
     /// `Ok(None)` on 404, the release otherwise.
     fn get_release(&self, tail: &[&str]) -> Result<Option<GitHubRelease>, SourceError> {
         let url = self.endpoint(tail)?;
-        match self.http.get_metadata(&url, "application/vnd.github+json") {
-            Ok(page) => Self::parse_json(&url, &page.body).map(Some),
+        match self
+            .http
+            .get_parsed(&url, "application/vnd.github+json", |page| {
+                self.parse_json(&url, &page.body)
+            }) {
+            Ok(release) => Ok(Some(release)),
             Err(SourceError::Status { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),
         }
@@ -320,6 +320,23 @@ impl GitHubSource {
             }
             None => Ok(None),
         }
+    }
+}
+
+/// A release document: one release or a page of them.
+trait ReleaseDocument {
+    fn asset_names(&self) -> impl Iterator<Item = &str>;
+}
+
+impl ReleaseDocument for GitHubRelease {
+    fn asset_names(&self) -> impl Iterator<Item = &str> {
+        self.assets.iter().map(|a| a.name.as_str())
+    }
+}
+
+impl ReleaseDocument for Vec<GitHubRelease> {
+    fn asset_names(&self) -> impl Iterator<Item = &str> {
+        self.iter().flat_map(|r| r.asset_names())
     }
 }
 
@@ -411,34 +428,31 @@ impl GitHubSourceBuilder {
         self
     }
 
-    /// A token, sent as `Authorization: Bearer` to the API origin only.
-    pub fn with_token(mut self, token: SecretToken) -> Self {
-        self.token = Some(token);
+    /// A token, sent as `Authorization: Bearer` to the API origin only
+    /// (never to a redirect target on another origin, such as GitHub's
+    /// storage host). Anything convertible into a
+    /// [`Secret`](updater_core::secret::Secret) is accepted; the token never
+    /// appears in `Debug` output, errors or logs.
+    ///
+    /// ```
+    /// use updater_core::secret::Secret;
+    /// use updater_source_github::GitHubSource;
+    /// let source = GitHubSource::builder("acme", "app")
+    ///     .with_token(Secret::new("ghp_example"))
+    ///     .build()?;
+    /// assert!(!format!("{source:?}").contains("ghp_example"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_token(mut self, token: impl Into<Secret>) -> Self {
+        self.token = Some(token.into());
         self
     }
 
     /// Reads the token from `GITHUB_TOKEN` when that variable is set.
     pub fn with_token_from_env(mut self) -> Self {
-        if let Some(token) = SecretToken::from_env("GITHUB_TOKEN") {
+        if let Some(token) = Secret::from_env("GITHUB_TOKEN") {
             self.token = Some(token);
         }
-        self
-    }
-
-    /// Selects the package asset by name: `{version}` stands for the version
-    /// (without `v`), `{target}` for the [target triple](Self::with_target),
-    /// `*` for any run of characters; e.g. `app-{version}-{target}.tar.gz`.
-    /// Exactly one asset must match (several is an error; none leaves the
-    /// release without assets).
-    pub fn with_asset_pattern(mut self, pattern: impl Into<String>) -> Self {
-        self.asset_pattern = Some(pattern.into());
-        self
-    }
-
-    /// The value of `{target}` (default: the triple this crate was built
-    /// for, e.g. `x86_64-unknown-linux-gnu`).
-    pub fn with_target(mut self, target: impl Into<String>) -> Self {
-        self.target = target.into();
         self
     }
 
@@ -504,8 +518,6 @@ impl GitHubSourceBuilder {
             api_base,
             owner: self.owner,
             repo: self.repo,
-            asset_pattern: self.asset_pattern,
-            target: self.target,
             minisign_public_key: self.minisign_public_key,
             per_page: self.per_page,
         })
@@ -555,7 +567,7 @@ mod tests {
     #[test]
     fn debug_output_does_not_contain_the_token() {
         let source = GitHubSource::builder("acme", "app")
-            .with_token(SecretToken::new("ghp_topsecret"))
+            .with_token(Secret::new("ghp_topsecret"))
             .build()
             .unwrap();
         let debug = format!("{source:?}");

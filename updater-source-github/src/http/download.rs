@@ -6,10 +6,11 @@
 //! early is continued with `Range: bytes=N-` (only a `206` whose
 //! `Content-Range` starts at `N` is accepted, so no byte is written twice);
 //! 5xx answers and broken connections are retried with bounded exponential
-//! backoff; the whole transfer has an overall deadline.
+//! backoff (or the server's `Retry-After`, when it fits). One [`Budget`]
+//! covers the whole download: every try, redirect, resume and wait counts
+//! against its deadline, and each try must keep up the minimum speed.
 
 use std::io::{ErrorKind, Read, Write};
-use std::time::Instant;
 
 use reqwest::blocking::Response;
 use reqwest::header::{self, HeaderMap, HeaderValue};
@@ -17,8 +18,9 @@ use updater_core::error::redact_url;
 use url::Url;
 
 use super::HttpClient;
-use super::client::status_error;
-use super::rate_limit::rate_limit_reset;
+use super::budget::{Budget, GiveUp, SpeedMonitor};
+use super::client::{RetryAfter, body_error_text, retry_later, status_error, too_slow};
+use super::rate_limit::{rate_limit_reset, retry_after};
 use crate::error::SourceError;
 
 const BUFFER_SIZE: usize = 64 * 1024;
@@ -28,8 +30,24 @@ const PROGRESS_EVERY: u64 = 8 * 1024 * 1024;
 enum Attempt {
     Complete,
     /// Worth another try (5xx, broken connection, early end).
-    Retry(String),
+    Retry(Failure),
     Fatal(SourceError),
+}
+
+/// A failure worth another try.
+struct Failure {
+    reason: String,
+    /// The server's `Retry-After`, when it sent one.
+    asked: Option<RetryAfter>,
+}
+
+impl Failure {
+    fn new(reason: impl Into<String>) -> Self {
+        Failure {
+            reason: reason.into(),
+            asked: None,
+        }
+    }
 }
 
 /// State of one download.
@@ -39,7 +57,7 @@ struct Transfer<'a> {
     asset: &'a str,
     declared: u64,
     accept: &'a str,
-    deadline: Instant,
+    budget: Budget,
     written: u64,
 }
 
@@ -52,44 +70,48 @@ pub(crate) fn download_to(
     accept: &str,
     sink: &mut dyn Write,
 ) -> Result<u64, SourceError> {
-    let retry = http.settings.retry;
     let mut transfer = Transfer {
         http,
         url,
         asset,
         declared,
         accept,
-        deadline: Instant::now() + http.settings.download_deadline,
+        budget: Budget::start(&http.settings),
         written: 0,
     };
     let mut buffer = vec![0u8; BUFFER_SIZE];
-    let mut failures = 0u32;
     loop {
-        match transfer.attempt(&mut buffer, sink) {
+        let failure = match transfer.attempt(&mut buffer, sink) {
             Attempt::Complete => return Ok(transfer.written),
             Attempt::Fatal(error) => return Err(error),
-            Attempt::Retry(reason) => {
-                if failures >= retry.max_retries() {
-                    return Err(transfer.interrupted(format!(
-                        "{reason} (gave up after {} retries)",
-                        retry.max_retries()
-                    )));
-                }
-                let delay = retry.delay(failures);
-                failures += 1;
-                if Instant::now() + delay >= transfer.deadline {
-                    return Err(transfer.deadline_exceeded());
-                }
-                tracing::debug!(
-                    url = %redact_url(url.as_str()),
-                    written = transfer.written,
-                    %reason,
-                    ?delay,
-                    "download interrupted; retrying"
-                );
-                std::thread::sleep(delay);
+            Attempt::Retry(failure) => failure,
+        };
+        let delay = match transfer
+            .budget
+            .next_wait(failure.asked.as_ref().map(|a| a.at))
+        {
+            Ok(delay) => delay,
+            Err(GiveUp::Retries(retries)) => {
+                return Err(transfer.interrupted(format!(
+                    "{} (gave up after {retries} retries)",
+                    failure.reason
+                )));
             }
-        }
+            Err(GiveUp::Deadline) => {
+                return Err(transfer.deadline_exceeded(Some(failure.reason)));
+            }
+            Err(GiveUp::RetryAfter { at, why }) => {
+                return Err(retry_later(failure.asked, at, why, url));
+            }
+        };
+        tracing::debug!(
+            url = %redact_url(url.as_str()),
+            written = transfer.written,
+            reason = %failure.reason,
+            ?delay,
+            "download interrupted; retrying"
+        );
+        std::thread::sleep(delay);
     }
 }
 
@@ -113,12 +135,14 @@ impl Transfer<'_> {
         }
     }
 
-    fn deadline_exceeded(&self) -> SourceError {
+    fn deadline_exceeded(&self, last_failure: Option<String>) -> SourceError {
         SourceError::DeadlineExceeded {
             asset: self.asset.to_string(),
             url: redact_url(self.url.as_str()),
-            deadline: self.http.settings.download_deadline,
+            deadline: self.budget.limit(),
+            elapsed: self.budget.elapsed(),
             received: self.written,
+            last_failure,
         }
     }
 
@@ -142,12 +166,12 @@ impl Transfer<'_> {
     }
 
     fn attempt(&mut self, buffer: &mut [u8], sink: &mut dyn Write) -> Attempt {
-        if Instant::now() >= self.deadline {
-            return Attempt::Fatal(self.deadline_exceeded());
+        if self.budget.is_over() {
+            return Attempt::Fatal(self.deadline_exceeded(None));
         }
-        let mut response = match self.http.send(self.url, &self.headers()) {
+        let mut response = match self.http.send(self.url, &self.headers(), &self.budget) {
             Ok(response) => response,
-            Err(e) if e.is_transient() => return Attempt::Retry(e.to_string()),
+            Err(e) if e.is_transient() => return Attempt::Retry(Failure::new(e.to_string())),
             Err(e) => return Attempt::Fatal(e),
         };
         if let Err(attempt) = self.check_answer(&response) {
@@ -158,16 +182,23 @@ impl Transfer<'_> {
                 other => other,
             };
         }
+        let mut monitor = SpeedMonitor::start_from(&self.budget);
+        let started_at = self.written;
         let mut next_report = self.written + PROGRESS_EVERY;
         loop {
-            if Instant::now() >= self.deadline {
-                return Attempt::Fatal(self.deadline_exceeded());
+            if self.budget.is_over() {
+                return Attempt::Fatal(self.deadline_exceeded(None));
             }
             let n = match response.read(buffer) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Attempt::Retry(format!("the connection broke: {e}")),
+                Err(e) => {
+                    return Attempt::Retry(Failure::new(format!(
+                        "the connection broke: {}",
+                        body_error_text(e)
+                    )));
+                }
             };
             if self.written + n as u64 > self.declared {
                 return Attempt::Fatal(
@@ -184,6 +215,15 @@ impl Transfer<'_> {
                 });
             }
             self.written += n as u64;
+            if let Err(slow) = monitor.record(self.written - started_at) {
+                return Attempt::Fatal(too_slow(
+                    self.asset,
+                    &redact_url(self.url.as_str()),
+                    &self.budget,
+                    slow,
+                    self.written,
+                ));
+            }
             if self.written >= next_report {
                 tracing::debug!(
                     asset = self.asset,
@@ -197,10 +237,10 @@ impl Transfer<'_> {
         if self.written == self.declared {
             Attempt::Complete
         } else {
-            Attempt::Retry(format!(
+            Attempt::Retry(Failure::new(format!(
                 "the body ended after {} of {} bytes",
                 self.written, self.declared
-            ))
+            )))
         }
     }
 
@@ -208,7 +248,8 @@ impl Transfer<'_> {
     /// A `Fatal(Status)` means "build the status error from the response".
     fn check_answer(&self, response: &Response) -> Result<(), Attempt> {
         let status = response.status().as_u16();
-        if let Some(resets_at) = rate_limit_reset(status, response.headers(), chrono::Utc::now()) {
+        let now = chrono::Utc::now();
+        if let Some(resets_at) = rate_limit_reset(status, response.headers(), now) {
             return Err(Attempt::Fatal(SourceError::RateLimited {
                 url: redact_url(response.url().as_str()),
                 status,
@@ -265,7 +306,14 @@ impl Transfer<'_> {
                 "the server has no bytes after byte {} (416 Range Not Satisfiable)",
                 self.written
             )))),
-            408 | 500..=599 => Err(Attempt::Retry(format!("the server answered HTTP {status}"))),
+            408 | 500..=599 => Err(Attempt::Retry(Failure {
+                reason: format!("the server answered HTTP {status}"),
+                asked: retry_after(response.headers(), now).map(|at| RetryAfter {
+                    status,
+                    at,
+                    url: redact_url(response.url().as_str()),
+                }),
+            })),
             _ => Err(Attempt::Fatal(SourceError::Status {
                 url: String::new(),
                 status,
@@ -304,7 +352,7 @@ mod tests {
         );
         assert_eq!(parse_content_range("bytes 5-9/*"), Some((5, None)));
         assert_eq!(parse_content_range("bytes 9-5/10"), None);
-        assert_eq!(parse_content_range("items 0-1/2"), None);
         assert_eq!(parse_content_range("bytes x-1/2"), None);
+        assert_eq!(parse_content_range("items 0-1/2"), None);
     }
 }

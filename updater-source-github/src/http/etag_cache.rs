@@ -47,15 +47,34 @@ impl EtagCache {
 
     /// Stores a response; writes the file when one is configured.
     pub(crate) fn put(&self, url: &str, entry: CachedResponse) -> Result<(), SourceError> {
+        self.update(|entries| {
+            if entries.get(url) == Some(&entry) {
+                return false;
+            }
+            entries.insert(url.to_string(), entry);
+            true
+        })
+    }
+
+    /// Drops the entry of `url`, if any; writes the file when one is configured.
+    pub(crate) fn remove(&self, url: &str) -> Result<(), SourceError> {
+        self.update(|entries| entries.remove(url).is_some())
+    }
+
+    /// Applies `change` (which says whether it changed anything) and writes
+    /// the file when it did.
+    fn update(
+        &self,
+        change: impl FnOnce(&mut HashMap<String, CachedResponse>) -> bool,
+    ) -> Result<(), SourceError> {
         let snapshot = {
             let mut entries = self
                 .entries
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if entries.get(url) == Some(&entry) {
+            if !change(&mut entries) {
                 return Ok(());
             }
-            entries.insert(url.to_string(), entry);
             self.file.as_ref().map(|_| entries.clone())
         };
         if let (Some(path), Some(entries)) = (&self.file, snapshot) {
@@ -108,6 +127,10 @@ mod tests {
             EtagCache::new(Some(path.clone())).get("https://h/a"),
             Some(entry)
         );
+        EtagCache::new(Some(path.clone()))
+            .remove("https://h/a")
+            .unwrap();
+        assert_eq!(EtagCache::new(Some(path.clone())).get("https://h/a"), None);
         std::fs::write(&path, b"{not json").unwrap();
         assert_eq!(EtagCache::new(Some(path)).get("https://h/a"), None);
     }

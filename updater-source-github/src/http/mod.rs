@@ -3,16 +3,19 @@
 //! manual redirects that drop credentials across origins, ETag caching,
 //! rate-limit detection, retries and bounded, resumable downloads.
 
+mod budget;
 mod client;
 mod download;
 mod etag_cache;
 mod rate_limit;
 mod settings;
-mod token;
 mod transport_security;
 
-pub(crate) use client::{DetachedClient, HttpClient, detached_client};
+pub(crate) use budget::human;
+pub(crate) use client::{DetachedClient, HttpClient, body_error_text, detached_client};
 pub(crate) use download::download_to;
-pub use settings::{HttpSettings, RetryPolicy};
-pub use token::SecretToken;
+pub use settings::{
+    DEFAULT_MINIMUM_SPEED, DEFAULT_MINIMUM_SPEED_WINDOW, DEFAULT_TRANSFER_DEADLINE, HttpSettings,
+    RetryPolicy,
+};
 pub(crate) use transport_security::{check_url, parse_url};

@@ -40,6 +40,14 @@ pub(crate) fn rate_limit_reset(
     None
 }
 
+/// The time a `Retry-After` header asks for, on any answer (e.g. a 503).
+pub(crate) fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|value| parse_retry_after(value.trim(), now))
+}
+
 /// `Retry-After` is either delay seconds or an HTTP date.
 fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     if let Ok(seconds) = value.parse::<i64>() {

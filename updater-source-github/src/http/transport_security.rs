@@ -1,5 +1,6 @@
-//! The HTTPS-only rule: plain HTTP only to loopback (`127.0.0.1`,
-//! `localhost`, `[::1]`) and to hosts the operator explicitly allowed.
+//! The HTTPS-only rule: plain HTTP only to loopback (all of `127.0.0.0/8`,
+//! `[::1]`, `[::ffff:127.x.y.z]` and `localhost`) and to hosts the operator
+//! explicitly allowed.
 
 use updater_core::error::redact_url;
 use url::Url;
@@ -30,9 +31,13 @@ pub(crate) fn check_url(url: &Url, insecure_hosts: &[String]) -> Result<(), Sour
         "https" => Ok(()),
         "http" => {
             let loopback = match url.host() {
-                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-                Some(url::Host::Ipv4(ip)) => ip == std::net::Ipv4Addr::LOCALHOST,
-                Some(url::Host::Ipv6(ip)) => ip == std::net::Ipv6Addr::LOCALHOST,
+                Some(url::Host::Domain(d)) => {
+                    d.eq_ignore_ascii_case("localhost") || d.eq_ignore_ascii_case("localhost.")
+                }
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => {
+                    ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+                }
                 None => false,
             };
             let allowed = url
@@ -66,12 +71,42 @@ mod tests {
         assert!(allowed("http://localhost/x", &[]));
         assert!(allowed("http://[::1]:9/x", &[]));
         assert!(!allowed("http://example.com/x", &[]));
-        assert!(!allowed("http://127.0.0.2/x", &[]));
         assert!(!allowed("http://localhost.evil.com/x", &[]));
+        assert!(!allowed("http://evil-localhost/x", &[]));
         assert!(!allowed("ftp://example.com/x", &[]));
         assert!(!allowed("file:///etc/passwd", &[]));
         assert!(allowed("http://updates.lan/x", &["updates.lan"]));
         assert!(!allowed("http://other.lan/x", &["updates.lan"]));
+    }
+
+    #[test]
+    fn the_whole_loopback_range_may_use_plain_http_and_nothing_next_to_it() {
+        for url in [
+            "http://127.0.0.2:8080/x",
+            "http://127.1.2.3/x",
+            "http://127.255.255.254/x",
+            "http://LOCALHOST/x",
+            "http://localhost./x",
+            "http://[0:0:0:0:0:0:0:1]/x",
+            "http://[::ffff:127.0.0.2]/x",
+        ] {
+            assert!(allowed(url, &[]), "{url}");
+        }
+        for url in [
+            "http://126.255.255.255/x",
+            "http://128.0.0.1/x",
+            "http://10.0.0.1/x",
+            "http://0.0.0.0/x",
+            "http://[::2]/x",
+            "http://[::]/x",
+            "http://[::ffff:10.0.0.1]/x",
+        ] {
+            let error = check_url(&Url::parse(url).unwrap(), &[]).unwrap_err();
+            assert!(
+                matches!(error, SourceError::InsecureUrl { .. }),
+                "{url}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -5,15 +5,15 @@
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use updater_core::conformance::source::SourceFixture;
-use updater_source_github::{
-    GitHubSource, GitHubSourceBuilder, HttpSettings, RetryPolicy, SecretToken,
-};
+use updater_core::secret::Secret;
+use updater_source_github::{GitHubSource, GitHubSourceBuilder, HttpSettings, RetryPolicy};
 
 use super::{Reply, Request, TestServer};
 
@@ -148,10 +148,27 @@ impl FakeGitHub {
 
     /// `api_hook`/`storage_hook` answer first when they return `Some`.
     pub fn start_with(data: GitHubData, api_hook: Hook, storage_hook: Hook) -> Self {
+        Self::start_on(
+            data,
+            api_hook,
+            storage_hook,
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+        )
+        .unwrap()
+    }
+
+    /// As [`start_with`](Self::start_with), with the storage host on
+    /// `storage_ip` (the API stays on 127.0.0.1).
+    pub fn start_on(
+        data: GitHubData,
+        api_hook: Hook,
+        storage_hook: Hook,
+        storage_ip: IpAddr,
+    ) -> std::io::Result<Self> {
         let data = Arc::new(data);
         let storage = {
             let data = Arc::clone(&data);
-            TestServer::start(move |request| {
+            TestServer::start_on(storage_ip, move |request| {
                 if let Some(reply) = storage_hook(request) {
                     return reply;
                 }
@@ -167,7 +184,7 @@ impl FakeGitHub {
                     Some(bytes) => Reply::ranged(request, bytes),
                     None => Reply::new(404),
                 }
-            })
+            })?
         };
         let storage_base = storage.base();
         let api = TestServer::start(move |request| {
@@ -176,14 +193,14 @@ impl FakeGitHub {
             }
             api_answer(&data, &storage_base, request)
         });
-        FakeGitHub { api, storage }
+        Ok(FakeGitHub { api, storage })
     }
 
     /// A builder pointed at the fake, with the token and fast retries.
     pub fn source(&self) -> GitHubSourceBuilder {
         GitHubSource::builder("acme", "app")
             .with_api_base(self.api.base())
-            .with_token(SecretToken::new(TOKEN))
+            .with_token(Secret::new(TOKEN))
             .with_http(fast_http())
     }
 }

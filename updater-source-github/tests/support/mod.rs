@@ -1,4 +1,4 @@
-//! A small HTTP/1.1 server on 127.0.0.1 for the tests, with full control
+//! A small HTTP/1.1 server on loopback (127.0.0.1 unless asked otherwise) for the tests, with full control
 //! over what goes on the wire (truncated bodies, trickling, no length), and
 //! a GitHub-shaped fake API built on it.
 #![allow(dead_code, unreachable_pub)]
@@ -6,7 +6,7 @@
 pub mod github;
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -65,6 +65,13 @@ pub enum BodyMode {
     },
     /// No Content-Length: the body ends when the connection closes.
     NoLength,
+    /// Announce the full length, send `chunk` bytes every `delay`, close
+    /// after `cut` bytes.
+    TrickleThenCut {
+        chunk: usize,
+        delay: Duration,
+        cut: usize,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -130,7 +137,7 @@ impl Reply {
 
 type Handler = dyn Fn(&Request) -> Reply + Send + Sync;
 
-/// A server on 127.0.0.1, port 0; stops when dropped.
+/// A server on a loopback address, port 0; stops when dropped.
 pub struct TestServer {
     addr: SocketAddr,
     requests: Arc<Mutex<Vec<Request>>>,
@@ -140,8 +147,17 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
+        Self::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST), handler).unwrap()
+    }
+
+    /// A server on `ip` (e.g. `127.0.0.2` or `::1`), port 0; an error when
+    /// that address cannot be bound here (no IPv6, say).
+    pub fn start_on(
+        ip: IpAddr,
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(SocketAddr::new(ip, 0))?;
+        let addr = listener.local_addr()?;
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let handler: Arc<Handler> = Arc::new(handler);
@@ -158,16 +174,17 @@ impl TestServer {
                 }
             })
         };
-        TestServer {
+        Ok(TestServer {
             addr,
             requests,
             stop,
             accept: Some(accept),
-        }
+        })
     }
 
+    /// `http://IP:PORT` (`http://[::1]:PORT` for IPv6).
     pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.addr.port())
+        format!("http://{}", self.addr)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -263,7 +280,42 @@ fn write_reply(mut stream: TcpStream, reply: &Reply) -> std::io::Result<()> {
                 std::thread::sleep(*delay);
             }
         }
+        BodyMode::TrickleThenCut { chunk, delay, cut } => {
+            for piece in reply.body[..(*cut).min(reply.body.len())].chunks(*chunk) {
+                stream.write_all(piece)?;
+                stream.flush()?;
+                std::thread::sleep(*delay);
+            }
+        }
     }
     stream.flush()?;
     stream.shutdown(Shutdown::Both)
+}
+
+/// Runs `f` with every `tracing` event of this thread (all levels) written
+/// as text into the returned string.
+pub fn capture_logs<R>(f: impl FnOnce() -> R) -> (R, String) {
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer({
+            let buffer = buffer.clone();
+            move || buffer.clone()
+        })
+        .finish();
+    let result = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8_lossy(&buffer.0.lock().unwrap()).into_owned();
+    (result, text)
 }
