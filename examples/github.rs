@@ -74,11 +74,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let source = GitHubSource::builder("acme", "app")
         .with_api_base(server.address())
-        .with_asset_pattern("app-{version}.tar.gz")
         .build()?;
     println!("{}", source.describe());
     let updater = UpdaterBuilder::new(&app)
         .with_shared_source(Arc::new(source))
+        .configure(|c| c.asset_pattern = Some("app-{version}.tar.gz".into()))
         .build()?;
     let check = updater.check(true)?;
     println!(

@@ -18,7 +18,8 @@ use updater_core::command::ShellCommand;
 use updater_core::health::CommandHealthCheck;
 use updater_core::history::{HistoryStore, NotificationFilter, Page};
 use updater_core::notify::StoreNotifier;
-use updater_core::pipeline::{ApplyOutcome, ApplyRequest, Step, UpdaterBuilder};
+use updater_core::Step;
+use updater_core::pipeline::{ApplyOutcome, ApplyRequest, UpdaterBuilder};
 use updater_core::progress::ProgressEvent;
 use updater_core::source::LocalDirectorySource;
 use updater_core::version::Version;
@@ -63,10 +64,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ))
         .with_files_backup(Arc::new(backups))
         .with_health_check(Arc::new(
-            CommandHealthCheck::new(ShellCommand::new("bin/health"))
-                .with_interval(Duration::from_millis(250)),
+            CommandHealthCheck::new(ShellCommand::new("bin/health")),
         ))
-        .configure(|c| c.health_timeout = Duration::from_secs(2))
+        .configure(|c| {
+            c.health_timeout = Duration::from_secs(2);
+            c.health_interval = Duration::from_millis(250);
+        })
         .build()?;
     updater.recover()?; // at every start: finish or undo an interrupted update
 

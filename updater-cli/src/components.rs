@@ -23,7 +23,7 @@ use updater_core::pipeline::{Updater, UpdaterBuilder};
 use updater_core::source::ReleaseSource;
 use updater_core::version::UpgradePolicy;
 use updater_source_github::{
-    GitHubSource, HttpHealthCheck, HttpSettings, ManifestSource, SecretToken,
+    GitHubSource, HttpHealthCheck, HttpSettings, ManifestSource,
 };
 use updater_store_diesel::DieselHistoryStore;
 
@@ -143,7 +143,7 @@ impl Components {
             .source
             .as_ref()
             .and_then(|s| s.asset_pattern.as_ref())
-            .map(|p| p.replace("{target}", "*"));
+            .cloned();
         let channel = f.channel;
         let app = f.app.clone();
         let health_timeout = config.health_timeout();
@@ -264,7 +264,6 @@ impl Parts {
         let database = database_strategies(config, &files_backup)
             .map_err(|e| config.blame("backup.database", e))?;
         let health = &config.file.health;
-        let interval = Duration::from_secs(health.interval_secs.max(1));
         let mut health_checks: Vec<Arc<dyn HealthCheck>> = Vec::new();
         if let Some(command) = &health.command {
             health_checks.push(Arc::new(CommandHealthCheck::new(
@@ -273,8 +272,7 @@ impl Parts {
         }
         if let Some(url) = &health.url {
             let mut check = HttpHealthCheck::builder(url.as_str())
-                .with_expected_status(health.expected_status)
-                .with_interval(interval);
+                .with_expected_status(health.expected_status);
             if let Some(text) = &health.body_contains {
                 check = check.with_body_contains(text.as_str());
             }
@@ -344,9 +342,14 @@ fn build_source(
     };
     let settings = HttpSettings::default()
         .with_request_timeout(Duration::from_secs(section.request_timeout_secs))
+        .with_transfer_deadline(Duration::from_secs(section.transfer_deadline_secs))
+        .with_minimum_speed(
+            section.minimum_speed_bytes,
+            Duration::from_secs(section.minimum_speed_window_secs),
+        )
         .with_etag_cache_file(state_dir.join("http-etag-cache.json"));
     let token = match config.source_token() {
-        Ok(token) => token.map(|s| SecretToken::new(s.expose())),
+        Ok(token) => token.map(|s| updater_core::secret::Secret::new(s.expose())),
         // A command that never asks the source needs no token.
         Err(_) if !needs_token => None,
         Err(e) => return Err(e),
@@ -363,9 +366,6 @@ fn build_source(
             }
             if let Some(token) = token {
                 builder = builder.with_token(token);
-            }
-            if let Some(pattern) = &section.asset_pattern {
-                builder = builder.with_asset_pattern(pattern.as_str());
             }
             if let Some(key) = section.public_keys.first() {
                 builder = builder.with_minisign_public_key(key.as_str());

@@ -135,11 +135,13 @@ fn a_failing_health_check_rolls_back_to_the_exact_old_tree_and_schema() {
     let before = snapshot(&fx.app);
     let updater = fx
         .with_database(fx.builder(), false, false)
-        .with_health_check(Arc::new(
-            CommandHealthCheck::new(ShellCommand::new("grep -q 1.0.0 VERSION"))
-                .with_interval(Duration::from_millis(20)),
-        ))
-        .configure(|c| c.health_timeout = Duration::from_millis(300))
+        .with_health_check(Arc::new(CommandHealthCheck::new(ShellCommand::new(
+            "grep -q 1.0.0 VERSION",
+        ))))
+        .configure(|c| {
+            c.health_timeout = Duration::from_millis(300);
+            c.health_interval = Duration::from_millis(20);
+        })
         .build()
         .unwrap();
     std::fs::write(
@@ -481,10 +483,11 @@ fn the_health_check_gets_the_maintenance_bypass_secret_and_maintenance_is_on_dur
     );
     let updater = fx
         .builder()
-        .with_health_check(Arc::new(
-            CommandHealthCheck::new(check).with_interval(Duration::from_millis(20)),
-        ))
-        .configure(|c| c.health_timeout = Duration::from_millis(500))
+        .with_health_check(Arc::new(CommandHealthCheck::new(check)))
+        .configure(|c| {
+            c.health_timeout = Duration::from_millis(500);
+            c.health_interval = Duration::from_millis(20);
+        })
         .build()
         .unwrap();
     let outcome = updater

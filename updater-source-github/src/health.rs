@@ -1,5 +1,6 @@
-//! [`HttpHealthCheck`]: `GET` a URL of the freshly installed application
-//! until it answers as expected or the deadline passes.
+//! [`HttpHealthCheck`]: `GET` a URL of the freshly installed application;
+//! healthy when it answers as expected. One probe per call: the pipeline
+//! probes again every `health_interval` until the deadline.
 
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -17,8 +18,9 @@ pub const BYPASS_HEADER: &str = "x-maintenance-bypass";
 const MAX_BODY_BYTES: u64 = 1024 * 1024;
 
 /// Healthy when `GET url` answers the expected status (default 200) and,
-/// optionally, a body containing a given text. Retries every `interval`
-/// until [`HealthContext::deadline`]; sends the maintenance bypass secret as
+/// optionally, a body containing a given text. One request per
+/// [`check`](HealthCheck::check), bounded by the request timeout and
+/// [`HealthContext::deadline`] (the pipeline retries); sends the maintenance bypass secret as
 /// `X-Maintenance-Bypass` when there is one. Redirects are not followed (a
 /// 302 to a login page is not healthy). Same HTTPS rule as the sources:
 /// plain HTTP to loopback or to [allowed hosts](HttpHealthCheckBuilder::with_insecure_host).
@@ -44,7 +46,6 @@ pub struct HttpHealthCheck {
     url: Url,
     expected_status: u16,
     body_contains: Option<String>,
-    interval: Duration,
     request_timeout: Duration,
     client: crate::http::DetachedClient,
 }
@@ -55,7 +56,6 @@ pub struct HttpHealthCheckBuilder {
     url: String,
     expected_status: u16,
     body_contains: Option<String>,
-    interval: Duration,
     request_timeout: Duration,
     insecure_hosts: Vec<String>,
 }
@@ -67,7 +67,6 @@ impl HttpHealthCheck {
             url: url.into(),
             expected_status: 200,
             body_contains: None,
-            interval: Duration::from_secs(1),
             request_timeout: Duration::from_secs(10),
             insecure_hosts: Vec::new(),
         }
@@ -141,40 +140,24 @@ impl HealthCheck for HttpHealthCheck {
     }
 
     fn check(&self, ctx: &HealthContext) -> updater_core::Result<()> {
-        let mut attempts = 0u32;
-        let mut last = "the deadline passed before the first request".to_string();
-        loop {
-            let remaining = ctx.deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                break;
-            }
-            attempts += 1;
-            let cut_short = remaining < self.request_timeout && attempts > 1;
+        let remaining = ctx.deadline.saturating_duration_since(Instant::now());
+        let last = if remaining.is_zero() {
+            "the deadline passed before the request".to_string()
+        } else {
             match self.probe(ctx, remaining.min(self.request_timeout)) {
                 Ok(()) => {
-                    tracing::info!(url = %redact_url(self.url.as_str()), attempts, "health check passed");
+                    tracing::info!(url = %redact_url(self.url.as_str()), "health check passed");
                     return Ok(());
                 }
                 Err(failure) => {
-                    tracing::debug!(url = %redact_url(self.url.as_str()), attempts, reason = %failure.text(), "health check not yet passing");
-                    last = match failure {
-                        // An attempt the deadline cut short says less than
-                        // the answer before it (a wrong status, say).
-                        Failure::TimedOut(reason) if cut_short => {
-                            format!("{last}; the last attempt ran out of time ({reason})")
-                        }
-                        Failure::TimedOut(reason) | Failure::Answer(reason) => reason,
-                    };
+                    tracing::debug!(url = %redact_url(self.url.as_str()), reason = %failure.text(), "health check not passing");
+                    failure.text().to_string()
                 }
             }
-            if Instant::now() + self.interval >= ctx.deadline {
-                break;
-            }
-            std::thread::sleep(self.interval);
-        }
+        };
         Err(SourceError::Unhealthy {
             url: redact_url(self.url.as_str()),
-            attempts,
+            attempts: 1,
             last,
         }
         .into())
@@ -191,12 +174,6 @@ impl HttpHealthCheckBuilder {
     /// Also require the body to contain `text`.
     pub fn with_body_contains(mut self, text: impl Into<String>) -> Self {
         self.body_contains = Some(text.into());
-        self
-    }
-
-    /// Wait between attempts (default 1 s).
-    pub fn with_interval(mut self, interval: Duration) -> Self {
-        self.interval = interval;
         self
     }
 
@@ -236,7 +213,6 @@ impl HttpHealthCheckBuilder {
             url,
             expected_status: self.expected_status,
             body_contains: self.body_contains,
-            interval: self.interval,
             request_timeout: self.request_timeout,
             client,
         })

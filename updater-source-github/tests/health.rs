@@ -24,7 +24,7 @@ fn context(timeout: Duration, secret: Option<&str>) -> HealthContext {
 }
 
 fn check(url: String) -> updater_source_github::HttpHealthCheckBuilder {
-    HttpHealthCheck::builder(url).with_interval(Duration::from_millis(20))
+    HttpHealthCheck::builder(url)
 }
 
 #[test]
@@ -47,8 +47,9 @@ fn a_matching_status_and_body_is_healthy_and_the_bypass_secret_is_sent() {
     assert_eq!(check.describe(), format!("HTTP GET {}", app.url("/health")));
 }
 
+/// A check is one probe: the pipeline retries (core owns the loop).
 #[test]
-fn it_retries_until_the_application_is_up() {
+fn each_check_is_one_request_and_passes_once_the_application_is_up() {
     let calls = Arc::new(AtomicUsize::new(0));
     let app = TestServer::start({
         let calls = Arc::clone(&calls);
@@ -64,8 +65,14 @@ fn it_retries_until_the_application_is_up() {
         .with_expected_status(204)
         .build()
         .unwrap();
+    for _ in 0..2 {
+        let error = check
+            .check(&context(Duration::from_secs(5), None))
+            .unwrap_err();
+        assert!(error.to_string().contains("HTTP 503"), "{error}");
+    }
     check.check(&context(Duration::from_secs(5), None)).unwrap();
-    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "one request per check");
     assert!(
         app.requests()
             .iter()
@@ -74,7 +81,7 @@ fn it_retries_until_the_application_is_up() {
 }
 
 #[test]
-fn a_wrong_status_fails_by_the_deadline_without_leaking_the_secret() {
+fn a_wrong_status_is_unhealthy_without_leaking_the_secret() {
     let app = TestServer::start(|_| Reply::json(500, format!("{{\"echo\":\"{SECRET}\"}}")));
     let check = check(app.url("/health")).build().unwrap();
     let started = Instant::now();
@@ -92,7 +99,7 @@ fn a_wrong_status_fails_by_the_deadline_without_leaking_the_secret() {
         "{text}"
     );
     assert!(!text.contains(SECRET), "{text}");
-    assert!(app.requests().len() >= 2, "it retried");
+    assert_eq!(app.requests().len(), 1, "one probe");
 }
 
 #[test]

@@ -170,9 +170,33 @@ pub struct SourceSection {
     /// Seconds for one HTTP request (default 30).
     #[serde(default = "default_request_timeout")]
     pub request_timeout_secs: u64,
+    /// Seconds one download or metadata fetch may take in all, retries and
+    /// resumes included (default 3600).
+    #[serde(default = "default_transfer_deadline")]
+    pub transfer_deadline_secs: u64,
+    /// A transfer slower than this many bytes per second over
+    /// `minimum_speed_window_secs` is aborted (default 1024; 0 turns it off),
+    /// like curl's `--speed-limit`.
+    #[serde(default = "default_minimum_speed")]
+    pub minimum_speed_bytes: u64,
+    /// The window of `minimum_speed_bytes`, like curl's `--speed-time` (default 30).
+    #[serde(default = "default_minimum_speed_window")]
+    pub minimum_speed_window_secs: u64,
 }
 
 fn default_request_timeout() -> u64 {
+    30
+}
+
+fn default_transfer_deadline() -> u64 {
+    3600
+}
+
+fn default_minimum_speed() -> u64 {
+    1024
+}
+
+fn default_minimum_speed_window() -> u64 {
     30
 }
 

@@ -190,6 +190,15 @@ impl Config {
         if source.request_timeout_secs == 0 {
             return Err(err("source.request_timeout_secs", "must be positive"));
         }
+        if source.transfer_deadline_secs == 0 {
+            return Err(err("source.transfer_deadline_secs", "must be positive"));
+        }
+        if source.minimum_speed_window_secs == 0 {
+            return Err(err(
+                "source.minimum_speed_window_secs",
+                "must be positive (turn the check off with minimum_speed_bytes = 0)",
+            ));
+        }
         if let Err(e) = PublicKeys::parse_all(source.public_keys.iter().map(String::as_str)) {
             return Err(err("source.public_keys", &e.to_string()));
         }
@@ -426,6 +435,9 @@ pub fn apply_environment(
             public_keys: Vec::new(),
             verify_checksum: true,
             request_timeout_secs: 30,
+            transfer_deadline_secs: 3600,
+            minimum_speed_bytes: 1024,
+            minimum_speed_window_secs: 30,
         });
         source.kind = SourceKind::Manifest;
         source.url = Some(url);
