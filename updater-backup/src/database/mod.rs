@@ -2,7 +2,54 @@
 //! restore one database; [`DatabaseBackup`] stores its dumps in the backup
 //! directory and implements [`BackupStrategy`] for them.
 //!
-//! DOCS-PLACEHOLDER
+//! **Tools.** The PostgreSQL and MySQL engines drive the servers' own client
+//! tools through core's one process runner
+//! ([`updater_core::command::Process`]): each runs in its own process group
+//! with a deadline (the whole group is killed when it passes), output is
+//! streamed into our compressor or into the backup file, and errors carry
+//! the tail of the tool's error output with the password removed. Give an
+//! engine a [`ChildLedger`](updater_core::command::ChildLedger)
+//! (`with_child_ledger`) and a dump or restore left running by an updater
+//! that died is stopped by the next recovery.
+//!
+//! **Credentials** travel in an anonymous 0600 memory file
+//! (`memfd_create`) that the tool opens as `/dev/fd/<n>` (`PGPASSFILE`,
+//! `--defaults-extra-file`): never in argv, the environment, a name, an
+//! error — or on disk, so a SIGKILL in the middle of a dump leaves nothing
+//! behind (a 0600 file in the temp directory used to stay there forever).
+//!
+//! **"Verified" means restorable.** A checksum proves a dump is the one
+//! written, not that it can be replayed. [`verify`](BackupStrategy::verify) of a
+//! [`DatabaseBackup`] checks
+//! size, SHA-256 and structure, and then, as [`RestoreTest`] says (default
+//! [`Always`](RestoreTest::Always) for SQLite, [`UpTo(64 MiB)`](RestoreTest::SERVER_DEFAULT)
+//! of dump for servers), restores the dump into a scratch database
+//! `<db>_updater_check_<random>` — same credentials, same procedure as a
+//! real restore — and drops it again, also when the restore fails. A dump
+//! that does not restore fails with [`BackupError::NotRestorable`] and the
+//! backup is marked failed. The role needs the right to create those
+//! databases (`CREATEDB` on PostgreSQL; on MySQL e.g.
+//! ``GRANT ALL ON `app\_updater\_check\_%`.* TO app``); without it verification
+//! fails with an error saying so (use [`RestoreTest::Never`] to opt out).
+//! MySQL dumps have their `DEFINER=` clauses removed as they are written,
+//! so objects another account defined restore under the restoring user (see
+//! the MySQL engine for the trade-off); PostgreSQL restores owners and
+//! grants as dumped, so an object owned by a role the restoring user cannot
+//! become makes the dump unrestorable for it — and the restore test says so.
+//!
+//! Measured cost of a restore test (release build, 2 shared cores, local
+//! servers, medians of 3), for about 10 MB of table data:
+//!
+//! | engine | dump | verify without / with restore test |
+//! |---|---|---|
+//! | SQLite (10.3 MB file) | 10.3 MB | 42 ms / 69 ms |
+//! | PostgreSQL 15 (10.2 MB of rows) | 5.9 MB custom format | 83 ms / 0.94 s |
+//! | MariaDB 10.11 (10.2 MB of rows) | 5.7 MB `.sql.gz` | 156 ms / 1.71 s |
+//!
+//! (`cargo test --release -p updater-backup --test restore_test restore_test_cost -- --ignored --nocapture`.)
+//! A restore test costs about as much as the restore itself. The pipeline
+//! verifies the rollback snapshot inside the maintenance window, so for a
+//! large server database choose the limit with that in mind.
 
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod credentials;

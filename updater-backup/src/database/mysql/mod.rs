@@ -15,7 +15,9 @@
 //! the original account's (for an application restoring its own database
 //! with its own user, the same ones it runs with); an object that relied on
 //! a more privileged definer may fail when used (never when restored).
-//! Events are not dumped.
+//! Events are not dumped. To dump routines that another account defined,
+//! the dumping user needs `SELECT` on `mysql.proc` (MariaDB) or
+//! `SHOW_ROUTINE` (MySQL 8.0.20+) — still neither `SUPER` nor `SET USER`.
 //!
 //! **Restore test.** The dump is replayed into `<db>_updater_check_<random>`
 //! (created first, always dropped): its `DROP DATABASE` is left out, its
