@@ -96,6 +96,17 @@ pub enum BackupError {
         reason: String,
     },
 
+    /// A restore test ([`RestoreTest`](crate::database::RestoreTest)) could
+    /// not restore the dump into a scratch database: the backup is not
+    /// restorable with these credentials.
+    #[error("backup {subject} cannot be restored: {reason}")]
+    NotRestorable {
+        /// The dump that was tested.
+        subject: String,
+        /// What the restore said (credentials removed).
+        reason: String,
+    },
+
     /// The SQLite library reported an error.
     #[cfg(feature = "sqlite")]
     #[error("SQLite {action} of {path}: {source}")]
@@ -148,9 +159,12 @@ impl BackupError {
         }
     }
 
-    /// Whether this error says the backup is damaged.
+    /// Whether this error says the backup is damaged or cannot be restored.
     pub fn is_integrity(&self) -> bool {
-        matches!(self, BackupError::Integrity { .. })
+        matches!(
+            self,
+            BackupError::Integrity { .. } | BackupError::NotRestorable { .. }
+        )
     }
 }
 
@@ -159,6 +173,9 @@ impl From<BackupError> for updater_core::Error {
         match error {
             BackupError::Integrity { subject, reason } => {
                 updater_core::Error::integrity(subject, reason)
+            }
+            BackupError::NotRestorable { subject, reason } => {
+                updater_core::Error::integrity(subject, format!("not restorable: {reason}"))
             }
             BackupError::NotFound { id, .. } => {
                 updater_core::Error::not_found(format!("backup {id}"))

@@ -72,8 +72,27 @@
 //! (nanoseconds) and, when run as root, owners are reproduced.
 //!
 //! **Databases** ([`database`]) are dumped by their own tools or library into
-//! the backup directory (credentials only in 0600 files, never in argv, names
-//! or errors), checksummed, and restored atomically where the engine allows.
+//! the backup directory, checksummed, and restored atomically where the
+//! engine allows (PostgreSQL: one transaction whose `COMMIT` we send only
+//! after a complete script, so a failed or killed restore changes nothing).
+//! The client tools run through core's one process runner
+//! ([`updater_core::command::Process`]: own process group, deadline, whole
+//! group killed), optionally recorded in a
+//! [`ChildLedger`](updater_core::command::ChildLedger) so that none outlives
+//! an updater that died. Credentials travel only in an anonymous 0600 memory
+//! file opened as `/dev/fd/<n>` — never in argv, names, errors or on disk, so
+//! a SIGKILL mid-dump leaves no credentials file behind.
+//!
+//! **"Verified" means restorable.** Verifying a database backup also
+//! restores the dump into a scratch database `<db>_updater_check_<random>`
+//! (always dropped) with the credentials a real restore would use
+//! ([`RestoreTest`](database::RestoreTest): always for SQLite, dumps up to
+//! 64 MiB for servers). MySQL dumps are written without `DEFINER=` clauses,
+//! so views, triggers and routines another account defined restore under
+//! the restoring user instead of needing `SUPER`. A restore test costs about
+//! what the restore costs: 69 ms instead of 42 ms to verify a 10 MB SQLite
+//! database, 0.94 s instead of 83 ms for 10 MB of PostgreSQL rows, 1.71 s
+//! instead of 156 ms for 10 MB of MariaDB rows (release build, 2 cores).
 //!
 //! **Catalog** ([`Catalog`]): one directory per backup, entering the catalog
 //! only when its `backup.json` is written after every part is synced; files
@@ -89,7 +108,16 @@
 //!   is left untouched; entries restored before it stay restored. `verify`
 //!   first when in doubt.
 //! - The PostgreSQL restore drops and recreates extensions and non-`public`
-//!   schemas: the role needs the rights to create them.
+//!   schemas: the role needs the rights to create them. Owners and grants
+//!   are restored as dumped: an object owned by a role the restoring user
+//!   cannot become makes the dump unrestorable for that user (the restore
+//!   test reports it). Large objects are restored in their own `BEGIN`/`COMMIT`
+//!   by `pg_restore`'s script, which ends the restore's transaction early.
+//! - A restore test needs the right to create and drop the scratch databases
+//!   (`CREATEDB`; on MySQL ``GRANT ALL ON `app\_updater\_check\_%`.*``); a
+//!   restore test killed with the updater leaves its scratch database behind.
+//! - A MySQL restore is not atomic (DDL commits): a failed one leaves the
+//!   database partly restored; restore-test first.
 //!
 //! ## Measured
 //!

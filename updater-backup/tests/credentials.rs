@@ -1,6 +1,10 @@
-//! Credentials never reach process arguments, names or errors, and a missing
-//! tool is named. Wrapper scripts stand in for the tools (`with_tool_dir`)
-//! and log what they were given.
+//! Credentials never reach process arguments, names, errors or the disk, and
+//! a missing tool is named. Wrapper scripts stand in for the tools
+//! (`with_tool_dir`) and log what they were given.
+//!
+//! `child_process_dumps_with_a_stalled_tool` runs only in a child process
+//! (this test binary re-executed with `KILL_DUMP_ENGINE` set), which the
+//! kill test SIGKILLs in the middle of a dump.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -32,8 +36,8 @@ fn wrap(bin: &Path, log: &Path, tool: &str) {
     let script = format!(
         "#!/bin/sh\n\
          echo \"ARGS $*\" >> '{log}'\n\
-         if [ -n \"$PGPASSFILE\" ]; then echo \"PGPASSFILE mode $(stat -c %a \"$PGPASSFILE\") $(cat \"$PGPASSFILE\")\" >> '{log}'; fi\n\
-         for a in \"$@\"; do case \"$a\" in --defaults-extra-file=*) f=\"${{a#--defaults-extra-file=}}\"; echo \"EXTRA mode $(stat -c %a \"$f\") $(cat \"$f\" | tr '\\n' ' ')\" >> '{log}';; esac; done\n\
+         if [ -n \"$PGPASSFILE\" ]; then echo \"PGPASSFILE $PGPASSFILE -> $(readlink \"$PGPASSFILE\") mode $(stat -L -c %a \"$PGPASSFILE\") $(cat \"$PGPASSFILE\")\" >> '{log}'; fi\n\
+         for a in \"$@\"; do case \"$a\" in --defaults-extra-file=*) f=\"${{a#--defaults-extra-file=}}\"; echo \"EXTRA $f -> $(readlink \"$f\") mode $(stat -L -c %a \"$f\") $(cat \"$f\" | tr '\\n' ' ')\" >> '{log}';; esac; done\n\
          exec '{real}' \"$@\"\n",
         log = log.display(),
         real = real.display()
@@ -91,9 +95,10 @@ fn credentials_travel_only_in_private_files_and_missing_tools_are_named() {
             );
         }
         assert!(
-            text.lines()
-                .any(|l| l.starts_with("PGPASSFILE mode 600") && l.contains("pg-pass-Zq81\\:x")),
-            "password must reach the tools through a 0600 PGPASSFILE: {text}"
+            text.lines().any(|l| l.starts_with("PGPASSFILE /dev/fd/")
+                && l.contains("-> /memfd:updater-credentials (deleted) mode 600 ")
+                && l.contains("pg-pass-Zq81\\:x")),
+            "password must reach the tools through a 0600 memory-file PGPASSFILE: {text}"
         );
         // A database that does not exist: the error names it, never the password.
         let wrong = DatabaseBackup::new(
@@ -129,9 +134,10 @@ fn credentials_travel_only_in_private_files_and_missing_tools_are_named() {
             assert!(!line.contains(secret), "password on a command line: {line}");
         }
         assert!(
-            text.lines()
-                .any(|l| l.starts_with("EXTRA mode 600") && l.contains(secret)),
-            "password must reach mysqldump through a 0600 defaults file: {text}"
+            text.lines().any(|l| l.starts_with("EXTRA /dev/fd/")
+                && l.contains("-> /memfd:updater-credentials (deleted) mode 600 ")
+                && l.contains(secret)),
+            "password must reach mysqldump through a 0600 memory-file defaults file: {text}"
         );
         assert!(fs::read_dir(dir.path().join("backups")).unwrap().all(|e| {
             let e = e.unwrap();
@@ -155,4 +161,146 @@ fn credentials_travel_only_in_private_files_and_missing_tools_are_named() {
     );
     let err = my.preflight().unwrap_err().to_string();
     assert!(err.contains("mysqldump"), "{err}");
+}
+
+/// A dump tool that records whether it received the credentials (without
+/// writing them anywhere), then stalls: the dump is "in progress" for as
+/// long as the test needs.
+fn stalling_tool(bin: &Path, log: &Path, tool: &str, secret: &str) {
+    let script = format!(
+        "#!/bin/sh\n\
+         for a in \"$@\"; do case \"$a\" in --defaults-extra-file=*) f=\"${{a#--defaults-extra-file=}}\";; esac; done\n\
+         [ -n \"$PGPASSFILE\" ] && f=\"$PGPASSFILE\"\n\
+         if grep -q '{secret}' \"$f\"; then echo \"STARTED with credentials in $f\" >> '{log}'; else echo \"STARTED without credentials\" >> '{log}'; fi\n\
+         sleep 1000\n",
+        log = log.display()
+    );
+    let path = bin.join(tool);
+    fs::write(&path, script).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Runs in the child process only (does nothing when `KILL_DUMP_ENGINE` is unset).
+#[test]
+fn child_process_dumps_with_a_stalled_tool() {
+    let Ok(engine) = std::env::var("KILL_DUMP_ENGINE") else {
+        return;
+    };
+    let var = |name: &str| std::env::var(name).unwrap();
+    let ledger = updater_core::command::ChildLedger::new(var("KILL_DUMP_LEDGER"));
+    let secret = Secret::new(var("KILL_DUMP_SECRET"));
+    let backups = var("KILL_DUMP_BACKUPS");
+    let strategy = match engine.as_str() {
+        "postgres" => DatabaseBackup::new(
+            PostgresDatabase::new(var("KILL_DUMP_DB"))
+                .with_password(secret)
+                .with_tool_dir(var("KILL_DUMP_BIN"))
+                .with_child_ledger(ledger),
+            backups,
+        ),
+        _ => DatabaseBackup::new(
+            MysqlDatabase::new(var("KILL_DUMP_DB"))
+                .with_password(secret)
+                .with_tool_dir(var("KILL_DUMP_BIN"))
+                .with_child_ledger(ledger),
+            backups,
+        ),
+    };
+    let _ = strategy.create(&request(), &NoProgress);
+}
+
+/// Every file under `root` whose content holds `needle`.
+fn files_holding(root: &Path, needle: &str) -> Vec<std::path::PathBuf> {
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| {
+            fs::read(e.path())
+                .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        })
+        .map(|e| e.path().to_path_buf())
+        .collect()
+}
+
+#[test]
+fn a_dump_killed_midway_leaves_no_credentials_file_anywhere() {
+    let pg = server_available("PostgreSQL", 5432).then(PostgresData::new);
+    let my = server_available("MariaDB", 3306).then(MysqlData::new);
+    let mut engines = Vec::new();
+    if let Some(data) = &pg {
+        engines.push(("postgres", "pg_dump", data.name.clone()));
+    }
+    if let Some(data) = &my {
+        engines.push(("mysql", "mariadb-dump", data.name.clone()));
+    }
+    for (engine, tool, database) in engines {
+        let dir = tempfile::tempdir().unwrap();
+        let (bin, tmp, backups) = (
+            dir.path().join("bin"),
+            dir.path().join("tmp"),
+            dir.path().join("backups"),
+        );
+        let ledger_dir = dir.path().join("children");
+        for d in [&bin, &tmp] {
+            fs::create_dir(d).unwrap();
+        }
+        let log = dir.path().join("tool.log");
+        let secret = format!("kill-test-secret-{engine}-Zq81");
+        stalling_tool(&bin, &log, tool, &secret);
+        let mut updater = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_process_dumps_with_a_stalled_tool",
+                "--test-threads=1",
+            ])
+            .env("KILL_DUMP_ENGINE", engine)
+            .env("KILL_DUMP_DB", &database)
+            .env("KILL_DUMP_BIN", &bin)
+            .env("KILL_DUMP_BACKUPS", &backups)
+            .env("KILL_DUMP_LEDGER", &ledger_dir)
+            .env("KILL_DUMP_SECRET", &secret)
+            // Where a credentials file would have gone (the system temp directory).
+            .env("TMPDIR", &tmp)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !fs::read_to_string(&log).is_ok_and(|t| t.contains("STARTED")) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{engine}: the dump never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let started = fs::read_to_string(&log).unwrap();
+        assert!(
+            started.contains("STARTED with credentials in /dev/fd/"),
+            "{engine}: the tool must have received the credentials: {started}"
+        );
+        // SIGKILL in the middle of the dump: no cleanup code runs.
+        updater.kill().unwrap();
+        updater.wait().unwrap();
+
+        assert_eq!(
+            fs::read_dir(&tmp).unwrap().count(),
+            0,
+            "{engine}: nothing left in the temp directory"
+        );
+        for root in [&tmp, &backups, &ledger_dir] {
+            assert_eq!(
+                files_holding(root, &secret),
+                Vec::<std::path::PathBuf>::new(),
+                "{engine}: no file holds the password"
+            );
+        }
+        // The stalled tool outlived the updater; the ledger stops it.
+        let stopped = updater_core::command::ChildLedger::new(&ledger_dir)
+            .stop_orphans(std::time::Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(stopped.len(), 1, "{engine}");
+        assert_eq!(stopped[0].record.step, "dump");
+        assert!(!stopped[0].killed.is_empty(), "{engine}: {stopped:?}");
+    }
 }

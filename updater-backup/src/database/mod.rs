@@ -1,18 +1,69 @@
 //! Database backups: an engine ([`DatabaseEngine`]) knows how to snapshot and
 //! restore one database; [`DatabaseBackup`] stores its dumps in the backup
 //! directory and implements [`BackupStrategy`] for them.
+//!
+//! **Tools.** The PostgreSQL and MySQL engines drive the servers' own client
+//! tools through core's one process runner
+//! ([`updater_core::command::Process`]): each runs in its own process group
+//! with a deadline (the whole group is killed when it passes), output is
+//! streamed into our compressor or into the backup file, and errors carry
+//! the tail of the tool's error output with the password removed. Give an
+//! engine a [`ChildLedger`](updater_core::command::ChildLedger)
+//! (`with_child_ledger`) and a dump or restore left running by an updater
+//! that died is stopped by the next recovery.
+//!
+//! **Credentials** travel in an anonymous 0600 memory file
+//! (`memfd_create`) that the tool opens as `/dev/fd/<n>` (`PGPASSFILE`,
+//! `--defaults-extra-file`): never in argv, the environment, a name, an
+//! error — or on disk, so a SIGKILL in the middle of a dump leaves nothing
+//! behind (a 0600 file in the temp directory used to stay there forever).
+//!
+//! **"Verified" means restorable.** A checksum proves a dump is the one
+//! written, not that it can be replayed. [`verify`](BackupStrategy::verify) of a
+//! [`DatabaseBackup`] checks
+//! size, SHA-256 and structure, and then, as [`RestoreTest`] says (default
+//! [`Always`](RestoreTest::Always) for SQLite, [`UpTo(64 MiB)`](RestoreTest::SERVER_DEFAULT)
+//! of dump for servers), restores the dump into a scratch database
+//! `<db>_updater_check_<random>` — same credentials, same procedure as a
+//! real restore — and drops it again, also when the restore fails. A dump
+//! that does not restore fails with [`BackupError::NotRestorable`] and the
+//! backup is marked failed. The role needs the right to create those
+//! databases (`CREATEDB` on PostgreSQL; on MySQL e.g.
+//! ``GRANT ALL ON `app\_updater\_check\_%`.* TO app``); without it verification
+//! fails with an error saying so (use [`RestoreTest::Never`] to opt out).
+//! MySQL dumps have their `DEFINER=` clauses removed as they are written,
+//! so objects another account defined restore under the restoring user (see
+//! the MySQL engine for the trade-off); PostgreSQL restores owners and
+//! grants as dumped, so an object owned by a role the restoring user cannot
+//! become makes the dump unrestorable for it — and the restore test says so.
+//!
+//! Measured cost of a restore test (release build, 2 shared cores, local
+//! servers, medians of 3), for about 10 MB of table data:
+//!
+//! | engine | dump | verify without / with restore test |
+//! |---|---|---|
+//! | SQLite (10.3 MB file) | 10.3 MB | 42 ms / 69 ms |
+//! | PostgreSQL 15 (10.2 MB of rows) | 5.9 MB custom format | 83 ms / 0.94 s |
+//! | MariaDB 10.11 (10.2 MB of rows) | 5.7 MB `.sql.gz` | 156 ms / 1.71 s |
+//!
+//! (`cargo test --release -p updater-backup --test restore_test restore_test_cost -- --ignored --nocapture`.)
+//! A restore test costs about as much as the restore itself. The pipeline
+//! verifies the rollback snapshot inside the maintenance window, so for a
+//! large server database choose the limit with that in mind.
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod credentials;
 #[cfg(feature = "mysql")]
 mod mysql;
 #[cfg(feature = "postgres")]
 mod postgres;
-// Tool running is only used by the PostgreSQL and MySQL engines.
-#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
-mod process;
+mod restore_test;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod server;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod tools;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -28,9 +79,12 @@ use updater_core::progress::ProgressSink;
 pub use mysql::MysqlDatabase;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresDatabase;
-pub use process::Secret;
+pub use restore_test::RestoreTest;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteDatabase;
+/// Database passwords: core's one credential type, whose `Debug` and
+/// `Display` never show the value.
+pub use updater_core::secret::Secret;
 
 use crate::error::{BackupError, Result};
 use crate::store::{BackupRecord, Catalog, PartRecord, PartRole, PendingBackup};
@@ -43,12 +97,19 @@ use crate::store::{BackupRecord, Catalog, PartRecord, PartRole, PendingBackup};
 ///   streaming (never the whole dump in memory), and fails on a tool error,
 ///   a timeout or an empty dump.
 /// - [`restore`](Self::restore) makes the database equal to the dump, or fails.
+/// - [`restore_test`](Self::restore_test) restores the dump somewhere
+///   harmless (a scratch database, a copy) with the same credentials and the
+///   same procedure as [`restore`](Self::restore), never touching the
+///   database itself, and cleans up after itself also when it fails.
 /// - Nothing an engine logs, names or returns contains its credentials.
 ///
 /// # Implementing
 ///
-/// Every method is required. The engines of this crate are
-/// [`SqliteDatabase`], [`PostgresDatabase`] and [`MysqlDatabase`].
+/// Every method is required except [`restore_test`](Self::restore_test)
+/// and [`default_restore_test`](Self::default_restore_test): an engine
+/// without a restore test is verified by checksum and structure only. The
+/// engines of this crate are [`SqliteDatabase`], [`PostgresDatabase`] and
+/// [`MysqlDatabase`].
 pub trait DatabaseEngine: Send + Sync + std::fmt::Debug {
     /// A short description without secrets (`PostgreSQL database app on 127.0.0.1:5432`).
     fn describe(&self) -> String;
@@ -67,6 +128,29 @@ pub trait DatabaseEngine: Send + Sync + std::fmt::Debug {
 
     /// Replaces the database's content with the dump.
     fn restore(&self, dump: &Path, progress: &dyn ProgressSink) -> Result<()>;
+
+    /// Restores the dump into a scratch database (or a scratch copy) that
+    /// is always removed; `Ok` means a restore with these credentials works.
+    ///
+    /// # Errors
+    ///
+    /// [`BackupError::NotRestorable`] when the dump does not restore;
+    /// [`BackupError::ToolFailed`] when the scratch database cannot be
+    /// created or dropped (missing rights, server down). The default
+    /// refuses: this engine has no restore test.
+    fn restore_test(&self, dump: &Path) -> Result<()> {
+        let _ = dump;
+        Err(BackupError::invalid(
+            format!("restore test of {}", self.describe()),
+            "this engine has no restore test",
+        ))
+    }
+
+    /// When [`DatabaseBackup`] runs [`restore_test`](Self::restore_test)
+    /// unless told otherwise; [`RestoreTest::Never`] by default.
+    fn default_restore_test(&self) -> RestoreTest {
+        RestoreTest::Never
+    }
 }
 
 /// Backs up one database into a backup directory.
@@ -75,6 +159,7 @@ pub struct DatabaseBackup {
     engine: Arc<dyn DatabaseEngine>,
     catalog: Catalog,
     retain_for: Option<Duration>,
+    restore_test: Option<RestoreTest>,
 }
 
 impl DatabaseBackup {
@@ -87,6 +172,7 @@ impl DatabaseBackup {
             engine: Arc::new(engine),
             catalog: Catalog::new(backup_root),
             retain_for: None,
+            restore_test: None,
         }
     }
 
@@ -94,6 +180,32 @@ impl DatabaseBackup {
     pub fn with_retention(mut self, retain_for: Duration) -> Self {
         self.retain_for = Some(retain_for);
         self
+    }
+
+    /// When [`verify`](BackupStrategy::verify) also restores the dump into
+    /// a scratch database (default: the engine's
+    /// [`default_restore_test`](DatabaseEngine::default_restore_test) —
+    /// always for SQLite, dumps up to 64 MiB for PostgreSQL and MySQL).
+    ///
+    /// ```
+    /// use updater_backup::DatabaseBackup;
+    /// use updater_backup::database::{RestoreTest, SqliteDatabase};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let backups = DatabaseBackup::new(SqliteDatabase::new(dir.path().join("app.db")), dir.path().join("backups"))
+    ///     .with_restore_test(RestoreTest::UpTo(256 << 20));
+    /// assert_eq!(backups.restore_test(), RestoreTest::UpTo(256 << 20));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_restore_test(mut self, policy: RestoreTest) -> Self {
+        self.restore_test = Some(policy);
+        self
+    }
+
+    /// The restore-test policy in force.
+    pub fn restore_test(&self) -> RestoreTest {
+        self.restore_test
+            .unwrap_or_else(|| self.engine.default_restore_test())
     }
 
     /// The catalog of the backup directory.
@@ -141,6 +253,24 @@ pub(crate) fn verify_part(
     let path = dir.join(&part.file);
     crate::files::check_part(&path, part)?;
     engine.check_dump(&path)?;
+    Ok(path)
+}
+
+/// [`verify_part`], then — when `policy` applies to the dump's size — a
+/// restore of it into a scratch database: a verified dump is a restorable one.
+pub(crate) fn verify_restorable(
+    engine: &dyn DatabaseEngine,
+    dir: &Path,
+    record: &BackupRecord,
+    policy: RestoreTest,
+) -> Result<std::path::PathBuf> {
+    let path = verify_part(engine, dir, record)?;
+    let size = record.part(PartRole::Database).map_or(0, |part| part.size);
+    if policy.applies_to(size) {
+        let started = std::time::Instant::now();
+        engine.restore_test(&path)?;
+        tracing::info!(backup = record.id(), size, elapsed = ?started.elapsed(), "restore test passed");
+    }
     Ok(path)
 }
 
@@ -257,7 +387,8 @@ impl BackupStrategy for DatabaseBackup {
     fn verify(&self, backup: &Backup) -> updater_core::Result<()> {
         let record = self.catalog.read_record(&backup.id)?;
         let dir = self.catalog.dir_of(&backup.id)?;
-        let outcome = verify_part(&*self.engine, &dir, &record).map(|_| ());
+        let outcome =
+            verify_restorable(&*self.engine, &dir, &record, self.restore_test()).map(|_| ());
         crate::store::record_verification(&self.catalog, &backup.id, &outcome);
         Ok(outcome?)
     }

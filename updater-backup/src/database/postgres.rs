@@ -4,24 +4,45 @@
 //!
 //! `pg_restore --clean --if-exists` drops only the objects the dump contains,
 //! so a table a failed migration created would survive a plain restore. We
-//! therefore let `pg_restore --clean --if-exists` write its script and run it
-//! with `psql --single-transaction -v ON_ERROR_STOP=1`, after a prelude (in the
-//! same transaction) that drops every extension, non-system schema and object
-//! of `public` (keeping the `public` schema itself with its owner and grants).
-//! Either the database ends equal to the dump, or nothing changed.
+//! therefore let `pg_restore --clean --if-exists` write its script and pipe
+//! it, through this process, into `psql -v ON_ERROR_STOP=1` after `BEGIN` and
+//! a prelude (in the same transaction) that drops every extension,
+//! non-system schema and object of `public` (keeping the `public` schema
+//! itself with its owner and grants). We write the `COMMIT` ourselves, and
+//! only after `pg_restore` exited successfully: if `pg_restore` fails, or the
+//! updater is killed mid-restore, `psql` sees the end of its input without a
+//! `COMMIT`, disconnects, and the server rolls everything back (with
+//! `psql --single-transaction`, a clean end of a truncated script would have
+//! committed half a restore). Either the database ends equal to the dump, or
+//! nothing changed.
 //!
-//! The password travels in a 0600 `PGPASSFILE`, never on the command line.
+//! Owners and privileges are restored as dumped (no `--no-owner
+//! --no-privileges`): the prelude must drop the live objects anyway, which
+//! only their owner (or a member of the owning role) can do, and a restore
+//! that silently re-owned every object to the restoring role would lose the
+//! grants other roles rely on. A dump whose objects belong to a role the
+//! restoring user cannot `SET ROLE` to is therefore not restorable by that
+//! user — and the restore test says so, so such a backup is never "verified".
+//!
+//! The restore test creates `<db>_updater_check_<random>` (`TEMPLATE
+//! template0`, with the live database's encoding and locale; the role needs
+//! `CREATEDB`), runs the same restore into it, and always drops it.
+//!
+//! The password travels in an anonymous 0600 memory file given to the tools
+//! as `PGPASSFILE=/dev/fd/<n>`, never on the command line or on disk.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::{Cursor, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
+use updater_core::command::Process;
 use updater_core::progress::ProgressSink;
 
-use super::process::{SecretFile, ToolRun, find_tool, tool_version};
+use super::credentials::Credentials;
+use super::restore_test::{RestoreTest, scratch_name};
 use super::server::{ServerSettings, server_settings_builder};
+use super::tools::{find_tool, tool_failed, tool_version};
 use super::{CountingWriter, DatabaseEngine, Secret, report_done};
 use crate::error::{BackupError, Result};
 
@@ -74,28 +95,18 @@ impl PostgresDatabase {
         }
     }
 
-    server_settings_builder!("passed to the tools through a 0600 `PGPASSFILE`");
-
-    fn passfile(&self) -> Result<Option<SecretFile>> {
-        let Some(password) = &self.server.password else {
-            return Ok(None);
-        };
-        let escaped = password.expose().replace('\\', "\\\\").replace(':', "\\:");
-        SecretFile::new(&format!("*:*:*:*:{escaped}\n")).map(Some)
-    }
+    server_settings_builder!(
+        "passed to the tools as `PGPASSFILE=/dev/fd/<n>`, an anonymous 0600 memory file"
+    );
 
     fn tool(&self, name: &str) -> Result<PathBuf> {
         find_tool(&[name], self.server.tool_dir.as_deref())
     }
 
-    /// A run of `program` with connection options and credentials in the environment.
-    fn run<'a>(
-        &self,
-        program: &Path,
-        step: &'static str,
-        passfile: Option<&SecretFile>,
-    ) -> ToolRun<'a> {
-        let mut run = ToolRun::new(program, step, self.server.timeout)
+    /// A run of `program` against `database` with connection options, the
+    /// password in a memory file, the deadline and the ledger.
+    fn client<'a>(&self, program: &Path, database: &str) -> Result<Process<'a>> {
+        let mut process = Process::new(program)
             .arg("--host")
             .arg(&self.server.host)
             .arg("--port")
@@ -103,14 +114,79 @@ impl PostgresDatabase {
             .arg("--username")
             .arg(&self.server.user)
             .arg("--no-password")
+            .arg("--dbname")
+            .arg(database)
             .env("PGCONNECT_TIMEOUT", "15")
             .env("PGAPPNAME", "updater-backup")
-            .redact(self.server.password.as_ref());
-        if let Some(file) = passfile {
-            run = run.env("PGPASSFILE", file.path());
+            .timeout(self.server.timeout)
+            .ledger(self.server.ledger.clone());
+        if let Some(password) = &self.server.password {
+            let escaped = password.expose().replace('\\', "\\\\").replace(':', "\\:");
+            let (with_file, path) =
+                Credentials::new(&format!("*:*:*:*:{escaped}\n"))?.attach(process);
+            process = with_file.env("PGPASSFILE", path).redact(password);
         }
-        run
+        Ok(process)
     }
+
+    /// Runs one SQL command with `psql` in `database`; returns its output.
+    fn psql(&self, database: &str, step: &'static str, sql: &str) -> Result<String> {
+        let psql = self.tool("psql")?;
+        Ok(self
+            .client(&psql, database)?
+            .args([
+                "--no-psqlrc",
+                "--quiet",
+                "--set=ON_ERROR_STOP=1",
+                "-At",
+                "--command",
+            ])
+            .arg(sql)
+            .run(step)
+            .map_err(tool_failed(step))?
+            .stdout)
+    }
+
+    /// Makes `database` equal to `dump` in one transaction (see the module docs).
+    fn restore_into(&self, database: &str, dump: &Path, step: &'static str) -> Result<()> {
+        let pg_restore = self.tool("pg_restore")?;
+        let psql = self.tool("psql")?;
+        // pg_restore only turns the archive into SQL here (no connection).
+        let script = Process::new(&pg_restore)
+            .args(["--clean", "--if-exists", "--file=-"])
+            .arg(dump)
+            .timeout(self.server.timeout)
+            .ledger(self.server.ledger.clone())
+            .spawn_reader(step)
+            .map_err(tool_failed(step))?;
+        // The reader reports pg_restore's failure instead of an end of file,
+        // and the runner then kills psql before closing its input; the
+        // COMMIT comes only after a complete script.
+        let input = Cursor::new(format!("BEGIN;\n{PRELUDE}\n"))
+            .chain(script)
+            .chain(Cursor::new("\nCOMMIT;\n"));
+        self.client(&psql, database)?
+            .args([
+                "--no-psqlrc",
+                "--quiet",
+                "--set=ON_ERROR_STOP=1",
+                "--file=-",
+            ])
+            .stdin_reader(input)
+            .run(step)
+            .map_err(tool_failed(step))?;
+        Ok(())
+    }
+}
+
+/// Quotes a PostgreSQL identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes a PostgreSQL string literal.
+fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 impl DatabaseEngine for PostgresDatabase {
@@ -131,21 +207,12 @@ impl DatabaseEngine for PostgresDatabase {
             let version = tool_version(&path)?;
             tracing::debug!(tool, version, "database tool found");
         }
-        let passfile = self.passfile()?;
-        let psql = self.tool("psql")?;
-        self.run(&psql, "preflight", passfile.as_ref())
-            .arg("--no-psqlrc")
-            .arg("--dbname")
-            .arg(&self.server.database)
-            .arg("-Atc")
-            .arg("SELECT 1")
-            .run()?;
+        self.psql(&self.server.database, "preflight", "SELECT 1")?;
         Ok(())
     }
 
     fn dump(&self, dest: &Path, progress: &dyn ProgressSink) -> Result<()> {
         let pg_dump = self.tool("pg_dump")?;
-        let passfile = self.passfile()?;
         let file = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -157,12 +224,11 @@ impl DatabaseEngine for PostgresDatabase {
             progress,
             "pg_dump",
         );
-        self.run(&pg_dump, "dump", passfile.as_ref())
+        self.client(&pg_dump, &self.server.database)?
             .arg("--format=custom")
-            .arg("--dbname")
-            .arg(&self.server.database)
             .stdout_to(&mut writer)
-            .run()?;
+            .run("dump")
+            .map_err(tool_failed("dump"))?;
         writer
             .flush()
             .map_err(|e| BackupError::io("write", dest, e))?;
@@ -194,102 +260,76 @@ impl DatabaseEngine for PostgresDatabase {
             ));
         }
         let pg_restore = self.tool("pg_restore")?;
-        ToolRun::new(&pg_restore, "check", self.server.timeout)
+        Process::new(&pg_restore)
             .arg("--list")
             .arg(dump)
-            .run()
+            .capture_limit(0)
+            .timeout(self.server.timeout)
+            .ledger(self.server.ledger.clone())
+            .run("check")
             .map_err(|e| BackupError::integrity(&subject, e.to_string()))?;
         Ok(())
     }
 
     fn restore(&self, dump: &Path, progress: &dyn ProgressSink) -> Result<()> {
-        let pg_restore = self.tool("pg_restore")?;
-        let psql = self.tool("psql")?;
-        let passfile = self.passfile()?;
-        // pg_restore only turns the archive into SQL here (no connection).
-        let mut script = Command::new(&pg_restore)
-            .args(["--clean", "--if-exists", "--file=-"])
-            .arg(dump)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| BackupError::ToolMissing {
-                tool: "pg_restore".into(),
-                reason: format!("cannot start it: {e}"),
-            })?;
-        let script_out = script
-            .stdout
-            .take()
-            .ok_or_else(|| BackupError::ToolFailed {
-                tool: "pg_restore".into(),
-                step: "restore",
-                reason: "no output pipe".into(),
-            })?;
-        let mut script_err = script.stderr.take();
-        let stderr_reader = std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(pipe) = script_err.as_mut() {
-                let _ = pipe.take(64 * 1024).read_to_string(&mut text);
-            }
-            text
-        });
-        // psql must never see a clean end of a script pg_restore did not finish
-        // (it would commit half a restore): the reader fails instead, and the
-        // runner then kills psql before closing its input.
-        let reader = CompletedScript {
-            output: script_out,
-            child: script,
-        };
-        let applied = self
-            .run(&psql, "restore", passfile.as_ref())
-            .arg("--no-psqlrc")
-            .arg("--quiet")
-            .arg("--single-transaction")
-            .arg("--set=ON_ERROR_STOP=1")
-            .arg("--dbname")
-            .arg(&self.server.database)
-            .arg("--command")
-            .arg(PRELUDE)
-            .arg("--file=-")
-            .stdin_from(reader)
-            .run();
-        let script_stderr = stderr_reader.join().unwrap_or_default();
-        if let Err(e) = applied {
-            let detail = script_stderr.trim();
-            return Err(if detail.is_empty() {
-                e
-            } else {
-                BackupError::ToolFailed {
-                    tool: "pg_restore".into(),
-                    step: "restore",
-                    reason: format!("{e}; pg_restore: {detail}"),
-                }
-            });
-        }
+        self.restore_into(&self.server.database, dump, "restore")?;
         report_done(progress, 0, format!("restored {}", self.describe()));
         Ok(())
     }
-}
 
-/// The output of `pg_restore`, which reports an error instead of end of file
-/// when `pg_restore` itself failed.
-struct CompletedScript {
-    output: std::process::ChildStdout,
-    child: std::process::Child,
-}
+    fn restore_test(&self, dump: &Path) -> Result<()> {
+        let live = &self.server.database;
+        let scratch = scratch_name(live)?;
+        let settings = self.psql(
+            live,
+            "restore test",
+            "SELECT pg_encoding_to_char(encoding) || '|' || datcollate || '|' || datctype \
+             FROM pg_database WHERE datname = current_database()",
+        )?;
+        let mut parts = settings.trim().splitn(3, '|');
+        let (encoding, collate, ctype) = (
+            parts.next().unwrap_or("UTF8"),
+            parts.next().unwrap_or("C"),
+            parts.next().unwrap_or("C"),
+        );
+        self.psql(
+            live,
+            "restore test",
+            &format!(
+                "CREATE DATABASE {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}",
+                quote_ident(&scratch),
+                quote_literal(encoding),
+                quote_literal(collate),
+                quote_literal(ctype)
+            ),
+        )
+        .map_err(|e| BackupError::ToolFailed {
+            tool: "psql".into(),
+            step: "restore test",
+            reason: format!(
+                "cannot create the scratch database {scratch} (the role needs CREATEDB, or set RestoreTest::Never): {e}"
+            ),
+        })?;
+        let restored = self.restore_into(&scratch, dump, "restore test");
+        let dropped = self.psql(
+            live,
+            "restore test",
+            &format!("DROP DATABASE IF EXISTS {}", quote_ident(&scratch)),
+        );
+        restored.map_err(|e| BackupError::NotRestorable {
+            subject: dump.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        dropped.map(drop).map_err(|e| BackupError::ToolFailed {
+            tool: "psql".into(),
+            step: "restore test",
+            reason: format!(
+                "the dump restored, but the scratch database {scratch} could not be dropped: {e}"
+            ),
+        })
+    }
 
-impl Read for CompletedScript {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.output.read(buf)?;
-        if n == 0 && !buf.is_empty() {
-            let status = self.child.wait()?;
-            if !status.success() {
-                return Err(std::io::Error::other(format!(
-                    "pg_restore failed: {status}"
-                )));
-            }
-        }
-        Ok(n)
+    fn default_restore_test(&self) -> RestoreTest {
+        RestoreTest::SERVER_DEFAULT
     }
 }

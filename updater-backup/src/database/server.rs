@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use updater_core::command::ChildLedger;
+
 use super::Secret;
 
 /// Connection settings of a database server reached over TCP.
@@ -16,6 +18,7 @@ pub(crate) struct ServerSettings {
     pub(crate) password: Option<Secret>,
     pub(crate) timeout: Duration,
     pub(crate) tool_dir: Option<PathBuf>,
+    pub(crate) ledger: Option<ChildLedger>,
 }
 
 impl ServerSettings {
@@ -29,6 +32,7 @@ impl ServerSettings {
             password: None,
             timeout: Duration::from_secs(3600),
             tool_dir: None,
+            ledger: None,
         }
     }
 }
@@ -70,6 +74,14 @@ macro_rules! server_settings_builder {
         /// The longest a dump or restore may run (default one hour).
         pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
             self.server.timeout = timeout;
+            self
+        }
+
+        /// Records the client tools in `ledger` while they run, so that
+        /// [`ChildLedger::stop_orphans`](updater_core::command::ChildLedger::stop_orphans)
+        /// stops a dump or restore left running by an updater that died.
+        pub fn with_child_ledger(mut self, ledger: updater_core::command::ChildLedger) -> Self {
+            self.server.ledger = Some(ledger);
             self
         }
     };

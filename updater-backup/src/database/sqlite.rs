@@ -1,6 +1,12 @@
 //! SQLite: an online snapshot with `VACUUM INTO` (a consistent read
 //! transaction, safe while the application writes), restored by copying the
 //! snapshot beside the database and renaming it over the file.
+//!
+//! The restore test does what a restore does short of the rename: it copies
+//! the snapshot (into the backup's directory, under a hidden name), opens
+//! the copy read-write as the application would, runs `PRAGMA
+//! integrity_check`, reads `sqlite_master` and counts the rows of every
+//! table, and removes the copy.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -9,7 +15,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use updater_core::progress::ProgressSink;
 
-use super::{DatabaseEngine, report_done};
+use super::{DatabaseEngine, RestoreTest, report_done};
 use crate::error::{BackupError, Result};
 
 /// A SQLite database file.
@@ -159,5 +165,51 @@ impl DatabaseEngine for SqliteDatabase {
             .map_err(|e| BackupError::io("fsync", dir, std::io::Error::other(e.to_string())))?;
         report_done(progress, size, format!("restored {}", self.describe()));
         Ok(())
+    }
+
+    fn restore_test(&self, dump: &Path) -> Result<()> {
+        let subject = dump.display().to_string();
+        let not_restorable = |reason: String| BackupError::NotRestorable {
+            subject: subject.clone(),
+            reason,
+        };
+        let dir = updater_core::durable::parent_of(dump);
+        let copy = tempfile::Builder::new()
+            .prefix(".restore-test-")
+            .suffix(".sqlite")
+            .tempfile_in(dir)
+            .map_err(|e| BackupError::io("create a scratch copy in", dir, e))?;
+        fs::copy(dump, copy.path()).map_err(|e| BackupError::io("copy", copy.path(), e))?;
+        let connection = self
+            .open(copy.path(), OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .map_err(|e| not_restorable(e.to_string()))?;
+        let verdict: String = connection
+            .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+            .map_err(|e| not_restorable(e.to_string()))?;
+        if verdict != "ok" {
+            return Err(not_restorable(verdict));
+        }
+        let tables: Vec<String> = connection
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")
+            .and_then(|mut statement| {
+                statement
+                    .query_map([], |row| row.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .map_err(|e| not_restorable(format!("cannot read sqlite_master: {e}")))?;
+        for table in &tables {
+            connection
+                .query_row(
+                    &format!("SELECT count(*) FROM \"{}\"", table.replace('"', "\"\"")),
+                    [],
+                    |row| row.get::<_, i64>(0),
+                )
+                .map_err(|e| not_restorable(format!("cannot read table {table}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn default_restore_test(&self) -> RestoreTest {
+        RestoreTest::Always
     }
 }

@@ -1,11 +1,18 @@
-//! External commands (migrations, maintenance, health checks, hooks): run
-//! with a deadline, killed with their whole process group when it passes,
-//! their output captured (the last 4 KiB) for the error message.
+//! External commands: one runner ([`Process`]) for every program the
+//! workspace starts — the shell commands of the pipeline (migrations,
+//! maintenance, health checks, hooks: [`ShellCommand`]) and the database
+//! tools of `updater-backup` — and a [`ChildLedger`] so that no child
+//! outlives the updater.
+//!
+//! Every process runs in its own process group with a deadline; the whole
+//! group is killed with SIGKILL when the deadline passes, when its input or
+//! output fails, and once it has exited. Output is captured (the end of it)
+//! or streamed; errors name the step and the program (never the arguments
+//! or the environment, which may hold secrets) and carry the tail of its
+//! output with registered secrets removed.
 //!
 //! A [`ShellCommand`] is a command line run by `/bin/sh -c`, the way an
 //! operator writes it in a config file (`php artisan migrate --force`).
-//! Errors name the step and the program (the first word), never the
-//! arguments or the environment, which may hold secrets.
 //!
 //! ```
 //! use std::time::Duration;
@@ -18,19 +25,31 @@
 //! assert!(err.to_string().contains("exit status: 3"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! ## Children never outlive the updater
+//!
+//! A process group is not enough: when the updater itself is killed (SIGKILL,
+//! OOM), nothing kills the group, and a migration would go on running while
+//! the next `recover()` rolls the files back underneath it. Commands run with
+//! a [`ChildLedger`] ([`ShellCommand::with_ledger`], [`Process::with_ledger`])
+//! leave a record for as long as they run, and
+//! [`ChildLedger::stop_orphans`] — called at the start of recovery — kills
+//! whatever is left of the children of a dead updater and waits until it is
+//! gone. See [`ledger`](ChildLedger) for how pid reuse is ruled out.
 
-use std::io::Read;
-use std::os::unix::process::CommandExt;
+mod ledger;
+mod process;
+mod procfs;
+
+pub use ledger::{CHILD_TOKEN_ENV, ChildLedger, ChildRecord, ProcessIdentity, StoppedChild};
+pub use process::{DEFAULT_CAPTURE, Finished, Process, ProcessReader, find_program};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-
-/// How much of a command's output is kept for error messages.
-const OUTPUT_TAIL: usize = 4096;
+use crate::error::Result;
 
 /// A shell command line with a working directory, environment and timeout.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +65,9 @@ pub struct ShellCommand {
     /// How long it may run.
     #[serde(default = "default_timeout", with = "duration_secs")]
     pub timeout: Duration,
+    /// Where it is recorded while it runs (not part of a configuration).
+    #[serde(skip)]
+    pub ledger: Option<ChildLedger>,
 }
 
 fn default_timeout() -> Duration {
@@ -70,6 +92,7 @@ impl std::fmt::Debug for ShellCommand {
             .field("working_dir", &self.working_dir)
             .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
             .field("timeout", &self.timeout)
+            .field("ledger", &self.ledger)
             .finish()
     }
 }
@@ -82,6 +105,7 @@ impl ShellCommand {
             working_dir: None,
             env: Vec::new(),
             timeout: default_timeout(),
+            ledger: None,
         }
     }
 
@@ -100,6 +124,24 @@ impl ShellCommand {
     /// Adds an environment variable (builder style).
     pub fn with_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Records it in `ledger` while it runs (builder style), so that
+    /// [`ChildLedger::stop_orphans`] stops it, and everything it started,
+    /// if the updater dies meanwhile.
+    ///
+    /// ```
+    /// use updater_core::command::{ChildLedger, ShellCommand};
+    /// let state = tempfile::tempdir()?;
+    /// let ledger = ChildLedger::new(state.path().join("children"));
+    /// let migrate = ShellCommand::new("true").with_ledger(ledger.clone());
+    /// migrate.run("migrate", None)?;
+    /// assert!(ledger.records()?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_ledger(mut self, ledger: ChildLedger) -> Self {
+        self.ledger = Some(ledger);
         self
     }
 
@@ -122,95 +164,21 @@ impl ShellCommand {
         default_dir: Option<&Path>,
         deadline: Instant,
     ) -> Result<String> {
-        let deadline = deadline.min(Instant::now() + self.timeout);
-        let fail = |reason: String| Error::Command {
-            step: step.to_string(),
-            command: self.program().to_string(),
-            reason,
-        };
-        let mut command = Command::new("/bin/sh");
-        command
+        let mut process = Process::new("/bin/sh")
+            .named(self.program())
             .arg("-c")
             .arg(&self.line)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
+            .timeout(self.timeout)
+            .deadline(deadline)
+            .capture_limit(DEFAULT_CAPTURE)
+            .ledger(self.ledger.clone());
         if let Some(dir) = self.working_dir.as_deref().or(default_dir) {
-            command.current_dir(dir);
+            process = process.current_dir(dir);
         }
         for (key, value) in &self.env {
-            command.env(key, value);
+            process = process.env(key, value);
         }
-        let started = Instant::now();
-        let mut child = command
-            .spawn()
-            .map_err(|e| fail(format!("cannot start /bin/sh: {e}")))?;
-        let pid = child.id();
-        // Readers on threads so a chatty command never blocks on a full pipe.
-        let stdout = child.stdout.take().map(spawn_reader);
-        let stderr = child.stderr.take().map(spawn_reader);
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Ok(status),
-                Ok(None) if Instant::now() >= deadline => {
-                    kill_group(pid);
-                    let _ = child.wait();
-                    break Err(format!("timed out after {:.1?}", started.elapsed()));
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-                Err(e) => break Err(format!("cannot wait for it: {e}")),
-            }
-        };
-        // The process group may linger (daemonised children); make sure it is gone.
-        kill_group(pid);
-        let out = stdout.and_then(|h| h.join().ok()).unwrap_or_default();
-        let err = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
-        match status {
-            Ok(status) if status.success() => Ok(out),
-            Ok(status) => Err(fail(format!("{status}{}", output_tail(&out, &err)))),
-            Err(reason) => Err(fail(format!("{reason}{}", output_tail(&out, &err)))),
-        }
-    }
-}
-
-fn spawn_reader<R: Read + Send + 'static>(mut pipe: R) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut kept: Vec<u8> = Vec::new();
-        let mut chunk = [0u8; 8192];
-        loop {
-            match pipe.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    kept.extend_from_slice(&chunk[..n]);
-                    if kept.len() > 4 * OUTPUT_TAIL {
-                        kept.drain(..kept.len() - OUTPUT_TAIL);
-                    }
-                }
-            }
-        }
-        String::from_utf8_lossy(&kept).into_owned()
-    })
-}
-
-fn output_tail(out: &str, err: &str) -> String {
-    let text = format!("{}\n{}", out.trim_end(), err.trim_end());
-    let text = text.trim();
-    if text.is_empty() {
-        return String::new();
-    }
-    let start = text
-        .char_indices()
-        .map(|(i, _)| i)
-        .find(|&i| text.len() - i <= OUTPUT_TAIL)
-        .unwrap_or(0);
-    format!("; output: {}", &text[start..])
-}
-
-fn kill_group(pid: u32) {
-    let Ok(pid) = i32::try_from(pid) else { return };
-    if let Some(pid) = rustix::process::Pid::from_raw(pid) {
-        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        Ok(process.run(step)?.stdout)
     }
 }
 
