@@ -14,11 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use updater_backup::FileBackup;
+use updater_core::Step;
 use updater_core::command::ShellCommand;
 use updater_core::health::CommandHealthCheck;
 use updater_core::history::{HistoryStore, NotificationFilter, Page};
 use updater_core::notify::StoreNotifier;
-use updater_core::Step;
 use updater_core::pipeline::{ApplyOutcome, ApplyRequest, UpdaterBuilder};
 use updater_core::progress::ProgressEvent;
 use updater_core::source::LocalDirectorySource;
@@ -63,9 +63,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             StoreNotifier::new(history.clone()).with_admins(["admin"]),
         ))
         .with_files_backup(Arc::new(backups))
-        .with_health_check(Arc::new(
-            CommandHealthCheck::new(ShellCommand::new("bin/health")),
-        ))
+        .with_health_check(Arc::new(CommandHealthCheck::new(ShellCommand::new(
+            "bin/health",
+        ))))
         .configure(|c| {
             c.health_timeout = Duration::from_secs(2);
             c.health_interval = Duration::from_millis(250);

@@ -22,9 +22,7 @@ use updater_core::package::signature::PublicKeys;
 use updater_core::pipeline::{Updater, UpdaterBuilder};
 use updater_core::source::ReleaseSource;
 use updater_core::version::UpgradePolicy;
-use updater_source_github::{
-    GitHubSource, HttpHealthCheck, HttpSettings, ManifestSource,
-};
+use updater_source_github::{GitHubSource, HttpHealthCheck, HttpSettings, ManifestSource};
 use updater_store_diesel::DieselHistoryStore;
 
 use crate::config::{Config, SourceKind};
@@ -271,8 +269,8 @@ impl Parts {
             )));
         }
         if let Some(url) = &health.url {
-            let mut check = HttpHealthCheck::builder(url.as_str())
-                .with_expected_status(health.expected_status);
+            let mut check =
+                HttpHealthCheck::builder(url.as_str()).with_expected_status(health.expected_status);
             if let Some(text) = &health.body_contains {
                 check = check.with_body_contains(text.as_str());
             }
@@ -397,13 +395,12 @@ fn build_maintenance(
     }
     Some(
         if let (Some(enable), Some(disable)) = (&m.enable, &m.disable) {
-            let mut switch = CommandMaintenance::new(
-                ShellCommand::new(enable.as_str()),
-                ShellCommand::new(disable.as_str()),
-            )
-            .in_dir(app_dir);
+            let ledger = updater_core::command::ChildLedger::new(state_dir.join("children"));
+            let command = |line: &str| ShellCommand::new(line).with_ledger(ledger.clone());
+            let mut switch =
+                CommandMaintenance::new(command(enable), command(disable)).in_dir(app_dir);
             if let Some(status) = &m.status {
-                switch = switch.with_status(ShellCommand::new(status.as_str()));
+                switch = switch.with_status(command(status));
             }
             for file in &m.flag_files {
                 switch = switch.with_flag_file(file.clone());

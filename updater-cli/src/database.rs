@@ -6,11 +6,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use updater_backup::database::{MysqlDatabase, PostgresDatabase, SqliteDatabase};
+use updater_backup::database::{MysqlDatabase, PostgresDatabase, RestoreTest, SqliteDatabase};
 use updater_backup::{CompositeBackup, DatabaseBackup, DatabaseEngine, FileBackup, Secret};
 use updater_core::backup::BackupStrategy;
+use updater_core::command::ChildLedger;
 
-use crate::config::{Config, DatabaseKind, DatabaseSection};
+use crate::config::{Config, DatabaseKind, DatabaseSection, RestoreTestSetting};
 use crate::error::{CliError, Result};
 
 /// The two strategies a configured database gives: the snapshot taken
@@ -30,13 +31,25 @@ impl std::fmt::Debug for DatabaseStrategies {
     }
 }
 
+/// The snapshot taken inside the maintenance window is verified by
+/// checksum only (a restore test there would lengthen the window); the
+/// restore test runs before the window instead, on a trial dump
+/// (`rehearse`), and on manual backups.
 fn strategies<E: DatabaseEngine + Clone + 'static>(
     engine: E,
     files: &FileBackup,
     backup_dir: &Path,
+    restore_test: RestoreTestSetting,
 ) -> DatabaseStrategies {
+    let mut snapshot =
+        DatabaseBackup::new(engine.clone(), backup_dir).with_restore_test(RestoreTest::Never);
+    snapshot = match restore_test {
+        RestoreTestSetting::Auto => snapshot.with_rehearsal(engine.default_restore_test()),
+        RestoreTestSetting::Always => snapshot.with_rehearsal(RestoreTest::Always),
+        RestoreTestSetting::Never => snapshot.with_rehearsal(RestoreTest::Never),
+    };
     DatabaseStrategies {
-        snapshot: Arc::new(DatabaseBackup::new(engine.clone(), backup_dir)),
+        snapshot: Arc::new(snapshot),
         full: Arc::new(CompositeBackup::new(files.clone(), engine)),
     }
 }
@@ -167,6 +180,8 @@ pub fn database_strategies(
     };
     let t = target(config, db)?;
     let backup_dir = config.backup_dir();
+    // The pipeline's ledger (`<state>/children`): recovery stops a dump a dead updater left running.
+    let ledger = ChildLedger::new(config.state_dir().join("children"));
     let required = |value: Option<String>, key: &str| {
         value.ok_or_else(|| value_error(config, key, "is required"))
     };
@@ -180,24 +195,33 @@ pub fn database_strategies(
             } else {
                 config.app_dir().join(path)
             };
-            strategies(SqliteDatabase::new(path), files, &backup_dir)
+            strategies(
+                SqliteDatabase::new(path),
+                files,
+                &backup_dir,
+                db.restore_test,
+            )
         }
         DatabaseKind::Postgres => {
             let engine =
-                PostgresDatabase::new(required(t.database.clone(), "backup.database.database")?);
+                PostgresDatabase::new(required(t.database.clone(), "backup.database.database")?)
+                    .with_child_ledger(ledger);
             strategies(
                 with_connection!(engine, t, password(config, db)?),
                 files,
                 &backup_dir,
+                db.restore_test,
             )
         }
         DatabaseKind::Mysql => {
             let engine =
-                MysqlDatabase::new(required(t.database.clone(), "backup.database.database")?);
+                MysqlDatabase::new(required(t.database.clone(), "backup.database.database")?)
+                    .with_child_ledger(ledger);
             strategies(
                 with_connection!(engine, t, password(config, db)?),
                 files,
                 &backup_dir,
+                db.restore_test,
             )
         }
     }))

@@ -585,8 +585,9 @@ fn a_leftover_maintenance_flag_is_cleared_before_the_next_command() {
     assert_eq!(f.run(&["status"]).code, 0);
     std::fs::create_dir_all(f.app().join(".updater")).unwrap();
     let flag = f.app().join(".updater/maintenance.json");
-    let notice = updater_core::maintenance::MaintenanceNotice::new("crashed", Duration::from_secs(60))
-        .unwrap();
+    let notice =
+        updater_core::maintenance::MaintenanceNotice::new("crashed", Duration::from_secs(60))
+            .unwrap();
     std::fs::write(&flag, serde_json::to_vec(&notice).unwrap()).unwrap();
     let run = f.run(&["status"]);
     assert_eq!(run.code, 0);
@@ -629,7 +630,10 @@ fn unlock_force_clears_a_lock_and_says_whose_it_was() {
     assert_eq!(code, 1, "{refused}");
     assert_eq!(refused["error"]["kind"], "locked");
     assert!(
-        refused["error"]["message"].as_str().unwrap().contains("test holder"),
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("test holder"),
         "{refused}"
     );
     held.kill().unwrap();
@@ -860,7 +864,8 @@ fn on_a_terminal_apply_asks_and_a_no_changes_nothing() {
     let output = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(
-        text.contains("Release 1.1.0.") && text.contains("Update the application from 1.0.0 to 1.1.0 ("),
+        text.contains("Release 1.1.0.")
+            && text.contains("Update the application from 1.0.0 to 1.1.0 ("),
         "the prompt names the version, its changelog and size: {text}"
     );
     assert!(text.contains("download)? [y/N]"), "{text}");

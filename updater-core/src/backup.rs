@@ -149,7 +149,8 @@ pub struct Pruned {
 ///
 /// # Implementing
 ///
-/// Required: everything but [`preflight`](Self::preflight) (which defaults to
+/// Required: everything but [`preflight`](Self::preflight) and
+/// [`rehearse`](Self::rehearse) (which default to
 /// "nothing to check"), [`stage_files`](Self::stage_files) (defaults to
 /// "this strategy holds no files") and [`restore_database`](Self::restore_database)
 /// (defaults to [`restore`](Self::restore) for database-only backups) and
@@ -218,6 +219,13 @@ pub trait BackupStrategy: Send + Sync {
     /// Deletes the backup.
     fn delete(&self, backup: &Backup) -> Result<()>;
 
+    /// Proves, before an update's maintenance window, that a backup taken
+    /// now can be restored (the seed's "test rollback before applying"): a
+    /// trial backup restored into a scratch place and deleted. Default: nothing.
+    fn rehearse(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Applies retention to the backups this strategy made.
     fn prune(&self, _rules: &RetentionRules) -> Result<Pruned> {
         Ok(Pruned::default())
@@ -237,6 +245,7 @@ crate::forward_trait!(BackupStrategy:
     fn stage_files(&self, backup: &Backup, target: &Path, progress: &dyn ProgressSink) -> Result<()>;
     fn restore_database(&self, backup: &Backup, progress: &dyn ProgressSink) -> Result<()>;
     fn delete(&self, backup: &Backup) -> Result<()>;
+    fn rehearse(&self) -> Result<()>;
     fn prune(&self, rules: &RetentionRules) -> Result<Pruned>;
     fn size(&self, backup: &Backup) -> Result<u64>;
 );

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::command::ShellCommand;
+use crate::command::{ChildLedger, ShellCommand};
 use crate::error::Result;
 use crate::version::Version;
 
@@ -22,6 +22,8 @@ pub struct HealthContext {
     /// The maintenance bypass secret, so a check can reach the app while
     /// maintenance mode is on (send it as the `X-Maintenance-Bypass` header).
     pub bypass_secret: Option<String>,
+    /// Where commands record their children (see [`MigrationContext::children`](crate::migrate::MigrationContext::children)).
+    pub children: Option<ChildLedger>,
 }
 
 /// Decides whether the newly installed release is healthy.
@@ -64,6 +66,7 @@ crate::forward_trait!(HealthCheck: fn describe(&self) -> String; fn check(&self,
 ///     version: Version::new(1, 1, 0),
 ///     deadline: Instant::now() + Duration::from_secs(5),
 ///     bypass_secret: None,
+///     children: None,
 /// };
 /// check.check(&ctx)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -92,6 +95,9 @@ impl HealthCheck for CommandHealthCheck {
             .with_env("UPDATER_VERSION", ctx.version.to_string());
         if let Some(secret) = &ctx.bypass_secret {
             command = command.with_env("UPDATER_MAINTENANCE_SECRET", secret.clone());
+        }
+        if let Some(ledger) = &ctx.children {
+            command = command.with_ledger(ledger.clone());
         }
         command
             .run_until("health check", Some(&ctx.app_dir), ctx.deadline)

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::command::ShellCommand;
+use crate::command::{ChildLedger, ShellCommand};
 use crate::error::Result;
 use crate::version::Version;
 
@@ -37,6 +37,8 @@ pub struct HookContext {
     pub from: Version,
     /// The release that runs now.
     pub to: Version,
+    /// Where commands record their children (see [`MigrationContext::children`](crate::migrate::MigrationContext::children)).
+    pub children: Option<ChildLedger>,
 }
 
 /// A step run after a swap or a rollback.
@@ -115,8 +117,11 @@ impl Hook for CommandHook {
         if !self.runs_on(ctx.event) {
             return Ok(());
         }
-        self.command
-            .clone()
+        let command = match &ctx.children {
+            Some(ledger) => self.command.clone().with_ledger(ledger.clone()),
+            None => self.command.clone(),
+        };
+        command
             .with_env("UPDATER_HOOK_EVENT", ctx.event.as_str())
             .with_env("UPDATER_FROM_VERSION", ctx.from.to_string())
             .with_env("UPDATER_TO_VERSION", ctx.to.to_string())

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::command::ShellCommand;
+use crate::command::{ChildLedger, ShellCommand};
 use crate::error::{Error, Result};
 use crate::version::Version;
 
@@ -24,6 +24,9 @@ pub struct MigrationContext {
     pub from: Version,
     /// The version after the update.
     pub to: Version,
+    /// Where commands record their children, so that none outlives a dead
+    /// updater (recovery stops them before undoing anything).
+    pub children: Option<ChildLedger>,
 }
 
 /// Applies and reverts the database migrations of a release.
@@ -121,10 +124,14 @@ impl CommandMigrator {
     }
 
     fn with_versions(command: &ShellCommand, ctx: &MigrationContext) -> ShellCommand {
-        command
+        let command = command
             .clone()
             .with_env("UPDATER_FROM_VERSION", ctx.from.to_string())
-            .with_env("UPDATER_TO_VERSION", ctx.to.to_string())
+            .with_env("UPDATER_TO_VERSION", ctx.to.to_string());
+        match &ctx.children {
+            Some(ledger) => command.with_ledger(ledger.clone()),
+            None => command,
+        }
     }
 }
 

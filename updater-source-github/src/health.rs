@@ -38,6 +38,7 @@ const MAX_BODY_BYTES: u64 = 1024 * 1024;
 ///     version: "1.2.0".parse()?,
 ///     deadline: Instant::now() + Duration::from_secs(30),
 ///     bypass_secret: None,
+///     children: None,
 /// })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -80,6 +80,7 @@ fn a_manifest_source_and_health_check_work_from_spawn_blocking() {
                     version: Version::new(1, 0, 0),
                     deadline: std::time::Instant::now() + std::time::Duration::from_secs(5),
                     bypass_secret: None,
+                    children: None,
                 })
                 .unwrap();
         })

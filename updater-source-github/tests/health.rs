@@ -20,6 +20,7 @@ fn context(timeout: Duration, secret: Option<&str>) -> HealthContext {
         version: Version::new(1, 2, 0),
         deadline: Instant::now() + timeout,
         bypass_secret: secret.map(str::to_string),
+        children: None,
     }
 }
 

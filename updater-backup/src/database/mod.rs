@@ -160,6 +160,7 @@ pub struct DatabaseBackup {
     catalog: Catalog,
     retain_for: Option<Duration>,
     restore_test: Option<RestoreTest>,
+    rehearsal: Option<RestoreTest>,
 }
 
 impl DatabaseBackup {
@@ -173,6 +174,7 @@ impl DatabaseBackup {
             catalog: Catalog::new(backup_root),
             retain_for: None,
             restore_test: None,
+            rehearsal: None,
         }
     }
 
@@ -199,6 +201,17 @@ impl DatabaseBackup {
     /// ```
     pub fn with_restore_test(mut self, policy: RestoreTest) -> Self {
         self.restore_test = Some(policy);
+        self
+    }
+
+    /// Whether [`rehearse`](BackupStrategy::rehearse) — run by the pipeline
+    /// before an update's maintenance window — takes a trial dump and
+    /// restores it into a scratch database, so that the snapshot taken
+    /// inside the window (verified by checksum only, to keep the window
+    /// short) is known to be restorable with these credentials. Default:
+    /// the restore-test policy.
+    pub fn with_rehearsal(mut self, policy: RestoreTest) -> Self {
+        self.rehearsal = Some(policy);
         self
     }
 
@@ -403,6 +416,35 @@ impl BackupStrategy for DatabaseBackup {
 
     fn delete(&self, backup: &Backup) -> updater_core::Result<()> {
         Ok(self.catalog.delete(&backup.id)?)
+    }
+
+    fn rehearse(&self) -> updater_core::Result<()> {
+        let policy = self.rehearsal.unwrap_or_else(|| self.restore_test());
+        if policy == RestoreTest::Never {
+            return Ok(());
+        }
+        crate::store::check_writable(self.catalog.root())?;
+        let scratch = tempfile::Builder::new()
+            .prefix(".rehearsal-")
+            .tempdir_in(self.catalog.root())
+            .map_err(|e| BackupError::io("create a directory in", self.catalog.root(), e))?;
+        let dump = scratch.path().join(self.engine.dump_file_name());
+        self.engine
+            .dump(&dump, &updater_core::progress::NoProgress)?;
+        let size = std::fs::metadata(&dump)
+            .map_err(|e| BackupError::io("inspect", &dump, e))?
+            .len();
+        if policy.applies_to(size) {
+            let started = std::time::Instant::now();
+            self.engine.restore_test(&dump)?;
+            tracing::info!(size, elapsed = ?started.elapsed(), "restore rehearsal passed");
+        } else {
+            tracing::info!(
+                size,
+                "restore rehearsal skipped: the dump is larger than the policy allows"
+            );
+        }
+        Ok(())
     }
 
     fn size(&self, backup: &Backup) -> updater_core::Result<u64> {

@@ -317,6 +317,26 @@ pub struct DatabaseSection {
     /// A file (mode 0600) holding the password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
+    /// Whether a backup counts as verified only once it was restored into a
+    /// scratch database (and whether, before each update, a trial snapshot
+    /// is restored that way): `auto` (default: always for SQLite, dumps up to
+    /// 64 MiB for servers, which needs the right to create databases),
+    /// `always` or `never`.
+    #[serde(default)]
+    pub restore_test: RestoreTestSetting,
+}
+
+/// `backup.database.restore_test`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RestoreTestSetting {
+    /// The engine's default.
+    #[default]
+    Auto,
+    /// Every dump.
+    Always,
+    /// None: checksums only.
+    Never,
 }
 
 /// `[maintenance]`.

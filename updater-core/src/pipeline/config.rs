@@ -380,6 +380,7 @@ impl UpdaterBuilder {
             )))
         });
         Ok(Updater {
+            children: crate::command::ChildLedger::new(config.state_dir.join("children")),
             discarded,
             config,
             source,

@@ -516,6 +516,9 @@ impl Updater {
         }
         if let Some(backup) = &self.database_backup {
             backup.preflight()?;
+            // Before anything changes: prove the snapshot we would take can
+            // be restored with these credentials (definers, owners...).
+            backup.rehearse()?;
         }
         match &self.maintenance {
             Some(switch) => switch.status().map(drop),

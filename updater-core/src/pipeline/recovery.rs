@@ -16,6 +16,9 @@ use super::journal::{Failure, Journal, Phase};
 use super::report::{RecoveryAction, RecoveryReport};
 use super::transition::Transition;
 
+/// How long recovery waits for the children of a dead updater to die.
+const ORPHAN_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Updater {
     /// Finishes or undoes a transition interrupted by a crash, clears a
     /// maintenance flag the updater left on, and reports a stale lock. Call
@@ -48,13 +51,37 @@ impl Updater {
     /// Under the lock: recovers only when a transition was interrupted (so an
     /// operation started right after `recover` does not recover twice).
     pub(crate) fn recover_if_interrupted(&self) -> Result<()> {
-        if crate::durable::try_exists(&self.config.journal_path())? {
+        if crate::durable::try_exists(&self.config.journal_path())?
+            || !self.children.records()?.is_empty()
+        {
             self.recover_locked()?;
         }
         Ok(())
     }
 
     fn recover_locked(&self) -> Result<RecoveryReport> {
+        // Before anything is undone: a migration or hook a dead updater
+        // started must not finish underneath the rollback.
+        let stopped = self.children.stop_orphans(ORPHAN_STOP_TIMEOUT)?;
+        for child in &stopped {
+            tracing::warn!(step = %child.record.step, program = %child.record.program, killed = ?child.killed, "stopped a process left running by a dead updater");
+        }
+        let stopped: Vec<String> = stopped
+            .iter()
+            .filter(|c| !c.killed.is_empty())
+            .map(|c| {
+                format!(
+                    "{} ({}, pids {:?})",
+                    c.record.program, c.record.step, c.killed
+                )
+            })
+            .collect();
+        let mut report = self.recover_journal()?;
+        report.stopped_children = stopped;
+        Ok(report)
+    }
+
+    fn recover_journal(&self) -> Result<RecoveryReport> {
         let path = self.config.journal_path();
         let Some(journal) = Journal::load(&path)? else {
             self.release_space();

@@ -192,6 +192,7 @@ impl Updater {
             app_dir: self.config.app_dir.clone(),
             from: journal.from.clone(),
             to: journal.to.clone(),
+            children: Some(self.children.clone()),
         };
         if database_pending && journal.way_back == DatabaseWayBack::RevertMigrations {
             // Down migrations ship with the new code: while it is in place.
@@ -209,6 +210,7 @@ impl Updater {
                     app_dir: self.config.app_dir.clone(),
                     from: journal.to.clone(),
                     to: journal.from.clone(),
+                    children: Some(self.children.clone()),
                 };
                 for hook in &self.hooks {
                     if let Err(e) = hook.run(&hook_ctx) {

@@ -44,6 +44,8 @@ pub struct Updater {
     pub(crate) failpoints: Failpoints,
     /// `config.discarded_paths`, compiled.
     pub(crate) discarded: Option<globset::GlobSet>,
+    /// Where the children of commands are recorded (`<state>/children`).
+    pub(crate) children: crate::command::ChildLedger,
 }
 
 impl std::fmt::Debug for Updater {
@@ -97,6 +99,13 @@ impl Updater {
     #[cfg(feature = "failpoints")]
     pub fn failpoints_seen(&self) -> Vec<String> {
         self.failpoints.seen()
+    }
+
+    /// The ledger of child processes (`<state>/children`): give it to
+    /// commands your own parts run (database tools, maintenance commands),
+    /// so recovery can stop any that outlive a dead updater.
+    pub fn children(&self) -> &crate::command::ChildLedger {
+        &self.children
     }
 
     /// The maintenance switch, when maintenance mode is used.

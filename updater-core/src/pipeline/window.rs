@@ -108,6 +108,7 @@ impl Updater {
                 app_dir: self.config.app_dir.clone(),
                 from: t.from().clone(),
                 to: t.to().clone(),
+                children: Some(self.children.clone()),
             };
             self.hooks.iter().try_for_each(|hook| hook.run(&ctx))
         })?;
@@ -245,6 +246,7 @@ impl Updater {
                 app_dir: self.config.app_dir.clone(),
                 from: t.from().clone(),
                 to: t.to().clone(),
+                children: Some(self.children.clone()),
             };
             let progress = StepProgress {
                 observer: t.observer(),
@@ -321,6 +323,7 @@ impl Updater {
             version: t.to().clone(),
             deadline,
             bypass_secret,
+            children: Some(self.children.clone()),
         };
         for check in &self.health_checks {
             let mut attempts = 0u32;
