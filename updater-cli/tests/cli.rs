@@ -349,7 +349,11 @@ fn apply_installs_the_update_and_history_shows_it() {
     assert_eq!(updates[0]["status"], "completed");
     assert_eq!(updates[0]["version"], "1.1.0");
     assert_eq!(updates[0]["previous_version"], "1.0.0");
-    assert_eq!(updates[0]["initiated_by"], "cli");
+    assert_eq!(
+        updates[0]["initiated_by"],
+        updater_core::pipeline::os_user(),
+        "the operating system's user who ran it"
+    );
     assert!(updates[0]["steps"].as_array().unwrap().len() > 3);
     let text = f.run(&["history"]);
     assert!(

@@ -19,6 +19,11 @@ pub(crate) enum MoveKind {
     MoveOut,
     /// A top-level entry of the incoming tree moved into the application directory.
     MoveIn,
+    /// A top-level name both trees have, exchanged atomically
+    /// (`RENAME_EXCHANGE`): the application never sees the name missing.
+    /// The running tree's entry lands at the incoming path; a `MoveOut`
+    /// from there follows.
+    Exchange,
 }
 
 /// One rename of a swap plan.
@@ -30,9 +35,78 @@ pub(crate) struct Move {
     pub(crate) from: PathBuf,
     /// Target path (absolute).
     pub(crate) to: PathBuf,
+    /// For an `Exchange`: the inode the incoming entry had when planned (it
+    /// sits at `from` once the exchange is done: renames keep inodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) incoming_inode: Option<u64>,
+}
+
+fn inode_of(path: &Path) -> Result<Option<u64>> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => Ok(Some(meta.ino())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("inspect", path, e)),
+    }
+}
+
+/// Swaps two paths in one atomic step (`renameat2(RENAME_EXCHANGE)`).
+fn exchange(a: &Path, b: &Path) -> Result<()> {
+    rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        a,
+        rustix::fs::CWD,
+        b,
+        rustix::fs::RenameFlags::EXCHANGE,
+    )
+    .map_err(|e| Error::Io {
+        action: "exchange",
+        path: a.to_path_buf(),
+        source: std::io::Error::new(
+            std::io::Error::from(e).kind(),
+            format!("with {}: {e}", b.display()),
+        ),
+    })
+}
+
+/// Whether the file system under `dir` can exchange two names atomically.
+fn supports_exchange(dir: &Path) -> bool {
+    let Ok(probe) = tempfile::Builder::new()
+        .prefix(".exchange-probe-")
+        .tempdir_in(dir)
+    else {
+        return false;
+    };
+    let (a, b) = (probe.path().join("a"), probe.path().join("b"));
+    std::fs::create_dir(&a).is_ok() && std::fs::create_dir(&b).is_ok() && exchange(&a, &b).is_ok()
 }
 
 impl Move {
+    fn new(kind: MoveKind, from: PathBuf, to: PathBuf) -> Self {
+        Move {
+            kind,
+            from,
+            to,
+            incoming_inode: None,
+        }
+    }
+
+    /// Performs the move (never replacing anything).
+    pub(crate) fn perform(&self) -> Result<()> {
+        match self.kind {
+            MoveKind::Exchange => exchange(&self.from, &self.to),
+            _ => durable::rename_no_replace(&self.from, &self.to),
+        }
+    }
+
+    /// Reverses the move (never replacing anything).
+    pub(crate) fn reverse(&self) -> Result<()> {
+        match self.kind {
+            MoveKind::Exchange => exchange(&self.from, &self.to),
+            _ => durable::rename_no_replace(&self.to, &self.from),
+        }
+    }
+
     /// Whether this move has been done, judged from the file system alone.
     ///
     /// Sound when no later move of the plan is done (the search in
@@ -41,10 +115,14 @@ impl Move {
     /// exist only once the move is done; a `Carry` or `MoveIn` source exists
     /// from the start and disappears only by this move. (A `Carry` target may
     /// exist before: the release's own copy, displaced by an earlier move.)
+    /// An `Exchange` is done when the incoming entry's inode is at `from`.
     fn is_done(&self) -> Result<bool> {
         Ok(match self.kind {
             MoveKind::Displace | MoveKind::MoveOut => durable::try_exists(&self.to)?,
             MoveKind::Carry | MoveKind::MoveIn => !durable::try_exists(&self.from)?,
+            MoveKind::Exchange => {
+                self.incoming_inode.is_some() && inode_of(&self.from)? == self.incoming_inode
+            }
         })
     }
 }
@@ -244,11 +322,7 @@ impl SwapPlan {
             if durable::try_exists(&incoming)? {
                 let displaced = dirs.displaced.join(relative);
                 durable::create_dir_all(durable::parent_of(&displaced))?;
-                moves.push(Move {
-                    kind: MoveKind::Displace,
-                    from: incoming,
-                    to: displaced,
-                });
+                moves.push(Move::new(MoveKind::Displace, incoming, displaced));
             }
             Ok(())
         };
@@ -271,11 +345,11 @@ impl SwapPlan {
                 fixed.insert(relative.to_string_lossy().into_owned());
                 continue;
             }
-            moves.push(Move {
-                kind: MoveKind::Carry,
-                from: running,
-                to: dirs.incoming.join(relative),
-            });
+            moves.push(Move::new(
+                MoveKind::Carry,
+                running,
+                dirs.incoming.join(relative),
+            ));
         }
         let mut copied = Vec::new();
         for relative in &mirrored {
@@ -306,32 +380,46 @@ impl SwapPlan {
             durable::write_atomic_unsynced(&copy, &bytes)?;
             copied.push(relative.clone());
         }
-        for name in &app_names {
-            if !fixed.contains(name) {
-                moves.push(Move {
-                    kind: MoveKind::MoveOut,
-                    from: dirs.app_dir.join(name),
-                    to: dirs.outgoing.join(name),
-                });
-            }
-        }
         // Listed after the carries created their parents, so the listing is final.
         let incoming_names = top_level_names(dirs.incoming)?;
         for name in &incoming_names {
+            if dirs.reserved.contains(name) {
+                return Err(Error::invalid(
+                    format!("incoming tree {}", dirs.incoming.display()),
+                    format!("contains the reserved name {name}"),
+                ));
+            }
+        }
+        // Where both trees have a name, one atomic exchange replaces it: a
+        // request during the swap never finds it missing.
+        let atomic = supports_exchange(dirs.outgoing);
+        let names: BTreeSet<&String> = app_names.iter().chain(&incoming_names).collect();
+        for name in names {
             if fixed.contains(name) {
-                if dirs.reserved.contains(name) {
-                    return Err(Error::invalid(
-                        format!("incoming tree {}", dirs.incoming.display()),
-                        format!("contains the reserved name {name}"),
+                continue; // stays in place (its release copy was displaced above)
+            }
+            let (running, incoming) = (dirs.app_dir.join(name), dirs.incoming.join(name));
+            let out = Move::new(MoveKind::MoveOut, running.clone(), dirs.outgoing.join(name));
+            match (app_names.contains(name), incoming_names.contains(name)) {
+                (true, true) if atomic => {
+                    moves.push(Move {
+                        incoming_inode: inode_of(&incoming)?,
+                        ..Move::new(MoveKind::Exchange, running, incoming.clone())
+                    });
+                    moves.push(Move::new(
+                        MoveKind::MoveOut,
+                        incoming,
+                        dirs.outgoing.join(name),
                     ));
                 }
-                continue; // displaced above
+                (true, true) => {
+                    moves.push(out);
+                    moves.push(Move::new(MoveKind::MoveIn, incoming, running));
+                }
+                (true, false) => moves.push(out),
+                (false, true) => moves.push(Move::new(MoveKind::MoveIn, incoming, running)),
+                (false, false) => {}
             }
-            moves.push(Move {
-                kind: MoveKind::MoveIn,
-                from: dirs.incoming.join(name),
-                to: dirs.app_dir.join(name),
-            });
         }
         Ok(SwapPlan {
             app_dir: dirs.app_dir.to_path_buf(),
@@ -364,8 +452,7 @@ impl SwapPlan {
         // Never replace: if the position was misjudged (the tree changed
         // behind our back), a rename fails instead of destroying data.
         for index in self.position()?..self.moves.len() {
-            let step = &self.moves[index];
-            durable::rename_no_replace(&step.from, &step.to)?;
+            self.moves[index].perform()?;
             failpoints.hit(&format!("swap:move:{}", index + 1))?;
         }
         self.sync()
@@ -377,8 +464,7 @@ impl SwapPlan {
     /// `swap:undo:<i>` fires after move `i` is undone.
     pub(crate) fn undo(&self, failpoints: &Failpoints) -> Result<()> {
         for index in (0..self.position()?).rev() {
-            let step = &self.moves[index];
-            durable::rename_no_replace(&step.to, &step.from)?;
+            self.moves[index].reverse()?;
             failpoints.hit(&format!("swap:undo:{}", index + 1))?;
         }
         let expected: BTreeSet<&str> = self
@@ -552,7 +638,7 @@ mod tests {
             let old_tree = read_tree(&app, ".updater");
             let prefix = cut % (plan.moves.len() + 1);
             for step in &plan.moves[..prefix] {
-                std::fs::rename(&step.from, &step.to).unwrap();
+                step.perform().unwrap();
             }
             // The journal holds only the plan: the position comes from the file system.
             prop_assert_eq!(plan.position().unwrap(), prefix);
@@ -605,7 +691,7 @@ mod tests {
             .position(|m| m.kind == MoveKind::Carry)
             .unwrap();
         for step in &plan.moves[..=carry] {
-            std::fs::rename(&step.from, &step.to).unwrap();
+            step.perform().unwrap();
         }
         // A worker recreates an empty log directory where the user's was.
         std::fs::create_dir_all(app.join("storage/logs")).unwrap();

@@ -14,13 +14,24 @@ use crate::version::{UpdateType, Version};
 
 pub use super::journal::{Phase, TransitionKind};
 
-/// The user the operating system says runs this process (`$USER`, else the
-/// uid), the default for `initiated_by`.
+/// The user the operating system says runs this process — the name of its
+/// uid in `/etc/passwd`, else `$USER`, else `uid <n>` — the default for
+/// `initiated_by` in history and in the update lock.
 pub fn os_user() -> String {
-    std::env::var("USER")
+    let uid = rustix::process::getuid().as_raw();
+    let from_passwd = std::fs::read_to_string("/etc/passwd")
         .ok()
-        .filter(|user| !user.trim().is_empty())
-        .unwrap_or_else(|| format!("uid {}", rustix::process::getuid().as_raw()))
+        .and_then(|text| {
+            text.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                let id = fields.nth(1)?.parse::<u32>().ok()?;
+                (id == uid && !name.is_empty()).then(|| name.to_string())
+            })
+        });
+    from_passwd
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.trim().is_empty()))
+        .unwrap_or_else(|| format!("uid {uid}"))
 }
 
 /// What [`Updater::apply`](super::Updater::apply) should install.
