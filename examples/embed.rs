@@ -105,9 +105,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let status = app.updater.status()?;
+    let kept: Vec<String> = status.kept.iter().map(ToString::to_string).collect();
     println!(
-        "status: running {}, kept for rollback: {:?}",
-        status.current, status.kept
+        "status: running {}, kept for rollback: {}",
+        status.current,
+        if kept.is_empty() { "none".to_string() } else { kept.join(", ") }
     );
     Ok(())
 }

@@ -104,29 +104,34 @@ impl Components {
         }
         if let Some(migrations) = &f.migrations {
             let timeout = Duration::from_secs(migrations.timeout_secs);
-            let command = |line: &str| {
+            let command = |line: &str, name: &str| {
                 ShellCommand::new(line)
+                    .with_name(name)
                     .with_timeout(timeout)
                     .with_working_dir(&app_dir)
             };
-            let mut migrator = CommandMigrator::new(command(&migrations.up));
+            let mut migrator = CommandMigrator::new(command(&migrations.up, "migrations.up"));
             if let Some(down) = &migrations.down {
-                migrator = migrator.with_revert(command(down));
+                migrator = migrator.with_revert(command(down, "migrations.down"));
             }
             if let Some(check) = &migrations.check {
-                migrator = migrator.with_check(command(check));
+                migrator = migrator.with_check(command(check, "migrations.check"));
             }
             builder = builder.with_migrator(Arc::new(migrator));
         }
         let hook_timeout = Duration::from_secs(f.hooks.timeout_secs);
-        for line in &f.hooks.after_swap {
+        for (index, line) in f.hooks.after_swap.iter().enumerate() {
             builder = builder.with_hook(Arc::new(CommandHook::after_swap(
-                ShellCommand::new(line.as_str()).with_timeout(hook_timeout),
+                ShellCommand::new(line.as_str())
+                    .with_name(format!("hooks.after_swap[{index}]"))
+                    .with_timeout(hook_timeout),
             )));
         }
-        for line in &f.hooks.after_rollback {
+        for (index, line) in f.hooks.after_rollback.iter().enumerate() {
             builder = builder.with_hook(Arc::new(CommandHook::after_rollback(
-                ShellCommand::new(line.as_str()).with_timeout(hook_timeout),
+                ShellCommand::new(line.as_str())
+                    .with_name(format!("hooks.after_rollback[{index}]"))
+                    .with_timeout(hook_timeout),
             )));
         }
 
@@ -152,6 +157,7 @@ impl Components {
             wait: Duration::from_secs_f64(f.maintenance.drain_secs.max(0.0)),
             command: f.maintenance.drain_command.as_ref().map(|line| {
                 ShellCommand::new(line.as_str())
+                    .with_name("maintenance.drain_command")
                     .with_timeout(Duration::from_secs(120))
                     .with_working_dir(&app_dir)
             }),
@@ -265,7 +271,9 @@ impl Parts {
         let mut health_checks: Vec<Arc<dyn HealthCheck>> = Vec::new();
         if let Some(command) = &health.command {
             health_checks.push(Arc::new(CommandHealthCheck::new(
-                ShellCommand::new(command.as_str()).with_timeout(config.health_timeout()),
+                ShellCommand::new(command.as_str())
+                    .with_name("health.command")
+                    .with_timeout(config.health_timeout()),
             )));
         }
         if let Some(url) = &health.url {
@@ -396,11 +404,18 @@ fn build_maintenance(
     Some(
         if let (Some(enable), Some(disable)) = (&m.enable, &m.disable) {
             let ledger = updater_core::command::ChildLedger::new(state_dir.join("children"));
-            let command = |line: &str| ShellCommand::new(line).with_ledger(ledger.clone());
-            let mut switch =
-                CommandMaintenance::new(command(enable), command(disable)).in_dir(app_dir);
+            let command = |line: &str, name: &str| {
+                ShellCommand::new(line)
+                    .with_name(name)
+                    .with_ledger(ledger.clone())
+            };
+            let mut switch = CommandMaintenance::new(
+                command(enable, "maintenance.enable"),
+                command(disable, "maintenance.disable"),
+            )
+            .in_dir(app_dir);
             if let Some(status) = &m.status {
-                switch = switch.with_status(command(status));
+                switch = switch.with_status(command(status, "maintenance.status"));
             }
             for file in &m.flag_files {
                 switch = switch.with_flag_file(file.clone());

@@ -125,6 +125,33 @@ pub use error::{CliError, Result, exit_code};
 
 /// Runs the parsed command line: executes, prints the result or the error,
 /// and returns the exit code.
+/// Reports a command line clap refused: help and version go to standard
+/// output as usual (exit 0); a usage error is printed as clap formats it,
+/// or — when `--json` is among the arguments — as the JSON error object
+/// (`kind` `usage`), exit 2.
+pub fn usage_error(error: &clap::Error) -> u8 {
+    use clap::error::ErrorKind;
+    if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+        || !std::env::args().any(|arg| arg == "--json")
+    {
+        let _ = error.print();
+        return match error.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => error::exit_code::OK,
+            _ => error::exit_code::USAGE,
+        };
+    }
+    let message = error
+        .render()
+        .to_string()
+        .lines()
+        .find(|line| line.starts_with("error:"))
+        .map(|line| line.trim_start_matches("error:").trim().to_string())
+        .unwrap_or_else(|| error.kind().to_string());
+    output::print_error(true, &error::CliError::Usage(message));
+    error::exit_code::USAGE
+}
+
+/// Runs the command `cli` asks for, prints its outcome, returns the exit code.
 pub fn run(cli: &cli::Cli) -> u8 {
     match commands::execute(cli) {
         Ok(outcome) => {

@@ -85,7 +85,7 @@ impl CommandHealthCheck {
 
 impl HealthCheck for CommandHealthCheck {
     fn describe(&self) -> String {
-        format!("command `{}`", self.command.program())
+        format!("command `{}`", self.command.describe())
     }
 
     fn check(&self, ctx: &HealthContext) -> Result<()> {

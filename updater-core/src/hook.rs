@@ -110,7 +110,7 @@ impl CommandHook {
 
 impl Hook for CommandHook {
     fn describe(&self) -> String {
-        format!("command `{}`", self.command.program())
+        format!("command `{}`", self.command.describe())
     }
 
     fn run(&self, ctx: &HookContext) -> Result<()> {

@@ -132,7 +132,7 @@ impl UpdateLock {
         }
         let stale = read_record(&mut file);
         if let Some(stale) = &stale {
-            tracing::warn!(lock = %path.display(), previous = %stale, "took over the update lock of a process that died without releasing it");
+            tracing::info!(lock = %path.display(), previous = %stale, "took over the update lock of a process that died without releasing it");
         }
         let record = LockRecord {
             owner: owner.to_string(),

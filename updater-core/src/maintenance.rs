@@ -293,7 +293,7 @@ impl CommandMaintenance {
 
 impl MaintenanceSwitch for CommandMaintenance {
     fn describe(&self) -> String {
-        format!("command `{}`", self.enable.program())
+        format!("command `{}`", self.enable.describe())
     }
 
     fn enable(&self, notice: &MaintenanceNotice) -> Result<()> {

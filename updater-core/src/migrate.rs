@@ -137,7 +137,7 @@ impl CommandMigrator {
 
 impl Migrator for CommandMigrator {
     fn describe(&self) -> String {
-        format!("command `{}`", self.up.program())
+        format!("command `{}`", self.up.describe())
     }
 
     fn check(&self, app_dir: &Path) -> Result<()> {

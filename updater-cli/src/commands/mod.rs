@@ -117,14 +117,13 @@ fn dispatch(c: &Components, command: &Command) -> Result<Outcome> {
 fn recover_first(c: &Components, read_only: bool) -> Result<()> {
     match c.updater.recover() {
         Ok(report) => {
+            // Once, for the operator (the library logs details at info level).
             if let Some(text) = recovery_notice(&report) {
-                tracing::warn!("{text}");
                 crate::output::note(&text);
             }
             Ok(())
         }
         Err(error) if read_only => {
-            tracing::error!(%error, "recovery failed");
             crate::output::note(&format!("warning: recovery failed: {error}"));
             Ok(())
         }
@@ -153,6 +152,11 @@ pub fn recovery_notice(report: &RecoveryReport) -> Option<String> {
                 "recovery: an interrupted update was finished; {running} is running"
             ));
         }
+    }
+    for child in &report.stopped_children {
+        lines.push(format!(
+            "recovery: stopped {child}, left running by an updater that died"
+        ));
     }
     if let Some(notice) = &report.leftover_maintenance {
         lines.push(format!(

@@ -68,6 +68,10 @@ pub struct ShellCommand {
     /// Where it is recorded while it runs (not part of a configuration).
     #[serde(skip)]
     pub ledger: Option<ChildLedger>,
+    /// What it is for, as configured (`migrations.up`, `hooks.after_swap`):
+    /// how errors name it.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 fn default_timeout() -> Duration {
@@ -88,7 +92,7 @@ mod duration_secs {
 impl std::fmt::Debug for ShellCommand {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ShellCommand")
-            .field("program", &self.program())
+            .field("command", &self.describe())
             .field("working_dir", &self.working_dir)
             .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
             .field("timeout", &self.timeout)
@@ -106,6 +110,35 @@ impl ShellCommand {
             env: Vec::new(),
             timeout: default_timeout(),
             ledger: None,
+            name: None,
+        }
+    }
+
+    /// Names its role (builder style): errors then say
+    /// `migrations.up: php artisan migrate --force` instead of the first word.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// How errors and logs name it: the role, when named, and the command
+    /// line with the values of `NAME=value` assignments, `--password=...`-like
+    /// options and URL credentials replaced by `***`.
+    ///
+    /// ```
+    /// use updater_core::command::ShellCommand;
+    /// let command = ShellCommand::new("MYSQL_PWD=hunter2 mysql -u app -phunter2 --token=abc app < up.sql")
+    ///     .with_name("migrations.up");
+    /// assert_eq!(
+    ///     command.describe(),
+    ///     "migrations.up: MYSQL_PWD=*** mysql -u app -p*** --token=*** app < up.sql"
+    /// );
+    /// ```
+    pub fn describe(&self) -> String {
+        let line = redact_command_line(&self.line);
+        match &self.name {
+            Some(name) => format!("{name}: {line}"),
+            None => line,
         }
     }
 
@@ -165,7 +198,7 @@ impl ShellCommand {
         deadline: Instant,
     ) -> Result<String> {
         let mut process = Process::new("/bin/sh")
-            .named(self.program())
+            .named(self.describe())
             .arg("-c")
             .arg(&self.line)
             .timeout(self.timeout)
@@ -239,4 +272,53 @@ mod tests {
                 .ends_with(&*dir.path().file_name().unwrap().to_string_lossy())
         );
     }
+}
+
+/// Words of a shell command line that look like secrets, replaced by `***`.
+fn redact_command_line(line: &str) -> String {
+    const SECRET_WORDS: [&str; 6] = ["pass", "pwd", "secret", "token", "key", "auth"];
+    let secret_name = |name: &str| {
+        let lower = name.to_ascii_lowercase();
+        SECRET_WORDS.iter().any(|w| lower.contains(w))
+    };
+    let mysql = line.contains("mysql") || line.contains("mariadb");
+    let mut redact_next = false;
+    line.split(' ')
+        .map(|word| {
+            if redact_next && !word.is_empty() {
+                redact_next = false;
+                return "***".to_string();
+            }
+            if let Some((name, value)) = word.split_once('=')
+                && !value.is_empty()
+            {
+                let bare = name.trim_start_matches('-');
+                let assignment = !name.starts_with('-')
+                    && bare.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if assignment || secret_name(bare) {
+                    return format!("{name}=***");
+                }
+                if value.contains("://") {
+                    return format!("{name}={}", crate::error::redact_url(value));
+                }
+            }
+            if word.contains("://") {
+                return crate::error::redact_url(word);
+            }
+            if word.starts_with("--") && secret_name(word) {
+                redact_next = true;
+                return word.to_string();
+            }
+            // mysql -pPASSWORD
+            if let Some(rest) = word.strip_prefix("-p")
+                && mysql
+                && !rest.is_empty()
+                && !word.starts_with("--")
+            {
+                return "-p***".to_string();
+            }
+            word.to_string()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

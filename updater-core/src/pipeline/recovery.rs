@@ -64,7 +64,7 @@ impl Updater {
         // started must not finish underneath the rollback.
         let stopped = self.children.stop_orphans(ORPHAN_STOP_TIMEOUT)?;
         for child in &stopped {
-            tracing::warn!(step = %child.record.step, program = %child.record.program, killed = ?child.killed, "stopped a process left running by a dead updater");
+            tracing::info!(step = %child.record.step, program = %child.record.program, killed = ?child.killed, "stopped a process left running by a dead updater");
         }
         let stopped: Vec<String> = stopped
             .iter()
@@ -207,7 +207,7 @@ impl Updater {
         };
         if let Some(notice) = leftover {
             if notice.set_by_updater {
-                tracing::warn!(since = %notice.started_at, reason = %notice.reason, "maintenance mode was left on by an earlier run; turning it off");
+                tracing::info!(since = %notice.started_at, reason = %notice.reason, "maintenance mode was left on by an earlier run; turning it off");
                 switch.disable()?;
                 self.notify(
                     NotificationType::Warning,

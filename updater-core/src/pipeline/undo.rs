@@ -264,7 +264,7 @@ impl Updater {
     /// cleanup. Idempotent; used by every operation and by recovery.
     pub(crate) fn finish_commit(
         &self,
-        t: Transition<'_>,
+        mut t: Transition<'_>,
         maintenance_still_on: bool,
         window: Option<Duration>,
     ) -> Result<Finished> {
@@ -338,6 +338,11 @@ impl Updater {
                     .map(|s| (Utc::now() - s).to_std().unwrap_or_default())
             })
             .unwrap_or_default();
+        t.report(
+            crate::step::Step::MaintenanceOff,
+            100,
+            format!("{} to {} completed", journal.kind.as_str(), journal.to),
+        );
         let record = t.end_committed()?;
         self.notify(
             NotificationType::UpdateCompleted,
