@@ -36,7 +36,8 @@ fn large_archive() -> PathBuf {
     fs::create_dir_all(&dir).unwrap();
     let tree = dir.join("tree");
     let _ = fs::remove_dir_all(&tree);
-    let generator = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/gen_app_tree.py");
+    let generator =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/gen_app_tree.py");
     let status = Command::new("python3")
         .arg(&generator)
         .arg(&tree)
@@ -102,8 +103,10 @@ fn extraction_cost_on_a_large_package() {
     );
     time("gzip decompression only (floor)", |_| {
         let file = fs::File::open(&archive).unwrap();
-        let mut decoder =
-            flate2::bufread::MultiGzDecoder::new(std::io::BufReader::with_capacity(256 * 1024, file));
+        let mut decoder = flate2::bufread::MultiGzDecoder::new(std::io::BufReader::with_capacity(
+            256 * 1024,
+            file,
+        ));
         std::io::copy(&mut decoder, &mut std::io::sink()).unwrap();
     });
     time("extract_tar_gz (defaults)", |staging| {
