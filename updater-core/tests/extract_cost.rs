@@ -9,7 +9,12 @@
 //! `EXTRACT_COST_DIR` chooses where the tree, the archive and the staging
 //! directories go (default: a directory under the system temp dir, kept
 //! between runs so the archive is built once).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
