@@ -1610,6 +1610,47 @@ mod tests {
     }
 
     #[test]
+    fn the_free_space_margin_is_the_larger_of_the_percentage_and_the_minimum() {
+        const GIB: u64 = 1 << 30;
+        let defaults = ExtractOptions::default();
+        // 1 TiB with 300 GiB free: 10 % (about 102 GiB) is kept free.
+        let big = DiskBudget::new(1024 * GIB, 300 * GIB, 4096, &defaults);
+        assert_eq!(big.available, 300 * GIB - 1024 * GIB / 100 * 10);
+        // 1 GiB with 600 MiB free: the 256 MiB minimum wins over 10 %.
+        let small = DiskBudget::new(GIB, 600 << 20, 4096, &defaults);
+        assert_eq!(small.available, (600 - 256) << 20);
+        // Less free than the margin: nothing is usable.
+        let full = DiskBudget::new(GIB, 100 << 20, 4096, &defaults);
+        assert_eq!(full.available, 0);
+        let none = defaults.with_free_space_margin(0, 0);
+        assert_eq!(DiskBudget::new(GIB, 5, 4096, &none).available, 5);
+    }
+
+    #[test]
+    fn disk_use_is_rounded_up_to_whole_blocks() {
+        let budget = DiskBudget::new(1 << 30, 1 << 30, 4096, &ExtractOptions::default());
+        assert_eq!(budget.blocks_for(0), 0);
+        assert_eq!(budget.blocks_for(1), 4096);
+        assert_eq!(budget.blocks_for(4096), 4096);
+        assert_eq!(budget.blocks_for(4097), 8192);
+    }
+
+    #[test]
+    fn the_ratio_is_checked_only_past_the_threshold() {
+        let meter = Meter::new(&ExtractOptions::default());
+        assert_eq!(meter.excess(1 << 19, 1), None, "below 1 MiB");
+        assert_eq!(meter.excess(1 << 20, 1 << 20 >> 7), None, "128:1");
+        assert_eq!(meter.excess(1 << 20, 1 << 20 >> 8), Some(256));
+        assert_eq!(meter.excess(1 << 20, 0), Some(1 << 20));
+        let off = Meter::new(&ExtractOptions::default().with_max_compression_ratio(u32::MAX));
+        assert_eq!(
+            off.excess(1 << 40, 1 << 20),
+            None,
+            "deflate never reaches 2^32:1"
+        );
+    }
+
+    #[test]
     fn trailing_nuls_are_trimmed() {
         assert_eq!(trim_nul(b"name\0\0"), b"name");
         assert_eq!(trim_nul(b"\0"), b"");

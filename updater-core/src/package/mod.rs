@@ -63,7 +63,7 @@ pub mod extract;
 pub mod signature;
 
 pub use download::{VerificationPolicy, VerifiedPackage, download_verified};
-pub use extract::{ExtractOptions, ExtractionReport, extract_tar_gz};
+pub use extract::{ExtractOptions, ExtractionReport, extract_tar_gz, list_tar_gz};
 
 use std::fs::File;
 use std::io::Read;
