@@ -9,7 +9,7 @@
 //! with GNU long names and pax records applied here, under a size limit);
 //! its `unpack` is never called.
 //!
-//! One engine ([`Extraction`]) reads the archive in three kinds of pass that
+//! One engine reads the archive in three kinds of pass that
 //! share every rule and every limit: a *pre-scan* (validate and count,
 //! nothing hashed or written), a *listing* (validate and hash, nothing
 //! written: [`list_tar_gz`]) and an *extraction* (validate, hash while
