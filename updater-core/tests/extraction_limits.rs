@@ -484,3 +484,18 @@ fn directories_count_against_the_free_space() {
     );
     tmpfs.assert_empty();
 }
+
+#[test]
+fn a_file_is_judged_by_its_own_compressed_bytes_including_its_first_block() {
+    // 32 KiB of noise then 3 MiB of zeros: about 90:1 overall, fine. Were
+    // the bytes decompressed ahead with the header not counted for the
+    // file, it would look like 1000:1.
+    let mut content = random_bytes(32 * 1024, 7);
+    content.resize(content.len() + 3 * MIB as usize, 0);
+    let entries = [Raw::file("data/app.sqlite", &content)];
+    let gz = gzip_best(&tar_bytes(&entries));
+    let ratio = content.len() / gz.len();
+    assert!((50..200).contains(&ratio), "{ratio}:1");
+    let report = Sandbox::new().extract_bytes(&gz, &defaults()).unwrap();
+    assert_eq!(report.bytes, content.len() as u64);
+}

@@ -33,13 +33,11 @@ use crate::error::{Error, Rejection, Result};
 use crate::release::Sha256Digest;
 use crate::tree::{FileEntry, FileList};
 
-/// Buffer size for reading the compressed file and file contents.
+/// Buffer size for reading the compressed file and file contents. The
+/// decompressed stream is not buffered: the tar parser reads headers from
+/// the decoder directly, so nothing of a file is decompressed before its
+/// compression ratio starts being measured (see [`Meter`]).
 const BUFFER_SIZE: usize = 256 * 1024;
-
-/// Buffer size for the decompressed stream (tar headers). Small, so that the
-/// compressed bytes of an entry are attributed to it closely (see
-/// [`Meter`]); file contents are read past it in [`BUFFER_SIZE`] blocks.
-const DECOMPRESSED_BUFFER_SIZE: usize = 32 * 1024;
 
 /// The largest GNU long-name or pax extension header we read into memory.
 const MAX_EXTENSION_HEADER: u64 = 1024 * 1024;
@@ -601,8 +599,9 @@ enum Pass<'a> {
 /// by the readers on both sides of the gzip decoder. The decompressed side
 /// refuses to go on once the whole stream's ratio exceeds the limit; the
 /// ratio of one file is checked by [`Extraction::copy_data`] from the
-/// compressed bytes consumed while it was read (within the 32 KiB the
-/// decompressed buffer reads ahead).
+/// compressed bytes consumed while it was read: the decompressed side is
+/// not buffered, so none of a file's bytes is decompressed ahead, with its
+/// header.
 #[derive(Debug)]
 struct Meter {
     compressed: Cell<u64>,
@@ -687,7 +686,7 @@ impl<R: Read> Read for DecompressedSide<R> {
 }
 
 /// The decompressed tar stream of an archive file, metered.
-type Stream = BufReader<DecompressedSide<MultiGzDecoder<CompressedSide<BufReader<File>>>>>;
+type Stream = DecompressedSide<MultiGzDecoder<CompressedSide<BufReader<File>>>>;
 
 /// GNU long-name / pax records waiting for the entry they describe.
 #[derive(Debug, Default)]
@@ -786,13 +785,10 @@ impl<'a> Extraction<'a> {
             inner: compressed,
             meter: Rc::clone(&self.meter),
         });
-        Ok(BufReader::with_capacity(
-            DECOMPRESSED_BUFFER_SIZE,
-            DecompressedSide {
-                inner: decoder,
-                meter: Rc::clone(&self.meter),
-            },
-        ))
+        Ok(DecompressedSide {
+            inner: decoder,
+            meter: Rc::clone(&self.meter),
+        })
     }
 
     fn run(mut self) -> Result<ExtractionReport> {
