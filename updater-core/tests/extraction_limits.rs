@@ -5,7 +5,12 @@
 //!
 //! The free-space tests mount a small tmpfs, which needs root: without it
 //! they print why and pass, except under `CI=true`, where they fail.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 
 #[path = "support/raw_archive.rs"]
 mod raw_archive;
