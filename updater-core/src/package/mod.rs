@@ -62,8 +62,11 @@
 //! breaks any of them, at its first entry or its last, is refused before
 //! the staging directory exists. The writing pass applies everything again
 //! (the file could change in between). The pre-scan costs one more
-//! decompression of the archive: about a third more time for a 480 MB
-//! package on tmpfs (see `tests/extract_cost.rs`).
+//! decompression of the archive and nothing else: about 1.2 s of CPU for a
+//! 480 MB tree packed into 334 MB, i.e. +60 % when extracting to tmpfs and
+//! around +10 % when writing to disk dominates (`tests/extract_cost.rs`).
+//! A decompression bomb is refused by the compression-ratio check within
+//! its first megabyte either way (under a millisecond for 4 GiB of zeros).
 //!
 //! **File list.** Extraction returns the package's [`FileList`](crate::tree::FileList)
 //! ([`ExtractionReport::list`]): every directory with its final mode, every
