@@ -329,10 +329,8 @@ impl FileList {
         let mut list = FileList::new();
         for (index, line) in lines.enumerate() {
             let line = line.map_err(|e| Error::io("read", path, e))?;
-            let Line {
-                path: entry_path,
-                entry,
-            } = serde_json::from_str(&line).map_err(|e| bad(format!("line {}: {e}", index + 2)))?;
+            let Line { path: entry_path, entry } = serde_json::from_str(&line)
+                .map_err(|e| bad(format!("line {}: {e}", index + 2)))?;
             list.insert(entry_path, entry);
         }
         if list.len() != header.entries {
