@@ -262,6 +262,29 @@ pub enum Rejection {
         /// The limit in bytes.
         limit: u64,
     },
+    /// The data unpacks to far more than its compressed size: a decompression
+    /// bomb. Checked for the whole decompressed stream (the entry is then
+    /// `(archive)`) and for each file, once it unpacked past a threshold.
+    #[error(
+        "unpacks {ratio} times larger than it is compressed (the limit is {limit}:1): a decompression bomb?"
+    )]
+    CompressionRatio {
+        /// The ratio of unpacked to compressed bytes when it was refused (rounded down).
+        ratio: u64,
+        /// The configured limit (`max_compression_ratio`).
+        limit: u32,
+    },
+    /// Unpacked, the package would not fit on the staging file system and
+    /// still leave the configured margin free.
+    #[error(
+        "needs at least {needed} bytes on disk, but only {available} bytes can be used (free space minus the safety margin)"
+    )]
+    InsufficientSpace {
+        /// Disk space the entries up to this one need, rounded to blocks.
+        needed: u64,
+        /// Free space of the staging file system minus the margin, measured at the start.
+        available: u64,
+    },
     /// The archive itself is corrupt (bad gzip, bad tar header, truncated).
     #[error("corrupt archive: {0}")]
     Corrupt(String),

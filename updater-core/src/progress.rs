@@ -39,11 +39,11 @@ impl Progress {
 
     /// Progress through `total` bytes (the percentage is computed), with a message.
     pub fn bytes(done: u64, total: u64, message: impl Into<String>) -> Self {
-        let percent = if total == 0 {
-            100
-        } else {
-            u8::try_from(done.min(total).saturating_mul(100) / total).unwrap_or(100)
-        };
+        let percent = done
+            .min(total)
+            .saturating_mul(100)
+            .checked_div(total)
+            .map_or(100, |percent| u8::try_from(percent).unwrap_or(100));
         Progress {
             percent,
             bytes_done: done,

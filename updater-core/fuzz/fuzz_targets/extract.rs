@@ -1,6 +1,8 @@
-//! Fuzzes `extract_tar_gz`: whatever the bytes, extraction either fails with
-//! the staging directory removed, or succeeds with every path inside it;
-//! nothing is ever written beside it.
+//! Fuzzes `extract_tar_gz` and `list_tar_gz`: whatever the bytes, extraction
+//! either fails with the staging directory removed, or succeeds with every
+//! path inside it and a file list equal to the tree it wrote; nothing is
+//! ever written beside it; and listing (which writes nothing) reaches the
+//! same verdict, with the same list or the same rejection.
 #![no_main]
 
 use std::fs;
@@ -8,7 +10,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use libfuzzer_sys::fuzz_target;
-use updater_core::package::{ExtractOptions, extract_tar_gz};
+use updater_core::Error;
+use updater_core::package::{ExtractOptions, extract_tar_gz, list_tar_gz};
+use updater_core::tree::{FileEntry, FileList};
 
 fuzz_target!(|data: &[u8]| {
     // Most inputs are not gzip: wrap them so the fuzzer explores tar headers.
@@ -28,9 +32,27 @@ fuzz_target!(|data: &[u8]| {
     let options = ExtractOptions::default()
         .with_max_entries(1_000)
         .with_max_total_bytes(16 * 1024 * 1024)
+        .with_free_space_margin(0, 0)
         .with_reserved_name(".updater");
 
+    let listed = list_tar_gz(&archive, &options);
     let result = extract_tar_gz(&archive, &staging, &options);
+    match (&listed, &result) {
+        (Ok(list), Ok(report)) => assert_eq!(list, &report.list, "listing and extraction differ"),
+        (
+            Err(Error::PackageRejected {
+                entry: a,
+                rejection: x,
+                ..
+            }),
+            Err(Error::PackageRejected {
+                entry: b,
+                rejection: y,
+                ..
+            }),
+        ) => assert_eq!((a, x), (b, y), "listing and extraction refuse differently"),
+        _ => panic!("listing gave {listed:?} but extraction {result:?}"),
+    }
 
     assert_eq!(
         fs::read_dir(&sentinel).expect("list sentinel").count(),
@@ -47,8 +69,20 @@ fuzz_target!(|data: &[u8]| {
             assert!(!staging.exists(), "staging left behind after {result:?}");
             assert_eq!(beside, ["outside", "package.tar.gz"]);
         }
-        Ok(_) => {
+        Ok(report) => {
             assert_eq!(beside, ["outside", "package.tar.gz", "staging"]);
+            let on_disk: FileList = FileList::from_dir(&staging)
+                .expect("list staging")
+                .iter()
+                .map(|(path, entry)| {
+                    let entry = FileEntry {
+                        stamp: None,
+                        ..entry.clone()
+                    };
+                    (path.to_string(), entry)
+                })
+                .collect();
+            assert_eq!(report.list, on_disk, "the report does not list the tree");
             let root = staging.canonicalize().expect("canonical staging");
             assert!(!root.join(".updater").exists(), "reserved name created");
             let mut paths = Vec::new();

@@ -22,7 +22,7 @@
 //! thread, writing on a second one, at most about 5 MiB in flight), so the
 //! package is never held in memory and is read once.
 //!
-//! # Extraction ([`extract_tar_gz`])
+//! # Extraction ([`extract_tar_gz`]) and listing ([`list_tar_gz`])
 //!
 //! Archive formats let an entry say almost anything: where it goes, what it
 //! is, who may run it. The `tar` crate's `unpack` is not a safety boundary (it
@@ -38,6 +38,7 @@
 //! | `ParentTraversal`: no `..` component | "zip slip": `../../etc/cron.d/x` written outside staging |
 //! | `AbsolutePath`: no leading `/` | `/root/.ssh/authorized_keys` overwritten (or silently relocated, as `unpack` does) |
 //! | `EmptyPath` | entries that would name the staging directory itself (`./` alone, the root of `tar -C dir .`, is skipped) |
+//! | `PathTooLong`: paths and link targets up to 4096 bytes | names no file system here accepts, failing half-way through |
 //! | `NonUtf8Path` | names that cannot be compared reliably for duplicates and collisions, or logged |
 //! | `ReservedName`: first component not e.g. `.updater` | a package planting files in the updater's own state (journal, lock, version record) |
 //! | `SymlinkEscape`: symlink targets relative and resolving inside, also through other links of the archive | a link to `/etc` or `../..` that the application (or a later entry) follows out of the tree |
@@ -49,8 +50,31 @@
 //! | `Duplicate` | a second entry silently replacing the first (what you reviewed is not what runs) |
 //! | `Collision`: no two paths equal after Unicode NFC + lower case | `README` vs `readme`, `café` (NFC) vs `café` (NFD) overwriting each other on case-insensitive or normalising filesystems |
 //! | `ParentNotDirectory` | an entry below a path that is a regular file |
-//! | `TooManyEntries`, `TooLarge` (counted from headers and again while copying) | archive bombs exhausting inodes or disk |
+//! | `TooManyEntries` (`max_entries`, default 100,000) | archive bombs exhausting inodes |
+//! | `TooLarge` (`max_total_bytes`, default 8 GiB, counted from headers and again while copying) | archive bombs exhausting the disk |
+//! | `InsufficientSpace`: the entries, rounded to blocks, must fit the staging file system's free space minus a margin (the larger of 10 % of its size and 256 MiB), measured with `statvfs` at the start | filling the disk the application and its database live on |
+//! | `CompressionRatio` (`max_compression_ratio`, default 200:1, for the whole stream and for each file, past 1 MiB unpacked) | decompression bombs (4 MiB that unpack to 4 GiB of zeros), refused within the first megabytes instead of after writing them |
 //! | `Corrupt` | truncated or damaged archives, bad gzip CRCs, and ambiguous headers (a pax size or path that disagrees with the header) that different tools would read differently |
+//!
+//! **Pre-scan.** Before writing anything, [`extract_tar_gz`] reads the whole
+//! archive once with every rule and limit applied but nothing hashed or
+//! written ([`ExtractOptions::prescan`], on by default), so a package that
+//! breaks any of them, at its first entry or its last, is refused before
+//! the staging directory exists. The writing pass applies everything again
+//! (the file could change in between). The pre-scan costs one more
+//! decompression of the archive and nothing else: about 1.2 s of CPU for a
+//! 480 MB tree packed into 334 MB, i.e. +60 % when extracting to tmpfs and
+//! around +10 % when writing to disk dominates (`tests/extract_cost.rs`).
+//! A decompression bomb is refused by the compression-ratio check within
+//! its first megabyte either way (under a millisecond for 4 GiB of zeros).
+//!
+//! **File list.** Extraction returns the package's [`FileList`](crate::tree::FileList)
+//! ([`ExtractionReport::list`]): every directory with its final mode, every
+//! file with its mode, size and SHA-256 computed as it is written, every
+//! symlink with its target, hard links as the file they link to. It is what
+//! the updater records as "what this release shipped". [`list_tar_gz`]
+//! returns the same list without writing anything (the same code validates
+//! with the same errors), e.g. for a release that was installed by hand.
 //!
 //! Beyond the rules: files are created with `O_EXCL` so nothing existing is
 //! followed or overwritten; the staging directory must be new or empty and is
@@ -63,7 +87,7 @@ pub mod extract;
 pub mod signature;
 
 pub use download::{VerificationPolicy, VerifiedPackage, download_verified};
-pub use extract::{ExtractOptions, ExtractionReport, extract_tar_gz};
+pub use extract::{ExtractOptions, ExtractionReport, extract_tar_gz, list_tar_gz};
 
 use std::fs::File;
 use std::io::Read;
