@@ -149,6 +149,7 @@ impl Components {
             .cloned();
         let channel = f.channel;
         let app = f.app.clone();
+        let package = f.package.clone();
         let health_timeout = config.health_timeout();
         let health_interval = Duration::from_secs(f.health.interval_secs.max(1));
         let retry_after = Duration::from_secs(f.maintenance.retry_after_secs);
@@ -189,6 +190,16 @@ impl Components {
                 c.health_interval = health_interval;
                 c.drain = drain;
                 c.backup_retention = Some(retention);
+                c.extraction = c
+                    .extraction
+                    .clone()
+                    .with_max_total_bytes(package.max_unpacked_mib.saturating_mul(1 << 20))
+                    .with_max_entries(package.max_entries)
+                    .with_max_compression_ratio(package.max_compression_ratio)
+                    .with_free_space_margin(
+                        package.free_space_margin_percent,
+                        package.free_space_margin_mib.saturating_mul(1 << 20),
+                    );
             })
             .build()
             .map_err(|e| config.blame("app", e))?;

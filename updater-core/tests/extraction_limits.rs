@@ -336,7 +336,7 @@ fn the_default_limits_are_the_documented_ones() {
     assert_eq!(options.max_total_bytes, 8 * 1024 * MIB);
     assert_eq!(options.max_compression_ratio, 200);
     assert_eq!(options.ratio_threshold_bytes, MIB);
-    assert_eq!(options.free_space_margin_percent, 10);
+    assert_eq!(options.free_space_margin_percent, 2);
     assert_eq!(options.free_space_margin_min_bytes, 256 * MIB);
     assert!(options.prescan);
     let margin = ExtractOptions::default().with_free_space_margin(150, 0);

@@ -73,6 +73,62 @@ pub struct ConfigFile {
     /// Admin notifications.
     #[serde(default)]
     pub notifications: NotificationsSection,
+    /// Limits every package must stay within when it is unpacked.
+    #[serde(default)]
+    pub package: PackageSection,
+}
+
+/// `[package]`: resource limits on unpacking a release (an archive bomb, a
+/// package larger than the disk, millions of tiny files).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageSection {
+    /// The most MiB a package may unpack to (default 8192). Never more than
+    /// the free space of the disk minus `free_space_margin_*`.
+    #[serde(default = "default_max_unpacked_mib")]
+    pub max_unpacked_mib: u64,
+    /// The most entries (files, directories, links) a package may hold (default 100000).
+    #[serde(default = "default_max_entries")]
+    pub max_entries: u64,
+    /// The largest unpacked-to-packed ratio, per file and for the whole
+    /// package, judged once 1 MiB was unpacked (default 200).
+    #[serde(default = "default_max_compression_ratio")]
+    pub max_compression_ratio: u32,
+    /// Free space that must remain after unpacking, in percent of the disk
+    /// (default 2)...
+    #[serde(default = "default_margin_percent")]
+    pub free_space_margin_percent: u8,
+    /// ...and at least this many MiB (default 256).
+    #[serde(default = "default_margin_mib")]
+    pub free_space_margin_mib: u64,
+}
+
+fn default_max_unpacked_mib() -> u64 {
+    updater_core::package::extract::DEFAULT_MAX_TOTAL_BYTES >> 20
+}
+fn default_max_entries() -> u64 {
+    updater_core::package::extract::DEFAULT_MAX_ENTRIES
+}
+fn default_max_compression_ratio() -> u32 {
+    updater_core::package::extract::DEFAULT_MAX_COMPRESSION_RATIO
+}
+fn default_margin_percent() -> u8 {
+    updater_core::package::extract::DEFAULT_FREE_SPACE_MARGIN_PERCENT
+}
+fn default_margin_mib() -> u64 {
+    updater_core::package::extract::DEFAULT_FREE_SPACE_MARGIN_MIN_BYTES >> 20
+}
+
+impl Default for PackageSection {
+    fn default() -> Self {
+        PackageSection {
+            max_unpacked_mib: default_max_unpacked_mib(),
+            max_entries: default_max_entries(),
+            max_compression_ratio: default_max_compression_ratio(),
+            free_space_margin_percent: default_margin_percent(),
+            free_space_margin_mib: default_margin_mib(),
+        }
+    }
 }
 
 /// `[app]`.

@@ -14,6 +14,7 @@ use std::time::Duration;
 pub use file::{
     AppSection, BackupSection, ConfigFile, DatabaseKind, DatabaseSection, HealthSection,
     HistorySection, HooksSection, MaintenanceSection, MigrationsSection, NotificationsSection,
+    PackageSection,
     RestoreTestSetting, ScheduleSection, Secret, SourceKind, SourceSection,
 };
 pub use location::{Position, key_at, line_of_key, position_of};
@@ -201,6 +202,25 @@ impl Config {
         }
         if let Err(e) = PublicKeys::parse_all(source.public_keys.iter().map(String::as_str)) {
             return Err(err("source.public_keys", &e.to_string()));
+        }
+        let package = &f.package;
+        if package.max_unpacked_mib == 0 {
+            return Err(err("package.max_unpacked_mib", "must be positive"));
+        }
+        if package.max_entries == 0 {
+            return Err(err("package.max_entries", "must be positive"));
+        }
+        if package.max_compression_ratio < 2 {
+            return Err(err(
+                "package.max_compression_ratio",
+                "must be at least 2 (text compresses 3:1 to 10:1)",
+            ));
+        }
+        if package.free_space_margin_percent > 90 {
+            return Err(err(
+                "package.free_space_margin_percent",
+                "must be at most 90",
+            ));
         }
         if f.schedule.interval_hours == 0 {
             return Err(err("schedule.interval_hours", "must be at least 1"));

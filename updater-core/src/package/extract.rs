@@ -82,8 +82,8 @@ pub const DEFAULT_MAX_COMPRESSION_RATIO: u32 = 200;
 /// Default for [`ExtractOptions::ratio_threshold_bytes`]: 1 MiB.
 pub const DEFAULT_RATIO_THRESHOLD_BYTES: u64 = 1024 * 1024;
 
-/// Default for [`ExtractOptions::free_space_margin_percent`]: 10 %.
-pub const DEFAULT_FREE_SPACE_MARGIN_PERCENT: u8 = 10;
+/// Default for [`ExtractOptions::free_space_margin_percent`]: 2 % (on a 2 TB disk, 40 GB stay free).
+pub const DEFAULT_FREE_SPACE_MARGIN_PERCENT: u8 = 2;
 
 /// Default for [`ExtractOptions::free_space_margin_min_bytes`]: 256 MiB.
 pub const DEFAULT_FREE_SPACE_MARGIN_MIN_BYTES: u64 = 256 * 1024 * 1024;
@@ -99,7 +99,7 @@ pub const DEFAULT_FREE_SPACE_MARGIN_MIN_BYTES: u64 = 256 * 1024 * 1024;
 /// |---|---|---|
 /// | [`max_entries`](Self::max_entries) | 100,000 | [`Rejection::TooManyEntries`] |
 /// | [`max_total_bytes`](Self::max_total_bytes) (file contents, from headers and while copying) | 8 GiB | [`Rejection::TooLarge`] |
-/// | free space of the staging file system minus a margin of [`free_space_margin_percent`](Self::free_space_margin_percent) of its size or [`free_space_margin_min_bytes`](Self::free_space_margin_min_bytes), whichever is larger | 10 %, 256 MiB | [`Rejection::InsufficientSpace`] |
+/// | free space of the staging file system minus a margin of [`free_space_margin_percent`](Self::free_space_margin_percent) of its size or [`free_space_margin_min_bytes`](Self::free_space_margin_min_bytes), whichever is larger | 2 %, 256 MiB | [`Rejection::InsufficientSpace`] |
 /// | [`max_compression_ratio`](Self::max_compression_ratio), unpacked to compressed, for the whole stream and for each file, once it reaches [`ratio_threshold_bytes`](Self::ratio_threshold_bytes) | 200:1 after 1 MiB | [`Rejection::CompressionRatio`] |
 ///
 /// ```
@@ -134,7 +134,7 @@ pub struct ExtractOptions {
     /// very regular files may compress far better than 200:1 and are harmless.
     pub ratio_threshold_bytes: u64,
     /// The part of the staging file system's size that must stay free after
-    /// extraction, in percent (default 10). The margin is the larger of this
+    /// extraction, in percent (default 2). The margin is the larger of this
     /// and [`free_space_margin_min_bytes`](Self::free_space_margin_min_bytes).
     pub free_space_margin_percent: u8,
     /// The bytes that must stay free on the staging file system after

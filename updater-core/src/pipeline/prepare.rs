@@ -312,7 +312,8 @@ impl Updater {
         durable::create_dir_all(durable::parent_of(incoming))?;
         let report = crate::package::extract_tar_gz(package, incoming, &self.config.extraction)?;
         t.note(format!("{} files, {} bytes", report.files, report.bytes));
-        let mut list = FileList::from_dir(incoming)?;
+        // Listed (and hashed) while extracting; stamped now, as installed.
+        let mut list = report.list;
         list.stamp(incoming)?;
         durable::sync_filesystem(incoming)?;
         Ok(list)
@@ -347,7 +348,7 @@ impl Updater {
                 &self.config.verification,
                 &mut |_| {},
             )?;
-            list_package(&package.path, &self.config.extraction)
+            crate::package::list_tar_gz(&package.path, &self.config.extraction)
         });
         match fetched {
             Ok(list) => Ok(Some(list)),
@@ -550,14 +551,3 @@ fn tree_size(dir: &Path, skip: &Path) -> u64 {
     total
 }
 
-/// The file list of a package, without touching the application.
-// TODO(extract branch): replace with `package::list_tar_gz`, which lists without writing.
-fn list_package(package: &Path, options: &crate::package::ExtractOptions) -> Result<FileList> {
-    let scratch = tempfile::Builder::new()
-        .prefix("baseline-")
-        .tempdir_in(durable::parent_of(package))
-        .map_err(|e| Error::io("create directory in", durable::parent_of(package), e))?;
-    let target = scratch.path().join("tree");
-    crate::package::extract_tar_gz(package, &target, options)?;
-    FileList::from_dir(&target)
-}
