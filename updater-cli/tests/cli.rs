@@ -368,6 +368,7 @@ fn apply_installs_the_update_and_history_shows_it() {
         keys(&status),
         sorted(&[
             "current",
+            "files_known",
             "highest",
             "kept",
             "transition",

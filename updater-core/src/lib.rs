@@ -119,6 +119,10 @@ pub mod conformance;
 pub mod data;
 pub mod durable;
 pub mod error;
+#[cfg(feature = "failpoints")]
+pub mod failpoint;
+#[cfg(not(feature = "failpoints"))]
+pub(crate) mod failpoint;
 pub mod health;
 pub mod history;
 pub mod hook;

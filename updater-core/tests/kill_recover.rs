@@ -13,7 +13,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use updater_core::pipeline::failpoint::Failpoints;
+use updater_core::failpoint::Failpoints;
 use updater_core::pipeline::{ApplyRequest, RecoveryAction, Updater};
 use updater_core::progress::NoProgress;
 use updater_testkit::app::{Fixture, Layout};

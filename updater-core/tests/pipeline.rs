@@ -18,7 +18,7 @@ use updater_core::health::CommandHealthCheck;
 use updater_core::history::{HistoryStore, NotificationFilter, Page, StepOutcome, UpdateStatus};
 use updater_core::maintenance::{FlagFileMaintenance, MaintenanceNotice, MaintenanceSwitch};
 use updater_core::notify::StoreNotifier;
-use updater_core::pipeline::failpoint::{Action, Failpoints};
+use updater_core::failpoint::{Action, Failpoints};
 use updater_core::pipeline::{ApplyOutcome, ApplyRequest, RecoveryAction, RollbackRequest};
 use updater_core::progress::{NoProgress, ProgressEvent};
 use updater_core::version::Version;

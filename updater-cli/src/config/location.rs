@@ -2,6 +2,8 @@
 //! and from dotted keys back to lines, so every configuration error can say
 //! where it is.
 
+use std::ops::Range;
+
 /// A 1-based line and column (in characters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Position {
@@ -24,80 +26,71 @@ pub fn position_of(text: &str, offset: usize) -> Position {
     Position { line, column }
 }
 
-/// The table header named on `line`, if it is one (`[backup.database]` → `backup.database`).
-fn header_of(line: &str) -> Option<String> {
-    let trimmed = line.trim();
-    let inner = trimmed
-        .strip_prefix("[[")
-        .and_then(|s| s.split("]]").next())
-        .or_else(|| trimmed.strip_prefix('[').and_then(|s| s.split(']').next()))?;
-    Some(normalise_key(inner))
-}
-
-/// The key assigned on `line`, if any (`retention = 3` → `retention`).
-fn assigned_key(line: &str) -> Option<String> {
-    let trimmed = line.trim_start();
-    if trimmed.starts_with('#') || trimmed.starts_with('[') {
-        return None;
-    }
-    let (key, _) = trimmed.split_once('=')?;
-    let key = normalise_key(key);
-    (!key.is_empty()).then_some(key)
-}
-
-fn normalise_key(key: &str) -> String {
-    key.split('.')
-        .map(|part| part.trim().trim_matches('"').trim_matches('\''))
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
-fn join(section: &str, key: &str) -> String {
-    if section.is_empty() {
-        key.to_string()
-    } else {
-        format!("{section}.{key}")
-    }
-}
-
-/// The dotted key at byte `offset`: the key assigned on that line inside its
-/// table, or the table itself when the offset is on a header.
-pub fn key_at(text: &str, offset: usize) -> Option<String> {
-    let target = position_of(text, offset).line;
-    let mut section = String::new();
-    for (index, line) in text.lines().enumerate() {
-        if let Some(header) = header_of(line) {
-            section = header;
-        }
-        if index + 1 == target {
-            if let Some(key) = assigned_key(line) {
-                return Some(join(&section, &key));
+/// Every dotted key of the document with the span of its key and of its
+/// value, from toml's own parser (also for a document with syntax errors:
+/// what could be parsed).
+fn spans(text: &str) -> Vec<(String, Range<usize>, Range<usize>)> {
+    fn walk(
+        table: &toml::de::DeTable<'_>,
+        prefix: &str,
+        out: &mut Vec<(String, Range<usize>, Range<usize>)>,
+    ) {
+        for (key, value) in table.iter() {
+            let name = if prefix.is_empty() {
+                key.get_ref().to_string()
+            } else {
+                format!("{prefix}.{}", key.get_ref())
+            };
+            out.push((name.clone(), key.span(), value.span()));
+            match value.get_ref() {
+                toml::de::DeValue::Table(inner) => walk(inner, &name, out),
+                toml::de::DeValue::Array(items) => {
+                    for item in items.iter() {
+                        if let toml::de::DeValue::Table(inner) = item.get_ref() {
+                            walk(inner, &name, out);
+                        }
+                    }
+                }
+                _ => {}
             }
-            return (!section.is_empty()).then_some(section);
         }
     }
-    None
+    let (document, _errors) = toml::de::DeTable::parse_recoverable(text);
+    let mut out = Vec::new();
+    walk(document.get_ref(), "", &mut out);
+    out
+}
+
+/// The dotted key at byte `offset`: the innermost key whose name or value
+/// covers it (a table's header counts as its name).
+pub fn key_at(text: &str, offset: usize) -> Option<String> {
+    let line = position_of(text, offset).line;
+    spans(text)
+        .into_iter()
+        .filter(|(_, key, value)| {
+            key.contains(&offset)
+                || value.contains(&offset)
+                || value.end == offset
+                || position_of(text, key.start).line == line
+        })
+        .min_by_key(|(name, key, value)| {
+            let covering = key.start.min(value.start)..key.end.max(value.end);
+            (
+                usize::from(position_of(text, key.start).line != line),
+                covering.len(),
+                usize::MAX - name.len(),
+            )
+        })
+        .map(|(name, _, _)| name)
 }
 
 /// The line on which the dotted `key` is assigned (or, for a table, its
 /// header), if the file has it.
 pub fn line_of_key(text: &str, key: &str) -> Option<usize> {
-    let mut section = String::new();
-    for (index, line) in text.lines().enumerate() {
-        if let Some(header) = header_of(line) {
-            if header == key {
-                return Some(index + 1);
-            }
-            section = header;
-            continue;
-        }
-        if let Some(assigned) = assigned_key(line)
-            && join(&section, &assigned) == key
-        {
-            return Some(index + 1);
-        }
-    }
-    None
+    spans(text)
+        .into_iter()
+        .find(|(name, _, _)| name == key)
+        .map(|(_, span, _)| position_of(text, span.start).line)
 }
 
 #[cfg(test)]

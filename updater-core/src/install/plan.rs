@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::durable;
 use crate::error::{Error, Result};
-use crate::pipeline::failpoint::Failpoints;
+use crate::failpoint::Failpoints;
 
 /// What a rename in a swap plan does; decides how its completion is detected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -495,7 +495,7 @@ impl SwapPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::failpoint::none as no_failpoints;
+    use crate::failpoint::none as no_failpoints;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 

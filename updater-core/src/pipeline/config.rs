@@ -17,7 +17,7 @@ use crate::source::ReleaseSource;
 use crate::version::{Channel, UpgradePolicy, Version};
 
 use super::Updater;
-use super::failpoint::Failpoints;
+use crate::failpoint::Failpoints;
 
 /// The name of the state directory inside the application directory.
 pub const STATE_DIR_NAME: &str = ".updater";

@@ -27,10 +27,6 @@
 
 mod check;
 mod config;
-#[cfg(feature = "failpoints")]
-pub mod failpoint;
-#[cfg(not(feature = "failpoints"))]
-pub(crate) mod failpoint;
 mod journal;
 mod operator;
 mod prepare;

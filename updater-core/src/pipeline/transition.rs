@@ -15,7 +15,7 @@ use crate::progress::{Progress, ProgressEvent, ProgressObserver, ProgressSink};
 use crate::step::Step;
 use crate::version::Version;
 
-use super::failpoint::Failpoints;
+use crate::failpoint::Failpoints;
 use super::journal::{DatabaseChange, DatabaseWayBack, Failure, Journal, Phase, TransitionKind};
 
 /// Overall progress when `step` starts.

@@ -22,7 +22,7 @@ use crate::tree::FileList;
 use crate::version::Version;
 
 use super::config::UpdaterConfig;
-use super::failpoint::Failpoints;
+use crate::failpoint::Failpoints;
 
 /// The updater: check, apply, rollback, restore, recover, status. Build it
 /// with [`UpdaterBuilder`](super::UpdaterBuilder).

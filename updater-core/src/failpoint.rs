@@ -14,7 +14,7 @@
 //!
 //! ```
 //! # #[cfg(feature = "failpoints")] {
-//! use updater_core::pipeline::failpoint::Failpoints;
+//! use updater_core::failpoint::Failpoints;
 //! let failpoints = Failpoints::error_at("after:swap");
 //! assert!(failpoints.hit("before:swap").is_ok());
 //! assert!(failpoints.hit("after:swap").is_err());
