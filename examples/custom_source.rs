@@ -15,7 +15,7 @@ use updater_core::release::{Asset, Release, Sha256Digest};
 use updater_core::source::ReleaseSource;
 use updater_core::version::{Channel, Version};
 use updater_core::{Error, Result};
-use updater_examples::demo;
+use updater_testkit::demo;
 
 /// Releases are the `app-<version>.tar.gz` files of a directory.
 #[derive(Debug)]

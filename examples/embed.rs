@@ -14,9 +14,9 @@ use updater_core::pipeline::{ApplyOutcome, ApplyRequest, RecoveryAction, Updater
 use updater_core::progress::NoProgress;
 use updater_core::source::LocalDirectorySource;
 use updater_core::version::Version;
-use updater_examples::demo;
-use updater_examples::server::StaticServer;
 use updater_source_github::ManifestSource;
+use updater_testkit::demo;
+use updater_testkit::http::StaticServer;
 
 /// The application: it owns the updater and shares it with its threads.
 struct Application {
@@ -109,7 +109,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "status: running {}, kept for rollback: {}",
         status.current,
-        if kept.is_empty() { "none".to_string() } else { kept.join(", ") }
+        if kept.is_empty() {
+            "none".to_string()
+        } else {
+            kept.join(", ")
+        }
     );
     Ok(())
 }

@@ -14,9 +14,9 @@ use updater_core::pipeline::{ApplyOutcome, ApplyRequest, UpdaterBuilder};
 use updater_core::progress::NoProgress;
 use updater_core::source::ReleaseSource;
 use updater_core::version::Channel;
-use updater_examples::demo;
-use updater_examples::server::StaticServer;
 use updater_source_github::GitHubSource;
+use updater_testkit::demo;
+use updater_testkit::http::StaticServer;
 
 #[allow(clippy::print_stdout)]
 fn main() -> Result<(), Box<dyn std::error::Error>> {

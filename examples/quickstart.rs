@@ -23,10 +23,10 @@ use updater_core::pipeline::{ApplyOutcome, ApplyRequest, UpdaterBuilder};
 use updater_core::progress::ProgressEvent;
 use updater_core::source::LocalDirectorySource;
 use updater_core::version::Version;
-use updater_examples::demo;
-use updater_examples::server::StaticServer;
 use updater_source_github::ManifestSource;
 use updater_store_diesel::DieselHistoryStore;
+use updater_testkit::demo;
+use updater_testkit::http::StaticServer;
 
 #[allow(clippy::print_stdout)]
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -131,8 +131,10 @@ pub use error::{CliError, Result, exit_code};
 /// (`kind` `usage`), exit 2.
 pub fn usage_error(error: &clap::Error) -> u8 {
     use clap::error::ErrorKind;
-    if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
-        || !std::env::args().any(|arg| arg == "--json")
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) || !std::env::args().any(|arg| arg == "--json")
     {
         let _ = error.print();
         return match error.kind() {

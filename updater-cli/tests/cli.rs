@@ -14,7 +14,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Fixture, Run};
+use support::Run;
 
 fn keys(value: &Value) -> Vec<String> {
     let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
@@ -32,7 +32,7 @@ fn sorted(names: &[&str]) -> Vec<String> {
 
 #[test]
 fn help_documents_the_exit_codes_and_every_subcommand_has_help() {
-    let f = Fixture::new();
+    let f = support::fixture();
     let help = f.run(&["--help"]);
     assert_eq!(help.code, 0);
     for text in [
@@ -73,7 +73,7 @@ fn help_documents_the_exit_codes_and_every_subcommand_has_help() {
 
 #[test]
 fn bad_usage_exits_2() {
-    let f = Fixture::new();
+    let f = support::fixture();
     assert_eq!(f.run(&["frobnicate"]).code, 2);
     assert_eq!(f.run(&["unlock"]).code, 2, "unlock needs --force");
     assert_eq!(
@@ -88,7 +88,7 @@ fn bad_usage_exits_2() {
 
 #[test]
 fn config_check_prints_the_effective_config_with_secrets_redacted() {
-    let f = Fixture::new();
+    let f = support::fixture();
     f.write_config("");
     let run = Run::from(
         f.command()
@@ -121,7 +121,7 @@ fn config_check_prints_the_effective_config_with_secrets_redacted() {
 
 #[test]
 fn an_unknown_key_is_an_error_naming_the_file_line_and_key() {
-    let f = Fixture::new();
+    let f = support::fixture();
     f.write_config("[history]\ndatabase_url = \"x.sqlite\"\ntable_prefx = \"u_\"\n");
     let line = std::fs::read_to_string(f.config_path())
         .unwrap()
@@ -147,7 +147,7 @@ fn an_unknown_key_is_an_error_naming_the_file_line_and_key() {
 
 #[test]
 fn a_bad_value_is_an_error_naming_the_key() {
-    let f = Fixture::new();
+    let f = support::fixture();
     f.write_config("[schedule]\ninterval_hours = \"daily\"\n");
     let run = f.run(&["config", "check"]);
     assert_eq!(run.code, 2);
@@ -170,7 +170,7 @@ fn a_bad_value_is_an_error_naming_the_key() {
 
 #[test]
 fn a_bad_environment_variable_is_an_error_naming_it() {
-    let f = Fixture::new();
+    let f = support::fixture();
     for (name, value) in [
         ("UPDATE_CHECK_INTERVAL", "soon"),
         ("ALLOW_DOWNGRADE", "perhaps"),
@@ -196,7 +196,7 @@ fn a_bad_environment_variable_is_an_error_naming_it() {
 
 #[test]
 fn a_missing_config_file_exits_2() {
-    let f = Fixture::new();
+    let f = support::fixture();
     let run = Run::from(
         std::process::Command::new(env!("CARGO_BIN_EXE_updater"))
             .args(["--config", "nowhere.toml", "status"])
@@ -210,7 +210,7 @@ fn a_missing_config_file_exits_2() {
 
 #[test]
 fn the_config_path_comes_from_updater_config_or_the_current_directory() {
-    let f = Fixture::new();
+    let f = support::fixture();
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_updater"));
     command
         .args(["config", "check"])
@@ -236,7 +236,7 @@ fn the_config_path_comes_from_updater_config_or_the_current_directory() {
 
 #[test]
 fn check_exits_3_when_an_update_is_available_and_0_when_up_to_date() {
-    let f = Fixture::new();
+    let f = support::fixture();
     let (json, code) = f.json(&["check"]);
     assert_eq!(code, 0, "{json}");
     assert_eq!(
@@ -275,7 +275,7 @@ fn check_exits_3_when_an_update_is_available_and_0_when_up_to_date() {
 
 #[test]
 fn check_fails_with_exit_1_when_the_server_is_unreachable() {
-    let f = Fixture::new();
+    let f = support::fixture();
     let run = Run::from(
         f.command()
             .args(["--json", "check", "--force"])
@@ -294,7 +294,7 @@ fn check_fails_with_exit_1_when_the_server_is_unreachable() {
 
 #[test]
 fn apply_installs_the_update_and_history_shows_it() {
-    let f = Fixture::new();
+    let f = support::fixture();
     f.server.publish("1.1.0", true);
 
     let refused = f.run(&["apply"]);
@@ -403,7 +403,7 @@ fn apply_installs_the_update_and_history_shows_it() {
 
 #[test]
 fn a_failing_health_check_rolls_the_update_back_and_history_records_it() {
-    let f = Fixture::new();
+    let f = support::fixture();
     f.server.publish("1.1.0", false);
     let (json, code) = f.json(&["apply", "--yes", "--no-backup"]);
     assert_eq!(code, 1, "{json}");
@@ -453,7 +453,7 @@ fn a_failing_health_check_rolls_the_update_back_and_history_records_it() {
 
 #[test]
 fn backups_are_created_listed_restored_and_cleaned_up() {
-    let f = Fixture::new();
+    let f = support::fixture();
     let (created, code) = f.json(&["backup", "create", "--description", "first"]);
     assert_eq!(code, 0, "{created}");
     let backup = &created["backup"];
@@ -520,7 +520,7 @@ fn backups_are_created_listed_restored_and_cleaned_up() {
 
 #[test]
 fn notifications_are_listed_per_admin_marked_read_and_dismissed() {
-    let f = Fixture::new();
+    let f = support::fixture();
     f.server.publish("1.1.0", true);
     assert_eq!(f.run(&["check", "--force"]).code, 3);
     let (list, code) = f.json(&["notifications"]);
@@ -564,7 +564,7 @@ fn notifications_are_listed_per_admin_marked_read_and_dismissed() {
 
 #[test]
 fn recover_reports_what_it_did() {
-    let f = Fixture::new();
+    let f = support::fixture();
     let (json, code) = f.json(&["recover"]);
     assert_eq!(code, 0, "{json}");
     assert_eq!(
@@ -586,7 +586,7 @@ fn recover_reports_what_it_did() {
 
 #[test]
 fn a_leftover_maintenance_flag_is_cleared_before_the_next_command() {
-    let f = Fixture::new();
+    let f = support::fixture();
     assert_eq!(f.run(&["status"]).code, 0);
     std::fs::create_dir_all(f.app().join(".updater")).unwrap();
     let flag = f.app().join(".updater/maintenance.json");
@@ -606,7 +606,7 @@ fn a_leftover_maintenance_flag_is_cleared_before_the_next_command() {
 
 #[test]
 fn unlock_force_clears_a_lock_and_says_whose_it_was() {
-    let f = Fixture::new();
+    let f = support::fixture();
     let (json, code) = f.json(&["unlock", "--force"]);
     assert_eq!(code, 0, "{json}");
     assert_eq!(keys(&json), sorted(&["cleared", "holder"]));
@@ -660,7 +660,7 @@ fn unlock_force_clears_a_lock_and_says_whose_it_was() {
 
 #[test]
 fn schedule_once_checks_and_cleans_up() {
-    let f = Fixture::new();
+    let f = support::fixture();
     f.server.publish("1.1.0", true);
     let (json, code) = f.json(&["schedule", "--once"]);
     assert_eq!(code, 0, "{json}");
@@ -684,7 +684,7 @@ fn schedule_once_checks_and_cleans_up() {
 
 #[test]
 fn schedule_stops_cleanly_on_sigterm() {
-    let f = Fixture::new();
+    let f = support::fixture();
     let mut child = f
         .command()
         .args(["schedule"])
@@ -714,7 +714,7 @@ fn schedule_stops_cleanly_on_sigterm() {
 
 #[test]
 fn with_a_sqlite_database_backups_hold_files_and_database_and_updates_snapshot_it() {
-    let f = Fixture::new();
+    let f = support::fixture();
     std::fs::create_dir_all(f.app().join("data")).unwrap();
     let database = f.app().join("data/app.sqlite");
     {
@@ -777,7 +777,7 @@ fn history_in_server(url: &str, port: u16) {
             .unwrap()
             .subsec_nanos()
     );
-    let f = Fixture::new();
+    let f = support::fixture();
     f.write_config(&format!(
         "[history]\ndatabase_url = \"{url}\"\ntable_prefix = \"{prefix}\"\n"
     ));
@@ -809,7 +809,7 @@ fn history_can_live_in_mysql() {
 
 #[test]
 fn migrations_hooks_and_an_http_health_check_run_and_a_failing_url_rolls_back() {
-    let f = Fixture::new();
+    let f = support::fixture();
     let health = format!(
         "url = \"{}/healthz\"\nexpected_status = 200\ntimeout_secs = 2\ninterval_secs = 1",
         f.server.base
@@ -845,7 +845,7 @@ fn migrations_hooks_and_an_http_health_check_run_and_a_failing_url_rolls_back() 
 
 #[test]
 fn on_a_terminal_apply_asks_and_a_no_changes_nothing() {
-    let f = Fixture::new();
+    let f = support::fixture();
     f.server.publish("1.1.0", true);
     // `script` gives the command a pseudo-terminal; the answer comes on its stdin.
     let line = format!(
@@ -881,7 +881,7 @@ fn on_a_terminal_apply_asks_and_a_no_changes_nothing() {
 
 #[test]
 fn config_check_builds_the_parts_and_blames_the_key_that_breaks_them() {
-    let f = Fixture::new();
+    let f = support::fixture();
     for (extra, key) in [
         (
             "[history]\ntable_prefix = \"Bad-Prefix\"\n",

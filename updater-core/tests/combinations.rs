@@ -30,8 +30,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use updater_core::backup::{Backup, BackupStrategy};
-use updater_core::history::{HistoryStore, Page, StepOutcome, UpdateStatus};
 use updater_core::failpoint::Failpoints;
+use updater_core::history::{HistoryStore, Page, StepOutcome, UpdateStatus};
 use updater_core::pipeline::{ApplyRequest, RestoreRequest, RollbackRequest, Updater};
 use updater_core::progress::NoProgress;
 use updater_store_diesel::DieselHistoryStore;

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use updater_core::backup::{Backup, BackupKind, BackupRequest, BackupStrategy};
 use updater_core::command::ShellCommand;
+use updater_core::failpoint::{Action, Failpoints};
 use updater_core::history::{HistoryStore, Page, UpdateStatus};
 use updater_core::maintenance::FlagFileMaintenance;
 use updater_core::migrate::CommandMigrator;
-use updater_core::failpoint::{Action, Failpoints};
 use updater_core::pipeline::{ApplyOutcome, ApplyRequest, Drain, RecoveryAction, RollbackRequest};
 use updater_core::progress::{NoProgress, ProgressSink};
 use updater_core::tree::FileList;

@@ -27,6 +27,8 @@
 pub mod app;
 pub mod archive;
 pub mod child;
+pub mod cli;
+pub mod demo;
 pub mod fakes;
 pub mod http;
 pub mod services;

@@ -46,6 +46,19 @@ pub fn require_server(name: &str, address: &str) -> bool {
     false
 }
 
+/// A required server is not usable (`why`): under CI, panics; otherwise
+/// prints that the test is skipped and why. For tests that check more than
+/// reachability (a login, a feature).
+pub fn unavailable(name: &str, why: &str) {
+    if under_ci() {
+        panic!("{name} is required under CI=true but {why}");
+    }
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("skipped: {name} {why}");
+    }
+}
+
 /// Whether `program` is on `PATH`.
 pub fn has_program(program: &str) -> bool {
     std::env::var_os("PATH")

@@ -14,8 +14,7 @@ use std::time::Duration;
 pub use file::{
     AppSection, BackupSection, ConfigFile, DatabaseKind, DatabaseSection, HealthSection,
     HistorySection, HooksSection, MaintenanceSection, MigrationsSection, NotificationsSection,
-    PackageSection,
-    RestoreTestSetting, ScheduleSection, Secret, SourceKind, SourceSection,
+    PackageSection, RestoreTestSetting, ScheduleSection, Secret, SourceKind, SourceSection,
 };
 pub use location::{Position, key_at, line_of_key, position_of};
 

@@ -550,4 +550,3 @@ fn tree_size(dir: &Path, skip: &Path) -> u64 {
     }
     total
 }
-

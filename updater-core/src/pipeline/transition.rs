@@ -15,8 +15,8 @@ use crate::progress::{Progress, ProgressEvent, ProgressObserver, ProgressSink};
 use crate::step::Step;
 use crate::version::Version;
 
-use crate::failpoint::Failpoints;
 use super::journal::{DatabaseChange, DatabaseWayBack, Failure, Journal, Phase, TransitionKind};
+use crate::failpoint::Failpoints;
 
 /// Overall progress when `step` starts.
 pub(crate) fn percent_at(step: Step) -> u8 {

@@ -333,13 +333,24 @@ impl Updater {
                     Ok(()) => break,
                     Err(error) => {
                         if Instant::now() + self.config.health_interval >= deadline {
-                            return Err(Error::Command {
-                                step: "health check".into(),
-                                command: check.describe(),
-                                reason: format!(
-                                    "still failing after {attempts} attempts over {:.0?}: {error}",
-                                    self.config.health_timeout
-                                ),
+                            let tried = format!(
+                                "still failing after {attempts} attempts over {:.0?}",
+                                self.config.health_timeout
+                            );
+                            return Err(match error {
+                                Error::Command {
+                                    step,
+                                    command,
+                                    reason,
+                                } => Error::Command {
+                                    step,
+                                    command,
+                                    reason: format!("{tried}; last: {reason}"),
+                                },
+                                other => Error::Other {
+                                    context: format!("health check {} {tried}", check.describe()),
+                                    source: Box::new(other),
+                                },
                             });
                         }
                         std::thread::sleep(self.config.health_interval);

@@ -1,4 +1,5 @@
-//! A demo "application": a directory with a `VERSION` file, a front page, a
+//! The demo "application" of the examples (`cargo run --example quickstart`):
+//! a directory with a `VERSION` file, a front page, a
 //! health script and user data in preserved paths, plus release archives
 //! built from the same layout.
 
