@@ -310,7 +310,79 @@ impl Parts {
 /// the application directory exists, and the source, backups, database
 /// credentials and health checks can be built.
 pub fn validate(config: &Config) -> Result<()> {
-    Parts::build(config, Access::Remote).map(|_| ())
+    Parts::build(config, Access::Remote)?;
+    check_paths_survive_the_swap(config)
+}
+
+/// Refuses, naming the key and the path, a database file, a maintenance
+/// flag or a backup directory that an update would replace or lose: the
+/// application directory itself (or its parent) as backup directory, or a
+/// path the installed release ships (application data is carried across
+/// updates; a release's own file is replaced by the next release's).
+fn check_paths_survive_the_swap(config: &Config) -> Result<()> {
+    let app = config.app_dir();
+    let core = updater_core::pipeline::UpdaterConfig::new(&app);
+    let shipped = core.installed_file_list().ok().flatten();
+    let inside = |path: &std::path::Path| -> Option<String> {
+        path.strip_prefix(&app)
+            .ok()
+            .map(|rel| rel.to_string_lossy().into_owned())
+    };
+    let check = |key: &str, path: PathBuf| -> Result<()> {
+        let Some(relative) = inside(&path) else {
+            return Ok(());
+        };
+        if relative.is_empty() {
+            return Err(config.error_at(
+                key,
+                format!("{} is the application directory itself", path.display()),
+            ));
+        }
+        if relative.starts_with(updater_core::pipeline::STATE_DIR_NAME) {
+            return Ok(());
+        }
+        if let Some(list) = &shipped
+            && list.contains(&relative)
+        {
+            return Err(config.error_at(
+                key,
+                format!(
+                    "{} is a file the installed release ships: the next update would replace it; keep it outside the release's files (e.g. in a preserved path)",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(())
+    };
+    if let Some(db) = &config.file.backup.database
+        && let Some(path) = &db.path
+    {
+        let path = if path.is_absolute() {
+            path.clone()
+        } else {
+            app.join(path)
+        };
+        check("backup.database.path", path)?;
+    }
+    if let Some(flag) = &config.file.maintenance.flag_file {
+        let path = if flag.is_absolute() {
+            flag.clone()
+        } else {
+            app.join(flag)
+        };
+        check("maintenance.flag_file", path)?;
+    }
+    let backups = config.backup_dir();
+    if app.starts_with(&backups) {
+        return Err(config.error_at(
+            "backup.dir",
+            format!(
+                "{} contains the application directory: backups would back up themselves",
+                backups.display()
+            ),
+        ));
+    }
+    check("backup.dir", backups)
 }
 
 /// The history store. A read-only command on an application that has no

@@ -930,3 +930,24 @@ fn config_check_builds_the_parts_and_blames_the_key_that_breaks_them() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("key `source`"), "{}", run.stderr);
 }
+
+#[test]
+fn config_check_refuses_a_database_path_the_installed_release_ships() {
+    let f = support::fixture();
+    f.server.publish("1.1.0", true);
+    assert_eq!(f.json(&["apply", "--yes"]).1, 0);
+    // The database file configured where the release has its own file.
+    f.write_config("[backup.database]\nkind = \"sqlite\"\npath = \"public/index.html\"\n");
+    let (json, code) = f.json(&["config", "check"]);
+    assert_eq!(code, 2, "{json}");
+    assert_eq!(json["error"]["kind"], "config_value");
+    let message = json["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("backup.database.path")
+            && message.contains("the next update would replace it"),
+        "{message}"
+    );
+    // A database in a path no release ships is application data: fine.
+    f.write_config("[backup.database]\nkind = \"sqlite\"\npath = \"database/app.sqlite\"\n");
+    assert_eq!(f.json(&["config", "check"]).1, 0);
+}

@@ -136,6 +136,18 @@ impl UpdaterConfig {
     pub fn installed_path(&self) -> PathBuf {
         self.state_dir.join("installed.json")
     }
+    /// What the running release shipped, when the updater installed it
+    /// (read from the installed state; `None` for an application installed by hand).
+    pub fn installed_file_list(&self) -> Result<Option<crate::tree::FileList>> {
+        match crate::install::InstalledState::load(&self.installed_path())? {
+            Some(state) => match state.files {
+                Some(path) => crate::tree::FileList::load(&path),
+                None => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+
     /// The space set aside for an undo on a full disk: `<state>/reserve`.
     pub fn reserve_path(&self) -> PathBuf {
         self.state_dir.join("reserve")
