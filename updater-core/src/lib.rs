@@ -112,7 +112,9 @@
 
 #![warn(missing_docs)]
 
+pub mod automation;
 pub mod backup;
+pub mod clock;
 pub mod command;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -136,6 +138,7 @@ pub mod package;
 pub mod pipeline;
 pub mod progress;
 pub mod release;
+pub mod requirement;
 pub mod secret;
 pub mod source;
 pub mod step;

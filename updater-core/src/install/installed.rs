@@ -45,6 +45,9 @@ pub(crate) struct InstalledState {
     /// by hand.
     #[serde(default)]
     pub(crate) files: Option<PathBuf>,
+    /// The running release's probation, while it lasts.
+    #[serde(default)]
+    pub(crate) probation: Option<crate::automation::Probation>,
     /// When this file was last written.
     pub(crate) updated_at: DateTime<Utc>,
 }
@@ -57,6 +60,7 @@ impl InstalledState {
             current,
             kept: Vec::new(),
             files: None,
+            probation: None,
             updated_at: Utc::now(),
         }
     }

@@ -154,7 +154,15 @@ impl Updater {
             Some(switch) => switch.status()?,
             None => None,
         };
+        let probation = installed
+            .probation
+            .clone()
+            .filter(|p| p.version == installed.current);
         Ok(StatusReport {
+            paused: self.pause_state()?,
+            probation,
+            scheduled: self.schedule.list(false)?,
+            auto_update: self.config.auto_update.level,
             files_known: installed.files.is_some(),
             current: installed.current,
             highest: installed.highest,

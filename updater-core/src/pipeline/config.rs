@@ -93,6 +93,15 @@ pub struct UpdaterConfig {
     /// Verified backups of each kind kept after every update and by
     /// [`Updater::prune_backups`] (default 3; `None`: never delete).
     pub backup_retention: Option<usize>,
+    /// How long a committed update stays on probation: its health check
+    /// keeps running ([`Updater::automation_round`]) and a failure rolls it
+    /// back to the kept release and its database snapshot. `None`: no probation.
+    pub probation: Option<Duration>,
+    /// Which updates apply without a person, and when.
+    pub auto_update: crate::automation::AutoUpdatePolicy,
+    /// Checks of the machine (runtime versions, extensions, tools) that must
+    /// all pass before anything changes.
+    pub requirements: Vec<crate::requirement::Requirement>,
 }
 
 impl UpdaterConfig {
@@ -121,6 +130,9 @@ impl UpdaterConfig {
             health_interval: Duration::from_secs(1),
             reserve_bytes: 16 << 20,
             backup_retention: Some(3),
+            probation: None,
+            auto_update: crate::automation::AutoUpdatePolicy::default(),
+            requirements: Vec::new(),
         }
     }
 
@@ -146,6 +158,11 @@ impl UpdaterConfig {
             },
             None => Ok(None),
         }
+    }
+
+    /// The operator's pause of automatic updates: `<state>/paused.json`.
+    pub fn pause_path(&self) -> PathBuf {
+        self.state_dir.join("paused.json")
     }
 
     /// The space set aside for an undo on a full disk: `<state>/reserve`.
@@ -189,6 +206,8 @@ pub struct UpdaterBuilder {
     pub(crate) files_backup: Option<Arc<dyn BackupStrategy>>,
     pub(crate) database_backup: Option<Arc<dyn BackupStrategy>>,
     pub(crate) failpoints: Failpoints,
+    pub(crate) schedule: Arc<dyn crate::automation::ScheduleStore>,
+    pub(crate) clock: Arc<dyn crate::clock::Clock>,
 }
 
 impl std::fmt::Debug for UpdaterBuilder {
@@ -219,6 +238,8 @@ impl UpdaterBuilder {
             files_backup: None,
             database_backup: None,
             failpoints: Failpoints::default(),
+            schedule: Arc::new(crate::automation::InMemoryScheduleStore::new()),
+            clock: Arc::new(crate::clock::SystemClock),
         }
     }
 
@@ -292,6 +313,20 @@ impl UpdaterBuilder {
     /// A database snapshot taken inside the window and restored on rollback.
     pub fn with_database_backup(mut self, backup: Arc<dyn BackupStrategy>) -> Self {
         self.database_backup = Some(backup);
+        self
+    }
+
+    /// Where one-off scheduled updates are kept (default: in memory; the
+    /// CLI keeps them in the history database).
+    pub fn with_schedule_store(mut self, store: Arc<dyn crate::automation::ScheduleStore>) -> Self {
+        self.schedule = store;
+        self
+    }
+
+    /// The clock for windows, schedules and probation (tests move a
+    /// [`ManualClock`](crate::clock::ManualClock)).
+    pub fn with_clock(mut self, clock: Arc<dyn crate::clock::Clock>) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -391,7 +426,15 @@ impl UpdaterBuilder {
                 config.state_dir.join("maintenance.json"),
             )))
         });
+        if config.probation.is_some_and(|p| p.is_zero()) {
+            return Err(Error::invalid(
+                "updater configuration",
+                "probation must be positive (or none)",
+            ));
+        }
         Ok(Updater {
+            schedule: self.schedule,
+            clock: self.clock,
             children: crate::command::ChildLedger::new(config.state_dir.join("children")),
             discarded,
             config,

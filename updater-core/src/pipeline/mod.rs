@@ -25,6 +25,7 @@
 //! The API is blocking: every step is file, process or database I/O. Async
 //! applications call it from `tokio::task::spawn_blocking`.
 
+mod automation;
 mod check;
 mod config;
 mod journal;
@@ -42,4 +43,5 @@ pub use report::{
     ApplyOutcome, ApplyRequest, CheckReport, Phase, RecoveryAction, RecoveryReport, RestoreRequest,
     RollbackRequest, StatusReport, TransitionKind, TransitionStatus, UpdateReport, os_user,
 };
+pub use automation::{AutomationReport, ProbationOutcome};
 pub use updater::Updater;

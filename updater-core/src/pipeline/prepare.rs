@@ -500,6 +500,8 @@ impl Updater {
                 ),
             ));
         }
+        crate::requirement::check_all(&self.config.requirements, &self.config.app_dir)
+            .map_err(|failures| Error::precondition("requirements", failures))?;
         if let Some(migrator) = &self.migrator {
             migrator.check(&self.config.app_dir)?;
             if self.database_backup.is_none() && !migrator.can_revert() {

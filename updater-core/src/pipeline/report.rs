@@ -238,4 +238,12 @@ pub struct StatusReport {
     pub maintenance: Option<MaintenanceNotice>,
     /// The latest version check.
     pub latest_check: Option<VersionCheckRecord>,
+    /// Automatic updates paused by an operator.
+    pub paused: Option<crate::automation::PauseState>,
+    /// The update on probation, if any.
+    pub probation: Option<crate::automation::Probation>,
+    /// One-off updates scheduled and not yet carried out.
+    pub scheduled: Vec<crate::automation::ScheduledUpdate>,
+    /// Which updates apply automatically.
+    pub auto_update: crate::automation::AutoUpdateLevel,
 }

@@ -299,10 +299,29 @@ impl Updater {
                             },
                         );
                     }
+                    let already = installed.current == journal.to;
                     installed.install(&journal.to);
                     installed.files = journal.incoming_files.clone();
+                    // An update is trusted only once it kept running: probation.
+                    installed.probation = match (journal.kind, self.config.probation) {
+                        (TransitionKind::Update, Some(period)) if !already => {
+                            let now = self.clock.now();
+                            Some(crate::automation::Probation {
+                                update_id: journal.update_id,
+                                version: journal.to.clone(),
+                                previous: journal.from.clone(),
+                                started_at: now,
+                                until: now
+                                    + chrono::Duration::from_std(period)
+                                        .unwrap_or(chrono::Duration::hours(1)),
+                            })
+                        }
+                        (TransitionKind::Update, Some(_)) => installed.probation.clone(),
+                        _ => None,
+                    };
                 }
                 TransitionKind::Rollback => {
+                    installed.probation = None;
                     installed.current = journal.to.clone();
                     installed.updated_at = Utc::now();
                     installed.files = journal.incoming_files.clone();
@@ -313,7 +332,14 @@ impl Updater {
             remove.push(journal.incoming.clone());
         }
         if installed.kept.len() > self.config.keep_releases {
+            // The release an update on probation would go back to stays
+            // until the probation ends, whatever the retention says.
+            let on_probation = installed.probation.as_ref().map(|p| p.update_id);
             for old in installed.kept.split_off(self.config.keep_releases) {
+                if on_probation.is_some() && old.replaced_by_update == on_probation.flatten() {
+                    installed.kept.push(old);
+                    continue;
+                }
                 remove.push(old.tree);
                 remove.extend(old.files);
             }

@@ -46,6 +46,10 @@ pub struct Updater {
     pub(crate) discarded: Option<globset::GlobSet>,
     /// Where the children of commands are recorded (`<state>/children`).
     pub(crate) children: crate::command::ChildLedger,
+    /// One-off scheduled updates.
+    pub(crate) schedule: Arc<dyn crate::automation::ScheduleStore>,
+    /// Now, for windows, schedules and probation.
+    pub(crate) clock: Arc<dyn crate::clock::Clock>,
 }
 
 impl std::fmt::Debug for Updater {
