@@ -126,5 +126,5 @@ pub use database::{DatabaseBackup, DatabaseEngine, Secret};
 pub use error::{BackupError, Result};
 pub use exclude::{DEFAULT_EXCLUDES, ExcludeSet};
 pub use files::{CreateStats, FileBackup, FileBackupBuilder, RestoreStats};
-pub use retention::{RemovalReason, RetentionPlan, RetentionPolicy};
-pub use store::{BackupRecord, BackupStatus, Catalog, CatalogEntry};
+pub use retention::{BackupClass, RemovalReason, RetentionPlan, RetentionPolicy, prune_catalog};
+pub use store::{BackupRecord, BackupStatus, Catalog, CatalogEntry, INCOMPLETE_GRACE};
