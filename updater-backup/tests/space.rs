@@ -101,13 +101,12 @@ fn a_backup_directory_without_room_is_refused_by_preflight_and_a_full_disk_names
         return;
     };
     let tree = AppTree::new(&dir.path().join("app"));
-    // 8 MiB that does not compress.
-    for n in 0..4 {
-        random_file(
-            &tree.root.join(format!("public/video-{n}.bin")),
-            2 << 20,
-            n + 7,
-        );
+    // 10 MiB that does not compress, in 10,000 files: more batches than the
+    // writer's queue holds, so the encoder is still sending when the disk fills.
+    let media = tree.root.join("public/media");
+    fs::create_dir_all(&media).unwrap();
+    for n in 0..10_000 {
+        random_file(&media.join(format!("{n:05}.bin")), 1024, n + 7);
     }
     let root = dir.path().join("small-disk/backups");
     let strategy = FileBackup::builder(&tree.root, &root).build().unwrap();
@@ -153,9 +152,7 @@ fn a_backup_directory_without_room_is_refused_by_preflight_and_a_full_disk_names
     );
 
     // With room again, preflight passes and the backup is made.
-    for n in 0..4 {
-        fs::remove_file(tree.root.join(format!("public/video-{n}.bin"))).unwrap();
-    }
+    fs::remove_dir_all(&media).unwrap();
     strategy.preflight().unwrap();
     let backup = strategy.create(&request(), &NoProgress).unwrap();
     strategy.verify(&backup).unwrap();
