@@ -144,16 +144,17 @@
 //! 110 MB for both a 2,000-file and the 20,000-file tree.
 //!
 //! `cargo run --release --example stage_vs_restore -- TREE WORKDIR 9` on a
-//! 2,000-file, 46 MB tree of the same mix with 10 hard links (2 shared cores,
-//! ext4 on a shared virtual disk, order rotated each round, medians): staging
-//! into a new directory 2.04 s, restoring into an empty directory 1.95 s
-//! (1.05x), restoring in place over the live tree 0.91 s (staging 2.25x
-//! slower: creating a whole new tree on this disk costs more than replacing
-//! files in an existing one); synced, 2.65 s / 1.97 s / 1.08 s. On tmpfs, where
-//! only the CPU counts: 0.26 s / 0.23 s / 0.28 s. Staging costs about the
-//! same as a restore into an empty directory, but the application is not
-//! touched while the tree is written (an in-place restore changes it from the
-//! first file on); the swap is then a rename.
+//! 2,000-file, 46 MB tree of the same mix (2,155 directories, 10 hard links;
+//! 2 cores shared with other builds, load 2 to 5; order rotated each round;
+//! medians of 9 rounds). On tmpfs, where only the CPU counts: staging 0.20 s,
+//! restoring into an empty directory 0.19 s, restoring in place over the live
+//! tree 0.23 s. On ext4 (a shared virtual disk), over four runs with and
+//! without fsync: staging 0.21 to 1.04 s, 0.89x to 1.35x a restore into an
+//! empty directory and 0.42x to 0.95x an in-place restore (which writes each
+//! file beside the old one and renames it over it). Staging costs what a
+//! restore into an empty directory costs, but the application is not touched
+//! while the tree is written — an in-place restore changes it from the first
+//! file on — and the swap is then a rename.
 //!
 //! The API is blocking: backups are long file and process I/O. Async
 //! applications call it from `spawn_blocking`.

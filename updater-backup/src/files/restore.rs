@@ -154,9 +154,19 @@ pub(crate) fn restore_tree(
         }
     }
 
+    tracing::debug!(elapsed = ?started.elapsed(), "restore: removed what the backup lacks");
     // 2. Directories (owner-writable until their final mode is applied).
     for entry in manifest.entries.iter().filter(|e| e.kind == EntryType::Dir) {
         let path = target.join(&entry.path);
+        // Into a new tree (staging), mkdir simply succeeds: one call per directory.
+        match fs::DirBuilder::new().mode(0o700).create(&path) {
+            Ok(()) => {
+                stats.dirs += 1;
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(BackupError::io("create directory", &path, e)),
+        }
         match fs::symlink_metadata(&path) {
             Ok(meta) if meta.is_dir() => {
                 let mode = meta.permissions().mode() & 0o7777;
@@ -180,6 +190,7 @@ pub(crate) fn restore_tree(
         stats.dirs += 1;
     }
 
+    tracing::debug!(elapsed = ?started.elapsed(), "restore: directories created");
     // 3. Files, in parallel.
     let bytes_done = AtomicU64::new(0);
     let files_done = AtomicU64::new(0);
@@ -208,6 +219,7 @@ pub(crate) fn restore_tree(
     stats.files = files_done.load(Ordering::Relaxed);
     stats.bytes_written = bytes_done.load(Ordering::Relaxed);
 
+    tracing::debug!(elapsed = ?started.elapsed(), "restore: files written");
     // 3b. Hard links, once every file they name is in place.
     for entry in manifest
         .entries
@@ -228,6 +240,7 @@ pub(crate) fn restore_tree(
         stats.symlinks += 1;
     }
 
+    tracing::debug!(elapsed = ?started.elapsed(), "restore: links created");
     // 5. Directory modes, owners and times, deepest first.
     let mut dirs: Vec<&ManifestEntry> = manifest
         .entries
@@ -246,6 +259,7 @@ pub(crate) fn restore_tree(
     if let Some(mode) = options.root_mode {
         set_mode(target, mode)?;
     }
+    tracing::debug!(elapsed = ?started.elapsed(), "restore: directory modes applied");
     if options.sync {
         let dir = File::open(target).map_err(|e| BackupError::io("open", target, e))?;
         rustix::fs::syncfs(&dir)
