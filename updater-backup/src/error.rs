@@ -120,6 +120,30 @@ pub enum BackupError {
         source: rusqlite::Error,
     },
 
+    /// Staging refused a target directory that already exists (staging
+    /// only ever writes a new tree).
+    #[error("cannot stage backup files into {path}: it already exists")]
+    TargetExists {
+        /// The target directory.
+        path: PathBuf,
+    },
+
+    /// The backup directory's file system has less free space than the next
+    /// backup is estimated to need.
+    #[error(
+        "not enough free space in {dir} for a backup: {available} bytes available, about {required} bytes needed ({basis}); free space or move the backup directory"
+    )]
+    InsufficientSpace {
+        /// The backup directory.
+        dir: PathBuf,
+        /// Bytes available to this user on its file system.
+        available: u64,
+        /// Bytes the backup is estimated to need, margin included.
+        required: u64,
+        /// What the estimate is based on (`the last backup, 12 MiB`...).
+        basis: String,
+    },
+
     /// A manifest or metadata file could not be encoded or decoded.
     #[error("cannot {action} {path}: {source}")]
     Json {
@@ -190,6 +214,21 @@ impl From<BackupError> for updater_core::Error {
                 reason,
             },
             BackupError::Invalid { what, reason } => updater_core::Error::invalid(what, reason),
+            BackupError::Io {
+                action,
+                path,
+                source,
+            } => updater_core::Error::Io {
+                action,
+                path,
+                source,
+            },
+            error @ BackupError::TargetExists { .. } => {
+                updater_core::Error::precondition("stage backup files", error.to_string())
+            }
+            error @ BackupError::InsufficientSpace { .. } => {
+                updater_core::Error::precondition("backup disk space", error.to_string())
+            }
             other => updater_core::Error::other("backup", other),
         }
     }

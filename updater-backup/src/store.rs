@@ -17,6 +17,16 @@
 //! and synced, so a failed or killed create never leaves a half backup in the
 //! catalog. A failed create removes its directory; a killed one leaves a
 //! directory without `backup.json` that [`Catalog::remove_incomplete`] cleans.
+//!
+//! **Telling a killed create from a running one.** While a create runs, its
+//! directory holds [`IN_PROGRESS_FILE`] (owner pid and host, 0600) on which
+//! the creating process holds an exclusive `flock` until the record is
+//! written; the file is removed at commit. The kernel drops the lock when the
+//! process dies, however it dies, so a directory without a record whose lock
+//! can be taken is a leftover, whatever its age. A directory without a
+//! record and without a lock file (a create killed between `mkdir` and the
+//! lock, or one made by an older version) is removed once nothing in it
+//! changed for a grace period ([`INCOMPLETE_GRACE`], 10 minutes).
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -31,6 +41,13 @@ use crate::error::{BackupError, Result};
 
 /// The name of the record file inside a backup directory.
 pub const RECORD_FILE: &str = "backup.json";
+
+/// The lock file inside a backup directory being written (see the module docs).
+pub const IN_PROGRESS_FILE: &str = ".in-progress";
+
+/// How long a directory without a record and without a lock file is left
+/// alone before [`Catalog::remove_incomplete`] removes it.
+pub const INCOMPLETE_GRACE: Duration = Duration::from_secs(600);
 
 /// Whether a backup has been verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,9 +232,12 @@ impl Catalog {
         }
     }
 
-    /// Removes backup directories without a record (creates that were killed)
-    /// last modified more than `older_than` ago. Returns what it removed.
-    pub fn remove_incomplete(&self, older_than: Duration) -> Result<Vec<PathBuf>> {
+    /// Removes the directories of creates that will never complete: every
+    /// backup directory without a record whose [`IN_PROGRESS_FILE`] lock is
+    /// not held (its writer died), and those without a lock file in which
+    /// nothing changed for `grace`. Directories being written are left alone,
+    /// and so is anything whose name is not a backup id. Returns what it removed.
+    pub fn remove_incomplete(&self, grace: Duration) -> Result<Vec<PathBuf>> {
         let mut removed = Vec::new();
         let read = match fs::read_dir(&self.root) {
             Ok(read) => read,
@@ -227,20 +247,14 @@ impl Catalog {
         for item in read {
             let item = item.map_err(|e| BackupError::io("list", &self.root, e))?;
             let path = item.path();
-            let Ok(meta) = fs::symlink_metadata(&path) else {
-                continue;
-            };
-            if !meta.is_dir() || path.join(RECORD_FILE).exists() {
+            let is_backup_dir = item.file_name().to_str().is_some_and(looks_like_backup_id)
+                && fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+            if !is_backup_dir || path.join(RECORD_FILE).exists() {
                 continue;
             }
-            let old_enough = meta
-                .modified()
-                .ok()
-                .and_then(|m| m.elapsed().ok())
-                .is_some_and(|age| age >= older_than);
-            if old_enough {
-                fs::remove_dir_all(&path)
-                    .map_err(|e| BackupError::io("remove directory", &path, e))?;
+            if abandoned(&path, grace)? {
+                tracing::info!(dir = %path.display(), "removing the leftover of a backup that never completed");
+                crate::files::remove_tree(&path)?;
                 removed.push(path);
             }
         }
@@ -304,6 +318,50 @@ impl Catalog {
     }
 }
 
+/// Whether `name` has the shape of the ids [`PendingBackup::begin`] makes
+/// (`20261127T171600Z-...`).
+fn looks_like_backup_id(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    bytes.len() > 17
+        && bytes[..8].iter().all(u8::is_ascii_digit)
+        && bytes[8] == b'T'
+        && bytes[9..15].iter().all(u8::is_ascii_digit)
+        && bytes[15] == b'Z'
+        && bytes[16] == b'-'
+}
+
+/// Whether the record-less backup directory `dir` belongs to a create that
+/// is no longer running (see the module docs).
+fn abandoned(dir: &Path, grace: Duration) -> Result<bool> {
+    let lock_path = dir.join(IN_PROGRESS_FILE);
+    match fs::File::open(&lock_path) {
+        Ok(lock) => {
+            match rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+                // The writer is gone. It may have committed between our look
+                // at the record and the lock: look again, under the lock.
+                Ok(()) => Ok(!dir.join(RECORD_FILE).exists()),
+                Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
+                Err(e) => Err(BackupError::io("lock", &lock_path, e.into())),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // No lock: judge by the newest change in the directory.
+            let mut newest = fs::symlink_metadata(dir)
+                .and_then(|m| m.modified())
+                .map_err(|e| BackupError::io("inspect", dir, e))?;
+            if let Ok(read) = fs::read_dir(dir) {
+                for item in read.flatten() {
+                    if let Ok(modified) = item.metadata().and_then(|m| m.modified()) {
+                        newest = newest.max(modified);
+                    }
+                }
+            }
+            Ok(newest.elapsed().is_ok_and(|age| age >= grace))
+        }
+        Err(e) => Err(BackupError::io("open", &lock_path, e)),
+    }
+}
+
 fn core_io(path: &Path, error: updater_core::Error) -> BackupError {
     match error {
         updater_core::Error::Io {
@@ -319,7 +377,8 @@ fn core_io(path: &Path, error: updater_core::Error) -> BackupError {
     }
 }
 
-/// A backup being created: its directory exists (0700) but has no record yet.
+/// A backup being created: its directory exists (0700) but has no record
+/// yet, and this process holds the lock on its [`IN_PROGRESS_FILE`].
 /// Dropping it without [`commit`](Self::commit) removes the directory.
 #[derive(Debug)]
 pub(crate) struct PendingBackup {
@@ -328,6 +387,31 @@ pub(crate) struct PendingBackup {
     pub(crate) dir: PathBuf,
     pub(crate) created_at: DateTime<Utc>,
     committed: bool,
+    _lock: fs::File,
+}
+
+/// Creates and locks the lock file of a backup directory being written.
+fn lock_in_progress(dir: &Path) -> Result<fs::File> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = dir.join(IN_PROGRESS_FILE);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| BackupError::io("create", &path, e))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        .map_err(|e| BackupError::io("lock", &path, e.into()))?;
+    let host = rustix::system::uname();
+    writeln!(
+        file,
+        "pid {} host {}",
+        std::process::id(),
+        host.nodename().to_string_lossy()
+    )
+    .map_err(|e| BackupError::io("write", &path, e))?;
+    Ok(file)
 }
 
 /// Creates `path` and its parents with mode 0700.
@@ -362,12 +446,20 @@ impl PendingBackup {
             let dir = root.join(&id);
             match fs::DirBuilder::new().mode(0o700).create(&dir) {
                 Ok(()) => {
+                    let lock = match lock_in_progress(&dir) {
+                        Ok(lock) => lock,
+                        Err(e) => {
+                            let _ = fs::remove_dir_all(&dir);
+                            return Err(e);
+                        }
+                    };
                     return Ok(PendingBackup {
                         catalog: catalog.clone(),
                         id,
                         dir,
                         created_at,
                         committed: false,
+                        _lock: lock,
                     });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -394,6 +486,12 @@ impl PendingBackup {
         updater_core::durable::sync_dir(self.catalog.root())
             .map_err(|e| core_io(self.catalog.root(), e))?;
         self.committed = true;
+        // Complete now; the lock file has done its job (the lock itself is
+        // released when `self` drops).
+        let lock_path = self.dir.join(IN_PROGRESS_FILE);
+        if let Err(e) = fs::remove_file(&lock_path) {
+            tracing::warn!(path = %lock_path.display(), error = %e, "cannot remove the lock file of a completed backup");
+        }
         Ok(())
     }
 }

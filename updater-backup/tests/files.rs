@@ -346,12 +346,12 @@ fn retention_applies_to_a_real_catalog() {
         }
         ids.push(backup.id);
     }
-    let plan = RetentionPolicy::new()
+    let pruned = RetentionPolicy::new()
         .keep_last(2)
         .protect_update(0)
         .apply(strategy.catalog(), chrono::Utc::now())
         .unwrap();
-    let removed: Vec<&str> = plan.remove.iter().map(|(id, _)| id.as_str()).collect();
+    let removed: Vec<&str> = pruned.deleted.iter().map(String::as_str).collect();
     assert_eq!(removed, vec![ids[1].as_str()]);
     let left: Vec<String> = strategy
         .catalog()

@@ -35,8 +35,10 @@ const SAMPLE: usize = 4096;
 pub struct CreateStats {
     /// Entries archived (files, directories, symlinks).
     pub entries: u64,
-    /// Regular files archived.
+    /// Regular files archived (each inode once).
     pub files: u64,
+    /// Hard links archived (further names of a file archived earlier).
+    pub hard_links: u64,
     /// Entries read and compressed now.
     pub encoded: u64,
     /// Entries copied unchanged (compressed bytes) from the base backup.
@@ -63,8 +65,14 @@ pub(crate) struct Walked {
 
 /// Lists the tree under `root` in archive order (sorted by name, parents
 /// first), pruning excluded paths. Special files are skipped with a warning.
+///
+/// A regular file with several names inside the tree (same device and inode)
+/// is listed once as a [`EntryType::File`], at its first name in archive
+/// order; its other names become [`EntryType::HardLink`] entries pointing at
+/// that first name.
 pub(crate) fn walk(root: &Path, excludes: &ExcludeSet) -> Result<Vec<Walked>> {
     let mut out = Vec::new();
+    let mut first_names: HashMap<(u64, u64), String> = HashMap::new();
     let walker = walkdir::WalkDir::new(root)
         .min_depth(1)
         .follow_links(false)
@@ -105,7 +113,19 @@ pub(crate) fn walk(root: &Path, excludes: &ExcludeSet) -> Result<Vec<Walked>> {
         })?;
         let file_type = meta.file_type();
         let (kind, target) = if file_type.is_file() {
-            (EntryType::File, None)
+            if meta.nlink() > 1 {
+                match first_names.entry((meta.dev(), meta.ino())) {
+                    std::collections::hash_map::Entry::Occupied(first) => {
+                        (EntryType::HardLink, Some(first.get().clone()))
+                    }
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(rel.clone());
+                        (EntryType::File, None)
+                    }
+                }
+            } else {
+                (EntryType::File, None)
+            }
         } else if file_type.is_dir() {
             (EntryType::Dir, None)
         } else if file_type.is_symlink() {
@@ -237,9 +257,13 @@ pub(crate) fn write_archive(
     let mut entries: Vec<ManifestEntry> = Vec::with_capacity(walked.len());
     for (index, item) in walked.iter().enumerate() {
         let mut entry = item.entry.clone();
-        if entry.kind == EntryType::File {
-            stats.files += 1;
-            stats.bytes_total += entry.size;
+        match entry.kind {
+            EntryType::File => {
+                stats.files += 1;
+                stats.bytes_total += entry.size;
+            }
+            EntryType::HardLink => stats.hard_links += 1,
+            EntryType::Dir | EntryType::Symlink => {}
         }
         let previous = base.and_then(|b| b.entries.get(&item.rel));
         match previous {
@@ -274,7 +298,15 @@ pub(crate) fn write_archive(
     let outcome = std::thread::scope(|scope| -> Result<WrittenArchive> {
         let writer = scope
             .spawn(move || write_chunks(out, archive_path, receiver, base_archive, entry_count));
-        let produced = produce(&jobs, &walked, &mut entries, settings, &sender, &mut stats);
+        let produced = produce(
+            &jobs,
+            &walked,
+            &mut entries,
+            settings,
+            &sender,
+            &mut stats,
+            archive_path,
+        );
         drop(sender);
         let written = writer.join().map_err(|_| {
             BackupError::io(
@@ -283,8 +315,13 @@ pub(crate) fn write_archive(
                 std::io::Error::other("writer thread panicked"),
             )
         })?;
-        produced?;
-        written
+        // When the writer failed (a full disk...), its error is the cause;
+        // the producer only saw the channel close.
+        match (produced, written) {
+            (_, Err(writer_error)) => Err(writer_error),
+            (Err(producer_error), Ok(_)) => Err(producer_error),
+            (Ok(()), Ok(written)) => Ok(written),
+        }
     })?;
     let (spans, end_span, archive_size) = outcome;
     for (entry, (offset, length, crc)) in entries.iter_mut().zip(spans) {
@@ -304,13 +341,14 @@ fn produce(
     settings: &ArchiveSettings<'_>,
     sender: &crossbeam_channel::Sender<Vec<Chunk>>,
     stats: &mut CreateStats,
+    archive_path: &Path,
 ) -> Result<()> {
     let send = |chunks: Vec<Chunk>| {
         sender.send(chunks).map_err(|_| {
             BackupError::io(
                 "write",
-                "archive",
-                std::io::Error::other("archive writer stopped"),
+                archive_path,
+                std::io::Error::other("the archive writer stopped"),
             )
         })
     };

@@ -30,6 +30,18 @@ pub enum EntryType {
     Dir,
     /// A symbolic link.
     Symlink,
+    /// A hard link: another name of a regular file archived earlier (its
+    /// `target` is that file's path). Written as a tar hard-link entry
+    /// (type `1`, no data), which `tar xzf` restores as a link.
+    HardLink,
+}
+
+impl EntryType {
+    /// Whether entries of this type are regular files on disk (a file or
+    /// another name of one).
+    pub fn is_regular(self) -> bool {
+        matches!(self, EntryType::File | EntryType::HardLink)
+    }
 }
 
 /// The tar header fields we store; everything else is zero.
@@ -82,6 +94,7 @@ pub(crate) fn header_bytes(fields: &HeaderFields<'_>) -> Vec<u8> {
         EntryType::File => (tar::EntryType::Regular, fields.size),
         EntryType::Dir => (tar::EntryType::Directory, 0),
         EntryType::Symlink => (tar::EntryType::Symlink, 0),
+        EntryType::HardLink => (tar::EntryType::Link, 0),
     };
     header.set_entry_type(entry_type);
     header.set_size(size);

@@ -19,8 +19,11 @@ use sha2::{Digest, Sha256};
 use super::format::EntryType;
 use crate::error::{BackupError, Result};
 
-/// The manifest format written by this version.
-pub const MANIFEST_FORMAT: &str = "updater-backup/files/1";
+/// The manifest format written by this version (`2` added hard-link entries).
+pub const MANIFEST_FORMAT: &str = "updater-backup/files/2";
+
+/// Earlier manifest formats this version still reads.
+const OLDER_FORMATS: [&str; 1] = ["updater-backup/files/1"];
 
 /// One archived entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,7 +48,8 @@ pub struct ManifestEntry {
     /// SHA-256 of the content (files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
-    /// Link target (symlinks).
+    /// Link target: what a symlink points to, or the path of the file a
+    /// hard link is another name of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     /// Inode number when backed up (change detection only).
@@ -147,7 +151,9 @@ impl Manifest {
     }
 
     /// Reads and checks a manifest: a header of a known format, entries whose
-    /// paths are safe relative paths, and a trailer whose count matches.
+    /// paths are safe relative paths below a directory listed before them,
+    /// hard links naming a file listed before them, and a trailer whose
+    /// count matches.
     pub fn read(path: &Path) -> Result<Self> {
         let subject = path.display().to_string();
         let file = File::open(path).map_err(|e| BackupError::io("open", path, e))?;
@@ -155,6 +161,7 @@ impl Manifest {
         let mut header = None;
         let mut trailer = None;
         let mut entries = Vec::new();
+        let mut seen: HashMap<String, EntryType> = HashMap::new();
         for (number, line) in reader.lines().enumerate() {
             let line = line.map_err(|e| BackupError::io("read", path, e))?;
             if trailer.is_some() {
@@ -166,12 +173,13 @@ impl Manifest {
             match parsed {
                 Line::Header(h) if number == 0 => header = Some(h),
                 Line::Entry(entry) if header.is_some() => {
-                    check_relative_path(&entry.path).map_err(|reason| {
+                    check_entry(&entry, &seen).map_err(|reason| {
                         BackupError::integrity(
                             &subject,
                             format!("entry {:?}: {reason}", entry.path),
                         )
                     })?;
+                    seen.insert(entry.path.clone(), entry.kind);
                     entries.push(entry);
                 }
                 Line::Trailer(t) if header.is_some() => trailer = Some(t),
@@ -189,7 +197,7 @@ impl Manifest {
                 "truncated (no header or trailer)",
             ));
         };
-        if header.format != MANIFEST_FORMAT {
+        if header.format != MANIFEST_FORMAT && !OLDER_FORMATS.contains(&header.format.as_str()) {
             return Err(BackupError::integrity(
                 &subject,
                 format!("unknown format {:?}", header.format),
@@ -212,6 +220,43 @@ impl Manifest {
     pub fn by_path(&self) -> HashMap<&str, &ManifestEntry> {
         self.entries.iter().map(|e| (e.path.as_str(), e)).collect()
     }
+}
+
+/// Checks one entry against those listed before it: a safe relative path,
+/// not listed twice, whose parent is a directory entry (so no entry is ever
+/// written through a symlink), and for a hard link, a safe target naming a
+/// regular file listed before.
+fn check_entry(
+    entry: &ManifestEntry,
+    seen: &HashMap<String, EntryType>,
+) -> std::result::Result<(), &'static str> {
+    check_relative_path(&entry.path)?;
+    if seen.contains_key(&entry.path) {
+        return Err("listed twice");
+    }
+    if let Some((parent, _)) = entry.path.rsplit_once('/')
+        && seen.get(parent) != Some(&EntryType::Dir)
+    {
+        return Err("its parent is not a directory listed before it");
+    }
+    match entry.kind {
+        EntryType::HardLink => {
+            let target = entry
+                .target
+                .as_deref()
+                .ok_or("hard link without a target")?;
+            check_relative_path(target).map_err(|_| "hard link target is not a relative path")?;
+            if seen.get(target) != Some(&EntryType::File) {
+                return Err("hard link target is not a file listed before it");
+            }
+            if entry.size != 0 || entry.sha256.is_some() {
+                return Err("hard link with data");
+            }
+        }
+        EntryType::Symlink if entry.target.is_none() => return Err("symlink without a target"),
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Checks that `path` is a plain relative path: no empty, `.` or `..`
@@ -254,41 +299,94 @@ impl<W: Write> Write for HashingWriter<W> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_manifest_round_trips_and_a_truncated_one_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let manifest = Manifest {
+    fn line(path: &str, kind: EntryType, target: Option<&str>) -> ManifestEntry {
+        ManifestEntry {
+            path: path.into(),
+            kind,
+            size: if kind == EntryType::File { 3 } else { 0 },
+            mode: 0o644,
+            mtime: 1,
+            mtime_nsec: 2,
+            uid: 0,
+            gid: 0,
+            sha256: (kind == EntryType::File).then(|| "00".into()),
+            target: target.map(Into::into),
+            ino: 9,
+            ctime: 1,
+            ctime_nsec: 0,
+            offset: 0,
+            length: 40,
+            packed_crc32: 7,
+        }
+    }
+
+    fn manifest_of(entries: Vec<ManifestEntry>) -> Manifest {
+        Manifest {
             header: ManifestHeader {
                 format: MANIFEST_FORMAT.into(),
                 source: "/srv/app".into(),
                 excludes: vec!["storage/logs".into()],
                 created_at: Utc::now(),
             },
-            entries: vec![ManifestEntry {
-                path: "a/b.txt".into(),
-                kind: EntryType::File,
-                size: 3,
-                mode: 0o644,
-                mtime: 1,
-                mtime_nsec: 2,
-                uid: 0,
-                gid: 0,
-                sha256: Some("00".into()),
-                target: None,
-                ino: 9,
-                ctime: 1,
-                ctime_nsec: 0,
-                offset: 0,
-                length: 40,
-                packed_crc32: 7,
-            }],
             trailer: ManifestTrailer {
-                entries: 1,
+                entries: entries.len() as u64,
                 end_offset: 40,
                 end_length: 30,
                 archive_size: 70,
             },
-        };
+            entries,
+        }
+    }
+
+    #[test]
+    fn entries_below_a_symlink_and_hard_links_to_unknown_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            vec![
+                line("etc", EntryType::Symlink, Some("/etc")),
+                line("etc/passwd", EntryType::File, None),
+            ],
+            vec![line("missing-parent/file", EntryType::File, None)],
+            vec![line("link", EntryType::HardLink, Some("later"))],
+            vec![
+                line("d", EntryType::Dir, None),
+                line("link", EntryType::HardLink, Some("d")),
+            ],
+            vec![
+                line("f", EntryType::File, None),
+                line("link", EntryType::HardLink, Some("../f")),
+            ],
+            vec![
+                line("f", EntryType::File, None),
+                line("f", EntryType::File, None),
+            ],
+        ];
+        for (n, entries) in cases.into_iter().enumerate() {
+            let path = dir.path().join(format!("m{n}.jsonl"));
+            manifest_of(entries).write(&path).unwrap();
+            let error = Manifest::read(&path).unwrap_err();
+            assert!(
+                matches!(&error, BackupError::Integrity { reason, .. } if reason.starts_with("entry ")),
+                "case {n}: {error}"
+            );
+        }
+        let path = dir.path().join("good.jsonl");
+        let good = manifest_of(vec![
+            line("d", EntryType::Dir, None),
+            line("d/f", EntryType::File, None),
+            line("g", EntryType::HardLink, Some("d/f")),
+        ]);
+        good.write(&path).unwrap();
+        assert_eq!(Manifest::read(&path).unwrap(), good);
+    }
+
+    #[test]
+    fn a_manifest_round_trips_and_a_truncated_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = manifest_of(vec![
+            line("a", EntryType::Dir, None),
+            line("a/b.txt", EntryType::File, None),
+        ]);
         let path = dir.path().join("m.jsonl");
         let (size, sha) = manifest.write(&path).unwrap();
         assert_eq!(size, std::fs::metadata(&path).unwrap().len());

@@ -8,19 +8,23 @@ mod verify;
 
 use std::fs;
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use updater_core::backup::{Backup, BackupKind, BackupRequest, BackupStrategy};
+use updater_core::backup::{
+    Backup, BackupKind, BackupRequest, BackupStrategy, Pruned, RetentionRules,
+};
 use updater_core::progress::ProgressSink;
 
 pub use create::CreateStats;
 pub use format::EntryType;
 pub use manifest::{MANIFEST_FORMAT, Manifest, ManifestEntry, ManifestHeader, ManifestTrailer};
 pub use restore::RestoreStats;
+pub(crate) use restore::remove_tree;
 
 use crate::error::{BackupError, Result};
 use crate::exclude::{DEFAULT_EXCLUDES, ExcludeSet};
@@ -357,6 +361,30 @@ impl FileBackup {
         verify::verify_archive(&archive_path, &manifest, &self.pool)
     }
 
+    /// The manifest and archive path of the files part of the backup in
+    /// `dir`, the archive's size checked against the manifest.
+    fn open_files_part(dir: &Path, record: &BackupRecord) -> Result<(Manifest, PathBuf)> {
+        let manifest = read_manifest(dir, record)?;
+        let archive_path = dir.join(ARCHIVE_FILE);
+        let size = match fs::metadata(&archive_path) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BackupError::integrity(
+                    archive_path.display().to_string(),
+                    "file is missing",
+                ));
+            }
+            Err(e) => return Err(BackupError::io("inspect", &archive_path, e)),
+        };
+        if size != manifest.trailer.archive_size {
+            return Err(BackupError::integrity(
+                archive_path.display().to_string(),
+                "size differs from its manifest",
+            ));
+        }
+        Ok((manifest, archive_path))
+    }
+
     /// Restores the files part of the backup in `dir` into `target`.
     pub(crate) fn restore_in(
         &self,
@@ -365,25 +393,176 @@ impl FileBackup {
         target: &Path,
         progress: &dyn ProgressSink,
     ) -> Result<RestoreStats> {
-        let manifest = read_manifest(dir, record)?;
-        let archive_path = dir.join(ARCHIVE_FILE);
-        let size = fs::metadata(&archive_path)
-            .map_err(|e| BackupError::io("inspect", &archive_path, e))?
-            .len();
-        if size != manifest.trailer.archive_size {
-            return Err(BackupError::integrity(
-                archive_path.display().to_string(),
-                "size differs from its manifest",
-            ));
-        }
+        let (manifest, archive_path) = Self::open_files_part(dir, record)?;
+        let options = restore::WriteOptions {
+            sync: self.sync,
+            root_mode: None,
+        };
         restore::restore_tree(
             target,
             &archive_path,
             &manifest,
             &self.pool,
             progress,
-            self.sync,
+            options,
         )
+    }
+
+    /// Stages the files part of the backup in `dir` into the new directory `target`.
+    pub(crate) fn stage_in(
+        &self,
+        dir: &Path,
+        record: &BackupRecord,
+        target: &Path,
+        progress: &dyn ProgressSink,
+    ) -> Result<RestoreStats> {
+        if fs::symlink_metadata(target).is_ok() {
+            return Err(BackupError::TargetExists {
+                path: target.to_path_buf(),
+            });
+        }
+        let (manifest, archive_path) = Self::open_files_part(dir, record)?;
+        // A restore leaves the application directory's own mode alone; the
+        // staged tree replaces that directory, so it takes its mode.
+        let root_mode = fs::metadata(&self.source).map_or(0o755, |m| m.mode() & 0o7777);
+        let options = restore::WriteOptions {
+            sync: self.sync,
+            root_mode: Some(root_mode),
+        };
+        restore::stage_tree(
+            target,
+            &archive_path,
+            &manifest,
+            &self.pool,
+            progress,
+            options,
+        )
+    }
+
+    /// Writes the files of `backup` into `target`, a directory that must not
+    /// exist yet, exactly as [`restore`](BackupStrategy::restore) would leave
+    /// the source tree (excluded paths aside: they are not in the backup),
+    /// without touching the source tree; says what it did. Every entry is
+    /// checked as a restore checks it. On failure nothing is left at `target`.
+    ///
+    /// ```
+    /// use updater_backup::FileBackup;
+    /// use updater_core::backup::{BackupPurpose, BackupRequest, BackupStrategy};
+    /// use updater_core::progress::NoProgress;
+    /// use updater_core::version::Version;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let app = dir.path().join("app");
+    /// std::fs::create_dir(&app)?;
+    /// std::fs::write(app.join("index.php"), "<?php echo 'hi';")?;
+    /// std::fs::hard_link(app.join("index.php"), app.join("alias.php"))?;
+    /// let strategy = FileBackup::builder(&app, dir.path().join("backups")).build()?;
+    /// let request = BackupRequest {
+    ///     version: Version::new(1, 4, 2),
+    ///     purpose: BackupPurpose::Manual,
+    ///     update_id: None,
+    ///     description: None,
+    /// };
+    /// let backup = strategy.create(&request, &NoProgress)?;
+    /// let staged = dir.path().join("staged");
+    /// let stats = strategy.stage_to(&backup, &staged, &NoProgress)?;
+    /// assert_eq!((stats.files, stats.hard_links), (1, 1));
+    /// assert_eq!(std::fs::read_to_string(staged.join("alias.php"))?, "<?php echo 'hi';");
+    /// // Staging never writes over an existing directory.
+    /// assert!(strategy.stage_to(&backup, &staged, &NoProgress).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stage_to(
+        &self,
+        backup: &Backup,
+        target: &Path,
+        progress: &dyn ProgressSink,
+    ) -> Result<RestoreStats> {
+        let record = self.catalog.read_record(&backup.id)?;
+        let dir = self.catalog.dir_of(&backup.id)?;
+        self.stage_in(&dir, &record, target, progress)
+    }
+
+    /// The preflight of [`BackupStrategy::preflight`], with room for `extra`
+    /// more bytes (a database dump) in the space check.
+    pub(crate) fn preflight_with(&self, extra: u64) -> updater_core::Result<()> {
+        let meta = fs::metadata(&self.source).map_err(|e| {
+            updater_core::Error::precondition(
+                "backup source",
+                format!("{}: {e}", self.source.display()),
+            )
+        })?;
+        if !meta.is_dir() {
+            return Err(updater_core::Error::precondition(
+                "backup source",
+                format!("{} is not a directory", self.source.display()),
+            ));
+        }
+        crate::store::check_writable(self.catalog.root())?;
+        Ok(self.check_space(extra)?)
+    }
+
+    /// Checks that the backup directory's file system has room for the next
+    /// backup plus `extra` bytes (a database dump): the estimate is the last
+    /// backup of this tree scaled by how much the tree grew since (the tree's
+    /// size when there is none), plus 20 %.
+    pub(crate) fn check_space(&self, extra: u64) -> Result<()> {
+        let (estimate, basis) = self.estimate_size()?;
+        let estimate = estimate.saturating_add(extra);
+        let required = estimate.saturating_add(estimate / 5);
+        let root = self.catalog.root();
+        let stat = rustix::fs::statvfs(root)
+            .map_err(|e| BackupError::io("inspect the file system of", root, e.into()))?;
+        let available = stat.f_bavail.saturating_mul(stat.f_frsize);
+        tracing::debug!(dir = %root.display(), available, required, basis, "backup space check");
+        if available < required {
+            return Err(BackupError::InsufficientSpace {
+                dir: root.to_path_buf(),
+                available,
+                required,
+                basis,
+            });
+        }
+        Ok(())
+    }
+
+    /// The size the next backup is expected to take, and what that is based on.
+    fn estimate_size(&self) -> Result<(u64, String)> {
+        let walked = create::walk(&self.source, &self.excludes)?;
+        let tree_now = tree_bytes(walked.iter().map(|w| &w.entry));
+        for entry in self.catalog.list()?.into_iter().rev() {
+            let record = &entry.record;
+            let Some(archive) = record.part(PartRole::FilesArchive) else {
+                continue;
+            };
+            let Ok(dir) = self.catalog.dir_of(record.id()) else {
+                continue;
+            };
+            let Ok(manifest) = read_manifest(&dir, record) else {
+                continue;
+            };
+            if manifest.header.source != self.source {
+                continue;
+            }
+            let tree_then = tree_bytes(manifest.entries.iter()).max(1);
+            let manifest_size = record.part(PartRole::FilesManifest).map_or(0, |p| p.size);
+            let last = archive.size.saturating_add(manifest_size);
+            let scaled = u64::try_from(
+                u128::from(last) * u128::from(tree_now.max(tree_then)) / u128::from(tree_then),
+            )
+            .unwrap_or(u64::MAX);
+            return Ok((
+                scaled,
+                format!(
+                    "the last backup {} took {last} bytes for a tree of {tree_then} bytes; the tree is now {tree_now} bytes",
+                    record.id()
+                ),
+            ));
+        }
+        Ok((
+            tree_now,
+            format!("no earlier backup; the tree is {tree_now} bytes"),
+        ))
     }
 
     /// Restores `backup` into `target` instead of the source tree (to inspect
@@ -413,6 +592,14 @@ impl FileBackup {
         let record = self.catalog.read_record(&backup.id)?;
         read_manifest(&self.catalog.dir_of(&backup.id)?, &record)
     }
+}
+
+/// What the archive of these entries takes before compression: file data,
+/// padding and a header block per entry.
+fn tree_bytes<'a>(entries: impl Iterator<Item = &'a ManifestEntry>) -> u64 {
+    entries
+        .map(|e| e.size + format::padding(e.size) + format::BLOCK)
+        .sum()
 }
 
 /// `path` as a glob matching itself literally.
@@ -500,19 +687,7 @@ impl BackupStrategy for FileBackup {
     }
 
     fn preflight(&self) -> updater_core::Result<()> {
-        let meta = fs::metadata(&self.source).map_err(|e| {
-            updater_core::Error::precondition(
-                "backup source",
-                format!("{}: {e}", self.source.display()),
-            )
-        })?;
-        if !meta.is_dir() {
-            return Err(updater_core::Error::precondition(
-                "backup source",
-                format!("{} is not a directory", self.source.display()),
-            ));
-        }
-        crate::store::check_writable(self.catalog.root()).map_err(Into::into)
+        self.preflight_with(0)
     }
 
     fn create(
@@ -536,8 +711,37 @@ impl BackupStrategy for FileBackup {
         Ok(())
     }
 
+    fn stage_files(
+        &self,
+        backup: &Backup,
+        target: &Path,
+        progress: &dyn ProgressSink,
+    ) -> updater_core::Result<()> {
+        self.stage_to(backup, target, progress)?;
+        Ok(())
+    }
+
+    fn restore_database(
+        &self,
+        backup: &Backup,
+        _progress: &dyn ProgressSink,
+    ) -> updater_core::Result<()> {
+        Err(updater_core::Error::precondition(
+            "restore database",
+            format!(
+                "{} holds no database; backup {} cannot restore one with it",
+                self.describe(),
+                backup.id
+            ),
+        ))
+    }
+
     fn delete(&self, backup: &Backup) -> updater_core::Result<()> {
         Ok(self.catalog.delete(&backup.id)?)
+    }
+
+    fn prune(&self, rules: &RetentionRules) -> updater_core::Result<Pruned> {
+        Ok(crate::retention::prune_catalog(&self.catalog, rules)?)
     }
 
     fn size(&self, backup: &Backup) -> updater_core::Result<u64> {

@@ -1,12 +1,13 @@
 //! Restoring a tree from a files archive: remove what the backup does not
 //! have (excluded paths left alone), recreate directories, extract files in
 //! parallel (each checked against its SHA-256 before it is renamed into
-//! place), recreate symlinks, then apply directory modes and times.
+//! place), recreate hard links and symlinks, then apply directory modes and
+//! times. Staging is the same restore into a directory created for it.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -27,6 +28,8 @@ use crate::exclude::ExcludeSet;
 pub struct RestoreStats {
     /// Regular files written.
     pub files: u64,
+    /// Hard links recreated (further names of a file written).
+    pub hard_links: u64,
     /// Directories created or kept.
     pub dirs: u64,
     /// Symlinks recreated.
@@ -39,13 +42,72 @@ pub struct RestoreStats {
     pub elapsed: Duration,
 }
 
+/// How a tree is written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriteOptions {
+    /// Sync the file system before returning.
+    pub(crate) sync: bool,
+    /// The mode of the tree's root directory (staging); `None` leaves it alone.
+    pub(crate) root_mode: Option<u32>,
+}
+
+/// Writes the backup's tree into `target`, a directory that must not exist:
+/// the same checks and the same result as [`restore_tree`] into an empty
+/// directory. On failure nothing is left at `target`.
+pub(crate) fn stage_tree(
+    target: &Path,
+    archive_path: &Path,
+    manifest: &Manifest,
+    pool: &rayon::ThreadPool,
+    progress: &dyn ProgressSink,
+    options: WriteOptions,
+) -> Result<RestoreStats> {
+    match fs::DirBuilder::new().mode(0o700).create(target) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(BackupError::TargetExists {
+                path: target.to_path_buf(),
+            });
+        }
+        Err(e) => return Err(BackupError::io("create directory", target, e)),
+    }
+    let outcome = restore_tree(target, archive_path, manifest, pool, progress, options);
+    if outcome.is_err()
+        && let Err(e) = remove_tree(target)
+    {
+        tracing::warn!(target = %target.display(), error = %e, "cannot remove a partly staged tree");
+    }
+    outcome
+}
+
+/// Removes a tree, making its directories writable first (a failed restore
+/// may have applied read-only directory modes already).
+pub(crate) fn remove_tree(root: &Path) -> Result<()> {
+    match fs::remove_dir_all(root) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
+    for item in walkdir::WalkDir::new(root).follow_links(false) {
+        let Ok(item) = item else { continue };
+        if item.file_type().is_dir() {
+            let _ = fs::set_permissions(item.path(), fs::Permissions::from_mode(0o700));
+        }
+    }
+    match fs::remove_dir_all(root) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(BackupError::io("remove directory", root, e)),
+    }
+}
+
 pub(crate) fn restore_tree(
     target: &Path,
     archive_path: &Path,
     manifest: &Manifest,
     pool: &rayon::ThreadPool,
     progress: &dyn ProgressSink,
-    sync: bool,
+    options: WriteOptions,
 ) -> Result<RestoreStats> {
     let started = Instant::now();
     let mut stats = RestoreStats::default();
@@ -77,9 +139,11 @@ pub(crate) fn restore_tree(
         }) {
             continue;
         }
-        let keep = wanted
-            .get(item.rel.as_str())
-            .is_some_and(|e| e.kind == item.entry.kind);
+        // A file and a hard link are both regular files: the file step
+        // rewrites it, the link step relinks it.
+        let keep = wanted.get(item.rel.as_str()).is_some_and(|e| {
+            e.kind == item.entry.kind || (e.kind.is_regular() && item.entry.kind.is_regular())
+        });
         if keep {
             continue;
         }
@@ -90,9 +154,19 @@ pub(crate) fn restore_tree(
         }
     }
 
+    tracing::debug!(elapsed = ?started.elapsed(), "restore: removed what the backup lacks");
     // 2. Directories (owner-writable until their final mode is applied).
     for entry in manifest.entries.iter().filter(|e| e.kind == EntryType::Dir) {
         let path = target.join(&entry.path);
+        // Into a new tree (staging), mkdir simply succeeds: one call per directory.
+        match fs::DirBuilder::new().mode(0o700).create(&path) {
+            Ok(()) => {
+                stats.dirs += 1;
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(BackupError::io("create directory", &path, e)),
+        }
         match fs::symlink_metadata(&path) {
             Ok(meta) if meta.is_dir() => {
                 let mode = meta.permissions().mode() & 0o7777;
@@ -116,6 +190,7 @@ pub(crate) fn restore_tree(
         stats.dirs += 1;
     }
 
+    tracing::debug!(elapsed = ?started.elapsed(), "restore: directories created");
     // 3. Files, in parallel.
     let bytes_done = AtomicU64::new(0);
     let files_done = AtomicU64::new(0);
@@ -144,6 +219,17 @@ pub(crate) fn restore_tree(
     stats.files = files_done.load(Ordering::Relaxed);
     stats.bytes_written = bytes_done.load(Ordering::Relaxed);
 
+    tracing::debug!(elapsed = ?started.elapsed(), "restore: files written");
+    // 3b. Hard links, once every file they name is in place.
+    for entry in manifest
+        .entries
+        .iter()
+        .filter(|e| e.kind == EntryType::HardLink)
+    {
+        restore_hard_link(target, &archive, entry, &subject)?;
+        stats.hard_links += 1;
+    }
+
     // 4. Symlinks.
     for entry in manifest
         .entries
@@ -154,6 +240,7 @@ pub(crate) fn restore_tree(
         stats.symlinks += 1;
     }
 
+    tracing::debug!(elapsed = ?started.elapsed(), "restore: links created");
     // 5. Directory modes, owners and times, deepest first.
     let mut dirs: Vec<&ManifestEntry> = manifest
         .entries
@@ -169,7 +256,11 @@ pub(crate) fn restore_tree(
         set_mode(&path, entry.mode)?;
         set_times(&path, entry)?;
     }
-    if sync {
+    if let Some(mode) = options.root_mode {
+        set_mode(target, mode)?;
+    }
+    tracing::debug!(elapsed = ?started.elapsed(), "restore: directory modes applied");
+    if options.sync {
         let dir = File::open(target).map_err(|e| BackupError::io("open", target, e))?;
         rustix::fs::syncfs(&dir)
             .map_err(|e| BackupError::io("sync file system of", target, e.into()))?;
@@ -337,6 +428,46 @@ fn restore_file(
         let _ = fs::remove_file(&temp);
         BackupError::io("rename into place", &dest, e)
     })
+}
+
+fn restore_hard_link(
+    target: &Path,
+    archive: &File,
+    entry: &ManifestEntry,
+    subject: &str,
+) -> Result<()> {
+    let fail = |reason: String| {
+        BackupError::integrity(format!("{subject} entry {:?}", entry.path), reason)
+    };
+    let mut reader = MemberReader::new(archive, entry.offset, entry.length);
+    read_header(&mut reader, entry).map_err(fail)?;
+    finish_entry(&mut reader, entry).map_err(fail)?;
+    // The manifest guarantees a target naming a file entry restored before.
+    let first = target.join(entry.target.as_deref().unwrap_or(""));
+    let dest = target.join(&entry.path);
+    let first_meta =
+        fs::symlink_metadata(&first).map_err(|e| BackupError::io("inspect", &first, e))?;
+    match fs::symlink_metadata(&dest) {
+        Ok(meta) if meta.dev() == first_meta.dev() && meta.ino() == first_meta.ino() => {
+            return Ok(());
+        }
+        Ok(meta) => {
+            let temp = temp_name(&dest);
+            let _ = fs::remove_file(&temp);
+            fs::hard_link(&first, &temp).map_err(|e| BackupError::io("hard-link", &temp, e))?;
+            if meta.is_dir() {
+                remove_path(&dest, EntryType::Dir)?;
+            }
+            fs::rename(&temp, &dest).map_err(|e| {
+                let _ = fs::remove_file(&temp);
+                BackupError::io("rename into place", &dest, e)
+            })?;
+        }
+        Err(_) => {
+            fs::hard_link(&first, &dest).map_err(|e| BackupError::io("hard-link", &dest, e))?;
+        }
+    }
+    Ok(())
 }
 
 fn restore_symlink(
