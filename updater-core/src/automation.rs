@@ -24,7 +24,9 @@
 use std::str::FromStr;
 use std::sync::Mutex;
 
-use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
+use chrono::{
+    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveTime, TimeZone, Utc, Weekday,
+};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -166,10 +168,10 @@ impl AutoUpdatePolicy {
             return AutoDecision::Apply;
         }
         for window in &self.windows {
-            if let Some((_, closes)) = window.occurrence_at(now) {
-                if now + expected <= closes {
-                    return AutoDecision::Apply;
-                }
+            if let Some((_, closes)) = window.occurrence_at(now)
+                && now + expected <= closes
+            {
+                return AutoDecision::Apply;
             }
         }
         let next = self
@@ -256,12 +258,17 @@ impl FromStr for Window {
         let bad = |reason: String| Error::invalid(format!("window {text:?}"), reason);
         let mut parts = text.split_whitespace();
         let (Some(days), Some(range)) = (parts.next(), parts.next()) else {
-            return Err(bad("expected `DAYS HH:MM-HH:MM [TIME ZONE]`, e.g. `Sun 02:00-04:00 Europe/Berlin`".into()));
+            return Err(bad(
+                "expected `DAYS HH:MM-HH:MM [TIME ZONE]`, e.g. `Sun 02:00-04:00 Europe/Berlin`"
+                    .into(),
+            ));
         };
         let zone = match parts.next() {
-            Some(name) => name
-                .parse::<Tz>()
-                .map_err(|_| bad(format!("unknown time zone {name:?} (an IANA name like Europe/Berlin)")))?,
+            Some(name) => name.parse::<Tz>().map_err(|_| {
+                bad(format!(
+                    "unknown time zone {name:?} (an IANA name like Europe/Berlin)"
+                ))
+            })?,
             None => Tz::UTC,
         };
         if let Some(extra) = parts.next() {
@@ -293,15 +300,16 @@ impl FromStr for Window {
                             day = day.succ();
                         }
                     }
-                    None => list.push(
-                        weekday(item).ok_or_else(|| bad(format!("unknown day {item:?}")))?,
-                    ),
+                    None => list
+                        .push(weekday(item).ok_or_else(|| bad(format!("unknown day {item:?}")))?),
                 }
             }
         }
-        let (start, end) = range
-            .split_once('-')
-            .ok_or_else(|| bad(format!("expected a time range like 02:00-04:00, got {range:?}")))?;
+        let (start, end) = range.split_once('-').ok_or_else(|| {
+            bad(format!(
+                "expected a time range like 02:00-04:00, got {range:?}"
+            ))
+        })?;
         let time = |value: &str| {
             NaiveTime::parse_from_str(value, "%H:%M")
                 .map_err(|_| bad(format!("{value:?} is not a time like 02:00")))
@@ -617,7 +625,14 @@ mod tests {
         assert_eq!(w.to_string(), "Mon-Fri 22:00-02:00 America/New_York");
         let w: Window = "Sat,Sun 03:00-05:00".parse().unwrap();
         assert_eq!((w.days.len(), w.zone), (2, Tz::UTC));
-        assert_eq!("daily 01:00-02:00 UTC".parse::<Window>().unwrap().days.len(), 7);
+        assert_eq!(
+            "daily 01:00-02:00 UTC"
+                .parse::<Window>()
+                .unwrap()
+                .days
+                .len(),
+            7
+        );
         for bad in [
             "Sun",
             "Funday 02:00-04:00",
@@ -648,7 +663,11 @@ mod tests {
         // Berlin, 2026-03-29 (Sunday): 02:00 local does not exist (clocks jump to 03:00 CEST).
         let w: Window = "Sun 02:00-04:00 Europe/Berlin".parse().unwrap();
         let (opens, closes) = w.occurrence_at(utc(2026, 3, 29, 1, 30)).unwrap();
-        assert_eq!(opens, utc(2026, 3, 29, 1, 0), "03:00 CEST, the first minute that exists");
+        assert_eq!(
+            opens,
+            utc(2026, 3, 29, 1, 0),
+            "03:00 CEST, the first minute that exists"
+        );
         assert_eq!(closes, utc(2026, 3, 29, 2, 0), "04:00 CEST");
         assert!(!w.contains(utc(2026, 3, 29, 0, 59)));
     }
@@ -686,7 +705,12 @@ mod tests {
             AutoDecision::NotAllowed { reason } if reason.contains("skip")
         ));
         assert!(matches!(
-            policy.decide(&v("1.4.3-beta.1"), UpdateType::PreRelease, inside, minutes(10)),
+            policy.decide(
+                &v("1.4.3-beta.1"),
+                UpdateType::PreRelease,
+                inside,
+                minutes(10)
+            ),
             AutoDecision::NotAllowed { .. }
         ));
         // 02:30 + 100 min would end after 04:00: wait for next Sunday.

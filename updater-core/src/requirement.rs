@@ -155,9 +155,8 @@ impl Requirement {
                 requirement,
             } => {
                 let output = Self::output(name, command, app_dir)?;
-                let version = first_version(&output).ok_or_else(|| {
-                    format!("no version number in the output of `{command}`")
-                })?;
+                let version = first_version(&output)
+                    .ok_or_else(|| format!("no version number in the output of `{command}`"))?;
                 if requirement.matches(&version) {
                     Ok(())
                 } else {
@@ -170,14 +169,16 @@ impl Requirement {
                 text,
             } => {
                 let output = Self::output(name, command, app_dir)?;
-                let found = output
-                    .lines()
-                    .any(|line| line.split_whitespace().any(|word| word.eq_ignore_ascii_case(text)))
-                    || output.contains(text.as_str());
+                let found = output.lines().any(|line| {
+                    line.split_whitespace()
+                        .any(|word| word.eq_ignore_ascii_case(text))
+                }) || output.contains(text.as_str());
                 if found {
                     Ok(())
                 } else {
-                    Err(format!("the output of `{command}` does not contain {text:?}"))
+                    Err(format!(
+                        "the output of `{command}` does not contain {text:?}"
+                    ))
                 }
             }
             Requirement::Binary { program, .. } => {
@@ -256,9 +257,18 @@ mod tests {
             },
         ];
         let report = check_all(&all, dir.path()).unwrap_err();
-        assert!(report.contains("a tool: surely-not-installed-updater-tool is not on PATH"), "{report}");
+        assert!(
+            report.contains("a tool: surely-not-installed-updater-tool is not on PATH"),
+            "{report}"
+        );
         assert!(report.contains("extension intl: the output"), "{report}");
-        assert!(report.contains("php: 8.1.2 does not satisfy >=8.2"), "{report}");
-        assert!(!report.contains("exit 3:"), "the expected exit code passes: {report}");
+        assert!(
+            report.contains("php: 8.1.2 does not satisfy >=8.2"),
+            "{report}"
+        );
+        assert!(
+            !report.contains("exit 3:"),
+            "the expected exit code passes: {report}"
+        );
     }
 }

@@ -450,4 +450,11 @@ impl BackupStrategy for DatabaseBackup {
     fn size(&self, backup: &Backup) -> updater_core::Result<u64> {
         Ok(crate::store::size_on_disk(&self.catalog, &backup.id)?)
     }
+
+    fn prune(
+        &self,
+        rules: &updater_core::backup::RetentionRules,
+    ) -> updater_core::Result<updater_core::backup::Pruned> {
+        Ok(crate::retention::prune_catalog(&self.catalog, rules)?)
+    }
 }

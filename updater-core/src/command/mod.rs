@@ -215,6 +215,55 @@ impl ShellCommand {
     }
 }
 
+/// Words of a shell command line that look like secrets, replaced by `***`.
+fn redact_command_line(line: &str) -> String {
+    const SECRET_WORDS: [&str; 6] = ["pass", "pwd", "secret", "token", "key", "auth"];
+    let secret_name = |name: &str| {
+        let lower = name.to_ascii_lowercase();
+        SECRET_WORDS.iter().any(|w| lower.contains(w))
+    };
+    let mysql = line.contains("mysql") || line.contains("mariadb");
+    let mut redact_next = false;
+    line.split(' ')
+        .map(|word| {
+            if redact_next && !word.is_empty() {
+                redact_next = false;
+                return "***".to_string();
+            }
+            if let Some((name, value)) = word.split_once('=')
+                && !value.is_empty()
+            {
+                let bare = name.trim_start_matches('-');
+                let assignment = !name.starts_with('-')
+                    && bare.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if assignment || secret_name(bare) {
+                    return format!("{name}=***");
+                }
+                if value.contains("://") {
+                    return format!("{name}={}", crate::error::redact_url(value));
+                }
+            }
+            if word.contains("://") {
+                return crate::error::redact_url(word);
+            }
+            if word.starts_with("--") && secret_name(word) {
+                redact_next = true;
+                return word.to_string();
+            }
+            // mysql -pPASSWORD
+            if let Some(rest) = word.strip_prefix("-p")
+                && mysql
+                && !rest.is_empty()
+                && !word.starts_with("--")
+            {
+                return "-p***".to_string();
+            }
+            word.to_string()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,53 +321,4 @@ mod tests {
                 .ends_with(&*dir.path().file_name().unwrap().to_string_lossy())
         );
     }
-}
-
-/// Words of a shell command line that look like secrets, replaced by `***`.
-fn redact_command_line(line: &str) -> String {
-    const SECRET_WORDS: [&str; 6] = ["pass", "pwd", "secret", "token", "key", "auth"];
-    let secret_name = |name: &str| {
-        let lower = name.to_ascii_lowercase();
-        SECRET_WORDS.iter().any(|w| lower.contains(w))
-    };
-    let mysql = line.contains("mysql") || line.contains("mariadb");
-    let mut redact_next = false;
-    line.split(' ')
-        .map(|word| {
-            if redact_next && !word.is_empty() {
-                redact_next = false;
-                return "***".to_string();
-            }
-            if let Some((name, value)) = word.split_once('=')
-                && !value.is_empty()
-            {
-                let bare = name.trim_start_matches('-');
-                let assignment = !name.starts_with('-')
-                    && bare.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                if assignment || secret_name(bare) {
-                    return format!("{name}=***");
-                }
-                if value.contains("://") {
-                    return format!("{name}={}", crate::error::redact_url(value));
-                }
-            }
-            if word.contains("://") {
-                return crate::error::redact_url(word);
-            }
-            if word.starts_with("--") && secret_name(word) {
-                redact_next = true;
-                return word.to_string();
-            }
-            // mysql -pPASSWORD
-            if let Some(rest) = word.strip_prefix("-p")
-                && mysql
-                && !rest.is_empty()
-                && !word.starts_with("--")
-            {
-                return "-p***".to_string();
-            }
-            word.to_string()
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }

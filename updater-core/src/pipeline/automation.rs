@@ -7,9 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::automation::{
-    AutoDecision, PauseState, Probation, ScheduleStatus, ScheduledUpdate,
-};
+use crate::automation::{AutoDecision, PauseState, Probation, ScheduleStatus, ScheduledUpdate};
 use crate::durable;
 use crate::error::{Error, Result};
 use crate::health::HealthContext;
@@ -96,9 +94,9 @@ impl Updater {
     pub fn pause_state(&self) -> Result<Option<PauseState>> {
         let path = self.config.pause_path();
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| Error::invalid(format!("pause state {}", path.display()), e.to_string())),
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                Error::invalid(format!("pause state {}", path.display()), e.to_string())
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("read", &path, e)),
         }
@@ -352,7 +350,11 @@ impl Updater {
                     format!("nothing to install: {current} is the newest"),
                     None,
                 ),
-                Err(error) => (ScheduleStatus::Failed, error.to_string(), self.latest_update_id()),
+                Err(error) => (
+                    ScheduleStatus::Failed,
+                    error.to_string(),
+                    self.latest_update_id(),
+                ),
             };
             entry.status = status;
             entry.message = Some(message.clone());
@@ -385,11 +387,12 @@ impl Updater {
             return Ok(format!("up to date: {} runs", check.current));
         };
         let now = self.clock.now();
-        match self
-            .config
-            .auto_update
-            .decide(&latest.version, kind, now, self.expected_update_duration()?)
-        {
+        match self.config.auto_update.decide(
+            &latest.version,
+            kind,
+            now,
+            self.expected_update_duration()?,
+        ) {
             AutoDecision::Apply => {
                 let request = ApplyRequest {
                     version: Some(latest.version.clone()),

@@ -38,10 +38,10 @@ mod undo;
 mod updater;
 mod window;
 
+pub use automation::{AutomationReport, ProbationOutcome};
 pub use config::{DEFAULT_PRESERVED, Drain, STATE_DIR_NAME, UpdaterBuilder, UpdaterConfig};
 pub use report::{
     ApplyOutcome, ApplyRequest, CheckReport, Phase, RecoveryAction, RecoveryReport, RestoreRequest,
     RollbackRequest, StatusReport, TransitionKind, TransitionStatus, UpdateReport, os_user,
 };
-pub use automation::{AutomationReport, ProbationOutcome};
 pub use updater::Updater;
