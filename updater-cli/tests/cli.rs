@@ -505,7 +505,10 @@ fn backups_are_created_listed_restored_and_cleaned_up() {
 
     let (cleanup, code) = f.json(&["backup", "cleanup", "--keep", "1"]);
     assert_eq!(code, 0, "{cleanup}");
-    assert_eq!(keys(&cleanup), sorted(&["deleted", "kept"]));
+    assert_eq!(
+        keys(&cleanup),
+        sorted(&["deleted", "kept", "removed_incomplete"])
+    );
     assert_eq!(
         cleanup["kept"],
         serde_json::json!([ids[3]]),

@@ -141,6 +141,7 @@ pub mod release;
 pub mod requirement;
 pub mod secret;
 pub mod source;
+pub mod stats;
 pub mod step;
 pub mod tree;
 pub mod version;

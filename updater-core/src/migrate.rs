@@ -56,6 +56,12 @@ pub trait Migrator: Send + Sync {
     /// Applies the migrations of `ctx.to`.
     fn migrate(&self, ctx: &MigrationContext) -> Result<()>;
 
+    /// The migrations `ctx` would apply, by name, when the migrator can tell
+    /// (for `updater preview`); `None` when it cannot.
+    fn pending(&self, _ctx: &MigrationContext) -> Result<Option<Vec<String>>> {
+        Ok(None)
+    }
+
     /// Whether [`revert`](Self::revert) is supported.
     fn can_revert(&self) -> bool {
         false
@@ -75,6 +81,7 @@ crate::forward_trait!(Migrator:
     fn describe(&self) -> String;
     fn check(&self, app_dir: &Path) -> Result<()>;
     fn migrate(&self, ctx: &MigrationContext) -> Result<()>;
+    fn pending(&self, ctx: &MigrationContext) -> Result<Option<Vec<String>>>;
     fn can_revert(&self) -> bool;
     fn revert(&self, ctx: &MigrationContext) -> Result<()>;
 );
@@ -99,6 +106,7 @@ pub struct CommandMigrator {
     up: ShellCommand,
     down: Option<ShellCommand>,
     check: Option<ShellCommand>,
+    status: Option<ShellCommand>,
 }
 
 impl CommandMigrator {
@@ -108,6 +116,7 @@ impl CommandMigrator {
             up,
             down: None,
             check: None,
+            status: None,
         }
     }
 
@@ -120,6 +129,13 @@ impl CommandMigrator {
     /// Adds the command that checks the database is reachable (builder style).
     pub fn with_check(mut self, check: ShellCommand) -> Self {
         self.check = Some(check);
+        self
+    }
+
+    /// Adds the command that lists pending migrations, one per line of its
+    /// output (builder style), for `updater preview`.
+    pub fn with_status(mut self, status: ShellCommand) -> Self {
+        self.status = Some(status);
         self
     }
 
@@ -151,6 +167,22 @@ impl Migrator for CommandMigrator {
         Self::with_versions(&self.up, ctx)
             .run("migrate", Some(&ctx.app_dir))
             .map(drop)
+    }
+
+    fn pending(&self, ctx: &MigrationContext) -> Result<Option<Vec<String>>> {
+        let Some(status) = &self.status else {
+            return Ok(None);
+        };
+        let output =
+            Self::with_versions(status, ctx).run("migration status", Some(&ctx.app_dir))?;
+        Ok(Some(
+            output
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect(),
+        ))
     }
 
     fn can_revert(&self) -> bool {

@@ -195,12 +195,13 @@ impl Updater {
             Err(error) => {
                 let reason = format!("health check failed during probation: {error}");
                 tracing::warn!(version = %probation.version, %reason, "rolling back");
-                let report = self.rollback(
+                let report = self.rollback_checked(
                     &RollbackRequest {
                         initiated_by: "probation".into(),
                         restore_database_snapshot: true,
                     },
                     observer,
+                    false,
                 )?;
                 if let Some(id) = probation.update_id
                     && let Ok(Some(mut record)) = self.history.update(id)
@@ -257,6 +258,28 @@ impl Updater {
             }
         }
         Ok(())
+    }
+
+    // -------------------------------------------------------------- analytics
+
+    /// Update analytics from history (`updater stats`): every record
+    /// started at or after `since` (all of them when `None`).
+    pub fn stats(&self, since: Option<DateTime<Utc>>) -> Result<crate::stats::UpdateStats> {
+        let mut records = Vec::new();
+        let mut offset = 0;
+        loop {
+            let page = self.history.updates(Page { offset, limit: 500 })?;
+            let done = page.len() < 500
+                || page
+                    .last()
+                    .is_some_and(|r| since.is_some_and(|s| r.started_at < s));
+            offset += page.len() as u64;
+            records.extend(page);
+            if done {
+                break;
+            }
+        }
+        Ok(crate::stats::UpdateStats::compute(&records, since))
     }
 
     // -------------------------------------------------------------- the round

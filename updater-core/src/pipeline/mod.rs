@@ -31,6 +31,7 @@ mod config;
 mod journal;
 mod operator;
 mod prepare;
+mod preview;
 mod recovery;
 mod report;
 mod transition;
@@ -40,6 +41,7 @@ mod window;
 
 pub use automation::{AutomationReport, ProbationOutcome};
 pub use config::{DEFAULT_PRESERVED, Drain, STATE_DIR_NAME, UpdaterBuilder, UpdaterConfig};
+pub use preview::{ModeChange, PreviewReport};
 pub use report::{
     ApplyOutcome, ApplyRequest, CheckReport, Phase, RecoveryAction, RecoveryReport, RestoreRequest,
     RollbackRequest, StatusReport, TransitionKind, TransitionStatus, UpdateReport, os_user,

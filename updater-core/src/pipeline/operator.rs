@@ -34,6 +34,18 @@ impl Updater {
         request: &RollbackRequest,
         observer: &dyn ProgressObserver,
     ) -> Result<UpdateReport> {
+        self.rollback_checked(request, observer, true)
+    }
+
+    /// [`rollback`](Self::rollback), with or without the health check of
+    /// the release it goes back to (a failed probation goes back to the
+    /// known-good release whatever its health says now).
+    pub(crate) fn rollback_checked(
+        &self,
+        request: &RollbackRequest,
+        observer: &dyn ProgressObserver,
+        verify_health: bool,
+    ) -> Result<UpdateReport> {
         let _lock = self.lock(&request.initiated_by)?;
         self.recover_if_interrupted()?;
         let installed = self.installed_state()?;
@@ -128,7 +140,15 @@ impl Updater {
             })
         })();
         let result = match prepared {
-            Ok(mut scan) => self.run_window(&mut t, Some(&mut scan)),
+            Ok(mut scan) => self.run_window_with(
+                &mut t,
+                WindowInput {
+                    scan: Some(&mut scan),
+                    carry_preserved: true,
+                    restore_with: None,
+                    verify_health,
+                },
+            ),
             Err(error) => Err(error),
         };
         let finished = self.conclude(t, result)?;
@@ -252,6 +272,7 @@ impl Updater {
                     scan: scan.as_mut(),
                     carry_preserved: !request.include_preserved,
                     restore_with: Some(strategy),
+                    verify_health: false,
                 },
             ),
             Err(error) => Err(error),

@@ -281,7 +281,14 @@ impl Updater {
         {
             switch.disable()?;
         }
-        let mut installed = self.installed_state()?;
+        // The state as it was before this transition: without a state file
+        // yet (first update of an app installed by hand) the version file
+        // already shows the new release, so start from the journal's `from`.
+        let mut installed =
+            match crate::install::InstalledState::load(&self.config.installed_path())? {
+                Some(state) => state,
+                None => crate::install::InstalledState::new(journal.from.clone()),
+            };
         let mut remove = Vec::new();
         if journal.swaps_files {
             match journal.kind {
@@ -301,7 +308,18 @@ impl Updater {
                     }
                     let already = installed.current == journal.to;
                     installed.install(&journal.to);
-                    installed.files = journal.incoming_files.clone();
+                    installed.files = match journal.kind {
+                        TransitionKind::Update => journal.incoming_files.clone(),
+                        // A backup holds application data too, so its tree
+                        // is no release's file list: use the one recorded
+                        // when that version was installed, if any (else the
+                        // next update learns it from the release package).
+                        _ => installed
+                            .kept
+                            .iter()
+                            .find(|k| k.version == journal.to && k.tree != journal.outgoing)
+                            .and_then(|k| k.files.clone()),
+                    };
                     // An update is trusted only once it kept running: probation.
                     installed.probation = match (journal.kind, self.config.probation) {
                         (TransitionKind::Update, Some(period)) if !already => {
@@ -341,7 +359,8 @@ impl Updater {
                     continue;
                 }
                 remove.push(old.tree);
-                remove.extend(old.files);
+                // Its file list may describe the running release again (after a restore).
+                remove.extend(old.files.filter(|f| installed.files.as_ref() != Some(f)));
             }
         }
         installed.save(&self.config.installed_path())?;

@@ -29,6 +29,9 @@ pub(crate) struct WindowInput<'a> {
     pub(crate) carry_preserved: bool,
     /// The strategy that restores a backup's database part (restores only).
     pub(crate) restore_with: Option<&'a dyn BackupStrategy>,
+    /// Run the health check (not for a restore, nor for a failed
+    /// probation's way back to the known-good release).
+    pub(crate) verify_health: bool,
 }
 
 impl Updater {
@@ -45,6 +48,7 @@ impl Updater {
                 scan,
                 carry_preserved: true,
                 restore_with: None,
+                verify_health: true,
             },
         )
     }
@@ -113,9 +117,13 @@ impl Updater {
             self.hooks.iter().try_for_each(|hook| hook.run(&ctx))
         })?;
         t.amend(|record| record.status = crate::history::UpdateStatus::Verifying);
+        let verify_health = input.verify_health;
         t.step(Step::HealthCheck, |t| {
-            if t.kind() == TransitionKind::Restore {
-                t.skip("no health check for a restore");
+            if !verify_health {
+                t.skip(match t.kind() {
+                    TransitionKind::Restore => "no health check for a restore",
+                    _ => "going back to the known-good release after a failed probation",
+                });
                 return Ok(());
             }
             self.health_check(t)
