@@ -77,6 +77,11 @@ pub enum Command {
         /// Install this version instead of the newest.
         #[arg(long, value_name = "VERSION")]
         version: Option<String>,
+        /// Do not apply now: schedule it for this time (RFC 3339, e.g.
+        /// `2026-12-01T02:00+01:00`); `updater schedule` (or `serve`)
+        /// carries it out. JSON: {"scheduled": {"id", "at", "version", ...}}.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
         /// Skip the files backup taken before the update.
         #[arg(long)]
         no_backup: bool,
@@ -153,21 +158,81 @@ pub enum Command {
         force: bool,
     },
 
-    /// Run in the foreground (systemd, cron): check for updates and clean up
-    /// backups every `schedule.interval_hours`; stop on SIGTERM or SIGINT.
+    /// Run in the foreground (systemd, cron): every `schedule.round_secs`,
+    /// watch an update on probation, carry out due scheduled updates and
+    /// automatic updates in their windows (`[auto_update]`), deliver
+    /// notices; every `schedule.interval_hours`, check for updates and clean
+    /// up backups. Stops on SIGTERM or SIGINT (exit 0).
     ///
-    /// Exits 0 when stopped by a signal.
-    ///
-    /// JSON: with --once {"check", "cleanup"}; on a signal {"stopped": true, "rounds"}.
+    /// JSON: with --once {"check", "cleanup", "automation"}; on a signal {"stopped": true, "rounds"}.
     Schedule {
         /// Run one round and exit.
         #[arg(long)]
         once: bool,
+        /// Print a systemd service running `updater schedule` for this
+        /// configuration (and a cron line running `--once`), and exit.
+        /// JSON: {"systemd_service", "cron"}.
+        #[arg(long)]
+        print_systemd: bool,
     },
 
     /// Work with the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+
+    /// Pause automatic and scheduled updates (shown by `status`) until `resume`.
+    ///
+    /// An update on probation is still watched (and rolled back if it fails).
+    ///
+    /// JSON: {"paused": {"reason", "by", "since"}}.
+    Pause {
+        /// Why (shown to other operators).
+        #[arg(long, default_value = "paused by an operator")]
+        reason: String,
+    },
+
+    /// Resume automatic and scheduled updates.
+    ///
+    /// JSON: {"resumed": bool, "paused": {...} or null}.
+    Resume,
+
+    /// List one-off scheduled updates (`apply --at`), or cancel one.
+    ///
+    /// JSON: {"scheduled": [{"id", "at", "version", "created_by", "created_at", "status", "attempts", "update_id", "message"}]}
+    /// or, with --cancel, {"cancelled": {...}}.
+    Scheduled {
+        /// Include the ones already carried out or cancelled.
+        #[arg(long)]
+        all: bool,
+        /// Cancel the pending scheduled update ID.
+        #[arg(long, value_name = "ID")]
+        cancel: Option<i64>,
+    },
+
+    /// Show what updating to the newest release (or VERSION) would do,
+    /// without changing anything: files added, changed and removed, mode
+    /// changes, preserved paths the package ships, application data carried
+    /// or in conflict, pending migrations, every changelog in between,
+    /// download size, disk space, expected window and duration, and whether
+    /// the automatic-update policy would apply it. The verified package is
+    /// kept for the next `apply`.
+    ///
+    /// JSON: the preview report (see the `updater_core::pipeline::PreviewReport` docs).
+    Preview {
+        /// The version to preview (default: the newest of the channel).
+        version: Option<String>,
+    },
+
+    /// Update analytics from history: attempts, success rate, rollbacks by
+    /// failing step, median and 95th percentile maintenance window and
+    /// duration, time per step, per version and per day.
+    ///
+    /// JSON: the statistics (see `updater_core::stats::UpdateStats`).
+    Stats {
+        /// Only updates since this date (`2026-11-01`) or this long ago (`30d`, `12h`).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+    },
 }
 
 /// `updater backup ...`.

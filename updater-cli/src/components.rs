@@ -117,6 +117,9 @@ impl Components {
             if let Some(check) = &migrations.check {
                 migrator = migrator.with_check(command(check, "migrations.check"));
             }
+            if let Some(status) = &migrations.status {
+                migrator = migrator.with_status(command(status, "migrations.status"));
+            }
             builder = builder.with_migrator(Arc::new(migrator));
         }
         let hook_timeout = Duration::from_secs(f.hooks.timeout_secs);
@@ -150,6 +153,16 @@ impl Components {
         let channel = f.channel;
         let app = f.app.clone();
         let package = f.package.clone();
+        let requirements = config.requirements();
+        let auto = &f.auto_update;
+        let auto_update = updater_core::automation::AutoUpdatePolicy {
+            level: auto.level,
+            per_channel: auto.channels.iter().map(|(c, l)| (*c, *l)).collect(),
+            skip: auto.skip.clone(),
+            windows: auto.windows.clone(),
+        };
+        let probation = (auto.probation_minutes > 0)
+            .then(|| Duration::from_secs(auto.probation_minutes.saturating_mul(60)));
         let health_timeout = config.health_timeout();
         let health_interval = Duration::from_secs(f.health.interval_secs.max(1));
         let retry_after = Duration::from_secs(f.maintenance.retry_after_secs);
@@ -190,6 +203,9 @@ impl Components {
                 c.health_interval = health_interval;
                 c.drain = drain;
                 c.backup_retention = Some(retention);
+                c.requirements = requirements;
+                c.auto_update = auto_update;
+                c.probation = probation;
                 c.extraction = c
                     .extraction
                     .clone()

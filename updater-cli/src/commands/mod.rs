@@ -1,6 +1,7 @@
 //! One function per subcommand. Each returns an [`Outcome`]: the JSON
 //! object (the stable `--json` shape), the text for humans and the exit code.
 
+mod automation;
 mod backup;
 mod notifications;
 mod schedule;
@@ -73,8 +74,18 @@ fn access_of(command: &Command) -> Access {
         Command::Status
         | Command::History { .. }
         | Command::Notifications(_)
+        | Command::Stats { .. }
+        | Command::Scheduled { cancel: None, .. }
+        | Command::Schedule {
+            print_systemd: true,
+            ..
+        }
         | Command::Backup(BackupCommand::List) => Access::ReadOnly,
-        Command::Check { .. } | Command::Apply { .. } | Command::Schedule { .. } => Access::Remote,
+        Command::Apply { at: Some(_), .. } => Access::Local,
+        Command::Check { .. }
+        | Command::Apply { .. }
+        | Command::Preview { .. }
+        | Command::Schedule { .. } => Access::Remote,
         _ => Access::Local,
     }
 }
@@ -83,10 +94,21 @@ fn dispatch(c: &Components, command: &Command) -> Result<Outcome> {
     match command {
         Command::Check { force } => update::check(c, *force),
         Command::Apply {
+            at: Some(at),
+            version,
+            ..
+        } => automation::schedule_at(c, at, version.as_deref()),
+        Command::Apply {
             version,
             no_backup,
             yes,
+            at: None,
         } => update::apply(c, version.as_deref(), *no_backup, *yes),
+        Command::Pause { reason } => automation::pause(c, reason),
+        Command::Resume => automation::resume(c),
+        Command::Scheduled { all, cancel } => automation::scheduled(c, *all, *cancel),
+        Command::Preview { version } => automation::preview(c, version.as_deref()),
+        Command::Stats { since } => automation::stats(c, since.as_deref()),
         Command::Rollback {
             yes,
             restore_database_snapshot,
@@ -105,7 +127,11 @@ fn dispatch(c: &Components, command: &Command) -> Result<Outcome> {
         }) => backup::restore(c, id, *include_preserved, *yes),
         Command::Backup(BackupCommand::Cleanup { keep }) => backup::cleanup(c, *keep),
         Command::Notifications(args) => notifications::run(c, args),
-        Command::Schedule { once } => schedule::run(c, *once),
+        Command::Schedule {
+            print_systemd: true,
+            ..
+        } => schedule::print_systemd(c),
+        Command::Schedule { once, .. } => schedule::run(c, *once),
         Command::Unlock { .. } => unlock(c),
         Command::Config(ConfigCommand::Check) => config_check(&c.config.path),
     }

@@ -1,4 +1,6 @@
-//! `schedule`: the periodic check and backup cleanup, in the foreground.
+//! `schedule`: unattended work in the foreground — the probation watch,
+//! due scheduled updates and automatic updates every `schedule.round_secs`,
+//! the update check and backup cleanup every `schedule.interval_hours`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,25 +14,96 @@ use super::{Outcome, recovery_notice};
 use crate::components::Components;
 use crate::error::{CliError, Result, exit_code};
 use crate::output::{error_json, note};
+use crate::terminal::Progress;
+use updater_core::pipeline::ProbationOutcome;
 
 /// How often the stop flag is looked at while sleeping.
 const STOP_POLL: Duration = Duration::from_millis(200);
 
-/// One round: recover, check (when `schedule.auto_check`), clean up backups.
-/// Failures are reported in the result, not returned, so the loop goes on.
-fn round(c: &Components) -> (serde_json::Value, bool) {
-    let mut failed = false;
+/// Finishes or undoes an interrupted transition; false when that failed.
+fn recover(c: &Components) -> bool {
     match c.updater.recover() {
         Ok(report) => {
             if let Some(text) = recovery_notice(&report) {
                 note(&text);
             }
+            true
+        }
+        Err(error) => {
+            note(&format!("recovery failed: {error}"));
+            false
+        }
+    }
+}
+
+/// The JSON of an automation round (`{"probation", "scheduled", "automatic", "paused"}`),
+/// and whether a part of it failed. Each part is also noted on stderr.
+fn automation(c: &Components) -> (serde_json::Value, bool) {
+    let progress = Progress::to_stderr();
+    let report = c.updater.automation_round(&progress);
+    progress.finish();
+    let mut failed = false;
+    let probation = match &report.probation {
+        Ok(outcome) => {
+            match outcome {
+                ProbationOutcome::None | ProbationOutcome::Healthy { .. } => {}
+                ProbationOutcome::Passed { version } => {
+                    note(&format!("probation passed: {version} is trusted now"));
+                }
+                ProbationOutcome::RolledBack {
+                    version,
+                    running,
+                    reason,
+                } => note(&format!(
+                    "probation failed: {version} was rolled back, {running} runs again ({reason})"
+                )),
+            }
+            serde_json::to_value(outcome).unwrap_or_default()
         }
         Err(error) => {
             failed = true;
-            note(&format!("recovery failed: {error}"));
+            note(&format!("probation watch failed: {error}"));
+            json!({ "error": error })
         }
+    };
+    let scheduled: Vec<serde_json::Value> = report
+        .scheduled
+        .iter()
+        .map(|(id, message)| {
+            note(&format!("scheduled update #{id}: {message}"));
+            json!({ "id": id, "message": message })
+        })
+        .collect();
+    let automatic = match &report.automatic {
+        None => serde_json::Value::Null,
+        Some(Ok(message)) => {
+            note(&format!("automatic update: {message}"));
+            json!({ "message": message })
+        }
+        Some(Err(error)) => {
+            failed = true;
+            note(&format!("automatic update failed: {error}"));
+            json!({ "error": error })
+        }
+    };
+    if let Some(pause) = &report.paused {
+        tracing::debug!(reason = %pause.reason, "updates are paused");
     }
+    (
+        json!({
+            "probation": probation,
+            "scheduled": scheduled,
+            "automatic": automatic,
+            "paused": serde_json::to_value(&report.paused).unwrap_or_default(),
+        }),
+        failed,
+    )
+}
+
+/// The periodic part: check (when `schedule.auto_check`), clean up backups.
+/// Failures are reported in the result, not returned, so the loop goes on.
+fn housekeeping(c: &Components) -> (serde_json::Value, bool) {
+    let mut failed = false;
     let check = if c.config.file.schedule.auto_check {
         match c.updater.check(true) {
             Ok(report) => {
@@ -70,9 +143,12 @@ fn round(c: &Components) -> (serde_json::Value, bool) {
 
 pub(super) fn run(c: &Components, once: bool) -> Result<Outcome> {
     if once {
-        let (value, failed) = round(c);
+        let recovered = recover(c);
+        let (mut value, housekeeping_failed) = housekeeping(c);
+        let (automation, automation_failed) = automation(c);
+        value["automation"] = automation;
         let mut outcome = Outcome::ok(value, "schedule: one round done");
-        if failed {
+        if !recovered || housekeeping_failed || automation_failed {
             outcome.exit_code = exit_code::FAILURE;
         }
         return Ok(outcome);
@@ -83,15 +159,22 @@ pub(super) fn run(c: &Components, once: bool) -> Result<Outcome> {
             .map_err(|e| CliError::io("install a signal handler for", "the schedule", e))?;
     }
     let interval = c.config.check_interval();
+    let idle = Duration::from_secs(c.config.file.schedule.round_secs);
     note(&format!(
-        "schedule: checking every {} h; stop with SIGTERM or Ctrl-C",
-        c.config.file.schedule.interval_hours
+        "schedule: a round every {} s, checking every {} h; stop with SIGTERM or Ctrl-C",
+        c.config.file.schedule.round_secs, c.config.file.schedule.interval_hours
     ));
     let mut rounds = 0u64;
+    let mut next_housekeeping = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        let _ = round(c);
+        recover(c);
+        if Instant::now() >= next_housekeeping {
+            let _ = housekeeping(c);
+            next_housekeeping = Instant::now() + interval;
+        }
+        let _ = automation(c);
         rounds += 1;
-        let next = Instant::now() + interval;
+        let next = Instant::now() + c.updater.next_round_in(idle);
         while !stop.load(Ordering::Relaxed) && Instant::now() < next {
             std::thread::sleep(STOP_POLL.min(next.saturating_duration_since(Instant::now())));
         }
@@ -100,5 +183,66 @@ pub(super) fn run(c: &Components, once: bool) -> Result<Outcome> {
     Ok(Outcome::ok(
         json!({ "stopped": true, "rounds": rounds }),
         format!("schedule: stopped after {rounds} round(s)"),
+    ))
+}
+
+/// `schedule --print-systemd`: a unit running `updater schedule` for this
+/// configuration, and the cron line doing the same with `--once`.
+pub(super) fn print_systemd(c: &Components) -> Result<Outcome> {
+    let binary = std::env::current_exe()
+        .map_err(|e| CliError::io("find the path of", "the updater binary", e))?;
+    let config = std::path::absolute(&c.config.path)
+        .map_err(|e| CliError::io("resolve", &c.config.path.display().to_string(), e))?;
+    let user = c.initiated_by();
+    let app_dir = c.config.app_dir();
+    let app: String = app_dir
+        .file_name()
+        .map(|name| {
+            name.to_string_lossy()
+                .chars()
+                .map(|ch| {
+                    if ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' {
+                        ch
+                    } else {
+                        '-'
+                    }
+                })
+                .collect()
+        })
+        .filter(|name: &String| !name.is_empty())
+        .unwrap_or_else(|| "app".to_string());
+    let unit = format!(
+        "# /etc/systemd/system/{app}-updater.service
+# Install: sudo systemctl daemon-reload && sudo systemctl enable --now {app}-updater
+[Unit]
+Description=Updates of {app} (probation watch, scheduled and automatic updates)
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+User={user}
+ExecStart={binary} --config {config} schedule
+# SIGTERM stops the loop between rounds; an update in progress finishes first.
+# KillMode=mixed sends it to the updater only, not to a migration it runs.
+KillMode=mixed
+TimeoutStopSec=1h
+Restart=on-failure
+RestartSec=30
+
+[Install]
+WantedBy=multi-user.target
+",
+        binary = binary.display(),
+        config = config.display()
+    );
+    let cron = format!(
+        "*/5 * * * * {binary} --config {config} schedule --once >>/var/log/{app}-updater.log 2>&1",
+        binary = binary.display(),
+        config = config.display()
+    );
+    Ok(Outcome::ok(
+        json!({ "systemd_service": unit, "cron": cron }),
+        format!("{unit}\n# Or, from cron (crontab -e as {user}):\n# {cron}"),
     ))
 }

@@ -313,6 +313,10 @@ pub(super) fn status(c: &Components) -> Result<Outcome> {
             "set_by_updater": n.set_by_updater,
         })),
         "latest_check": check,
+        "paused": serde_json::to_value(&s.paused).unwrap_or_default(),
+        "probation": serde_json::to_value(&s.probation).unwrap_or_default(),
+        "scheduled": serde_json::to_value(&s.scheduled).unwrap_or_default(),
+        "auto_update": serde_json::to_value(s.auto_update).unwrap_or_default(),
     });
     let mut text = format!("Running:      {}\nHighest ever: {}\n", s.current, s.highest);
     text.push_str(&format!(
@@ -373,6 +377,42 @@ pub(super) fn status(c: &Components) -> Result<Outcome> {
         ),
         None => "Last check:   never".to_string(),
     });
+    let when = |t: &chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    text.push_str(&format!(
+        "\nAutomatic:    {}",
+        match &s.paused {
+            Some(p) => format!(
+                "PAUSED since {} by {}: {} (`updater resume`)",
+                when(&p.since),
+                p.by,
+                p.reason
+            ),
+            None if s.auto_update == updater_core::automation::AutoUpdateLevel::None => {
+                "off ([auto_update] level = \"none\")".to_string()
+            }
+            None => format!("{} updates apply unattended", s.auto_update.as_str()),
+        }
+    ));
+    if let Some(p) = &s.probation {
+        text.push_str(&format!(
+            "\nProbation:    {} until {} (a failing health check rolls back to {})",
+            p.version,
+            when(&p.until),
+            p.previous
+        ));
+    }
+    for entry in &s.scheduled {
+        text.push_str(&format!(
+            "\nScheduled:    #{} {} at {} (by {})",
+            entry.id,
+            entry
+                .version
+                .as_ref()
+                .map_or_else(|| "the newest release".to_string(), ToString::to_string),
+            when(&entry.at),
+            entry.created_by
+        ));
+    }
     Ok(Outcome::ok(value, text))
 }
 

@@ -76,6 +76,67 @@ pub struct ConfigFile {
     /// Limits every package must stay within when it is unpacked.
     #[serde(default)]
     pub package: PackageSection,
+    /// Which updates apply without a person, when, and their probation.
+    #[serde(default)]
+    pub auto_update: AutoUpdateSection,
+    /// Requirements of the machine checked before every update.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preflight: Vec<PreflightEntry>,
+}
+
+/// `[auto_update]`: unattended updates (`updater schedule` / `updater serve` carry them out).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoUpdateSection {
+    /// `none` (default), `patch`, `minor` or `all`.
+    #[serde(default)]
+    pub level: updater_core::automation::AutoUpdateLevel,
+    /// A level per release channel, overriding `level` (e.g. `{ beta = "none" }`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub channels: std::collections::BTreeMap<
+        updater_core::version::Channel,
+        updater_core::automation::AutoUpdateLevel,
+    >,
+    /// Versions never applied automatically.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skip: Vec<updater_core::version::Version>,
+    /// When an automatic update may start, e.g. `["Sun 02:00-04:00 Europe/Berlin"]` (any time when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<updater_core::automation::Window>,
+    /// Minutes a completed update stays on probation: its health check keeps
+    /// running, and a failure rolls it back to the kept release and its
+    /// database snapshot (0 or absent: no probation).
+    #[serde(default)]
+    pub probation_minutes: u64,
+}
+
+/// One `[[preflight]]` requirement: `name` and exactly one of `binary`,
+/// `version` (with `requirement`), `contains` (with `command`), or `command`
+/// (with an optional `exit_code`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreflightEntry {
+    /// How the check is called in reports.
+    pub name: String,
+    /// A program that must be on `PATH`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<String>,
+    /// A command printing a version (`php -v`), compared with `requirement`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The version requirement (`>=8.2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirement: Option<String>,
+    /// A command to run (with `contains`: its output must contain the text;
+    /// alone: it must exit with `exit_code`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Text the output of `command` must contain (`intl` in `php -m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contains: Option<String>,
+    /// The exit code `command` must end with (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
 }
 
 /// `[package]`: resource limits on unpacking a release (an archive bomb, a
@@ -270,6 +331,15 @@ pub struct ScheduleSection {
     /// Hours between checks (`UPDATE_CHECK_INTERVAL`, default 24).
     #[serde(default = "default_interval_hours")]
     pub interval_hours: u64,
+    /// Seconds between rounds of unattended work: due scheduled updates,
+    /// automatic updates in their windows (default 300; an update on
+    /// probation is watched every `health.interval_secs`, at least every 5 s).
+    #[serde(default = "default_round_secs")]
+    pub round_secs: u64,
+}
+
+fn default_round_secs() -> u64 {
+    300
 }
 
 fn default_interval_hours() -> u64 {
@@ -279,6 +349,7 @@ fn default_interval_hours() -> u64 {
 impl Default for ScheduleSection {
     fn default() -> Self {
         ScheduleSection {
+            round_secs: default_round_secs(),
             auto_check: true,
             interval_hours: default_interval_hours(),
         }
@@ -463,6 +534,10 @@ pub struct MigrationsSection {
     /// Checks that migrations can run, before maintenance mode (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<String>,
+    /// Lists the migrations the new release would run, one per line, for
+    /// `updater preview` (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
     /// Seconds each command may run (default 600).
     #[serde(default = "default_migration_timeout")]
     pub timeout_secs: u64,

@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use file::{
-    AppSection, BackupSection, ConfigFile, DatabaseKind, DatabaseSection, HealthSection,
-    HistorySection, HooksSection, MaintenanceSection, MigrationsSection, NotificationsSection,
-    PackageSection, RestoreTestSetting, ScheduleSection, Secret, SourceKind, SourceSection,
+    AppSection, AutoUpdateSection, BackupSection, ConfigFile, DatabaseKind, DatabaseSection,
+    HealthSection, HistorySection, HooksSection, MaintenanceSection, MigrationsSection,
+    NotificationsSection, PackageSection, PreflightEntry, RestoreTestSetting, ScheduleSection,
+    Secret, SourceKind, SourceSection,
 };
 pub use location::{Position, key_at, line_of_key, position_of};
 
@@ -221,6 +222,51 @@ impl Config {
                 "must be at most 90",
             ));
         }
+        for (index, entry) in f.preflight.iter().enumerate() {
+            let key = format!("preflight[{index}]");
+            let kinds = [
+                entry.binary.is_some(),
+                entry.version.is_some(),
+                entry.contains.is_some(),
+                entry.command.is_some() && entry.contains.is_none(),
+            ]
+            .iter()
+            .filter(|k| **k)
+            .count();
+            if kinds != 1 {
+                return Err(err(
+                    &key,
+                    "give exactly one of `binary`, `version` (with `requirement`), `contains` (with `command`) or `command`",
+                ));
+            }
+            if entry.version.is_some() {
+                match &entry.requirement {
+                    Some(text) => {
+                        if let Err(e) = text.parse::<semver::VersionReq>() {
+                            return Err(err(
+                                &format!("{key}.requirement"),
+                                &format!("{text:?} is not a version requirement: {e}"),
+                            ));
+                        }
+                    }
+                    None => {
+                        return Err(err(
+                            &key,
+                            "`version` needs a `requirement` such as \">=8.2\"",
+                        ));
+                    }
+                }
+            }
+            if entry.contains.is_some() && entry.command.is_none() {
+                return Err(err(
+                    &key,
+                    "`contains` needs the `command` whose output it searches",
+                ));
+            }
+        }
+        if f.schedule.round_secs == 0 {
+            return Err(err("schedule.round_secs", "must be at least 1"));
+        }
         if f.schedule.interval_hours == 0 {
             return Err(err("schedule.interval_hours", "must be at least 1"));
         }
@@ -379,6 +425,42 @@ impl Config {
             };
         }
         Ok(source.token.clone())
+    }
+
+    /// The `[[preflight]]` requirements (validated at load).
+    pub fn requirements(&self) -> Vec<updater_core::requirement::Requirement> {
+        use updater_core::requirement::Requirement;
+        self.file
+            .preflight
+            .iter()
+            .filter_map(|e| {
+                let name = e.name.clone();
+                Some(if let Some(program) = &e.binary {
+                    Requirement::Binary {
+                        name,
+                        program: program.clone(),
+                    }
+                } else if let Some(command) = &e.version {
+                    Requirement::Version {
+                        name,
+                        command: command.clone(),
+                        requirement: e.requirement.as_deref()?.parse().ok()?,
+                    }
+                } else if let Some(text) = &e.contains {
+                    Requirement::Contains {
+                        name,
+                        command: e.command.clone()?,
+                        text: text.clone(),
+                    }
+                } else {
+                    Requirement::Command {
+                        name,
+                        command: e.command.clone()?,
+                        exit_code: e.exit_code.unwrap_or(0),
+                    }
+                })
+            })
+            .collect()
     }
 
     /// The health check deadline.
