@@ -192,7 +192,7 @@ pub(super) fn print_systemd(c: &Components) -> Result<Outcome> {
     let binary = std::env::current_exe()
         .map_err(|e| CliError::io("find the path of", "the updater binary", e))?;
     let config = std::path::absolute(&c.config.path)
-        .map_err(|e| CliError::io("resolve", &c.config.path.display().to_string(), e))?;
+        .map_err(|e| CliError::io("resolve", c.config.path.display().to_string(), e))?;
     let user = c.initiated_by();
     let app_dir = c.config.app_dir();
     let app: String = app_dir
