@@ -381,10 +381,11 @@ impl Tmpfs {
         self.dir.path()
     }
 
-    /// Free bytes minus `percent` of the size, as the extractor computes it.
+    /// Free bytes minus `percent` of the fillable size (used plus
+    /// available), as the extractor computes it.
     fn available(&self, percent: u64) -> u64 {
         let stats = rustix::fs::statvfs(self.path()).unwrap();
-        let size = stats.f_blocks * stats.f_frsize;
+        let size = (stats.f_blocks - stats.f_bfree + stats.f_bavail) * stats.f_frsize;
         (stats.f_bavail * stats.f_frsize).saturating_sub(size / 100 * percent)
     }
 

@@ -82,7 +82,9 @@ pub const DEFAULT_MAX_COMPRESSION_RATIO: u32 = 200;
 /// Default for [`ExtractOptions::ratio_threshold_bytes`]: 1 MiB.
 pub const DEFAULT_RATIO_THRESHOLD_BYTES: u64 = 1024 * 1024;
 
-/// Default for [`ExtractOptions::free_space_margin_percent`]: 2 % (on a 2 TB disk, 40 GB stay free).
+/// Default for [`ExtractOptions::free_space_margin_percent`]: 2 % of the
+/// space this process can fill (used plus available; blocks reserved for
+/// root are not counted): on a 2 TB disk, 40 GB stay free.
 pub const DEFAULT_FREE_SPACE_MARGIN_PERCENT: u8 = 2;
 
 /// Default for [`ExtractOptions::free_space_margin_min_bytes`]: 256 MiB.
@@ -428,8 +430,17 @@ impl DiskBudget {
         } else {
             DEFAULT_BLOCK_SIZE
         };
+        // The margin is a share of what this process can fill: blocks in
+        // use plus those available to it. Blocks reserved for root (5 % by
+        // default on ext4) or held back by a quota are not ours to keep free,
+        // and counting them made the margin exceed the free space on a large
+        // disk that still had gigabytes to spare.
+        let usable = stats
+            .f_blocks
+            .saturating_sub(stats.f_bfree)
+            .saturating_add(stats.f_bavail);
         Ok(Some(Self::new(
-            stats.f_blocks.saturating_mul(unit),
+            usable.saturating_mul(unit),
             stats.f_bavail.saturating_mul(unit),
             unit,
             options,

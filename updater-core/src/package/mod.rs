@@ -52,7 +52,7 @@
 //! | `ParentNotDirectory` | an entry below a path that is a regular file |
 //! | `TooManyEntries` (`max_entries`, default 100,000) | archive bombs exhausting inodes |
 //! | `TooLarge` (`max_total_bytes`, default 8 GiB, counted from headers and again while copying) | archive bombs exhausting the disk |
-//! | `InsufficientSpace`: the entries, rounded to blocks, must fit the staging file system's free space minus a margin (the larger of 10 % of its size and 256 MiB), measured with `statvfs` at the start | filling the disk the application and its database live on |
+//! | `InsufficientSpace`: the entries, rounded to blocks, must fit the staging file system's free space minus a margin (the larger of 2 % of the space it can fill (used plus available) and 256 MiB), measured with `statvfs` at the start | filling the disk the application and its database live on |
 //! | `CompressionRatio` (`max_compression_ratio`, default 200:1, for the whole stream and for each file, past 1 MiB unpacked) | decompression bombs (4 MiB that unpack to 4 GiB of zeros), refused within the first megabytes instead of after writing them |
 //! | `Corrupt` | truncated or damaged archives, bad gzip CRCs, and ambiguous headers (a pax size or path that disagrees with the header) that different tools would read differently |
 //!
