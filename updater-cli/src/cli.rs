@@ -120,7 +120,7 @@ pub enum Command {
 
     /// Show the running version, kept releases, lock, maintenance mode and the last check.
     ///
-    /// JSON: {"current", "highest", "kept", "transition", "lock_holder", "maintenance", "latest_check"}.
+    /// JSON: {"current", "highest", "kept", "files_known", "transition", "lock_holder", "maintenance", "latest_check", "paused", "probation", "scheduled", "auto_update"}.
     Status,
 
     /// List past updates and rollbacks, newest first, with their steps.

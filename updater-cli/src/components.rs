@@ -41,6 +41,11 @@ pub enum Access {
     Local,
     /// Asks the release source (`check`, `apply`, `schedule`).
     Remote,
+    /// Puts the application back in order (`recover`, `unlock`): like
+    /// [`Local`](Access::Local), but an unreachable history database (a
+    /// server that is down, a disk full to the last byte) is a warning,
+    /// not an error — the journal on disk is what recovery needs.
+    Recovery,
 }
 
 /// Everything a command needs, built from the configuration.
@@ -404,6 +409,18 @@ fn check_paths_survive_the_swap(config: &Config) -> Result<()> {
 /// The history store. A read-only command on an application that has no
 /// history database yet gets an empty in-memory history instead of a new file.
 fn open_history(config: &Config, access: Access) -> Result<Arc<dyn HistoryStore>> {
+    match open_history_store(config, access) {
+        Err(CliError::Update(error)) if matches!(access, Access::ReadOnly | Access::Recovery) => {
+            crate::output::note(&format!(
+                "warning: the history is unavailable ({error}); going on with the state on disk, nothing will be recorded in history"
+            ));
+            Ok(Arc::new(InMemoryHistoryStore::new()))
+        }
+        other => other,
+    }
+}
+
+fn open_history_store(config: &Config, access: Access) -> Result<Arc<dyn HistoryStore>> {
     let url = config.history_url()?;
     let is_default_file = config.file.history.database_url.is_none()
         && config.file.history.database_url_env.is_none();

@@ -89,7 +89,7 @@
 //! | `apply` | `outcome` (`updated` / `up_to_date`), then `from`, `to`, `update_id`, `update_type`, `maintenance_window_ms`, `backup_id` or `current` |
 //! | `rollback` | `from`, `to`, `update_id`, `update_type`, `maintenance_window_ms`, `backup_id` |
 //! | `recover` | `action` (`nothing`, `update_in_progress`, `cleaned_up`, `rolled_back`, `committed`), `running`, `abandoned`, `version`, `lock_holder`, `leftover_maintenance`, `stale_lock` |
-//! | `status` | `current`, `highest`, `kept`, `transition` (`phase`, `from`, `to`), `lock_holder` (`owner`, `pid`, `host`, `since`), `maintenance`, `latest_check` |
+//! | `status` | `current`, `highest`, `kept`, `files_known`, `transition` (`phase`, `from`, `to`), `lock_holder` (`owner`, `pid`, `host`, `since`), `maintenance`, `latest_check`, `paused` (`reason`, `by`, `since`), `probation` (`version`, `previous`, `until`...), `scheduled` (pending one-off updates), `auto_update` (the level) |
 //! | `history` | `updates`: `id`, `version`, `previous_version`, `status`, `update_type`, `initiated_by`, `auto_update`, `started_at`, `completed_at`, `failed_at`, `error_message`, `maintenance_window_ms`, `progress`, `steps` (`name`, `outcome`, `started_at`, `finished_at`, `message`) |
 //! | `backup create` | `backup`: `id`, `version`, `kind`, `size`, `created_at`, `description`, `restorable`, `status` |
 //! | `backup list` | `backups`: the same objects, oldest first |
@@ -97,7 +97,13 @@
 //! | `backup cleanup` | `deleted`, `kept` (ids) |
 //! | `notifications` | `notifications`: `id`, `type`, `version`, `message`, `user`, `read`, `dismissed`, `created_at`; with `--mark-read`/`--dismiss`: `changed` |
 //! | `unlock` | `cleared`, `holder` |
-//! | `schedule --once` | `check` (as `check`, an error object or `null` when `auto_check` is off), `cleanup` (as `backup cleanup` or an error object) |
+//! | `schedule --once` | `check` (as `check`, an error object or `null` when `auto_check` is off), `cleanup` (as `backup cleanup` or an error object), `automation` (`probation` (`state`: `none`, `healthy`, `passed`, `rolled_back`), `scheduled` (`id`, `message`), `automatic` (`message` or `error`, `null` when `[auto_update]` is off), `paused`) |
+//! | `schedule --print-systemd` | `systemd_service`, `cron` |
+//! | `apply --at` | `scheduled`: `id`, `at`, `version`, `created_by`, `created_at`, `status`, `attempts`, `update_id`, `message` |
+//! | `scheduled` | `scheduled`: the same objects; with `--cancel`: `cancelled` |
+//! | `pause` / `resume` | `paused` (`reason`, `by`, `since`); `resume` adds `resumed` |
+//! | `preview` | `current`, `target`, `update_type`, `refused`, `changelog`, `download_size`, `package`, `baseline_known`, `added`, `changed`, `removed`, `mode_changes`, `preserved_shipped`, `carried`, `conflicts`, `pending_migrations`, `disk_needed`, `disk_free`, `expected_window_ms`, `expected_duration_ms`, `automatic` |
+//! | `stats` | `since`, `attempts`, `completed`, `failed`, `rolled_back`, `unfinished`, `success_rate`, `rollbacks_by_step`, `failures_by_step`, `maintenance_window_ms` / `duration_ms` (`count`, `median`, `p95`, `max`), `step_ms`, `per_version`, `per_day` |
 //! | `schedule` | on SIGTERM/SIGINT: `stopped` (`true`), `rounds` |
 //! | `config check` | `file`, `valid`, `overridden_by`, `config` (secrets `***`) |
 //!

@@ -367,6 +367,7 @@ fn apply_installs_the_update_and_history_shows_it() {
     assert_eq!(
         keys(&status),
         sorted(&[
+            "auto_update",
             "current",
             "files_known",
             "highest",
@@ -374,6 +375,9 @@ fn apply_installs_the_update_and_history_shows_it() {
             "transition",
             "lock_holder",
             "maintenance",
+            "paused",
+            "probation",
+            "scheduled",
             "latest_check"
         ])
     );
@@ -667,7 +671,11 @@ fn schedule_once_checks_and_cleans_up() {
     f.server.publish("1.1.0", true);
     let (json, code) = f.json(&["schedule", "--once"]);
     assert_eq!(code, 0, "{json}");
-    assert_eq!(keys(&json), sorted(&["check", "cleanup"]));
+    assert_eq!(keys(&json), sorted(&["automation", "check", "cleanup"]));
+    assert_eq!(
+        keys(&json["automation"]),
+        sorted(&["automatic", "paused", "probation", "scheduled"])
+    );
     assert_eq!(json["check"]["latest"], "1.1.0");
     assert_eq!(
         keys(&json["cleanup"]),

@@ -146,10 +146,18 @@ impl UpdateLock {
             .map_err(|e| Error::io("truncate lock file", path, e))?;
         file.seek(SeekFrom::Start(0))
             .map_err(|e| Error::io("seek lock file", path, e))?;
-        file.write_all(&bytes)
-            .map_err(|e| Error::io("write lock file", path, e))?;
-        file.sync_data()
-            .map_err(|e| Error::io("fsync lock file", path, e))?;
+        match file.write_all(&bytes).and_then(|()| file.sync_data()) {
+            Ok(()) => {}
+            // The record only names the holder; the kernel lock is what
+            // excludes. On a disk full to the last byte, recovery must still
+            // run (it is what frees space), so it goes on without a record;
+            // a contender then reports an unknown holder.
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => {
+                tracing::warn!(lock = %path.display(), "disk full: holding the update lock without writing who holds it");
+                let _ = file.set_len(0);
+            }
+            Err(e) => return Err(Error::io("write lock file", path, e)),
+        }
         Ok(LockAcquired {
             lock: UpdateLock {
                 file,

@@ -219,6 +219,23 @@ pub(crate) fn open_pools(
             let settings = SqliteSettings {
                 busy_timeout: options.busy_timeout,
             };
+            if !in_memory {
+                // The pool retries a failing connection until `connect_timeout`
+                // (30 s by default), which suits a server coming up, not a
+                // file: a full disk, a read-only directory or a file that is
+                // not a database fails the same way every time. One direct
+                // connection first gives its cause at once.
+                use diesel::Connection;
+                let fail = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Connect {
+                    url: redacted_url.to_string(),
+                    source,
+                };
+                let mut probe =
+                    diesel::SqliteConnection::establish(target).map_err(|e| fail(Box::new(e)))?;
+                settings
+                    .on_acquire(&mut probe)
+                    .map_err(|e| fail(Box::new(e)))?;
+            }
             build_pool(target, options, in_memory, Some(Box::new(settings)))
                 .map(Pools::Sqlite)
                 .map_err(connect_error)

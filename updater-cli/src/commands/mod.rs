@@ -82,6 +82,7 @@ fn access_of(command: &Command) -> Access {
         }
         | Command::Backup(BackupCommand::List) => Access::ReadOnly,
         Command::Apply { at: Some(_), .. } => Access::Local,
+        Command::Recover { .. } | Command::Unlock { .. } => Access::Recovery,
         Command::Check { .. }
         | Command::Apply { .. }
         | Command::Preview { .. }
