@@ -156,7 +156,6 @@ pub struct Pruned {
 /// (defaults to [`restore`](Self::restore) for database-only backups) and
 /// [`prune`](Self::prune) (defaults to keeping everything). Run `updater_core::conformance::backup::run` (feature
 /// `conformance`) in a test.
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait BackupStrategy: Send + Sync {
     /// A short description for logs (`files of /srv/app`, `PostgreSQL db app`), no secrets.
     fn describe(&self) -> String;

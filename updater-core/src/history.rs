@@ -405,7 +405,6 @@ pub struct NotificationFilter {
 ///
 /// Every method is required. Run `updater_core::conformance::history::run`
 /// (feature `conformance`) against the implementation.
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait HistoryStore: Send + Sync {
     /// Stores a version check; returns its id.
     fn record_check(&self, check: &VersionCheckRecord) -> Result<i64>;

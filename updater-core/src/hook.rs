@@ -48,7 +48,6 @@ pub struct HookContext {
 /// An error after a swap rolls the update back; an error after a rollback is
 /// recorded but does not stop the rollback. Hooks must be idempotent: recovery
 /// may run them again.
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait Hook: Send + Sync {
     /// A short description for logs.
     fn describe(&self) -> String;

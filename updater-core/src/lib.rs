@@ -107,7 +107,6 @@
 //! | feature | default | enables |
 //! |---|---|---|
 //! | `conformance` | no | [`conformance`]: the shared test suites every trait implementation runs (destructive, semver-exempt) |
-//! | `mock` | no | `mockall` mocks of every trait (`MockReleaseSource`, `MockHistoryStore`, ...) |
 //! | `signing` | no | [`package::signature::sign_metadata`], to sign release metadata from Rust |
 
 #![warn(missing_docs)]

@@ -128,7 +128,6 @@ pub(crate) fn random_token() -> Result<String> {
 /// # Implementing
 ///
 /// Required: all four methods. Run `updater_core::conformance::maintenance::run`.
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait MaintenanceSwitch: Send + Sync {
     /// A short description for logs.
     fn describe(&self) -> String;

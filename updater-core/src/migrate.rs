@@ -43,7 +43,6 @@ pub struct MigrationContext {
 /// # Implementing
 ///
 /// Required: [`describe`](Self::describe) and [`migrate`](Self::migrate).
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait Migrator: Send + Sync {
     /// A short description for logs.
     fn describe(&self) -> String;

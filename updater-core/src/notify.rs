@@ -34,7 +34,6 @@ pub struct Notification {
 /// # Implementing
 ///
 /// Required: [`notify`](Self::notify).
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait Notifier: Send + Sync {
     /// Delivers `notification`.
     fn notify(&self, notification: &Notification) -> Result<()>;

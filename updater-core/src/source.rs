@@ -61,7 +61,6 @@ use crate::version::{Channel, Version};
 /// assert_eq!(source.latest(Channel::Stable)?.map(|r| r.version), Some(Version::new(1, 0, 0)));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait ReleaseSource: Send + Sync {
     /// A short description for logs and errors, without credentials
     /// (e.g. `GitHub acme/app` or `directory /srv/releases`).

@@ -171,3 +171,43 @@ fn an_application_on_another_loopback_address_can_be_checked_over_plain_http() {
     check.check(&context(Duration::from_secs(5), None)).unwrap();
     assert_eq!(app.requests().len(), 1);
 }
+
+/// The application stand-in of the conformance suite: 200, 500, or a
+/// response that never comes.
+struct HttpTarget {
+    state: Arc<std::sync::Mutex<updater_core::conformance::health::TargetState>>,
+    app: TestServer,
+}
+
+impl updater_core::conformance::health::HealthTarget for HttpTarget {
+    fn check(&self) -> Arc<dyn HealthCheck> {
+        Arc::new(check(self.app.url("/health")).build().unwrap())
+    }
+    fn app_dir(&self) -> std::path::PathBuf {
+        std::env::temp_dir()
+    }
+    fn set(&self, state: updater_core::conformance::health::TargetState) {
+        *self.state.lock().unwrap() = state;
+    }
+}
+
+#[test]
+fn http_health_check_conforms() {
+    use updater_core::conformance::health::TargetState;
+    let state = Arc::new(std::sync::Mutex::new(TargetState::Healthy));
+    let app = TestServer::start({
+        let state = Arc::clone(&state);
+        move |_| {
+            let now = *state.lock().unwrap();
+            match now {
+                TargetState::Healthy => Reply::json(200, "{\"status\":\"ok\"}"),
+                TargetState::Unhealthy => Reply::new(500),
+                TargetState::Hanging => {
+                    std::thread::sleep(Duration::from_secs(20));
+                    Reply::new(200)
+                }
+            }
+        }
+    });
+    updater_core::conformance::health::run(&HttpTarget { state, app });
+}

@@ -10,6 +10,9 @@
 #![allow(clippy::panic)]
 
 pub mod backup;
+pub mod health;
 pub mod history;
+pub mod hook;
 pub mod maintenance;
+pub mod migrate;
 pub mod source;

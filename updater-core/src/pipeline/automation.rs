@@ -244,19 +244,7 @@ impl Updater {
             bypass_secret: None,
             children: Some(self.children.clone()),
         };
-        for check in &self.health_checks {
-            loop {
-                match check.check(&ctx) {
-                    Ok(()) => break,
-                    Err(error) => {
-                        if std::time::Instant::now() + self.config.health_interval >= deadline {
-                            return Err(error);
-                        }
-                        std::thread::sleep(self.config.health_interval);
-                    }
-                }
-            }
-        }
+        crate::health::probe_until_healthy(&self.health_checks, &ctx, self.config.health_interval)?;
         Ok(())
     }
 

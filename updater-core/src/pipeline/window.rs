@@ -333,39 +333,12 @@ impl Updater {
             bypass_secret,
             children: Some(self.children.clone()),
         };
-        for check in &self.health_checks {
-            let mut attempts = 0u32;
-            loop {
-                attempts += 1;
-                match check.check(&ctx) {
-                    Ok(()) => break,
-                    Err(error) => {
-                        if Instant::now() + self.config.health_interval >= deadline {
-                            let tried = format!(
-                                "still failing after {attempts} attempts over {:.0?}",
-                                self.config.health_timeout
-                            );
-                            return Err(match error {
-                                Error::Command {
-                                    step,
-                                    command,
-                                    reason,
-                                } => Error::Command {
-                                    step,
-                                    command,
-                                    reason: format!("{tried}; last: {reason}"),
-                                },
-                                other => Error::Other {
-                                    context: format!("health check {} {tried}", check.describe()),
-                                    source: Box::new(other),
-                                },
-                            });
-                        }
-                        std::thread::sleep(self.config.health_interval);
-                    }
-                }
-            }
-        }
+        let probes = crate::health::probe_until_healthy(
+            &self.health_checks,
+            &ctx,
+            self.config.health_interval,
+        )?;
+        tracing::debug!(probes, "healthy");
         Ok(())
     }
 
