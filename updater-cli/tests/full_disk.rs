@@ -94,28 +94,7 @@ impl Drop for SmallDisk {
 }
 
 fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let entry = entry.unwrap();
-            let relative = entry
-                .path()
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            if relative == ".updater" {
-                continue;
-            }
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(entry.path());
-            } else if relative != "storage/filler.bin" {
-                files.insert(relative, std::fs::read(entry.path()).unwrap());
-            }
-        }
-    }
-    files
+    updater_testkit::tree::files_skipping(root, &[".updater", "storage/filler.bin"])
 }
 
 /// 1.0.1 ships a 3 MiB asset (incompressible, so the package is 3 MiB too).

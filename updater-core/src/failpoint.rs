@@ -173,7 +173,9 @@ mod enabled {
 /// Without the `failpoints` feature: nothing, at no cost.
 #[cfg(not(feature = "failpoints"))]
 #[derive(Debug, Default)]
-pub(crate) struct Failpoints;
+pub(crate) struct Failpoints {
+    _nothing: (),
+}
 
 #[cfg(not(feature = "failpoints"))]
 impl Failpoints {

@@ -68,6 +68,19 @@ pub fn snapshot_skipping(root: &Path, skip: &[&str]) -> Tree {
     out
 }
 
+/// The regular files under `root` (relative path, bytes), except `skip`
+/// and what lies below them: what an application's files hold, without
+/// directories, modes or links.
+pub fn files_skipping(root: &Path, skip: &[&str]) -> BTreeMap<String, Vec<u8>> {
+    snapshot_skipping(root, skip)
+        .into_iter()
+        .filter_map(|(path, node)| match node {
+            Node::File { content, .. } => Some((path.to_string_lossy().into_owned(), content)),
+            Node::Dir { .. } | Node::Link { .. } => None,
+        })
+        .collect()
+}
+
 /// The differences between two trees, one line per path, for assertion messages.
 pub fn diff(expected: &Tree, actual: &Tree) -> String {
     let mut lines = Vec::new();

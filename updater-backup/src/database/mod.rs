@@ -65,13 +65,11 @@ mod sqlite;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod tools;
 
-use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use updater_core::backup::{Backup, BackupKind, BackupRequest, BackupStrategy};
 use updater_core::progress::ProgressSink;
 
@@ -287,22 +285,13 @@ pub(crate) fn verify_restorable(
     Ok(path)
 }
 
+/// The size and hex SHA-256 of `path` (core's one file hasher).
 pub(crate) fn hash_file(path: &Path) -> Result<(u64, String)> {
-    let mut file = fs::File::open(path).map_err(|e| BackupError::io("open", path, e))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = file
-            .read(&mut buffer)
-            .map_err(|e| BackupError::io("read", path, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-        size += n as u64;
+    match updater_core::package::sha256_file(path) {
+        Ok((digest, size)) => Ok((size, digest.to_hex())),
+        Err(updater_core::Error::Io { source, .. }) => Err(BackupError::io("read", path, source)),
+        Err(other) => Err(BackupError::io("read", path, std::io::Error::other(other.to_string()))),
     }
-    Ok((size, hex::encode(hasher.finalize())))
 }
 
 /// A writer that counts bytes and reports progress every few MiB.
