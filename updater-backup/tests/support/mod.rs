@@ -11,44 +11,20 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use updater_core::conformance::backup::ProtectedData;
 
-/// A unique name for databases and directories of this test run.
-pub fn unique(prefix: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}_{}_{}_{}",
-        std::process::id(),
-        nanos,
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
+pub use updater_testkit::services::unique;
 
-/// Whether a server answers on `port`; prints `skipped: ...` and returns false
-/// when not, except under `CI=true`, where it panics.
+/// Whether a server answers on 127.0.0.1:`port` (the test kit's one rule:
+/// skipped with a message, a failure under `CI=true`).
 pub fn server_available(name: &str, port: u16) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    if TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{name} is not reachable on 127.0.0.1:{port} (CI=true requires it)"
-    );
-    println!("skipped: {name} is not reachable on 127.0.0.1:{port}");
-    false
+    updater_testkit::services::require_server(name, &format!("127.0.0.1:{port}"))
 }
 
 /// A small application tree, with excluded paths that must be left alone.
