@@ -131,7 +131,7 @@ pub struct Pruned {
 ///   are readable by the owner only (0600, directories 0700). Names and
 ///   errors never contain secrets.
 /// - [`verify`](Self::verify) reads the whole backup and fails with
-///   [`Error::Integrity`](crate::Error::Integrity) when any byte is damaged.
+///   [`Error::Integrity`] when any byte is damaged.
 /// - [`restore`](Self::restore) makes the protected data equal to the backup,
 ///   in place, or fails without reporting success; it is idempotent.
 /// - [`stage_files`](Self::stage_files) writes the files of a backup into a

@@ -104,7 +104,7 @@ pub(crate) fn probe_until_healthy(
 /// bypass secret as `UPDATER_MAINTENANCE_SECRET`.
 ///
 /// ```
-/// use std::time::Instant;
+/// use std::time::{Duration, Instant};
 /// use updater_core::command::ShellCommand;
 /// use updater_core::health::{CommandHealthCheck, HealthCheck, HealthContext};
 /// use updater_core::version::Version;

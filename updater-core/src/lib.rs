@@ -12,51 +12,67 @@
 //!
 //! | trait | does | shipped here |
 //! |---|---|---|
-//! | [`ReleaseSource`](source::ReleaseSource) | lists releases, streams assets | [`LocalDirectorySource`](source::LocalDirectorySource) |
-//! | [`BackupStrategy`](backup::BackupStrategy) | create, verify, restore, delete backups | — (see `updater-backup`) |
-//! | [`Migrator`](migrate::Migrator) | apply / revert schema migrations | [`CommandMigrator`](migrate::CommandMigrator) |
-//! | [`MaintenanceSwitch`](maintenance::MaintenanceSwitch) | maintenance mode on / off | [`FlagFileMaintenance`](maintenance::FlagFileMaintenance), [`CommandMaintenance`](maintenance::CommandMaintenance) |
-//! | [`HealthCheck`](health::HealthCheck) | is the new release healthy? | [`CommandHealthCheck`](health::CommandHealthCheck) |
-//! | [`Hook`](hook::Hook) | after swap / after rollback | [`CommandHook`](hook::CommandHook) |
-//! | [`HistoryStore`](history::HistoryStore) | checks, updates, backups, notifications | [`InMemoryHistoryStore`](history::InMemoryHistoryStore) |
-//! | [`Notifier`](notify::Notifier) | tell admins | [`LogNotifier`](notify::LogNotifier), [`StoreNotifier`](notify::StoreNotifier) |
+//! | [`ReleaseSource`] | lists releases, streams assets | [`LocalDirectorySource`](source::LocalDirectorySource) |
+//! | [`BackupStrategy`] | create, verify, restore, delete backups | — (see `updater-backup`) |
+//! | [`Migrator`] | apply / revert schema migrations | [`CommandMigrator`](migrate::CommandMigrator) |
+//! | [`MaintenanceSwitch`] | maintenance mode on / off | [`FlagFileMaintenance`](maintenance::FlagFileMaintenance), [`CommandMaintenance`](maintenance::CommandMaintenance) |
+//! | [`HealthCheck`] | is the new release healthy? | [`CommandHealthCheck`](health::CommandHealthCheck) |
+//! | [`Hook`] | after swap / after rollback | [`CommandHook`](hook::CommandHook) |
+//! | [`HistoryStore`] | checks, updates, backups, notifications | [`InMemoryHistoryStore`](history::InMemoryHistoryStore) |
+//! | [`Notifier`] | tell admins | [`LogNotifier`](notify::LogNotifier), [`StoreNotifier`](notify::StoreNotifier) |
 //!
 //! ## How an update runs
 //!
-//! [`Updater::apply`](pipeline::Updater::apply) does the slow work first,
-//! while the application keeps serving: preflight (disk space, permissions,
-//! database reachable, version rules), files backup, download with SHA-256
-//! (and signature) checked while streaming, extraction into a staging
-//! directory on the same file system with every archive entry validated
-//! ([`package`]). Only then does maintenance mode go on, for: a database
-//! snapshot, the swap (a few renames of top-level entries, O(1) in the
-//! number of files, see [`install`]), migrations, hooks and the health check.
-//! Any failure in the window rolls back: snapshot restored (or migrations
-//! reverted), renames undone, maintenance off, history and admins told.
+//! [`Updater::apply`] does the slow work first, while the application keeps
+//! serving: preflight (disk space, permissions, `[[preflight]]`
+//! [`requirement`]s, a trial restore of the database backup), files backup,
+//! download with SHA-256 (and signature) checked while streaming,
+//! extraction into a staging directory on the same file system with every
+//! archive entry validated ([`package`]), and a scan of the application's
+//! **data** ([`data`]): every file the running release did not ship —
+//! uploads, a SQLite file, sessions — is found without being declared and
+//! carried into the new release. Only then does maintenance mode go on,
+//! for: a database snapshot, the swap (a few renames of top-level entries,
+//! O(1) in the number of files), migrations, hooks and the health check.
+//! Any failure in the window rolls back: down migrations or the snapshot,
+//! renames undone, data written meanwhile kept, maintenance off, history
+//! and admins told.
 //!
-//! Each phase is recorded in a [`journal`] before it runs. After a crash,
-//! [`Updater::recover`](pipeline::Updater::recover) reads it and leaves the
-//! application on exactly the old or the new release (the position within
-//! the swap is derived from the file system). Call `recover()` when your
-//! application starts; the `updater` CLI runs it before every command.
+//! Each phase is recorded in a journal before it runs. After a crash,
+//! [`Updater::recover`] reads it and leaves the application on exactly the
+//! old or the new release with all its data (the position within the swap
+//! is derived from the file system; processes a dead updater started are
+//! stopped first). Call `recover()` when your application starts; the
+//! `updater` CLI runs it before every command.
+//!
+//! Unattended operation lives in [`automation`] and
+//! [`Updater::automation_round`]: automatic updates by policy and
+//! maintenance window, one-off scheduled updates, a pause switch, and
+//! probation after commit (a release that turns unhealthy is rolled back).
+//! [`Updater::preview`] says what an update would change; [`stats`]
+//! summarises history.
 //!
 //! ## Example: embedding the updater
+//!
+//! The traits, [`Updater`], [`UpdaterBuilder`] and the outcome types are at
+//! the crate root.
 //!
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //! use updater_core::command::ShellCommand;
 //! use updater_core::health::CommandHealthCheck;
-//! use updater_core::pipeline::{ApplyOutcome, ApplyRequest, UpdaterBuilder};
-//! use updater_core::progress::ProgressEvent;
-//! use updater_core::source::{LocalDirectorySource, ReleaseSource};
+//! use updater_core::source::LocalDirectorySource;
 //! use updater_core::version::{Channel, Version};
+//! use updater_core::{ApplyOutcome, ApplyRequest, ProgressEvent, UpdaterBuilder};
 //!
 //! # let work = tempfile::tempdir()?;
 //! # let app_dir = work.path().join("app");
 //! # std::fs::create_dir_all(app_dir.join("public"))?;
 //! # std::fs::write(app_dir.join("VERSION"), "1.0.0")?;
 //! # std::fs::write(app_dir.join(".env"), "APP_KEY=kept-across-updates")?;
+//! # std::fs::create_dir_all(app_dir.join("storage"))?;
+//! # std::fs::write(app_dir.join("storage/app.sqlite"), "rows")?;
 //! # let build = work.path().join("build");
 //! # std::fs::create_dir_all(build.join("public"))?;
 //! # std::fs::write(build.join("VERSION"), "1.1.0")?;
@@ -91,10 +107,13 @@
 //!     ApplyOutcome::Updated(report) => {
 //!         assert_eq!(report.to, Version::new(1, 1, 0));
 //!         assert!(report.maintenance_window < Duration::from_secs(5));
+//!         // Data nobody declared came along.
+//!         assert!(report.carried.iter().any(|path| path.starts_with("storage")));
 //!     }
 //!     ApplyOutcome::UpToDate { .. } => unreachable!("1.1.0 was published"),
 //! }
 //! assert_eq!(std::fs::read_to_string(app_dir.join(".env"))?, "APP_KEY=kept-across-updates");
+//! assert_eq!(std::fs::read_to_string(app_dir.join("storage/app.sqlite"))?, "rows");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -108,6 +127,7 @@
 //! |---|---|---|
 //! | `conformance` | no | [`conformance`]: the shared test suites every trait implementation runs (destructive, semver-exempt) |
 //! | `signing` | no | [`package::signature::sign_metadata`], to sign release metadata from Rust |
+//! | `failpoints` | no | `failpoint`: inject errors, crashes and a full disk at named points of the pipeline (the combination tester; tests only) |
 
 #![warn(missing_docs)]
 

@@ -8,17 +8,6 @@
 //! deleted by a different failing run. The lock file itself is never
 //! removed — removing a locked file lets two processes lock two different
 //! inodes — only its record is cleared by the holder on release.
-//!
-//! ```
-//! use updater_core::lock::UpdateLock;
-//! let dir = tempfile::tempdir()?;
-//! let held = UpdateLock::acquire(&dir.path().join("lock"), "docs")?;
-//! assert!(held.stale.is_none());
-//! assert!(UpdateLock::acquire(&dir.path().join("lock"), "second").is_err());
-//! drop(held);
-//! assert!(UpdateLock::acquire(&dir.path().join("lock"), "third").is_ok());
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};

@@ -290,7 +290,11 @@ pub(crate) fn hash_file(path: &Path) -> Result<(u64, String)> {
     match updater_core::package::sha256_file(path) {
         Ok((digest, size)) => Ok((size, digest.to_hex())),
         Err(updater_core::Error::Io { source, .. }) => Err(BackupError::io("read", path, source)),
-        Err(other) => Err(BackupError::io("read", path, std::io::Error::other(other.to_string()))),
+        Err(other) => Err(BackupError::io(
+            "read",
+            path,
+            std::io::Error::other(other.to_string()),
+        )),
     }
 }
 
