@@ -786,5 +786,11 @@ mod tests {
         let text = include_str!("../../updater.example.toml");
         let config = Config::from_toml(Path::new("updater.example.toml"), text, &no_env).unwrap();
         assert!(config.file.source.is_some());
+        assert_eq!(
+            config.file.auto_update.level,
+            updater_core::automation::AutoUpdateLevel::Patch
+        );
+        assert_eq!(config.file.auto_update.windows.len(), 1);
+        assert_eq!(config.requirements().len(), 3, "every [[preflight]] entry is used");
     }
 }
