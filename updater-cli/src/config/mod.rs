@@ -791,6 +791,10 @@ mod tests {
             updater_core::automation::AutoUpdateLevel::Patch
         );
         assert_eq!(config.file.auto_update.windows.len(), 1);
-        assert_eq!(config.requirements().len(), 3, "every [[preflight]] entry is used");
+        assert_eq!(
+            config.requirements().len(),
+            3,
+            "every [[preflight]] entry is used"
+        );
     }
 }

@@ -895,16 +895,44 @@ impl Read for ProcessReader {
     }
 }
 
+/// Replaces `secret` with `***` where it stands as a whole token (not
+/// inside a longer word). Secrets never reach a child's arguments, so this
+/// is a last guard against a tool that echoes one; editing inside words
+/// garbled messages and revealed a short secret's letters (a password `e`
+/// turned `error` into `***rror`).
+fn hide_token(text: &str, secret: &str) -> String {
+    if secret.is_empty() {
+        return text.to_string();
+    }
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut previous: Option<char> = None;
+    while let Some(at) = rest.find(secret) {
+        let before = rest[..at].chars().next_back().or(previous);
+        let after = rest[at + secret.len()..].chars().next();
+        let whole = !before.is_some_and(is_word) && !after.is_some_and(is_word);
+        out.push_str(&rest[..at]);
+        if whole {
+            out.push_str("***");
+        } else {
+            out.push_str(secret);
+        }
+        previous = secret.chars().next_back();
+        rest = &rest[at + secret.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `reason`, then `; output: ` and the end of the output (stdout then
-/// stderr), with every secret replaced by `***`.
+/// stderr), with every secret standing as a token replaced by `***`.
 fn with_tail(reason: &str, stdout: &str, stderr: &str, secrets: &[String]) -> String {
     let mut text = format!("{}\n{}", stdout.trim_end(), stderr.trim_end());
-    for secret in secrets {
-        text = text.replace(secret.as_str(), "***");
-    }
     let mut reason = reason.to_string();
     for secret in secrets {
-        reason = reason.replace(secret.as_str(), "***");
+        text = hide_token(&text, secret);
+        reason = hide_token(&reason, secret);
     }
     let text = text.trim();
     if text.is_empty() {
@@ -948,6 +976,47 @@ mod tests {
 
     fn sh<'a>(script: &str) -> Process<'a> {
         Process::new("/bin/sh").arg("-c").arg(script)
+    }
+
+    #[test]
+    fn a_short_secret_inside_words_leaves_the_message_intact() {
+        assert_eq!(
+            hide_token("error: access denied for user e", "e"),
+            "error: access denied for user ***"
+        );
+        assert_eq!(hide_token("permission error", "rr"), "permission error");
+    }
+
+    #[test]
+    fn a_secret_standing_as_a_token_is_hidden_wherever_it_appears() {
+        assert_eq!(
+            hide_token("password='hunter22' rejected; hunter22", "hunter22"),
+            "password='***' rejected; ***"
+        );
+        assert_eq!(
+            hide_token("xhunter22 hunter22x", "hunter22"),
+            "xhunter22 hunter22x"
+        );
+        assert_eq!(
+            hide_token("hunter22hunter22", "hunter22"),
+            "hunter22hunter22"
+        );
+        assert_eq!(hide_token("anything", ""), "anything");
+    }
+
+    #[test]
+    fn a_failing_tool_that_echoes_its_password_has_it_hidden_in_the_error() {
+        let error =
+            sh("echo 'login failed for password s3cr3t-pw'; echo 'error: denied' >&2; exit 1")
+                .redact(&crate::secret::Secret::new("s3cr3t-pw"))
+                .run("dump")
+                .unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.contains("password ***") && text.contains("error: denied"),
+            "{text}"
+        );
+        assert!(!text.contains("s3cr3t-pw"), "{text}");
     }
 
     #[test]
