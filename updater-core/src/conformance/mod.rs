@@ -12,4 +12,6 @@
 pub mod backup;
 pub mod history;
 pub mod maintenance;
+pub mod notifier;
+pub mod outbox;
 pub mod source;
