@@ -145,7 +145,7 @@ impl EmailChannel {
             .event_id
             .chars()
             .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') {
                     c
                 } else {
                     '-'
