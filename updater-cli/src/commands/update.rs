@@ -313,6 +313,7 @@ pub(super) fn status(c: &Components) -> Result<Outcome> {
             "set_by_updater": n.set_by_updater,
         })),
         "latest_check": check,
+        "notification_channels": super::notifications::health_json(c),
     });
     let mut text = format!("Running:      {}\nHighest ever: {}\n", s.current, s.highest);
     text.push_str(&format!(
@@ -373,6 +374,10 @@ pub(super) fn status(c: &Components) -> Result<Outcome> {
         ),
         None => "Last check:   never".to_string(),
     });
+    for line in super::notifications::health_lines(c) {
+        text.push('\n');
+        text.push_str(&line);
+    }
     Ok(Outcome::ok(value, text))
 }
 
