@@ -373,6 +373,7 @@ fn apply_installs_the_update_and_history_shows_it() {
             "kept",
             "transition",
             "lock_holder",
+            "notification_channels",
             "maintenance",
             "latest_check"
         ])
@@ -664,7 +665,10 @@ fn schedule_once_checks_and_cleans_up() {
     f.server.publish("1.1.0", true);
     let (json, code) = f.json(&["schedule", "--once"]);
     assert_eq!(code, 0, "{json}");
-    assert_eq!(keys(&json), sorted(&["check", "cleanup"]));
+    assert_eq!(
+        keys(&json),
+        sorted(&["check", "cleanup", "backup_health", "notifications"])
+    );
     assert_eq!(json["check"]["latest"], "1.1.0");
     assert_eq!(
         keys(&json["cleanup"]),
