@@ -198,7 +198,7 @@ impl WebhookReceiver {
 /// What is wrong with `payload` as a Slack Block Kit message (empty: nothing).
 pub fn slack_shape(payload: &Value) -> Vec<String> {
     let mut problems = Vec::new();
-    if !payload["text"].as_str().is_some_and(|t| !t.is_empty()) {
+    if payload["text"].as_str().is_none_or(|t| t.is_empty()) {
         problems.push("no fallback `text`".to_string());
     }
     let Some(blocks) = payload["blocks"].as_array() else {
