@@ -9,6 +9,11 @@
 //! 4. The history is read back from SQLite.
 //!
 //! Run: `cargo run --example quickstart`
+//!
+//! With `--show-email`, admins are also told by e-mail: an e-mail channel
+//! (crate `updater-notify`) sends through an SMTP server on 127.0.0.1 (the
+//! test kit's), delivered from the outbox in the same SQLite database, and
+//! the e-mail the rolled-back 1.2.0 produced is printed as received.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +23,7 @@ use updater_core::Step;
 use updater_core::command::ShellCommand;
 use updater_core::health::CommandHealthCheck;
 use updater_core::history::{HistoryStore, NotificationFilter, Page};
-use updater_core::notify::StoreNotifier;
+use updater_core::notify::{Notifier, StoreNotifier};
 use updater_core::pipeline::{ApplyOutcome, ApplyRequest, UpdaterBuilder};
 use updater_core::progress::ProgressEvent;
 use updater_core::source::LocalDirectorySource;
@@ -30,6 +35,7 @@ use updater_testkit::http::StaticServer;
 
 #[allow(clippy::print_stdout)]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let show_email = std::env::args().any(|a| a == "--show-email");
     let work = tempfile::tempdir()?;
     let app = work.path().join("app");
     demo::create_app(&app, "1.0.0")?;
@@ -56,12 +62,45 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         app.join(".updater/history.sqlite").display().to_string(),
     )?);
     let backups = FileBackup::builder(&app, work.path().join("backups")).build()?;
+    let database: Arc<dyn Notifier> =
+        Arc::new(StoreNotifier::new(history.clone()).with_admins(["admin"]));
+    // With --show-email: the database rows plus e-mail, through the outbox.
+    let smtp = show_email.then(updater_testkit::mail::SmtpReceiver::start);
+    let dispatcher = match &smtp {
+        Some(smtp) => {
+            let email = updater_notify::EmailChannel::builder("email", "127.0.0.1")
+                .with_port(smtp.port())
+                .with_security(updater_notify::Security::None) // a local relay
+                .with_from("Updater <updater@example.com>")
+                .with_to(["admin@example.com"])
+                .with_context(updater_notify::message::Context {
+                    app_name: Some("demo".into()),
+                    console_url: Some("http://127.0.0.1:8080/admin/updates".into()),
+                })
+                .build()?;
+            let database =
+                updater_notify::NotifierChannel::new("database", "history", database.clone());
+            Some(
+                updater_notify::Dispatcher::builder(history.clone())
+                    .with_channel(Arc::new(database), updater_notify::EventSet::all())
+                    .with_channel(Arc::new(email), updater_notify::EventSet::problems())
+                    .with_history(history.clone())
+                    .build(),
+            )
+        }
+        None => None,
+    };
+    let notifier: Arc<dyn Notifier> = match &dispatcher {
+        Some(d) => Arc::new(d.clone()),
+        None => database,
+    };
+    let worker = dispatcher
+        .as_ref()
+        .map(|d| d.spawn(Duration::from_secs(30)));
     let updater = UpdaterBuilder::new(&app)
         .with_source(ManifestSource::builder(&manifest_url).build()?)
         .with_history(history.clone())
-        .with_notifier(Arc::new(
-            StoreNotifier::new(history.clone()).with_admins(["admin"]),
-        ))
+        .with_notifier(notifier.clone())
         .with_files_backup(Arc::new(backups))
         .with_health_check(Arc::new(CommandHealthCheck::new(ShellCommand::new(
             "bin/health",
@@ -149,6 +188,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .unwrap_or_default()
         );
     }
+    if let Some(worker) = &worker {
+        worker.flush(Duration::from_secs(10)); // deliver what the outbox holds
+    }
     println!("   admin notifications:");
     for note in history
         .notifications(&NotificationFilter::default())?
@@ -160,6 +202,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             note.notification_type.as_str(),
             note.message
         );
+    }
+    if let Some(smtp) = &smtp {
+        println!(
+            "7. the e-mail the rolled-back 1.2.0 produced, as the SMTP server on 127.0.0.1:{} received it:",
+            smtp.port()
+        );
+        for mail in smtp.mails() {
+            if mail.subject().contains("1.2.0") {
+                for header in ["From", "To", "Subject", "Message-ID", "X-Updater-Event-Id"] {
+                    println!("   {header}: {}", mail.header(header).unwrap_or_default());
+                }
+                println!("   Parts: {}", mail.content_types().join(", "));
+                println!();
+                for line in mail.text().unwrap_or_default().lines() {
+                    println!("   | {line}");
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -139,12 +139,15 @@ pub enum Command {
     #[command(subcommand)]
     Backup(BackupCommand),
 
-    /// List admin notifications, or mark one read / dismiss it.
+    /// List admin notifications, or mark one read / dismiss it; `test
+    /// [CHANNEL]` sends a test message through a channel (every channel
+    /// without a name) and reports its answer (exit 1 when one fails).
     ///
     /// Without options: unread, undismissed notifications.
     ///
     /// JSON: {"notifications": [{"id", "type", "version", "message", "user", "read", "dismissed", "read_at", "metadata", "created_at"}]}
-    /// or, with --mark-read/--dismiss, {"changed": [1 id]}.
+    /// or, with --mark-read/--dismiss, {"changed": [1 id]};
+    /// `test`: {"results": [{"channel", "description", "ok", "answer", "error", "took_ms"}]}.
     Notifications(NotificationsArgs),
 
     /// Remove the update lock left by a process that cannot release it.
@@ -284,7 +287,11 @@ pub enum BackupCommand {
 
 /// `updater notifications` options.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct NotificationsArgs {
+    /// `test [CHANNEL]`; without it, the list.
+    #[command(subcommand)]
+    pub action: Option<NotificationsAction>,
     /// Mark notification ID as read.
     #[arg(long, value_name = "ID", conflicts_with = "dismiss")]
     pub mark_read: Option<i64>,
@@ -297,6 +304,19 @@ pub struct NotificationsArgs {
     /// Only the notifications of this admin.
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
+}
+
+/// `updater notifications ...` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum NotificationsAction {
+    /// Send a test message through CHANNEL (every channel when omitted),
+    /// directly (not through the outbox), and print the server's answer.
+    ///
+    /// JSON: {"results": [{"channel", "description", "ok", "answer", "error", "took_ms"}]}.
+    Test {
+        /// The channel's name (`database` or a `[[notifications.channels]]` name).
+        channel: Option<String>,
+    },
 }
 
 /// `updater config ...`.

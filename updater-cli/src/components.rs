@@ -16,7 +16,7 @@ use updater_core::history::{HistoryStore, InMemoryHistoryStore};
 use updater_core::hook::CommandHook;
 use updater_core::maintenance::{CommandMaintenance, FlagFileMaintenance, MaintenanceSwitch};
 use updater_core::migrate::CommandMigrator;
-use updater_core::notify::StoreNotifier;
+use updater_core::outbox::{InMemoryOutbox, NotificationOutbox};
 use updater_core::package::VerificationPolicy;
 use updater_core::package::signature::PublicKeys;
 use updater_core::pipeline::{Updater, UpdaterBuilder};
@@ -63,6 +63,9 @@ pub struct Components {
     /// The database snapshot and the files + database backup, when
     /// `[backup.database]` is configured.
     pub database: Option<DatabaseStrategies>,
+    /// The notifier inside `updater`: routes notices to the channels of
+    /// `[notifications]` through the outbox, and delivers them.
+    pub notifier: updater_notify::Dispatcher,
 }
 
 impl std::fmt::Debug for Components {
@@ -85,17 +88,15 @@ impl Components {
         } = Parts::build(&config, access)?;
         let app_dir = config.app_dir();
         let state_dir = config.state_dir();
-        let history = open_history(&config, access)?;
+        let (history, outbox) = open_history(&config, access)?;
+        let notifier = crate::notify::dispatcher(&config, history.clone(), outbox)?;
         let maintenance = build_maintenance(&config, &app_dir, &state_dir);
 
         let f = &config.file;
         let mut builder = UpdaterBuilder::new(&app_dir)
             .with_shared_source(source)
             .with_history(history.clone())
-            .with_notifier(Arc::new(
-                StoreNotifier::new(history.clone())
-                    .with_admins(f.notifications.admins.iter().cloned()),
-            ))
+            .with_notifier(Arc::new(notifier.clone()))
             .with_files_backup(files_backup.clone());
         builder = match &maintenance {
             Some(switch) => builder.with_maintenance(switch.clone()),
@@ -231,6 +232,7 @@ impl Components {
             files_backup,
             maintenance,
             database,
+            notifier,
         })
     }
 
@@ -332,6 +334,7 @@ impl Parts {
 /// credentials and health checks can be built.
 pub fn validate(config: &Config) -> Result<()> {
     Parts::build(config, Access::Remote)?;
+    crate::notify::channels(config).map(drop)?;
     check_paths_survive_the_swap(config)
 }
 
@@ -406,26 +409,41 @@ fn check_paths_survive_the_swap(config: &Config) -> Result<()> {
     check("backup.dir", backups)
 }
 
-/// The history store. A read-only command on an application that has no
-/// history database yet gets an empty in-memory history instead of a new file.
-fn open_history(config: &Config, access: Access) -> Result<Arc<dyn HistoryStore>> {
+/// The history store and the notification outbox (the same database). A
+/// read-only command on an application that has no history database yet
+/// gets an empty in-memory history instead of a new file. For read-only
+/// and recovery commands an unreachable database is a warning: they go on
+/// with the state on disk.
+fn open_history(
+    config: &Config,
+    access: Access,
+) -> Result<(Arc<dyn HistoryStore>, Arc<dyn NotificationOutbox>)> {
     match open_history_store(config, access) {
         Err(CliError::Update(error)) if matches!(access, Access::ReadOnly | Access::Recovery) => {
             crate::output::note(&format!(
                 "warning: the history is unavailable ({error}); going on with the state on disk, nothing will be recorded in history"
             ));
-            Ok(Arc::new(InMemoryHistoryStore::new()))
+            Ok((
+                Arc::new(InMemoryHistoryStore::new()),
+                Arc::new(InMemoryOutbox::new()),
+            ))
         }
         other => other,
     }
 }
 
-fn open_history_store(config: &Config, access: Access) -> Result<Arc<dyn HistoryStore>> {
+fn open_history_store(
+    config: &Config,
+    access: Access,
+) -> Result<(Arc<dyn HistoryStore>, Arc<dyn NotificationOutbox>)> {
     let url = config.history_url()?;
     let is_default_file = config.file.history.database_url.is_none()
         && config.file.history.database_url_env.is_none();
     if access == Access::ReadOnly && is_default_file && !std::path::Path::new(&url).exists() {
-        return Ok(Arc::new(InMemoryHistoryStore::new()));
+        return Ok((
+            Arc::new(InMemoryHistoryStore::new()),
+            Arc::new(InMemoryOutbox::new()),
+        ));
     }
     if is_default_file {
         // Inside the state directory: created (0700) with it.
@@ -448,7 +466,8 @@ fn open_history_store(config: &Config, access: Access) -> Result<Arc<dyn History
         // A server that is down or a full disk is not a configuration mistake.
         other => CliError::from(other),
     })?;
-    Ok(Arc::new(history))
+    let history = Arc::new(history);
+    Ok((history.clone(), history))
 }
 
 fn build_source(

@@ -124,6 +124,7 @@ pub mod components;
 pub mod config;
 pub mod database;
 pub mod error;
+pub mod notify;
 pub mod output;
 pub mod terminal;
 

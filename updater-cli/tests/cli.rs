@@ -374,6 +374,7 @@ fn apply_installs_the_update_and_history_shows_it() {
             "kept",
             "transition",
             "lock_holder",
+            "notification_channels",
             "maintenance",
             "paused",
             "probation",
@@ -671,7 +672,16 @@ fn schedule_once_checks_and_cleans_up() {
     f.server.publish("1.1.0", true);
     let (json, code) = f.json(&["schedule", "--once"]);
     assert_eq!(code, 0, "{json}");
-    assert_eq!(keys(&json), sorted(&["automation", "check", "cleanup"]));
+    assert_eq!(
+        keys(&json),
+        sorted(&[
+            "automation",
+            "check",
+            "cleanup",
+            "backup_health",
+            "notifications"
+        ])
+    );
     assert_eq!(
         keys(&json["automation"]),
         sorted(&["automatic", "paused", "probation", "scheduled"])

@@ -297,8 +297,14 @@ pub enum NotificationType {
     UpdateRolledBack,
     /// Recovery gave up; an operator must act.
     NeedsOperator,
-    /// A leftover maintenance flag or stale lock was found and cleared.
+    /// A leftover maintenance flag or stale lock was found and cleared, or a
+    /// notification channel gave up.
     Warning,
+    /// A backup health monitor found a problem (the newest verified backup
+    /// is too old, or backups use more space than allowed).
+    BackupUnhealthy,
+    /// A test message (`updater notifications test`).
+    Test,
 }
 
 impl NotificationType {
@@ -312,7 +318,35 @@ impl NotificationType {
             NotificationType::UpdateRolledBack => "update_rolled_back",
             NotificationType::NeedsOperator => "needs_operator",
             NotificationType::Warning => "warning",
+            NotificationType::BackupUnhealthy => "backup_unhealthy",
+            NotificationType::Test => "test",
         }
+    }
+
+    /// Every type, in declaration order.
+    pub const ALL: [NotificationType; 9] = [
+        NotificationType::UpdateAvailable,
+        NotificationType::UpdateStarted,
+        NotificationType::UpdateCompleted,
+        NotificationType::UpdateFailed,
+        NotificationType::UpdateRolledBack,
+        NotificationType::NeedsOperator,
+        NotificationType::Warning,
+        NotificationType::BackupUnhealthy,
+        NotificationType::Test,
+    ];
+
+    /// Whether it tells of something that went wrong (failed, rolled back,
+    /// needs an operator, warning, unhealthy backups).
+    pub fn is_problem(self) -> bool {
+        matches!(
+            self,
+            NotificationType::UpdateFailed
+                | NotificationType::UpdateRolledBack
+                | NotificationType::NeedsOperator
+                | NotificationType::Warning
+                | NotificationType::BackupUnhealthy
+        )
     }
 
     /// Parses a stored name.
@@ -325,6 +359,8 @@ impl NotificationType {
             "update_rolled_back" => NotificationType::UpdateRolledBack,
             "needs_operator" => NotificationType::NeedsOperator,
             "warning" => NotificationType::Warning,
+            "backup_unhealthy" => NotificationType::BackupUnhealthy,
+            "test" => NotificationType::Test,
             other => {
                 return Err(Error::invalid(
                     format!("notification type {other:?}"),
@@ -358,6 +394,40 @@ pub struct NotificationRecord {
     pub read_at: Option<DateTime<Utc>>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// The event it tells of ([`Notification::event_id`](crate::notify::Notification::event_id)):
+    /// `None` for records written before events had ids, which count as the
+    /// event [`default_event_id`](crate::notify::Notification::default_event_id)
+    /// of their type and version.
+    pub event_id: Option<String>,
+}
+
+impl NotificationRecord {
+    /// What deduplication compares: the event (or, for a record without
+    /// one, its type and version) and the admin. Two records with the same
+    /// key are the same notice.
+    ///
+    /// ```
+    /// use updater_core::history::{NotificationRecord, NotificationType};
+    /// use updater_core::version::Version;
+    /// let mut first = NotificationRecord {
+    ///     id: 0, version: Version::new(1, 2, 0), notification_type: NotificationType::UpdateFailed,
+    ///     message: "failed".into(), metadata: None, is_read: false, is_dismissed: false,
+    ///     user_id: None, read_at: None, created_at: chrono::Utc::now(),
+    ///     event_id: Some("update-7:update_failed".into()),
+    /// };
+    /// let mut second = first.clone();
+    /// second.event_id = Some("update-8:update_failed".into());
+    /// assert_ne!(first.dedup_key(), second.dedup_key()); // a second failure is news
+    /// first.event_id = None;
+    /// second.event_id = Some("update_failed:1.2.0".into());
+    /// assert_eq!(first.dedup_key(), second.dedup_key()); // old rows keep their meaning
+    /// ```
+    pub fn dedup_key(&self) -> (String, Option<String>) {
+        let event = self.event_id.clone().unwrap_or_else(|| {
+            crate::notify::Notification::default_event_id(self.notification_type, &self.version)
+        });
+        (event, self.user_id.clone())
+    }
 }
 
 /// A page of a newest-first listing.
@@ -396,8 +466,11 @@ pub struct NotificationFilter {
 /// - Ids are assigned by the store, positive and increasing.
 /// - Listings are newest first (by creation time, then id).
 /// - [`add_notification`](Self::add_notification) deduplicates: a
-///   notification with the same version, type and user as an existing one is
-///   not stored again, and `Ok(None)` is returned.
+///   notification with the same [`dedup_key`](NotificationRecord::dedup_key)
+///   (event and user; records without an event id count as the event of
+///   their type and version) as an existing one is not stored again, and
+///   `Ok(None)` is returned. A second failure of the same version is a new
+///   event and is stored.
 /// - Unknown ids give [`Error::NotFound`].
 /// - Safe to use from several threads and processes at once.
 ///
@@ -427,7 +500,7 @@ pub trait HistoryStore: Send + Sync {
     /// Marks a backup as no longer restorable (deleted by retention, or damaged).
     fn mark_backup_unrestorable(&self, backup_id: &str, note: &str) -> Result<()>;
 
-    /// Stores a notification unless an equal one (version, type, user) exists.
+    /// Stores a notification unless one with the same [`dedup_key`](NotificationRecord::dedup_key) exists.
     fn add_notification(&self, notification: &NotificationRecord) -> Result<Option<i64>>;
     /// Notifications matching `filter`, newest first.
     fn notifications(&self, filter: &NotificationFilter) -> Result<Vec<NotificationRecord>>;
@@ -620,11 +693,8 @@ impl HistoryStore for InMemoryHistoryStore {
 
     fn add_notification(&self, notification: &NotificationRecord) -> Result<Option<i64>> {
         let mut t = self.tables()?;
-        let duplicate = t.notifications.iter().any(|n| {
-            n.version == notification.version
-                && n.notification_type == notification.notification_type
-                && n.user_id == notification.user_id
-        });
+        let key = notification.dedup_key();
+        let duplicate = t.notifications.iter().any(|n| n.dedup_key() == key);
         if duplicate {
             return Ok(None);
         }

@@ -20,6 +20,7 @@
 //! | [`Hook`] | after swap / after rollback | [`CommandHook`](hook::CommandHook) |
 //! | [`HistoryStore`] | checks, updates, backups, notifications | [`InMemoryHistoryStore`](history::InMemoryHistoryStore) |
 //! | [`Notifier`] | tell admins | [`LogNotifier`](notify::LogNotifier), [`StoreNotifier`](notify::StoreNotifier) |
+//! | [`NotificationOutbox`](outbox::NotificationOutbox) | keep notices and their per-channel delivery state until delivered | [`InMemoryOutbox`](outbox::InMemoryOutbox) |
 //!
 //! ## How an update runs
 //!
@@ -153,6 +154,7 @@ pub mod maintenance;
 pub mod manifest;
 pub mod migrate;
 pub mod notify;
+pub mod outbox;
 pub mod package;
 pub mod pipeline;
 pub mod progress;
@@ -175,6 +177,7 @@ pub use lock::LockRecord;
 pub use maintenance::MaintenanceSwitch;
 pub use migrate::Migrator;
 pub use notify::Notifier;
+pub use outbox::NotificationOutbox;
 pub use pipeline::{
     ApplyOutcome, ApplyRequest, CheckReport, RecoveryAction, RecoveryReport, RestoreRequest,
     RollbackRequest, StatusReport, UpdateReport, Updater, UpdaterBuilder, UpdaterConfig,

@@ -104,6 +104,7 @@ fn throughput(c: &mut Criterion) {
                         user_id: Some("admin".into()),
                         read_at: None,
                         created_at: Utc::now(),
+                        event_id: None,
                     })
                     .unwrap();
             });

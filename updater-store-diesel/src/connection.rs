@@ -321,10 +321,19 @@ macro_rules! upgrade_schema {
             for version in found + 1..=SCHEMA_VERSION {
                 let step = format!("version {version}");
                 for statement in crate::schema::migration(backend, prefix, version) {
+                    if let Some((table, column)) = &statement.unless_column {
+                        // Fails (harmlessly: SQLite and MySQL only) when the column is missing.
+                        let exists = diesel::sql_query(format!("SELECT {column} FROM {table} WHERE 1 = 0"))
+                            .execute(conn)
+                            .is_ok();
+                        if exists {
+                            continue;
+                        }
+                    }
                     // Name the statement: a failure is often a table of the
                     // host application with the same name.
-                    let head = statement.lines().next().unwrap_or_default().trim_end_matches(" (");
-                    diesel::sql_query(&statement)
+                    let head = statement.sql.lines().next().unwrap_or_default().trim_end_matches(" (");
+                    diesel::sql_query(&statement.sql)
                         .execute(conn)
                         .map_err(at(&format!("{step}, `{head}`")))?;
                 }

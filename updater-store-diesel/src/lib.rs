@@ -3,14 +3,20 @@
 //! database with [Diesel]: SQLite by default (compiled in, no system library),
 //! PostgreSQL and MySQL/MariaDB by feature.
 //!
-//! [`DieselHistoryStore`] implements [`updater_core::history::HistoryStore`].
+//! [`DieselHistoryStore`] implements [`updater_core::history::HistoryStore`]
+//! and the notification outbox [`updater_core::outbox::NotificationOutbox`].
 //! Give it the URL of the database your application already uses and a table
-//! prefix, and its four tables (`system_updates`, `version_checks`,
-//! `update_backups`, `update_notifications`, plus `schema_version`) live
-//! beside your own. Admin notifications are written by core's
-//! [`StoreNotifier`] over this store (one row per admin, deduplicated per
-//! version and type, so a daily check does not announce the same version
-//! every day); the version-check cache is core's pipeline reading
+//! prefix, and its tables (`system_updates`, `version_checks`,
+//! `update_backups`, `update_notifications`, the outbox's
+//! `notification_events` and `notification_deliveries`, plus
+//! `schema_version`) live beside your own. Admin notifications are written
+//! by core's [`StoreNotifier`] over this store (one row per admin,
+//! deduplicated per event, so a daily check does not announce the same
+//! version every day while a second failed update of it is news); e-mail,
+//! Slack and webhook notices wait in the outbox, with their per-channel
+//! delivery state, until `updater-notify` delivers them. Schema 2 added the
+//! outbox and the notifications' `event_id` column; opening a schema-1
+//! database upgrades it in place and keeps every row. The version-check cache is core's pipeline reading
 //! [`latest_check`](updater_core::history::HistoryStore::latest_check), which is
 //! one indexed row here.
 //!
@@ -87,12 +93,7 @@
 //!
 //! let store = Arc::new(DieselHistoryStore::open(":memory:")?);
 //! let notifier = StoreNotifier::new(store.clone()).with_admins(["alice", "bob"]);
-//! let available = Notification {
-//!     kind: NotificationType::UpdateAvailable,
-//!     version: Version::new(1, 1, 0),
-//!     message: "1.1.0 is available".into(),
-//!     metadata: None,
-//! };
+//! let available = Notification::new(NotificationType::UpdateAvailable, Version::new(1, 1, 0), "1.1.0 is available");
 //! notifier.notify(&available)?;
 //! notifier.notify(&available)?; // the next day's check: nothing new
 //! assert_eq!(store.notifications(&NotificationFilter::default())?.len(), 2);
@@ -121,6 +122,7 @@ compile_error!(
 
 mod connection;
 mod error;
+mod outbox;
 mod rows;
 mod schema;
 mod statements;

@@ -154,25 +154,45 @@ pub(crate) fn notification_params(n: &NotificationRecord) -> Vec<Param> {
         Param::Text(n.user_id.clone()),
         Param::Timestamp(n.read_at),
         Param::Timestamp(Some(n.created_at)),
+        Param::Text(n.event_id.clone()),
         Param::text(dedup_key(n)),
     ]
 }
 
-/// The key of the unique index that deduplicates notifications: SHA-256 of
-/// type, version and user (`None` kept distinct from every user name), so its
-/// length is fixed whatever the version and user lengths.
+/// The key of the unique index that deduplicates notifications
+/// ([`NotificationRecord::dedup_key`]), hashed with SHA-256 so its length is
+/// fixed. A record of the default event `<type>:<version>` (or without an
+/// event id, as rows written before schema 2) hashes type, version and user
+/// exactly as schema 1 did, so old rows still deduplicate new ones; other
+/// events hash the event id and user. `None` (every admin) stays distinct
+/// from every user name.
 pub(crate) fn dedup_key(n: &NotificationRecord) -> String {
     let user = match &n.user_id {
         Some(user) => format!("user:{user}"),
         None => "every admin".to_string(),
     };
+    let default_event =
+        updater_core::notify::Notification::default_event_id(n.notification_type, &n.version);
     let mut hash = Sha256::new();
-    hash.update(n.notification_type.as_str());
-    hash.update(b"\n");
-    hash.update(n.version.to_string());
+    match n.event_id.as_deref() {
+        Some(event) if event != default_event => {
+            hash.update(b"event\n");
+            hash.update(event);
+        }
+        _ => {
+            hash.update(n.notification_type.as_str());
+            hash.update(b"\n");
+            hash.update(n.version.to_string());
+        }
+    }
     hash.update(b"\n");
     hash.update(user);
     hex::encode(hash.finalize())
+}
+
+/// The unique key of an outbox event: SHA-256 of its id (any length fits the index).
+pub(crate) fn event_key(event_id: &str) -> String {
+    hex::encode(Sha256::digest(event_id.as_bytes()))
 }
 
 /// `id` of an insert.
@@ -301,16 +321,18 @@ pub(crate) struct NotificationRow {
     read_at: Option<DateTime<Utc>>,
     #[diesel(sql_type = UtcTimestamp)]
     created_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Text>)]
+    event_id: Option<String>,
 }
 
 /// Reads the columns of one row of `table`, naming the column that is bad.
-struct Decoder<'a> {
-    table: &'a str,
-    id: i64,
+pub(crate) struct Decoder<'a> {
+    pub(crate) table: &'a str,
+    pub(crate) id: i64,
 }
 
 impl Decoder<'_> {
-    fn corrupt(&self, column: &'static str, reason: impl ToString) -> StoreError {
+    pub(crate) fn corrupt(&self, column: &'static str, reason: impl ToString) -> StoreError {
         StoreError::Corrupt {
             table: self.table.to_string(),
             id: self.id,
@@ -319,11 +341,11 @@ impl Decoder<'_> {
         }
     }
 
-    fn version(&self, column: &'static str, text: &str) -> Result<Version, StoreError> {
+    pub(crate) fn version(&self, column: &'static str, text: &str) -> Result<Version, StoreError> {
         Version::parse(text).map_err(|e| self.corrupt(column, e))
     }
 
-    fn opt_version(
+    pub(crate) fn opt_version(
         &self,
         column: &'static str,
         text: Option<&str>,
@@ -331,11 +353,11 @@ impl Decoder<'_> {
         text.map(|t| self.version(column, t)).transpose()
     }
 
-    fn unsigned(&self, column: &'static str, value: i64) -> Result<u64, StoreError> {
+    pub(crate) fn unsigned(&self, column: &'static str, value: i64) -> Result<u64, StoreError> {
         u64::try_from(value).map_err(|_| self.corrupt(column, format!("negative value {value}")))
     }
 
-    fn json(
+    pub(crate) fn json(
         &self,
         column: &'static str,
         text: Option<&str>,
@@ -345,7 +367,11 @@ impl Decoder<'_> {
     }
 
     /// A `snake_case` name of a core enum that has no `parse` of its own.
-    fn name<T: DeserializeOwned>(&self, column: &'static str, text: &str) -> Result<T, StoreError> {
+    pub(crate) fn name<T: DeserializeOwned>(
+        &self,
+        column: &'static str,
+        text: &str,
+    ) -> Result<T, StoreError> {
         serde_json::from_value(serde_json::Value::String(text.to_string()))
             .map_err(|_| self.corrupt(column, format!("unknown value {text:?}")))
     }
@@ -441,6 +467,7 @@ impl NotificationRow {
             user_id: self.user_id,
             read_at: self.read_at,
             created_at: self.created_at,
+            event_id: self.event_id,
         })
     }
 }
@@ -461,7 +488,23 @@ mod tests {
             user_id: user.map(str::to_string),
             read_at: None,
             created_at: Utc::now(),
+            event_id: None,
         }
+    }
+
+    #[test]
+    fn the_default_event_keys_like_a_row_without_event_id() {
+        let old = notification(Some("alice"));
+        let new = NotificationRecord {
+            event_id: Some("update_available:1.2.3".into()),
+            ..old.clone()
+        };
+        assert_eq!(dedup_key(&old), dedup_key(&new));
+        let other = NotificationRecord {
+            event_id: Some("update-4:update_available".into()),
+            ..old.clone()
+        };
+        assert_ne!(dedup_key(&old), dedup_key(&other));
     }
 
     #[test]

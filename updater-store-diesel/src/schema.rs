@@ -10,7 +10,7 @@
 use crate::error::StoreError;
 
 /// The newest schema version this library creates and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The longest accepted prefix: PostgreSQL truncates identifiers at 63 bytes,
 /// and the longest name built from the prefix has 24 more.
@@ -181,6 +181,8 @@ impl TablePrefix {
             version_checks: format!("{p}version_checks"),
             update_backups: format!("{p}update_backups"),
             update_notifications: format!("{p}update_notifications"),
+            notification_events: format!("{p}notification_events"),
+            notification_deliveries: format!("{p}notification_deliveries"),
             schema_version: format!("{p}schema_version"),
         }
     }
@@ -198,18 +200,24 @@ pub struct TableNames {
     pub update_backups: String,
     /// One row per admin notification.
     pub update_notifications: String,
+    /// The notification outbox: one row per event (schema 2).
+    pub notification_events: String,
+    /// The outbox's delivery state: one row per event and channel (schema 2).
+    pub notification_deliveries: String,
     /// The schema versions applied.
     pub schema_version: String,
 }
 
 impl TableNames {
-    /// The four record tables, then `schema_version`.
-    pub fn all(&self) -> [&str; 5] {
+    /// The six record tables, then `schema_version`.
+    pub fn all(&self) -> [&str; 7] {
         [
             &self.system_updates,
             &self.version_checks,
             &self.update_backups,
             &self.update_notifications,
+            &self.notification_events,
+            &self.notification_deliveries,
             &self.schema_version,
         ]
     }
@@ -226,12 +234,109 @@ pub(crate) fn create_version_table(backend: Backend, prefix: &TablePrefix) -> St
     )
 }
 
+/// One statement of a schema version.
+#[derive(Debug, Clone)]
+pub(crate) struct Statement {
+    /// The SQL.
+    pub(crate) sql: String,
+    /// Skip it when this (table, column) already exists: `ADD COLUMN` has no
+    /// `IF NOT EXISTS` in SQLite and MySQL, and an upgrade interrupted
+    /// where DDL is not transactional (MySQL) runs again.
+    pub(crate) unless_column: Option<(String, &'static str)>,
+}
+
+impl From<String> for Statement {
+    fn from(sql: String) -> Self {
+        Statement {
+            sql,
+            unless_column: None,
+        }
+    }
+}
+
 /// The statements of schema version `version` (1-based), in order.
-pub(crate) fn migration(backend: Backend, prefix: &TablePrefix, version: i64) -> Vec<String> {
+pub(crate) fn migration(backend: Backend, prefix: &TablePrefix, version: i64) -> Vec<Statement> {
     match version {
-        1 => schema_v1(backend, prefix),
+        1 => schema_v1(backend, prefix)
+            .into_iter()
+            .map(Statement::from)
+            .collect(),
+        2 => schema_v2(backend, prefix),
         _ => Vec::new(),
     }
+}
+
+/// Version 2: the event id of each notification (existing rows keep
+/// `NULL`: the event of their type and version), and the outbox tables.
+fn schema_v2(backend: Backend, prefix: &TablePrefix) -> Vec<Statement> {
+    let t = backend.column_types();
+    let p = prefix.as_str();
+    let notifications = format!("{p}update_notifications");
+    let add_column = match backend {
+        Backend::Postgres => Statement::from(format!(
+            "ALTER TABLE {notifications} ADD COLUMN IF NOT EXISTS event_id {}",
+            t.text
+        )),
+        Backend::Sqlite | Backend::Mysql => Statement {
+            sql: format!("ALTER TABLE {notifications} ADD COLUMN event_id {}", t.text),
+            unless_column: Some((notifications.clone(), "event_id")),
+        },
+    };
+    let ColumnTypes {
+        id,
+        text,
+        key,
+        timestamp: ts,
+        json,
+        ..
+    } = t;
+    let metadata_check = if backend == Backend::Mysql {
+        " CHECK (metadata IS NULL OR JSON_VALID(metadata))"
+    } else {
+        ""
+    };
+    let tables = [
+        TableSpec {
+            name: "notification_events",
+            columns: format!(
+                "id {id},
+                event_key {key} NOT NULL,
+                event_id {text} NOT NULL,
+                notification_type {key} NOT NULL,
+                version {text} NOT NULL,
+                message {text} NOT NULL,
+                metadata {json}{metadata_check},
+                created_at {ts} NOT NULL"
+            ),
+            indexes: &[("outbox_event_key", "event_key", true)],
+        },
+        TableSpec {
+            name: "notification_deliveries",
+            columns: format!(
+                "id {id},
+                event_ref BIGINT NOT NULL,
+                channel {key} NOT NULL,
+                status {key} NOT NULL,
+                attempts BIGINT NOT NULL,
+                next_attempt_at {ts} NOT NULL,
+                last_error {text},
+                delivered_at {ts},
+                claimed_until {ts},
+                claim_token {key}"
+            ),
+            indexes: &[
+                ("outbox_event_channel", "event_ref, channel", true),
+                ("outbox_due", "status, next_attempt_at", false),
+            ],
+        },
+    ];
+    let mut statements = vec![add_column];
+    statements.extend(
+        create_tables(backend, prefix, tables)
+            .into_iter()
+            .map(Statement::from),
+    );
+    statements
 }
 
 /// One table: its columns and indexes (name suffix, columns, unique).
@@ -345,6 +450,16 @@ fn schema_v1(backend: Backend, prefix: &TablePrefix) -> Vec<String> {
         },
     ];
 
+    create_tables(backend, prefix, tables)
+}
+
+/// `CREATE TABLE` (and, outside MySQL, `CREATE INDEX`) statements for `tables`.
+fn create_tables<const N: usize>(
+    backend: Backend,
+    prefix: &TablePrefix,
+    tables: [TableSpec; N],
+) -> Vec<String> {
+    let t = backend.column_types();
     let p = prefix.as_str();
     let mut statements = Vec::new();
     for table in tables {
@@ -415,13 +530,17 @@ mod tests {
     fn every_schema_statement_names_only_prefixed_objects() {
         let prefix = TablePrefix::new("zz_").unwrap();
         for backend in [Backend::Sqlite, Backend::Postgres, Backend::Mysql] {
-            let statements = migration(backend, &prefix, 1);
+            let statements: Vec<String> = migration(backend, &prefix, 1)
+                .into_iter()
+                .chain(migration(backend, &prefix, 2))
+                .map(|s| s.sql)
+                .collect();
             assert_eq!(
                 statements
                     .iter()
                     .filter(|s| s.starts_with("CREATE TABLE"))
                     .count(),
-                4
+                6
             );
             for statement in &statements {
                 for word in statement.split_whitespace() {

@@ -50,7 +50,7 @@ const BACKUP_COLUMNS: [&str; 11] = [
     "notes",
 ];
 
-const NOTIFICATION_COLUMNS: [&str; 9] = [
+const NOTIFICATION_COLUMNS: [&str; 10] = [
     "version",
     "notification_type",
     "message",
@@ -60,6 +60,7 @@ const NOTIFICATION_COLUMNS: [&str; 9] = [
     "user_id",
     "read_at",
     "created_at",
+    "event_id",
 ];
 const NOTIFICATION_JSON: [&str; 1] = ["metadata"];
 
@@ -90,6 +91,8 @@ pub(crate) struct Statements {
     pub(crate) probe_checks: String,
     pub(crate) probe_backups: String,
     pub(crate) probe_notifications: String,
+    /// The notification outbox.
+    pub(crate) outbox: crate::outbox::OutboxSql,
 }
 
 fn select(backend: Backend, table: &str, columns: &[&str], json: &[&str]) -> String {
@@ -257,6 +260,7 @@ impl Statements {
             probe_checks,
             probe_backups,
             probe_notifications,
+            outbox: crate::outbox::OutboxSql::new(backend, &tables),
             tables,
         }
     }

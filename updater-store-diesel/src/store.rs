@@ -31,7 +31,7 @@ pub struct DieselHistoryStore {
     /// The URL without password, for messages.
     pub(crate) url: String,
     prefix: TablePrefix,
-    sql: Arc<Statements>,
+    pub(crate) sql: Arc<Statements>,
 }
 
 /// Configures and opens a [`DieselHistoryStore`]; made by [`DieselHistoryStore::builder`].
@@ -202,6 +202,16 @@ impl DieselHistoryStore {
             }
         )
         .map_err(mismatch(&t.update_notifications))?;
+        on_connection!(
+            self,
+            read,
+            "check columns",
+            t.notification_deliveries,
+            |conn| {
+                diesel::sql_query(&self.sql.outbox.probe).load::<crate::outbox::DeliveryRow>(conn)
+            }
+        )
+        .map_err(mismatch(&t.notification_deliveries))?;
         Ok(())
     }
 

@@ -11,7 +11,7 @@
 
 mod backends;
 
-use updater_core::conformance::history;
+use updater_core::conformance::{history, outbox};
 use updater_core::history::{HistoryStore, NotificationFilter, NotificationType, Page};
 
 macro_rules! backend_tests {
@@ -25,6 +25,34 @@ macro_rules! backend_tests {
                     return;
                 };
                 history::run(&*db.open());
+            }
+
+            #[test]
+            fn store_passes_the_outbox_suite() {
+                let Some(db) = backends::$backend() else {
+                    return;
+                };
+                outbox::run(&*db.open());
+            }
+
+            #[test]
+            fn two_outbox_handles_share_events_and_claims() {
+                let Some(db) = backends::$backend() else {
+                    return;
+                };
+                let writer = db.open();
+                let reader = db.open_with_prefix(writer.table_prefix());
+                outbox::run_shared(&*writer, &reader);
+            }
+
+            #[test]
+            fn concurrent_claimers_through_two_stores_never_share_a_delivery() {
+                let Some(db) = backends::$backend() else {
+                    return;
+                };
+                let first = db.open();
+                let second = db.open_with_prefix(first.table_prefix());
+                outbox::concurrent_claims(&[&*first, &second], 4, 12);
             }
 
             #[test]
@@ -131,6 +159,8 @@ macro_rules! backend_tests {
                     "version_checks",
                     "update_backups",
                     "update_notifications",
+                    "notification_events",
+                    "notification_deliveries",
                     "schema_version",
                 ] {
                     db.execute(&format!("DROP TABLE IF EXISTS {prefix}{name}"));
@@ -147,6 +177,57 @@ macro_rules! backend_tests {
                     }
                     other => panic!("expected SchemaMismatch or Migrate, got {other:?}"),
                 }
+            }
+
+            #[test]
+            fn upgrading_a_schema_1_database_keeps_its_notifications_and_their_deduplication() {
+                let Some(db) = backends::$backend() else {
+                    return;
+                };
+                let store = db.open();
+                let p = store.table_prefix().to_string();
+                let old = history::sample_notification(
+                    1,
+                    "2.0.0",
+                    NotificationType::UpdateAvailable,
+                    Some("alice"),
+                );
+                let id = store.add_notification(&old).unwrap().unwrap();
+                // Back to schema 1, as a database written by the previous release.
+                db.execute(&format!("DROP TABLE {p}notification_deliveries"));
+                db.execute(&format!("DROP TABLE {p}notification_events"));
+                db.execute(&format!(
+                    "ALTER TABLE {p}update_notifications DROP COLUMN event_id"
+                ));
+                db.execute(&format!("DELETE FROM {p}schema_version WHERE version = 2"));
+
+                let upgraded = db.open_with_prefix(&p);
+                let kept = upgraded
+                    .notifications(&NotificationFilter::default())
+                    .unwrap();
+                assert_eq!(kept.len(), 1, "the schema-1 row is kept");
+                assert_eq!(kept[0].id, id);
+                assert_eq!(kept[0].event_id, None, "old rows have no event id");
+                let same_event = updater_core::history::NotificationRecord {
+                    event_id: Some("update_available:2.0.0".into()),
+                    ..old.clone()
+                };
+                assert_eq!(
+                    upgraded.add_notification(&same_event).unwrap(),
+                    None,
+                    "an old row still deduplicates the same event"
+                );
+                let second_failure = updater_core::history::NotificationRecord {
+                    event_id: Some("update-9:update_available".into()),
+                    ..old
+                };
+                assert!(
+                    upgraded
+                        .add_notification(&second_failure)
+                        .unwrap()
+                        .is_some()
+                );
+                outbox::run(&upgraded);
             }
 
             #[test]

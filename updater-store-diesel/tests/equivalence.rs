@@ -332,6 +332,8 @@ fn apply(store: &dyn HistoryStore, op: &Op, clock: i64, known: &Known) -> Result
             user_id: USERS[*user].map(str::to_string),
             read_at: read.then_some(now),
             created_at: now,
+            event_id:
+                (*minor % 2 == 1).then(|| format!("update-{minor}:{}", KINDS[*kind].as_str())),
         })),
         Op::ListNotifications {
             unread_only,

@@ -153,6 +153,8 @@ pub struct Request {
     pub target: String,
     /// Lowercase names.
     pub headers: Vec<(String, String)>,
+    /// The body (`Content-Length` bytes; empty without one).
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -396,10 +398,20 @@ fn serve(stream: TcpStream, handler: &Handler, requests: &Mutex<Vec<Request>>) {
             headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
     }
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length.min(16 << 20)];
+    if std::io::Read::read_exact(&mut reader, &mut body).is_err() {
+        body.clear();
+    }
     let request = Request {
         method,
         target,
         headers,
+        body,
     };
     requests.lock().unwrap().push(request.clone());
     let reply = handler(&request);

@@ -4,8 +4,10 @@
 //! one copy per crate: a demo application with releases ([`app`]), tar.gz
 //! builders ([`archive`]), byte-for-byte tree snapshots ([`tree`]), a fake
 //! database with migrations and snapshots ([`fakes`]), local HTTP servers
-//! ([`http`]), unique names and the rule for tests that need a database
-//! server ([`services`]).
+//! ([`http`]), SMTP servers ([`mail`]: a small one in Rust, aiosmtpd with
+//! STARTTLS/TLS and AUTH), a webhook receiver that checks signatures
+//! ([`webhook`]), unique names and the rule for tests that need a server
+//! ([`services`]).
 //!
 //! Not published; a dev-dependency of the other crates. Test code: it
 //! panics with a clear message instead of returning errors.
@@ -31,5 +33,7 @@ pub mod cli;
 pub mod demo;
 pub mod fakes;
 pub mod http;
+pub mod mail;
 pub mod services;
 pub mod tree;
+pub mod webhook;

@@ -8,6 +8,7 @@ mod schedule;
 mod update;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::json;
 use updater_core::LockRecord;
@@ -60,7 +61,17 @@ pub fn execute(cli: &Cli) -> Result<Outcome> {
             if !matches!(command, Command::Recover { .. } | Command::Unlock { .. }) {
                 recover_first(&components, read_only)?;
             }
-            dispatch(&components, command)
+            // Notices left pending (a crash, a channel that was down) go out
+            // now, in the background; the command never waits for a channel
+            // beyond `notifications.delivery_wait_secs` at its end.
+            let worker = components.notifier.spawn(Duration::from_secs(60));
+            let outcome = dispatch(&components, command);
+            let wait = Duration::from_secs(components.config.file.notifications.delivery_wait_secs);
+            if !worker.flush(wait) {
+                tracing::info!("notices still being delivered; the next command goes on");
+            }
+            worker.stop(Duration::from_millis(200));
+            outcome
         }
     }
 }
@@ -68,7 +79,9 @@ pub fn execute(cli: &Cli) -> Result<Outcome> {
 /// What a command does, which decides what building the parts may require.
 fn access_of(command: &Command) -> Access {
     match command {
-        Command::Notifications(args) if args.mark_read.is_some() || args.dismiss.is_some() => {
+        Command::Notifications(args)
+            if args.mark_read.is_some() || args.dismiss.is_some() || args.action.is_some() =>
+        {
             Access::Local
         }
         Command::Status

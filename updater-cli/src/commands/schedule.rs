@@ -1,6 +1,7 @@
 //! `schedule`: unattended work in the foreground — the probation watch,
-//! due scheduled updates and automatic updates every `schedule.round_secs`,
-//! the update check and backup cleanup every `schedule.interval_hours`.
+//! due scheduled updates and automatic updates every `schedule.round_secs`;
+//! the update check, backup cleanup and backup health monitors every
+//! `schedule.interval_hours`; delivery of pending notices every round.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -138,7 +139,92 @@ fn housekeeping(c: &Components) -> (serde_json::Value, bool) {
             error_json(&error)
         }
     };
-    (json!({ "check": check, "cleanup": cleanup }), failed)
+    let backup_health = backup_health(c);
+    let delivery = match c.notifier.deliver_due(Duration::from_secs(60)) {
+        Ok(report) => json!({
+            "delivered": report.delivered,
+            "retried": report.retried,
+            "gave_up": report.gave_up,
+        }),
+        // Never fails the round: the notices wait in the outbox.
+        Err(error) => json!({ "error": error.to_string() }),
+    };
+    (
+        json!({ "check": check, "cleanup": cleanup, "backup_health": backup_health, "notifications": delivery }),
+        failed,
+    )
+}
+
+/// The backup health monitors of `[notifications.backup_health]`: the
+/// newest restorable backup must be younger than `max_age_hours`, and
+/// restorable backups together under `max_total_mib`. Each problem is a
+/// `backup_unhealthy` notice (at most one per problem per day).
+fn backup_health(c: &Components) -> serde_json::Value {
+    use updater_core::history::{NotificationType, Page};
+    use updater_core::notify::{Notification, Notifier};
+    let limits = &c.config.file.notifications.backup_health;
+    if limits.max_age_hours.is_none() && limits.max_total_mib.is_none() {
+        return serde_json::Value::Null;
+    }
+    let backups = match c.history.backups(Page::first(10_000)) {
+        Ok(list) => list,
+        Err(error) => return json!({ "error": error.to_string() }),
+    };
+    let restorable: Vec<_> = backups.iter().filter(|b| b.is_restorable).collect();
+    let now = chrono::Utc::now();
+    let newest = restorable.iter().map(|b| b.created_at).max();
+    let total: u64 = restorable.iter().map(|b| b.backup_size).sum();
+    let mut problems = Vec::new();
+    if let Some(hours) = limits.max_age_hours {
+        let too_old = newest.is_none_or(|t| now - t > chrono::Duration::hours(hours as i64));
+        if too_old {
+            problems.push((
+                "age",
+                match newest {
+                    Some(t) => format!(
+                        "the newest restorable backup is from {} ({} h old; the limit is {hours} h)",
+                        t.format("%Y-%m-%d %H:%M UTC"),
+                        (now - t).num_hours()
+                    ),
+                    None => format!("there is no restorable backup (the newest must be under {hours} h old)"),
+                },
+            ));
+        }
+    }
+    if let Some(mib) = limits.max_total_mib
+        && total > mib.saturating_mul(1 << 20)
+    {
+        problems.push((
+            "size",
+            format!(
+                "restorable backups use {} MiB, more than the {mib} MiB allowed",
+                total >> 20
+            ),
+        ));
+    }
+    let version = c
+        .updater
+        .current_version()
+        .unwrap_or_else(|_| updater_core::version::Version::new(0, 0, 0));
+    for (what, message) in &problems {
+        note(&format!("backup health: {message}"));
+        let notice = Notification::new(
+            NotificationType::BackupUnhealthy,
+            version.clone(),
+            message.clone(),
+        )
+        .with_event_id(format!("backup-health:{what}:{}", now.format("%Y-%m-%d")))
+        .with_metadata(json!({ "monitor": what, "newest_backup": newest, "total_bytes": total }));
+        if let Err(error) = c.notifier.notify(&notice) {
+            note(&format!("backup health: cannot record the notice: {error}"));
+        }
+    }
+    json!({
+        "healthy": problems.is_empty(),
+        "problems": problems.iter().map(|(_, m)| m).collect::<Vec<_>>(),
+        "newest_backup": newest,
+        "total_bytes": total,
+    })
 }
 
 pub(super) fn run(c: &Components, once: bool) -> Result<Outcome> {

@@ -317,6 +317,7 @@ pub(super) fn status(c: &Components) -> Result<Outcome> {
         "probation": serde_json::to_value(&s.probation).unwrap_or_default(),
         "scheduled": serde_json::to_value(&s.scheduled).unwrap_or_default(),
         "auto_update": serde_json::to_value(s.auto_update).unwrap_or_default(),
+        "notification_channels": super::notifications::health_json(c),
     });
     let mut text = format!("Running:      {}\nHighest ever: {}\n", s.current, s.highest);
     text.push_str(&format!(
@@ -412,6 +413,10 @@ pub(super) fn status(c: &Components) -> Result<Outcome> {
             when(&entry.at),
             entry.created_by
         ));
+    }
+    for line in super::notifications::health_lines(c) {
+        text.push('\n');
+        text.push_str(&line);
     }
     Ok(Outcome::ok(value, text))
 }

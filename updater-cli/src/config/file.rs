@@ -642,11 +642,195 @@ pub struct HistorySection {
     pub table_prefix: Option<String>,
 }
 
-/// `[notifications]`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+/// `[notifications]`: who hears about what, and through which channels.
+/// The database (rows for `updater notifications` and the web console) is
+/// always a channel; `[[notifications.channels]]` add e-mail, Slack,
+/// Discord, Teams and signed webhooks, delivered from the outbox.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotificationsSection {
     /// Admins who get one notification each (one shared notification when empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub admins: Vec<String>,
+    /// Per-admin e-mail addresses (`alice = "alice@example.com"`); an e-mail
+    /// channel's `to` may name admins instead of addresses.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub emails: std::collections::BTreeMap<String, String>,
+    /// The events stored in the database (default `["all"]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_events: Option<Vec<String>>,
+    /// The application's name, in subjects (`[shop] Update to 1.2.0 ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_name: Option<String>,
+    /// The web console, linked from every e-mail and chat message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_url: Option<String>,
+    /// Seconds before the first retry of a failed delivery (default 30);
+    /// each retry waits twice as long, with jitter...
+    #[serde(default = "default_retry_first_secs")]
+    pub retry_first_delay_secs: u64,
+    /// ...up to this many seconds (default 3600).
+    #[serde(default = "default_retry_max_secs")]
+    pub retry_max_delay_secs: u64,
+    /// Attempts before a delivery is given up (default 20)...
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// ...or hours after the event (default 24). Given-up notices are kept,
+    /// shown by `updater status` and announced on the other channels.
+    #[serde(default = "default_give_up_hours")]
+    pub give_up_after_hours: u64,
+    /// Seconds a command waits at its end for its notices to be delivered
+    /// (default 10); what is left is delivered by the next command.
+    #[serde(default = "default_delivery_wait")]
+    pub delivery_wait_secs: u64,
+    /// The channels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<ChannelSection>,
+    /// Checks of `updater schedule` on the backups.
+    #[serde(default)]
+    pub backup_health: BackupHealthSection,
+}
+
+fn default_retry_first_secs() -> u64 {
+    30
+}
+fn default_retry_max_secs() -> u64 {
+    3600
+}
+fn default_max_attempts() -> u32 {
+    20
+}
+fn default_give_up_hours() -> u64 {
+    24
+}
+fn default_delivery_wait() -> u64 {
+    10
+}
+
+impl Default for NotificationsSection {
+    fn default() -> Self {
+        NotificationsSection {
+            admins: Vec::new(),
+            emails: std::collections::BTreeMap::new(),
+            database_events: None,
+            app_name: None,
+            console_url: None,
+            retry_first_delay_secs: default_retry_first_secs(),
+            retry_max_delay_secs: default_retry_max_secs(),
+            max_attempts: default_max_attempts(),
+            give_up_after_hours: default_give_up_hours(),
+            delivery_wait_secs: default_delivery_wait(),
+            channels: Vec::new(),
+            backup_health: BackupHealthSection::default(),
+        }
+    }
+}
+
+/// `[notifications.backup_health]`: `updater schedule` notifies
+/// (`backup_unhealthy`) when a limit is broken.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupHealthSection {
+    /// The newest restorable backup must be younger than this many hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_hours: Option<u64>,
+    /// Restorable backups together must stay under this many MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_total_mib: Option<u64>,
+}
+
+/// The kind of a notification channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    /// E-mail over SMTP.
+    Email,
+    /// A Slack incoming webhook.
+    Slack,
+    /// A Discord webhook.
+    Discord,
+    /// A Microsoft Teams incoming webhook.
+    Teams,
+    /// A generic JSON webhook, signed with HMAC-SHA256.
+    Webhook,
+}
+
+/// SMTP connection security.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// STARTTLS, required (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// None: a relay on the same host only (port 25).
+    None,
+}
+
+/// `[[notifications.channels]]`. Secrets (SMTP password, webhook URLs of
+/// Slack/Discord/Teams, signing secrets) come from an environment variable
+/// or a 0600 file, never from this file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelSection {
+    /// A unique name (`ops-mail`); deliveries are recorded under it.
+    pub name: String,
+    /// `email`, `slack`, `discord`, `teams` or `webhook`.
+    pub kind: ChannelKind,
+    /// Which events: `all`, `problems`, `outcomes` or event types
+    /// (`update_failed`...). Default `outcomes` (all but available/started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<String>>,
+    /// Seconds one delivery may take (default 10).
+    #[serde(default = "default_channel_timeout")]
+    pub timeout_secs: u64,
+    /// E-mail: the SMTP server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_host: Option<String>,
+    /// E-mail: the port (default by `security`: 587, 465 or 25).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_port: Option<u16>,
+    /// E-mail: `starttls` (default), `tls` or `none`.
+    #[serde(default)]
+    pub security: SmtpSecurity,
+    /// E-mail: the login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// E-mail: the environment variable holding the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// E-mail: a file (mode 0600) holding the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// E-mail: the sender.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// E-mail: addresses, or admin names from `notifications.emails`
+    /// (default: every admin with an address).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
+    /// E-mail: a PEM CA certificate to trust besides the public roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Webhook only: the URL, when it is no secret (printed without path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The environment variable holding the webhook URL (required for
+    /// Slack, Discord and Teams, whose URL is the credential)...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_env: Option<String>,
+    /// ...or a file (mode 0600) holding it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_file: Option<PathBuf>,
+    /// Webhook: the environment variable holding the signing secret...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
+    /// ...or a file (mode 0600) holding it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<PathBuf>,
+}
+
+fn default_channel_timeout() -> u64 {
+    10
 }

@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use file::{
-    AppSection, AutoUpdateSection, BackupSection, ConfigFile, DatabaseKind, DatabaseSection,
-    HealthSection, HistorySection, HooksSection, MaintenanceSection, MigrationsSection,
-    NotificationsSection, PackageSection, PreflightEntry, RestoreTestSetting, ScheduleSection,
-    Secret, SourceKind, SourceSection,
+    AppSection, AutoUpdateSection, BackupHealthSection, BackupSection, ChannelKind, ChannelSection,
+    ConfigFile, DatabaseKind, DatabaseSection, HealthSection, HistorySection, HooksSection,
+    MaintenanceSection, MigrationsSection, NotificationsSection, PackageSection, PreflightEntry,
+    RestoreTestSetting, ScheduleSection, Secret, SmtpSecurity, SourceKind, SourceSection,
 };
 pub use location::{Position, key_at, line_of_key, position_of};
 
@@ -482,11 +482,29 @@ impl Config {
             "/health/url",
             "/history/database_url",
             "/backup/database/url",
+            "/notifications/console_url",
         ] {
             if let Some(url) = value.pointer_mut(pointer)
                 && let Some(text) = url.as_str()
             {
                 *url = serde_json::Value::String(updater_core::error::redact_url(text));
+            }
+        }
+        // A webhook URL may carry a token in its path: scheme, host and port only.
+        if let Some(channels) = value
+            .pointer_mut("/notifications/channels")
+            .and_then(serde_json::Value::as_array_mut)
+        {
+            for channel in channels {
+                if let Some(url) = channel.get_mut("url")
+                    && let Some(text) = url.as_str()
+                {
+                    let shown = url::Url::parse(text)
+                        .ok()
+                        .and_then(|u| u.host_str().map(|h| format!("{}://{h}/***", u.scheme())))
+                        .unwrap_or_else(|| "***".into());
+                    *url = serde_json::Value::String(shown);
+                }
             }
         }
         value

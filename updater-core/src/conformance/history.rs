@@ -137,6 +137,7 @@ pub fn sample_notification(
         user_id: user.map(str::to_string),
         read_at: None,
         created_at: at(n * 1_000_000),
+        event_id: None,
     }
 }
 
@@ -514,6 +515,50 @@ fn notifications(store: &dyn HistoryStore) {
         None,
         "deduplication is per user too"
     );
+
+    // Event ids: a second failure of the same version is news; the same
+    // event is stored once; a record without an id is the event of its
+    // type and version.
+    let failure = |n: i64, event: &str| NotificationRecord {
+        event_id: Some(event.to_string()),
+        ..sample_notification(n, "2.0.0", UpdateFailed, Some("carol"))
+    };
+    let first_failure = add(&failure(49, "update-1:update_failed"))
+        .unwrap_or_else(|| panic!("a notification with an event id is stored"));
+    assert!(
+        add(&failure(50, "update-2:update_failed")).is_some(),
+        "a second event of the same version, type and user is stored"
+    );
+    assert_eq!(
+        add(&failure(51, "update-1:update_failed")),
+        None,
+        "the same event for the same user is stored once"
+    );
+    assert_eq!(
+        add(&NotificationRecord {
+            event_id: Some("update_available:2.0.0".into()),
+            ..sample_notification(52, "2.0.0", UpdateAvailable, None)
+        }),
+        None,
+        "a record without an event id is the event `<type>:<version>`"
+    );
+    let stored = must("notifications", store.notifications(&all))
+        .into_iter()
+        .find(|n| n.id == first_failure)
+        .unwrap_or_else(|| panic!("notification {first_failure} disappeared"));
+    assert_eq!(
+        stored.event_id.as_deref(),
+        Some("update-1:update_failed"),
+        "the event id is kept"
+    );
+    let carol: Vec<i64> = must("notifications", store.notifications(&all))
+        .iter()
+        .filter(|n| n.user_id.as_deref() == Some("carol"))
+        .map(|n| n.id)
+        .collect();
+    for id in carol {
+        must("dismiss_notification", store.dismiss_notification(id));
+    }
 
     let listed_ids = |filter: &NotificationFilter| -> Vec<i64> {
         must("notifications", store.notifications(filter))

@@ -15,4 +15,6 @@ pub mod history;
 pub mod hook;
 pub mod maintenance;
 pub mod migrate;
+pub mod notifier;
+pub mod outbox;
 pub mod source;

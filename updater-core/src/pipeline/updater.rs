@@ -66,6 +66,36 @@ impl std::fmt::Debug for Updater {
     }
 }
 
+/// The event a notification tells of: `update-<id>:<type>` for the events
+/// of a recorded update (so a second failure of the same version is a new
+/// event), `<type>:<version>` for a new version (announced once), and for
+/// warnings and unrecorded failures an id made unique by the time and text.
+fn event_id(
+    kind: NotificationType,
+    version: &Version,
+    message: &str,
+    metadata: Option<&serde_json::Value>,
+) -> String {
+    use sha2::Digest;
+    let update_id = metadata
+        .and_then(|m| m.get("update_id"))
+        .and_then(serde_json::Value::as_i64);
+    match (kind, update_id) {
+        (NotificationType::UpdateAvailable, _) => Notification::default_event_id(kind, version),
+        (_, Some(id)) => format!("update-{id}:{}", kind.as_str()),
+        _ => {
+            let digest = sha2::Sha256::digest(
+                format!(
+                    "{}\n{message}",
+                    Utc::now().timestamp_nanos_opt().unwrap_or(0)
+                )
+                .as_bytes(),
+            );
+            format!("{}:{version}:{}", kind.as_str(), &hex::encode(digest)[..16])
+        }
+    }
+}
+
 /// A file-name-safe transition id: time and version.
 pub(crate) fn transition_id(version: &Version) -> String {
     let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
@@ -147,11 +177,13 @@ impl Updater {
         message: String,
         metadata: Option<serde_json::Value>,
     ) {
+        let event_id = event_id(kind, version, &message, metadata.as_ref());
         let notification = Notification {
             kind,
             version: version.clone(),
             message,
             metadata,
+            event_id,
         };
         if let Err(e) = self.notifier.notify(&notification) {
             tracing::warn!(error = %e, "notifier failed; the operation goes on");
