@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use updater_backup::FileBackup;
+use updater_core::automation::{InMemoryScheduleStore, ScheduleStore};
 use updater_core::backup::{BackupKind, BackupStrategy};
 use updater_core::command::ShellCommand;
 use updater_core::health::{CommandHealthCheck, HealthCheck};
@@ -88,7 +89,11 @@ impl Components {
         } = Parts::build(&config, access)?;
         let app_dir = config.app_dir();
         let state_dir = config.state_dir();
-        let (history, outbox) = open_history(&config, access)?;
+        let HistoryParts {
+            history,
+            outbox,
+            schedule,
+        } = open_history(&config, access)?;
         let notifier = crate::notify::dispatcher(&config, history.clone(), outbox)?;
         let maintenance = build_maintenance(&config, &app_dir, &state_dir);
 
@@ -96,6 +101,7 @@ impl Components {
         let mut builder = UpdaterBuilder::new(&app_dir)
             .with_shared_source(source)
             .with_history(history.clone())
+            .with_schedule_store(schedule)
             .with_notifier(Arc::new(notifier.clone()))
             .with_files_backup(files_backup.clone());
         builder = match &maintenance {
@@ -414,36 +420,42 @@ fn check_paths_survive_the_swap(config: &Config) -> Result<()> {
 /// gets an empty in-memory history instead of a new file. For read-only
 /// and recovery commands an unreachable database is a warning: they go on
 /// with the state on disk.
-fn open_history(
-    config: &Config,
-    access: Access,
-) -> Result<(Arc<dyn HistoryStore>, Arc<dyn NotificationOutbox>)> {
+/// The stores kept in the history database.
+struct HistoryParts {
+    history: Arc<dyn HistoryStore>,
+    outbox: Arc<dyn NotificationOutbox>,
+    schedule: Arc<dyn ScheduleStore>,
+}
+
+impl HistoryParts {
+    /// Empty stores in memory: nothing is kept.
+    fn in_memory() -> Self {
+        HistoryParts {
+            history: Arc::new(InMemoryHistoryStore::new()),
+            outbox: Arc::new(InMemoryOutbox::new()),
+            schedule: Arc::new(InMemoryScheduleStore::new()),
+        }
+    }
+}
+
+fn open_history(config: &Config, access: Access) -> Result<HistoryParts> {
     match open_history_store(config, access) {
         Err(CliError::Update(error)) if matches!(access, Access::ReadOnly | Access::Recovery) => {
             crate::output::note(&format!(
                 "warning: the history is unavailable ({error}); going on with the state on disk, nothing will be recorded in history"
             ));
-            Ok((
-                Arc::new(InMemoryHistoryStore::new()),
-                Arc::new(InMemoryOutbox::new()),
-            ))
+            Ok(HistoryParts::in_memory())
         }
         other => other,
     }
 }
 
-fn open_history_store(
-    config: &Config,
-    access: Access,
-) -> Result<(Arc<dyn HistoryStore>, Arc<dyn NotificationOutbox>)> {
+fn open_history_store(config: &Config, access: Access) -> Result<HistoryParts> {
     let url = config.history_url()?;
     let is_default_file = config.file.history.database_url.is_none()
         && config.file.history.database_url_env.is_none();
     if access == Access::ReadOnly && is_default_file && !std::path::Path::new(&url).exists() {
-        return Ok((
-            Arc::new(InMemoryHistoryStore::new()),
-            Arc::new(InMemoryOutbox::new()),
-        ));
+        return Ok(HistoryParts::in_memory());
     }
     if is_default_file {
         // Inside the state directory: created (0700) with it.
@@ -467,7 +479,11 @@ fn open_history_store(
         other => CliError::from(other),
     })?;
     let history = Arc::new(history);
-    Ok((history.clone(), history))
+    Ok(HistoryParts {
+        history: history.clone(),
+        outbox: history.clone(),
+        schedule: history,
+    })
 }
 
 fn build_source(

@@ -423,3 +423,8 @@ fn statistics_count_attempts_outcomes_and_windows() {
     assert!(stats.step_ms.contains_key("swap"));
     assert_eq!(stats.per_version["1.2.0"].rolled_back, 1);
 }
+
+#[test]
+fn the_in_memory_schedule_store_conforms() {
+    updater_core::conformance::schedule::run(&InMemoryScheduleStore::new());
+}

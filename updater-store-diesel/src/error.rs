@@ -120,12 +120,25 @@ pub enum StoreError {
         /// What was looked for, e.g. `update 42`.
         what: String,
     },
+
+    /// The row exists but is not in a state that allows the operation
+    /// (e.g. cancelling a scheduled update that already ran).
+    #[error("cannot {operation}: {reason}")]
+    Refused {
+        /// What was asked.
+        operation: &'static str,
+        /// Why not.
+        reason: String,
+    },
 }
 
 impl From<StoreError> for updater_core::Error {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound { what } => updater_core::Error::not_found(what),
+            StoreError::Refused { operation, reason } => {
+                updater_core::Error::precondition(operation, reason)
+            }
             StoreError::InvalidPrefix { .. }
             | StoreError::UnsupportedUrl { .. }
             | StoreError::OutOfRange { .. } => {

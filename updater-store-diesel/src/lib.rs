@@ -3,20 +3,21 @@
 //! database with [Diesel]: SQLite by default (compiled in, no system library),
 //! PostgreSQL and MySQL/MariaDB by feature.
 //!
-//! [`DieselHistoryStore`] implements [`updater_core::history::HistoryStore`]
-//! and the notification outbox [`updater_core::outbox::NotificationOutbox`].
+//! [`DieselHistoryStore`] implements [`updater_core::history::HistoryStore`],
+//! the notification outbox [`updater_core::outbox::NotificationOutbox`] and
+//! the one-off update schedule [`updater_core::automation::ScheduleStore`].
 //! Give it the URL of the database your application already uses and a table
 //! prefix, and its tables (`system_updates`, `version_checks`,
 //! `update_backups`, `update_notifications`, the outbox's
-//! `notification_events` and `notification_deliveries`, plus
-//! `schema_version`) live beside your own. Admin notifications are written
+//! `notification_events` and `notification_deliveries`, the schedule's
+//! `scheduled_updates`, plus `schema_version`) live beside your own. Admin notifications are written
 //! by core's [`StoreNotifier`] over this store (one row per admin,
 //! deduplicated per event, so a daily check does not announce the same
 //! version every day while a second failed update of it is news); e-mail,
 //! Slack and webhook notices wait in the outbox, with their per-channel
 //! delivery state, until `updater-notify` delivers them. Schema 2 added the
-//! outbox and the notifications' `event_id` column; opening a schema-1
-//! database upgrades it in place and keeps every row. The version-check cache is core's pipeline reading
+//! outbox and the notifications' `event_id` column, schema 3 the scheduled
+//! updates; opening an older database upgrades it in place and keeps every row. The version-check cache is core's pipeline reading
 //! [`latest_check`](updater_core::history::HistoryStore::latest_check), which is
 //! one indexed row here.
 //!
@@ -124,6 +125,7 @@ mod connection;
 mod error;
 mod outbox;
 mod rows;
+mod schedule;
 mod schema;
 mod statements;
 mod store;

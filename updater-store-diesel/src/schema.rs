@@ -10,7 +10,7 @@
 use crate::error::StoreError;
 
 /// The newest schema version this library creates and reads.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The longest accepted prefix: PostgreSQL truncates identifiers at 63 bytes,
 /// and the longest name built from the prefix has 24 more.
@@ -183,6 +183,7 @@ impl TablePrefix {
             update_notifications: format!("{p}update_notifications"),
             notification_events: format!("{p}notification_events"),
             notification_deliveries: format!("{p}notification_deliveries"),
+            scheduled_updates: format!("{p}scheduled_updates"),
             schema_version: format!("{p}schema_version"),
         }
     }
@@ -204,13 +205,15 @@ pub struct TableNames {
     pub notification_events: String,
     /// The outbox's delivery state: one row per event and channel (schema 2).
     pub notification_deliveries: String,
+    /// One-off updates scheduled for a moment (`updater apply --at`, schema 3).
+    pub scheduled_updates: String,
     /// The schema versions applied.
     pub schema_version: String,
 }
 
 impl TableNames {
-    /// The six record tables, then `schema_version`.
-    pub fn all(&self) -> [&str; 7] {
+    /// The seven record tables, then `schema_version`.
+    pub fn all(&self) -> [&str; 8] {
         [
             &self.system_updates,
             &self.version_checks,
@@ -218,6 +221,7 @@ impl TableNames {
             &self.update_notifications,
             &self.notification_events,
             &self.notification_deliveries,
+            &self.scheduled_updates,
             &self.schema_version,
         ]
     }
@@ -262,6 +266,7 @@ pub(crate) fn migration(backend: Backend, prefix: &TablePrefix, version: i64) ->
             .map(Statement::from)
             .collect(),
         2 => schema_v2(backend, prefix),
+        3 => schema_v3(backend, prefix),
         _ => Vec::new(),
     }
 }
@@ -337,6 +342,37 @@ fn schema_v2(backend: Backend, prefix: &TablePrefix) -> Vec<Statement> {
             .map(Statement::from),
     );
     statements
+}
+
+/// Version 3: one-off scheduled updates (`updater apply --at`), so the
+/// intent survives restarts and is shared by every process on the history.
+fn schema_v3(backend: Backend, prefix: &TablePrefix) -> Vec<Statement> {
+    let ColumnTypes {
+        id,
+        text,
+        key,
+        timestamp: ts,
+        ..
+    } = backend.column_types();
+    let tables = [TableSpec {
+        name: "scheduled_updates",
+        columns: format!(
+            "id {id},
+            run_at {ts} NOT NULL,
+            version {text},
+            created_by {text} NOT NULL,
+            created_at {ts} NOT NULL,
+            status {key} NOT NULL,
+            attempts BIGINT NOT NULL,
+            update_id BIGINT,
+            message {text}"
+        ),
+        indexes: &[("scheduled_due", "status, run_at", false)],
+    }];
+    create_tables(backend, prefix, tables)
+        .into_iter()
+        .map(Statement::from)
+        .collect()
 }
 
 /// One table: its columns and indexes (name suffix, columns, unique).
@@ -533,6 +569,7 @@ mod tests {
             let statements: Vec<String> = migration(backend, &prefix, 1)
                 .into_iter()
                 .chain(migration(backend, &prefix, 2))
+                .chain(migration(backend, &prefix, 3))
                 .map(|s| s.sql)
                 .collect();
             assert_eq!(
@@ -540,7 +577,7 @@ mod tests {
                     .iter()
                     .filter(|s| s.starts_with("CREATE TABLE"))
                     .count(),
-                6
+                7
             );
             for statement in &statements {
                 for word in statement.split_whitespace() {

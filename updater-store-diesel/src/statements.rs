@@ -93,6 +93,8 @@ pub(crate) struct Statements {
     pub(crate) probe_notifications: String,
     /// The notification outbox.
     pub(crate) outbox: crate::outbox::OutboxSql,
+    /// One-off scheduled updates.
+    pub(crate) schedule: crate::schedule::ScheduleSql,
 }
 
 fn select(backend: Backend, table: &str, columns: &[&str], json: &[&str]) -> String {
@@ -261,6 +263,7 @@ impl Statements {
             probe_backups,
             probe_notifications,
             outbox: crate::outbox::OutboxSql::new(backend, &tables),
+            schedule: crate::schedule::ScheduleSql::new(backend, &tables),
             tables,
         }
     }

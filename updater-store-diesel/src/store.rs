@@ -212,11 +212,15 @@ impl DieselHistoryStore {
             }
         )
         .map_err(mismatch(&t.notification_deliveries))?;
+        on_connection!(self, read, "check columns", t.scheduled_updates, |conn| {
+            diesel::sql_query(&self.sql.schedule.probe).load::<crate::schedule::ScheduleRow>(conn)
+        })
+        .map_err(mismatch(&t.scheduled_updates))?;
         Ok(())
     }
 
     /// Runs an insert and returns the new row's id.
-    fn insert(
+    pub(crate) fn insert(
         &self,
         operation: &'static str,
         table: &str,
@@ -239,7 +243,7 @@ impl DieselHistoryStore {
     }
 
     /// Runs an `UPDATE`; [`StoreError::NotFound`] naming `what` when no row matched.
-    fn change(
+    pub(crate) fn change(
         &self,
         operation: &'static str,
         table: &str,

@@ -56,6 +56,14 @@ macro_rules! backend_tests {
             }
 
             #[test]
+            fn store_passes_the_schedule_suite() {
+                let Some(db) = backends::$backend() else {
+                    return;
+                };
+                updater_core::conformance::schedule::run(&*db.open());
+            }
+
+            #[test]
             fn listings_and_latest_check_order_by_creation_time() {
                 let Some(db) = backends::$backend() else {
                     return;
@@ -193,13 +201,14 @@ macro_rules! backend_tests {
                     Some("alice"),
                 );
                 let id = store.add_notification(&old).unwrap().unwrap();
-                // Back to schema 1, as a database written by the previous release.
+                // Back to schema 1, as a database written by an earlier release.
+                db.execute(&format!("DROP TABLE {p}scheduled_updates"));
                 db.execute(&format!("DROP TABLE {p}notification_deliveries"));
                 db.execute(&format!("DROP TABLE {p}notification_events"));
                 db.execute(&format!(
                     "ALTER TABLE {p}update_notifications DROP COLUMN event_id"
                 ));
-                db.execute(&format!("DELETE FROM {p}schema_version WHERE version = 2"));
+                db.execute(&format!("DELETE FROM {p}schema_version WHERE version >= 2"));
 
                 let upgraded = db.open_with_prefix(&p);
                 let kept = upgraded
@@ -228,6 +237,7 @@ macro_rules! backend_tests {
                         .is_some()
                 );
                 outbox::run(&upgraded);
+                updater_core::conformance::schedule::run(&upgraded);
             }
 
             #[test]

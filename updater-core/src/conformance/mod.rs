@@ -17,4 +17,5 @@ pub mod maintenance;
 pub mod migrate;
 pub mod notifier;
 pub mod outbox;
+pub mod schedule;
 pub mod source;
