@@ -205,17 +205,7 @@ fn on_a_disk_full_to_the_last_byte_every_command_answers_quickly_and_changes_not
 
 /// Kills `apply` after `after`, then fills the disk to the last byte.
 fn killed_then_full(f: &Fixture, disk: &SmallDisk, after: Duration) -> bool {
-    let mut child = f
-        .command()
-        .args(["apply", "--yes"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(after);
-    let interrupted = child.try_wait().unwrap().is_none();
-    let _ = child.kill();
-    let _ = child.wait();
+    let interrupted = support::kill_after(f, &["apply", "--yes"], after);
     disk.fill("storage/filler.bin", 0);
     interrupted
 }
@@ -264,17 +254,7 @@ fn an_update_killed_and_then_starved_of_space_is_recovered_on_the_full_disk() {
         ]
         .into();
         assert_eq!(tree(&f.app()), expected, "{what}: not one whole release");
-        let (status, _) = f.json(&["status"]);
-        assert_eq!(
-            status["transition"],
-            serde_json::Value::Null,
-            "{what}: {status}"
-        );
-        assert_eq!(
-            status["maintenance"],
-            serde_json::Value::Null,
-            "{what}: {status}"
-        );
+        support::assert_settled(&f, &what);
         *recovered
             .entry(format!("{version} (interrupted: {interrupted})"))
             .or_default() += 1;

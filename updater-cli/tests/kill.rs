@@ -109,33 +109,13 @@ fn recover_and_check(f: &Fixture, what: &str) -> String {
         release(&version),
         "{what}: the tree is not exactly release {version} with its data"
     );
-    let (status, _) = f.json(&["status"]);
-    assert_eq!(
-        status["transition"],
-        serde_json::Value::Null,
-        "{what}: {status}"
-    );
-    assert_eq!(
-        status["lock_holder"],
-        serde_json::Value::Null,
-        "{what}: {status}"
-    );
-    assert_eq!(
-        status["maintenance"],
-        serde_json::Value::Null,
-        "{what}: {status}"
-    );
-    assert_eq!(status["current"], version.as_str(), "{what}: {status}");
+    support::assert_settled(f, what);
+    assert_eq!(f.json(&["status"]).0["current"], version.as_str(), "{what}");
     version
 }
 
 fn kill_at(f: &Fixture, args: &[&str], after: Duration) -> bool {
-    let mut child = spawn(f, args);
-    std::thread::sleep(after);
-    let finished = child.try_wait().unwrap().is_some();
-    let _ = child.kill();
-    let _ = child.wait();
-    !finished
+    support::kill_after(f, args, after)
 }
 
 fn offsets(total: Duration) -> impl Iterator<Item = Duration> {
@@ -254,9 +234,9 @@ db.commit()
 fn sqlite(db: &Path, query: &str) -> String {
     let out = std::process::Command::new("python3")
         .arg("-c")
-        .arg(format!(
-            "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); rows = db.execute(sys.argv[2]).fetchall(); db.commit(); print('|'.join(str(r) for r in rows))"
-        ))
+        .arg(
+            "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); rows = db.execute(sys.argv[2]).fetchall(); db.commit(); print('|'.join(str(r) for r in rows))",
+        )
         .arg(db)
         .arg(query)
         .output()
@@ -374,12 +354,7 @@ fn check_laravel(f: &Fixture, what: &str) -> String {
         format!("<h1>release {version}</h1>"),
         "{what}: a mixed tree"
     );
-    let (status, _) = f.json(&["status"]);
-    assert_eq!(
-        status["transition"],
-        serde_json::Value::Null,
-        "{what}: {status}"
-    );
+    support::assert_settled(f, what);
     version
 }
 
