@@ -31,5 +31,6 @@ pub mod cli;
 pub mod demo;
 pub mod fakes;
 pub mod http;
+pub mod openapi;
 pub mod services;
 pub mod tree;
