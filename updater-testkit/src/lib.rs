@@ -34,3 +34,4 @@ pub mod http;
 pub mod openapi;
 pub mod services;
 pub mod tree;
+pub mod webdriver;

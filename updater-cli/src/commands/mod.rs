@@ -4,15 +4,15 @@
 mod backup;
 mod notifications;
 mod schedule;
+mod serve;
 mod update;
 
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use updater_core::LockRecord;
 use updater_core::pipeline::{RecoveryAction, RecoveryReport};
 
-use crate::cli::{BackupCommand, Cli, Command, ConfigCommand};
+use crate::cli::{BackupCommand, Cli, Command, ConfigCommand, WebCommand};
 use crate::components::{Access, Components};
 use crate::config::{Config, DEFAULT_CONFIG_FILE};
 use crate::error::{Result, exit_code};
@@ -51,6 +51,7 @@ pub fn execute(cli: &Cli) -> Result<Outcome> {
     let path = config_path(cli);
     match &cli.command {
         Command::Config(ConfigCommand::Check) => config_check(&path),
+        Command::Web(WebCommand::HashPassword) => serve::hash_password(),
         command => {
             let access = access_of(command);
             let components = Components::build(Config::load(&path)?, access)?;
@@ -58,6 +59,10 @@ pub fn execute(cli: &Cli) -> Result<Outcome> {
                 access == Access::ReadOnly || matches!(command, Command::Recover { .. });
             if !matches!(command, Command::Recover { .. } | Command::Unlock { .. }) {
                 recover_first(&components, read_only)?;
+            }
+            if let Command::Serve(args) = command {
+                // The server owns the parts (shared with its worker threads).
+                return serve::run(components, args);
             }
             dispatch(&components, command)
         }
@@ -74,7 +79,10 @@ fn access_of(command: &Command) -> Access {
         | Command::History { .. }
         | Command::Notifications(_)
         | Command::Backup(BackupCommand::List) => Access::ReadOnly,
-        Command::Check { .. } | Command::Apply { .. } | Command::Schedule { .. } => Access::Remote,
+        Command::Check { .. }
+        | Command::Apply { .. }
+        | Command::Schedule { .. }
+        | Command::Serve(_) => Access::Remote,
         _ => Access::Local,
     }
 }
@@ -108,6 +116,9 @@ fn dispatch(c: &Components, command: &Command) -> Result<Outcome> {
         Command::Schedule { once } => schedule::run(c, *once),
         Command::Unlock { .. } => unlock(c),
         Command::Config(ConfigCommand::Check) => config_check(&c.config.path),
+        Command::Serve(_) | Command::Web(_) => Err(crate::error::CliError::Usage(
+            "serve and web commands are run by execute()".into(),
+        )),
     }
 }
 
@@ -172,15 +183,6 @@ pub fn recovery_notice(report: &RecoveryReport) -> Option<String> {
     (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
-fn lock_json(record: &LockRecord) -> serde_json::Value {
-    json!({
-        "owner": record.owner,
-        "pid": record.pid,
-        "host": record.host,
-        "since": record.since,
-    })
-}
-
 fn unlock(c: &Components) -> Result<Outcome> {
     let holder = c.updater.force_unlock()?;
     let text = match &holder {
@@ -190,7 +192,7 @@ fn unlock(c: &Components) -> Result<Outcome> {
     Ok(Outcome::ok(
         json!({
             "cleared": holder.is_some(),
-            "holder": holder.as_ref().map(lock_json),
+            "holder": holder,
         }),
         text,
     ))

@@ -15,6 +15,7 @@ pub use file::{
     AppSection, BackupSection, ConfigFile, DatabaseKind, DatabaseSection, HealthSection,
     HistorySection, HooksSection, MaintenanceSection, MigrationsSection, NotificationsSection,
     PackageSection, RestoreTestSetting, ScheduleSection, Secret, SourceKind, SourceSection,
+    WebAdmin, WebSection, WebToken,
 };
 pub use location::{Position, key_at, line_of_key, position_of};
 
@@ -278,6 +279,37 @@ impl Config {
             && let Err(e) = updater_store_diesel::TablePrefix::new(prefix.clone())
         {
             return Err(err("history.table_prefix", &e.to_string()));
+        }
+        self.validate_web(text)
+    }
+
+    fn validate_web(&self, text: &str) -> Result<()> {
+        let web = &self.file.web;
+        let err = |key: &str, message: &str| self.value_error(text, key, message);
+        if web.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(err(
+                "web.listen",
+                "must be an IP address and port, e.g. 127.0.0.1:8787",
+            ));
+        }
+        if web.session_secret_env.is_some() && web.session_secret_file.is_some() {
+            return Err(err(
+                "web.session_secret_file",
+                "give either session_secret_env or session_secret_file, not both",
+            ));
+        }
+        if web.session_hours == 0 {
+            return Err(err("web.session_hours", "must be at least 1"));
+        }
+        let mut admins = updater_web::auth::Admins::new();
+        for admin in &web.admins {
+            admins = admins
+                .with_admin(admin.name.clone(), admin.password_hash.expose())
+                .map_err(|e| err("web.admins", &e.to_string()))?;
+        }
+        for token in &web.api_tokens {
+            updater_web::auth::ApiToken::from_sha256_hex(token.name.clone(), &token.sha256)
+                .map_err(|e| err("web.api_tokens", &e.to_string()))?;
         }
         Ok(())
     }
