@@ -6,6 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 /// The element key of the W3C protocol.
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecc";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// Whether `chromium` and `chromedriver` are installed; when not, says why
 /// (the skip-or-fail rule of [`crate::services::unavailable`]).
@@ -52,8 +53,11 @@ impl Browser {
             .local_addr()
             .unwrap()
             .port();
+        // Its own process group: dropping the browser ends chromedriver and
+        // every Chromium process it started, even after a failed session.
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -115,17 +119,38 @@ impl Browser {
             body.len()
         )
         .unwrap();
+        // chromedriver announces `Connection: close` but keeps the socket
+        // open: read the head, then exactly Content-Length bytes.
         let mut response = Vec::new();
-        stream.read_to_end(&mut response).unwrap();
-        let text = String::from_utf8_lossy(&response);
-        let (head, payload) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let payload = if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            dechunk(payload)
-        } else {
-            payload.to_string()
+        let mut byte = [0u8; 1];
+        while !response.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut byte) {
+                Ok(1) => response.push(byte[0]),
+                Ok(_) => break,
+                Err(error) => panic!("webdriver {method} {path}: no answer ({error})"),
+            }
+        }
+        let head = String::from_utf8_lossy(&response).to_ascii_lowercase();
+        let length = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        let payload = match length {
+            Some(length) => {
+                let mut body = vec![0u8; length];
+                stream.read_exact(&mut body).unwrap();
+                String::from_utf8_lossy(&body).into_owned()
+            }
+            None => {
+                let mut body = Vec::new();
+                let _ = stream.read_to_end(&mut body);
+                let text = String::from_utf8_lossy(&body).into_owned();
+                if head.contains("transfer-encoding: chunked") {
+                    dechunk(&text)
+                } else {
+                    text
+                }
+            }
         };
         let value: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
         value["value"].clone()
@@ -173,7 +198,7 @@ impl Browser {
                 Instant::now() < deadline,
                 "no {selector} on {} within {timeout:?}:\n{}",
                 self.url(),
-                self.text("body")
+                self.execute("return document.documentElement.outerHTML")
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -263,6 +288,8 @@ impl Drop for Browser {
         if !self.session.is_empty() {
             let _ = self.call("DELETE", &format!("/session/{}", self.session), Value::Null);
         }
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }

@@ -963,6 +963,7 @@ pub(crate) async fn confirm_delete(
 pub(crate) async fn login(
     State(state): State<WebState>,
     Extension(base): Extension<Base>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
     if !matches!(state.inner.auth, AuthMode::Builtin(_)) {
         return error_page(
@@ -971,7 +972,13 @@ pub(crate) async fn login(
             None,
         );
     }
-    login_page(&state, &base, None, StatusCode::OK)
+    login_page(
+        &state,
+        &base,
+        None,
+        StatusCode::OK,
+        crate::routes::login_nonce(&headers),
+    )
 }
 
 /// The login form, with an error when a login failed.
@@ -980,8 +987,9 @@ pub(crate) fn login_page(
     base: &Base,
     error: Option<&WebError>,
     status: StatusCode,
+    nonce: Option<String>,
 ) -> Response {
-    let (cookie, token) = match login_form_token(state, base) {
+    let (cookie, token) = match login_form_token(state, base, nonce) {
         Ok(pair) => pair,
         Err(error) => return error_page(&error, base, None),
     };

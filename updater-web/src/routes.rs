@@ -67,6 +67,7 @@ pub fn router(state: WebState) -> Router {
         .route("/logout", post(logout))
         .route("/assets/app.css", get(pages::stylesheet))
         .route("/assets/app.js", get(pages::script))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/api/status", get(api::status))
         .route("/api/check", post(api::check))
         .route("/api/apply", post(api::apply))
@@ -150,7 +151,8 @@ fn is_api(path: &str) -> bool {
 }
 
 fn is_public(method: &Method, path: &str) -> bool {
-    path == "/login" || (method == Method::GET && path.starts_with("/assets/"))
+    path == "/login"
+        || (method == Method::GET && (path.starts_with("/assets/") || path == "/favicon.ico"))
 }
 
 /// Authenticates, refuses non-admins, checks CSRF on state changes.
@@ -305,17 +307,35 @@ fn cookie_header(state: &WebState, base: &Base, name: &str, value: &str, max_age
     )
 }
 
-/// A fresh login nonce cookie and the form token bound to it.
+/// The login nonce cookie (the browser's own when it has one: other tabs
+/// and requests keep their forms valid) and the form token bound to it.
 pub(crate) fn login_form_token(
     state: &WebState,
     base: &Base,
+    existing: Option<String>,
 ) -> Result<(String, String), WebError> {
-    let nonce = hex::encode(random_bytes::<16>()?);
+    let nonce = match existing.filter(|n| n.len() == 32 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        Some(nonce) => nonce,
+        None => hex::encode(random_bytes::<16>()?),
+    };
     let token = state.inner.sessions.login_token(&nonce);
     Ok((
         cookie_header(state, base, LOGIN_COOKIE, &nonce, 3600),
         token,
     ))
+}
+
+/// The login nonce the browser holds, if any.
+pub(crate) fn login_nonce(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|p| p.trim().split_once('='))
+        .find(|(k, _)| *k == LOGIN_COOKIE)
+        .map(|(_, v)| v.to_string())
 }
 
 /// The client's address, when the server recorded it (`into_make_service_with_connect_info`).
@@ -366,20 +386,23 @@ async fn login(
         bearer: false,
         session_cookie: None,
     };
-    let nonce = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|p| p.trim().split_once('='))
-        .find(|(k, _)| *k == LOGIN_COOKIE)
-        .map(|(_, v)| v.to_string());
+    let nonce = login_nonce(&headers);
     let cross_site = headers
         .get("sec-fetch-site")
         .is_some_and(|v| v.as_bytes() == b"cross-site");
-    if cross_site || !nonce.is_some_and(|n| sessions.check_login_token(&n, &form.csrf)) {
+    if cross_site
+        || !nonce
+            .as_deref()
+            .is_some_and(|n| sessions.check_login_token(n, &form.csrf))
+    {
         state.audit_outcome(&who, "login", None, Some(&WebError::Csrf));
-        return pages::login_page(&state, &base, Some(&WebError::Csrf), StatusCode::FORBIDDEN);
+        return pages::login_page(
+            &state,
+            &base,
+            Some(&WebError::Csrf),
+            StatusCode::FORBIDDEN,
+            None,
+        );
     }
     let mut keys = vec![format!("user:{}", form.username.to_lowercase())];
     if let Some(address) = client {
@@ -387,8 +410,13 @@ async fn login(
     }
     if let Err(error) = sessions.check_rate(&keys) {
         state.audit_outcome(&who, "login", None, Some(&error));
-        let mut response =
-            pages::login_page(&state, &base, Some(&error), StatusCode::TOO_MANY_REQUESTS);
+        let mut response = pages::login_page(
+            &state,
+            &base,
+            Some(&error),
+            StatusCode::TOO_MANY_REQUESTS,
+            nonce.clone(),
+        );
         if let WebError::RateLimited { retry_after_secs } = error
             && let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string())
         {
@@ -409,6 +437,7 @@ async fn login(
             &base,
             Some(&WebError::BadCredentials),
             StatusCode::UNAUTHORIZED,
+            nonce,
         );
     }
     sessions.clear_failures(&keys[0]);
