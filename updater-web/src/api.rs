@@ -188,6 +188,17 @@ pub struct Changed {
     pub changed: Vec<i64>,
 }
 
+/// One server-sent event of `GET /api/operations/{id}/events`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SseEvent {
+    /// `state` (an [`OperationView`], first), `progress` (a progress event) or
+    /// `done` (the final [`OperationView`], last).
+    #[schema(pattern = "^(state|progress|done)$")]
+    pub event: String,
+    /// The event's JSON.
+    pub data: String,
+}
+
 /// `{"deleted": id}`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Deleted {
@@ -430,7 +441,7 @@ pub async fn operation(
 /// (the final operation) and the end of the stream.
 #[utoipa::path(get, path = "/api/operations/{id}/events", tag = "operations",
     params(("id" = u64, Path, description = "The operation's id")),
-    responses((status = 200, description = "text/event-stream: events `state`, `progress`, `done`", content_type = "text/event-stream", body = String),
+    responses((status = 200, description = "text/event-stream: events `state`, `progress`, `done`", content_type = "text/event-stream", body = SseEvent),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn operation_events(
     State(state): State<WebState>,
