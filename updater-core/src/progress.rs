@@ -77,7 +77,6 @@ impl<F: Fn(&Progress) + Send + Sync> ProgressSink for F {
 /// Serialised with the same field names (the web console's server-sent events).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-
 pub struct ProgressEvent {
     /// The step running.
     pub step: Step,

@@ -6,7 +6,8 @@
 /// `markdown` as safe HTML.
 ///
 /// ```
-/// let html = updater_web::markdown::render("# New\n\n<script>alert(1)</script>**bold** [x](javascript:alert(1))");
+/// let notes = "# New\n\n**bold** [x](javascript:alert(1))\n\n<script>alert(1)</script>";
+/// let html = updater_web::markdown::render(notes);
 /// assert!(html.contains("<h1>New</h1>"));
 /// assert!(html.contains("<strong>bold</strong>"));
 /// assert!(!html.contains("script"));

@@ -31,6 +31,10 @@ impl std::fmt::Debug for WebState {
     }
 }
 
+/// The releases of the channel as the source last listed them (or why it
+/// could not), and when.
+pub(crate) type CachedReleases = (Instant, std::result::Result<Vec<Release>, String>);
+
 pub(crate) struct Inner {
     pub(crate) updater: Arc<Updater>,
     pub(crate) history: Arc<dyn HistoryStore>,
@@ -43,7 +47,7 @@ pub(crate) struct Inner {
     pub(crate) secure_cookies: bool,
     pub(crate) backup_before_update: bool,
     pub(crate) title: String,
-    pub(crate) releases: Mutex<Option<(Instant, std::result::Result<Vec<Release>, String>)>>,
+    pub(crate) releases: Mutex<Option<CachedReleases>>,
     /// The last verification of each backup in this process: when, and whether it passed.
     pub(crate) verified: Mutex<HashMap<String, (DateTime<Utc>, bool)>>,
 }

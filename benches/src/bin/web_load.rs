@@ -272,7 +272,10 @@ fn main() -> Result<(), BoxError> {
         .build()?;
     let updater = Arc::new(updater);
     let state = WebState::builder(updater.clone())
-        .with_api_token(ApiToken::from_sha256_hex("bench", &ApiToken::digest(TOKEN))?)
+        .with_api_token(ApiToken::from_sha256_hex(
+            "bench",
+            &ApiToken::digest(TOKEN),
+        )?)
         .build()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
