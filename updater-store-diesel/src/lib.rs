@@ -5,8 +5,9 @@
 //!
 //! [`DieselHistoryStore`] implements [`updater_core::history::HistoryStore`].
 //! Give it the URL of the database your application already uses and a table
-//! prefix, and its four tables (`system_updates`, `version_checks`,
-//! `update_backups`, `update_notifications`, plus `schema_version`) live
+//! prefix, and its five tables (`system_updates`, `version_checks`,
+//! `update_backups`, `update_notifications`, `update_audit` — the admins'
+//! actions, added by schema version 2 — plus `schema_version`) live
 //! beside your own. Admin notifications are written by core's
 //! [`StoreNotifier`] over this store (one row per admin, deduplicated per
 //! version and type, so a daily check does not announce the same version

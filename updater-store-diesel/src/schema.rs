@@ -10,7 +10,7 @@
 use crate::error::StoreError;
 
 /// The newest schema version this library creates and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The longest accepted prefix: PostgreSQL truncates identifiers at 63 bytes,
 /// and the longest name built from the prefix has 24 more.
@@ -181,6 +181,7 @@ impl TablePrefix {
             version_checks: format!("{p}version_checks"),
             update_backups: format!("{p}update_backups"),
             update_notifications: format!("{p}update_notifications"),
+            update_audit: format!("{p}update_audit"),
             schema_version: format!("{p}schema_version"),
         }
     }
@@ -198,18 +199,21 @@ pub struct TableNames {
     pub update_backups: String,
     /// One row per admin notification.
     pub update_notifications: String,
+    /// One row per admin action (schema version 2).
+    pub update_audit: String,
     /// The schema versions applied.
     pub schema_version: String,
 }
 
 impl TableNames {
-    /// The four record tables, then `schema_version`.
-    pub fn all(&self) -> [&str; 5] {
+    /// The five record tables, then `schema_version`.
+    pub fn all(&self) -> [&str; 6] {
         [
             &self.system_updates,
             &self.version_checks,
             &self.update_backups,
             &self.update_notifications,
+            &self.update_audit,
             &self.schema_version,
         ]
     }
@@ -230,6 +234,7 @@ pub(crate) fn create_version_table(backend: Backend, prefix: &TablePrefix) -> St
 pub(crate) fn migration(backend: Backend, prefix: &TablePrefix, version: i64) -> Vec<String> {
     match version {
         1 => schema_v1(backend, prefix),
+        2 => schema_v2(backend, prefix),
         _ => Vec::new(),
     }
 }
@@ -345,6 +350,45 @@ fn schema_v1(backend: Backend, prefix: &TablePrefix) -> Vec<String> {
         },
     ];
 
+    create_tables(backend, prefix, tables)
+}
+
+/// Version 2: the audit log (`HistoryStore::record_audit`), a new table;
+/// the tables of version 1 are unchanged.
+fn schema_v2(backend: Backend, prefix: &TablePrefix) -> Vec<String> {
+    let ColumnTypes {
+        id,
+        text,
+        key,
+        timestamp: ts,
+        ..
+    } = backend.column_types();
+    create_tables(
+        backend,
+        prefix,
+        vec![TableSpec {
+            name: "update_audit",
+            // `user` is reserved in PostgreSQL: `user_name`.
+            columns: format!(
+                "id {id},
+                at {ts} NOT NULL,
+                user_name {key} NOT NULL,
+                action {key} NOT NULL,
+                target {text},
+                success BOOLEAN NOT NULL,
+                detail {text}"
+            ),
+            indexes: &[("audit_at", "at, id", false)],
+        }],
+    )
+}
+
+fn create_tables(
+    backend: Backend,
+    prefix: &TablePrefix,
+    tables: impl IntoIterator<Item = TableSpec>,
+) -> Vec<String> {
+    let t = backend.column_types();
     let p = prefix.as_str();
     let mut statements = Vec::new();
     for table in tables {
@@ -415,13 +459,15 @@ mod tests {
     fn every_schema_statement_names_only_prefixed_objects() {
         let prefix = TablePrefix::new("zz_").unwrap();
         for backend in [Backend::Sqlite, Backend::Postgres, Backend::Mysql] {
-            let statements = migration(backend, &prefix, 1);
+            let statements: Vec<String> = (1..=SCHEMA_VERSION)
+                .flat_map(|version| migration(backend, &prefix, version))
+                .collect();
             assert_eq!(
                 statements
                     .iter()
                     .filter(|s| s.starts_with("CREATE TABLE"))
                     .count(),
-                4
+                5
             );
             for statement in &statements {
                 for word in statement.split_whitespace() {

@@ -63,6 +63,8 @@ const NOTIFICATION_COLUMNS: [&str; 9] = [
 ];
 const NOTIFICATION_JSON: [&str; 1] = ["metadata"];
 
+const AUDIT_COLUMNS: [&str; 6] = ["at", "user_name", "action", "target", "success", "detail"];
+
 /// The statements of one store.
 #[derive(Debug, Clone)]
 pub(crate) struct Statements {
@@ -90,6 +92,9 @@ pub(crate) struct Statements {
     pub(crate) probe_checks: String,
     pub(crate) probe_backups: String,
     pub(crate) probe_notifications: String,
+    pub(crate) probe_audit: String,
+    pub(crate) insert_audit: String,
+    pub(crate) audit_page: String,
 }
 
 fn select(backend: Backend, table: &str, columns: &[&str], json: &[&str]) -> String {
@@ -192,6 +197,8 @@ impl Statements {
         let probe_checks = format!("{select_checks} WHERE 1 = 0");
         let probe_backups = format!("{select_backups} WHERE 1 = 0");
         let probe_notifications = format!("{select_notifications} WHERE 1 = 0");
+        let select_audit = select(backend, &tables.update_audit, &AUDIT_COLUMNS, &[]);
+        let probe_audit = format!("{select_audit} WHERE 1 = 0");
 
         Statements {
             backend,
@@ -257,6 +264,14 @@ impl Statements {
             probe_checks,
             probe_backups,
             probe_notifications,
+            probe_audit,
+            insert_audit: finish(returning_id(
+                backend,
+                insert(backend, &tables.update_audit, &AUDIT_COLUMNS, &[], &[]),
+            )),
+            audit_page: finish(format!(
+                "{select_audit} ORDER BY at DESC, id DESC LIMIT ? OFFSET ?"
+            )),
             tables,
         }
     }

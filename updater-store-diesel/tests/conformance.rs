@@ -131,6 +131,7 @@ macro_rules! backend_tests {
                     "version_checks",
                     "update_backups",
                     "update_notifications",
+                    "update_audit",
                     "schema_version",
                 ] {
                     db.execute(&format!("DROP TABLE IF EXISTS {prefix}{name}"));
