@@ -62,6 +62,7 @@
 //! updater apply --yes                  # backup, download, verify, swap, migrate, health
 //! updater history --json | jq '.updates[0].status'
 //! updater schedule                     # systemd service: periodic check + cleanup
+//! updater serve                        # the web console on 127.0.0.1:8787 ([web] admins)
 //! ```
 //!
 //! ## Exit codes
@@ -104,6 +105,8 @@
 //! | `schedule --once` | `check` (as `check`, an error object or `null` when `auto_check` is off), `cleanup` (as `backup cleanup` or an error object) |
 //! | `schedule` | on SIGTERM/SIGINT: `stopped` (`true`), `rounds` |
 //! | `config check` | `file`, `valid`, `overridden_by`, `config` (secrets `***`) |
+//! | `serve` | on SIGTERM/SIGINT: `stopped` (`true`), `listen` |
+//! | `web hash-password` | `hash` |
 //!
 //! ## Features
 //!

@@ -186,6 +186,17 @@ fn an_admin_does_everything_in_the_browser() {
         |b| b.try_find("#no-notifications").is_some() || unread(b) == before - 1,
     );
 
+    // On a phone: nothing wider than the screen.
+    browser.resize(390, 844);
+    browser.goto(&format!("{base}/"));
+    browser.find("#check-now", Duration::from_secs(10));
+    let overflow = browser.execute(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+    );
+    assert_eq!(overflow, 0, "the dashboard fits a 390 px wide screen");
+    browser.screenshot(&shots, "09-dashboard-phone");
+    browser.resize(1280, 1000);
+
     // Log out: the console refuses the browser.
     browser.click_on("#logout");
     browser.find("#sign-in", Duration::from_secs(10));

@@ -249,6 +249,15 @@ impl Browser {
         }
     }
 
+    /// Resizes the window to `width` x `height` pixels (a phone: 390 x 844).
+    pub fn resize(&self, width: u32, height: u32) {
+        self.session_call(
+            "POST",
+            "/window/rect",
+            json!({ "width": width, "height": height }),
+        );
+    }
+
     /// Runs `script` (a function body) in the page; its return value.
     pub fn execute(&self, script: &str) -> Value {
         self.session_call(

@@ -447,6 +447,8 @@ impl Sessions {
 
     pub(crate) fn record_failure(&self, keys: &[String]) {
         let mut failures = self.lock_failures();
+        // Forget what fell out of the window: guessing many names cannot grow the map.
+        failures.retain(|_, times| times.last().is_some_and(|t| t.elapsed() < FAILURE_WINDOW));
         for key in keys {
             failures
                 .entry(key.clone())
