@@ -144,31 +144,29 @@ impl SessionKey {
         Ok(SessionKey(Arc::new(random_bytes::<32>()?.to_vec())))
     }
 
-    fn mac(&self, parts: &[&[u8]]) -> Vec<u8> {
-        // HMAC accepts keys of any length: this cannot fail.
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable_hmac());
+    /// HMAC-SHA256 over the length-prefixed `parts`; `None` only if the
+    /// key were refused (HMAC takes keys of any length: never).
+    fn mac(&self, parts: &[&[u8]]) -> Option<Vec<u8>> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).ok()?;
         for part in parts {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part);
         }
-        mac.finalize().into_bytes().to_vec()
+        Some(mac.finalize().into_bytes().to_vec())
     }
 
+    /// The signature in hex (empty, which nothing verifies, if there were none).
     fn sign(&self, parts: &[&[u8]]) -> String {
-        hex::encode(self.mac(parts))
+        self.mac(parts).map(hex::encode).unwrap_or_default()
     }
 
+    /// Whether `signature` is ours for `parts` (fails closed).
     fn verify(&self, parts: &[&[u8]], signature: &str) -> bool {
-        hex::decode(signature).is_ok_and(|given| constant_time_eq(&given, &self.mac(parts)))
+        match (hex::decode(signature), self.mac(parts)) {
+            (Ok(given), Some(expected)) => constant_time_eq(&given, &expected),
+            _ => false,
+        }
     }
-}
-
-#[allow(clippy::panic)]
-#[cold]
-fn unreachable_hmac() -> Hmac<Sha256> {
-    // `Hmac::new_from_slice` only fails for fixed-size-key MACs.
-    panic!("HMAC-SHA256 accepts keys of any length")
 }
 
 /// Cryptographically random bytes from the kernel.

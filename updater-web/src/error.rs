@@ -110,6 +110,14 @@ impl WebError {
     }
 
     /// The HTTP status this error answers with.
+    ///
+    /// ```
+    /// use updater_web::WebError;
+    /// let busy = WebError::Busy { holder: "apply by web:alice".into() };
+    /// assert_eq!(busy.status(), 409);
+    /// let locked = WebError::Update(updater_core::Error::precondition("rollback", "nothing kept"));
+    /// assert_eq!((locked.status().as_u16(), locked.kind()), (409, "precondition"));
+    /// ```
     pub fn status(&self) -> StatusCode {
         use updater_core::Error as E;
         match self {

@@ -259,6 +259,24 @@ impl ProgressSink for Reporter {
 }
 
 /// The runner: at most one operation at a time.
+///
+/// ```
+/// use std::sync::Arc;
+/// use updater_web::operations::{JobOutcome, Launch, OperationKind, OperationStatus, Operations};
+///
+/// let operations = Arc::new(Operations::new());
+/// let launch = Launch { kind: OperationKind::Check, initiated_by: "web:alice".into(), target: None };
+/// let op = operations.start(
+///     launch.clone(),
+///     |_reporter| Ok(JobOutcome { result: serde_json::json!({"ok": true}), update_id: None }),
+///     |_started| None,
+/// )?;
+/// while op.view().status == OperationStatus::Running {
+///     std::thread::sleep(std::time::Duration::from_millis(5));
+/// }
+/// assert_eq!(op.view().percent, 100);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct Operations {
     inner: Mutex<Inner>,
