@@ -171,8 +171,8 @@ pub enum Command {
 
     /// Serve the web console and its JSON API (`[web]` in the config) until
     /// SIGTERM or SIGINT. Listens on loopback unless told otherwise; refuses
-    /// any other address without --allow-insecure-remote (put a TLS proxy in
-    /// front and set `web.secure_cookies`).
+    /// any other address without TLS (`web.tls_cert` and `web.tls_key`) or
+    /// --allow-insecure-remote (behind a TLS proxy; set `web.secure_cookies`).
     ///
     /// Prints `listening on http://ADDRESS` on standard error once ready.
     /// JSON: on a signal {"stopped": true, "listen"}.

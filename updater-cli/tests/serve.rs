@@ -128,3 +128,88 @@ fn a_password_hash_that_is_not_argon2id_is_refused_naming_the_key() {
         "the hash is not repeated: {message}"
     );
 }
+
+#[test]
+fn with_a_certificate_serve_speaks_https_and_marks_cookies_secure() {
+    use updater_testkit::services::{has_program, unavailable};
+    for program in ["openssl", "curl"] {
+        if !has_program(program) {
+            unavailable("the HTTPS test", &format!("needs {program}"));
+            return;
+        }
+    }
+    let f = support::fixture();
+    let (cert, key) = (f.dir.path().join("cert.pem"), f.dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(made.success());
+    f.write_config(&format!(
+        "\n[web]\nadmins = [{{ name = \"alice\", password_hash = \"{}\" }}]\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n",
+        hash(&f, "pw")
+    ));
+    let served = f.serve(&[]);
+    assert!(
+        served.base.starts_with("https://127.0.0.1:"),
+        "{}",
+        served.base
+    );
+    let login = std::process::Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(&cert)
+        .args(["-D", "-", "-o", "/dev/null"])
+        .arg(format!("{}/login", served.base))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&login.stdout).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let cookie = head
+        .lines()
+        .find(|l| l.starts_with("set-cookie: updater_login="))
+        .unwrap_or_default();
+    assert!(cookie.contains("; secure"), "{head}");
+    let plain = std::process::Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!(
+            "{}/login",
+            served.base.replace("https://", "http://")
+        ))
+        .output()
+        .unwrap();
+    assert_ne!(
+        String::from_utf8_lossy(&plain.stdout),
+        "200",
+        "no plain HTTP"
+    );
+    let (code, _) = served.stop();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn tls_cert_without_key_is_a_configuration_error() {
+    let f = support::fixture();
+    f.write_config("\n[web]\ntls_cert = \"cert.pem\"\n");
+    let (json, code) = f.json(&["config", "check"]);
+    assert_eq!(code, 2, "{json}");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("key `web.tls_cert`: tls_cert and tls_key go together"),
+        "{json}"
+    );
+}

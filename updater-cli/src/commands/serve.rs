@@ -17,14 +17,19 @@ use crate::cli::ServeArgs;
 use crate::components::Components;
 use crate::error::{CliError, Result};
 
-/// The address to listen on, refusing a non-loopback one without the flag.
-pub(crate) fn listen_address(text: &str, allow_insecure_remote: bool) -> Result<SocketAddr> {
+/// The address to listen on, refusing a non-loopback one without TLS
+/// (`tls`) or the flag.
+pub(crate) fn listen_address(
+    text: &str,
+    tls: bool,
+    allow_insecure_remote: bool,
+) -> Result<SocketAddr> {
     let address: SocketAddr = text
         .parse()
         .map_err(|_| CliError::Usage(format!("--listen {text:?}: not an IP address and port")))?;
-    if !address.ip().is_loopback() && !allow_insecure_remote {
+    if !address.ip().is_loopback() && !tls && !allow_insecure_remote {
         return Err(CliError::Usage(format!(
-            "refusing to serve the console on {address} without TLS: sessions and passwords would cross the network in clear; listen on 127.0.0.1 behind a TLS proxy, or pass --allow-insecure-remote if a TLS proxy reaches this address"
+            "refusing to serve the console on {address} without TLS: sessions and passwords would cross the network in clear; set [web] tls_cert and tls_key, or listen on 127.0.0.1 behind a TLS proxy, or pass --allow-insecure-remote if a TLS proxy reaches this address"
         )));
     }
     Ok(address)
@@ -88,7 +93,7 @@ pub(crate) fn web_state(c: Components) -> Result<WebState> {
         .with_admins(admins)
         .with_session_key(key)
         .with_session_ttl(Duration::from_secs(web.session_hours.saturating_mul(3600)))
-        .with_secure_cookies(web.secure_cookies)
+        .with_secure_cookies(web.secure_cookies || c.config.web_tls().is_some())
         .with_backup_before_update(c.config.file.backup.before_update)
         .with_manual_backup(manual.clone());
     let mut others: Vec<Arc<dyn BackupStrategy>> = vec![c.files_backup.clone()];
@@ -112,18 +117,52 @@ pub(crate) fn web_state(c: Components) -> Result<WebState> {
         .map_err(|e| c.config.error_at("web", e.to_string()))
 }
 
+/// The TLS settings of `[web] tls_cert` / `tls_key`.
+fn tls_acceptor(c: &Components) -> Result<Option<tokio_rustls::TlsAcceptor>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let Some((cert, key)) = c.config.web_tls() else {
+        return Ok(None);
+    };
+    let certs = CertificateDer::pem_file_iter(&cert)
+        .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
+        .map_err(|e| {
+            c.config
+                .error_at("web.tls_cert", format!("{}: {e}", cert.display()))
+        })?;
+    if certs.is_empty() {
+        return Err(c.config.error_at(
+            "web.tls_cert",
+            format!("{} holds no certificate", cert.display()),
+        ));
+    }
+    let private = PrivateKeyDer::from_pem_file(&key).map_err(|e| {
+        c.config
+            .error_at("web.tls_key", format!("{}: {e}", key.display()))
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| Ok(b.with_no_client_auth().with_single_cert(certs, private)?))
+        .map_err(|e: rustls::Error| c.config.error_at("web.tls_key", e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+}
+
 /// Serves until SIGTERM or SIGINT.
 pub(super) fn run(c: Components, args: &ServeArgs) -> Result<Outcome> {
     let text = args
         .listen
         .clone()
         .unwrap_or_else(|| c.config.file.web.listen.clone());
-    let address = listen_address(&text, args.allow_insecure_remote)?;
+    let tls = tls_acceptor(&c)?;
+    let address = listen_address(&text, tls.is_some(), args.allow_insecure_remote)?;
     let state = web_state(c)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::Update(updater_core::Error::other("start the web server", e)))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let bound = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(address)
             .await
@@ -131,23 +170,78 @@ pub(super) fn run(c: Components, args: &ServeArgs) -> Result<Outcome> {
         let bound = listener
             .local_addr()
             .map_err(|e| CliError::Usage(format!("cannot listen on {address}: {e}")))?;
-        crate::output::note(&format!("listening on http://{bound}"));
+        crate::output::note(&format!("listening on {scheme}://{bound}"));
         let app = updater_web::router(state);
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stop_signal())
-        .await
-        .map_err(|e| CliError::Update(updater_core::Error::other("web server", e)))?;
+        match tls {
+            None => axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop_signal())
+            .await
+            .map_err(|e| CliError::Update(updater_core::Error::other("web server", e)))?,
+            Some(acceptor) => serve_tls(listener, acceptor, app).await,
+        }
         Ok::<_, CliError>(bound)
     })?;
     // Operations still running finish on their threads before the process exits.
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(Outcome::ok(
         json!({ "stopped": true, "listen": bound.to_string() }),
-        format!("stopped serving on http://{bound}"),
+        format!("stopped serving on {scheme}://{bound}"),
     ))
+}
+
+/// HTTPS: each accepted connection goes through the TLS handshake, then
+/// HTTP/1.1 to the console (with its client address, as over plain HTTP).
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: axum::Router,
+) {
+    use tower::ServiceExt;
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut stop => return,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    continue;
+                }
+            },
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                .await
+            {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, %peer, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let service = app.map_request(move |request: hyper::Request<hyper::body::Incoming>| {
+                let mut request = request.map(axum::body::Body::new);
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request
+            });
+            let service = hyper_util::service::TowerToHyperService::new(service);
+            if let Err(error) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await
+            {
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
+        });
+    }
 }
 
 async fn stop_signal() {
@@ -219,7 +313,7 @@ mod tests {
 
     #[test]
     fn a_non_loopback_address_is_refused_without_the_flag() {
-        let error = listen_address("0.0.0.0:8787", false).unwrap_err();
+        let error = listen_address("0.0.0.0:8787", false, false).unwrap_err();
         assert!(
             error
                 .to_string()
@@ -227,11 +321,17 @@ mod tests {
             "{error}"
         );
         assert_eq!(error.exit_code(), 2);
-        assert!(listen_address("0.0.0.0:8787", true).is_ok());
-        assert!(listen_address("127.0.0.1:0", false).is_ok());
-        assert!(listen_address("[::1]:8787", false).is_ok());
+        assert!(listen_address("0.0.0.0:8787", false, true).is_ok());
+        assert!(
+            listen_address("0.0.0.0:8787", true, false).is_ok(),
+            "with TLS"
+        );
+        assert!(listen_address("127.0.0.1:0", false, false).is_ok());
+        assert!(listen_address("[::1]:8787", false, false).is_ok());
         assert_eq!(
-            listen_address("localhost", false).unwrap_err().to_string(),
+            listen_address("localhost", false, false)
+                .unwrap_err()
+                .to_string(),
             "--listen \"localhost\": not an IP address and port"
         );
     }

@@ -604,9 +604,16 @@ pub struct WebSection {
     /// How long a login lasts, in hours (default 8).
     #[serde(default = "default_session_hours")]
     pub session_hours: u64,
-    /// Marks cookies `Secure`: set when a TLS proxy serves the console.
+    /// Marks cookies `Secure`: set when a TLS proxy serves the console
+    /// (always on with `tls_cert`).
     #[serde(default)]
     pub secure_cookies: bool,
+    /// Serve HTTPS with this certificate chain (PEM); with `tls_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM, mode 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// One admin of `[web]`.
@@ -647,6 +654,8 @@ impl Default for WebSection {
             session_secret_file: None,
             session_hours: default_session_hours(),
             secure_cookies: false,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

@@ -301,6 +301,9 @@ impl Config {
         if web.session_hours == 0 {
             return Err(err("web.session_hours", "must be at least 1"));
         }
+        if web.tls_cert.is_some() != web.tls_key.is_some() {
+            return Err(err("web.tls_cert", "tls_cert and tls_key go together"));
+        }
         let mut admins = updater_web::auth::Admins::new();
         for admin in &web.admins {
             admins = admins
@@ -421,6 +424,15 @@ impl Config {
     /// The schedule interval.
     pub fn check_interval(&self) -> Duration {
         Duration::from_secs(self.file.schedule.interval_hours.saturating_mul(3600))
+    }
+
+    /// `[web] tls_cert` and `tls_key`, resolved, when both are set.
+    pub fn web_tls(&self) -> Option<(PathBuf, PathBuf)> {
+        let web = &self.file.web;
+        Some((
+            self.resolve(web.tls_cert.as_ref()?),
+            self.resolve(web.tls_key.as_ref()?),
+        ))
     }
 
     /// The effective configuration as JSON, secrets redacted.
