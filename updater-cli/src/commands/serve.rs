@@ -143,7 +143,7 @@ fn tls_acceptor(c: &Components) -> Result<Option<tokio_rustls::TlsAcceptor>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .and_then(|b| Ok(b.with_no_client_auth().with_single_cert(certs, private)?))
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, private))
         .map_err(|e: rustls::Error| c.config.error_at("web.tls_key", e.to_string()))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
