@@ -211,3 +211,48 @@ fn an_admin_does_everything_in_the_browser() {
     let (code, _) = served.stop();
     assert_eq!(code, 0);
 }
+
+/// Waits, by reading the page only (no script runs), for the operation
+/// page to show the operation ended with `status` (it reloads itself).
+fn operation_ends_without_script(browser: &Browser, status: &str) {
+    browser.wait_until(&format!("the operation ends {status}"), LONG, |b| {
+        b.try_find(&format!(
+            "#operation[data-status=\"{status}\"]:not([data-events])"
+        ))
+        .is_some()
+    });
+}
+
+#[test]
+fn without_javascript_an_admin_updates_by_forms_and_reloads() {
+    if !webdriver::available() {
+        return;
+    }
+    let f = support::fixture();
+    f.server.publish("1.1.0", true);
+    f.write_config(&format!(
+        "\n[web]\nadmins = [{{ name = \"alice\", password_hash = \"{}\" }}]\n",
+        hash(&f)
+    ));
+    let served = f.serve(&[]);
+    let base = served.base.clone();
+    let browser = Browser::start_with(1024, 900, false);
+    browser.goto(&format!("{base}/"));
+    browser.type_into("#username", "alice");
+    browser.type_into("#password", PASSWORD);
+    browser.click_on("#sign-in");
+    browser.click_on("#check-now");
+    operation_ends_without_script(&browser, "succeeded");
+    browser.goto(&format!("{base}/"));
+    browser.click_on("#update-now");
+    browser.click_on("#confirm-update");
+    operation_ends_without_script(&browser, "succeeded");
+    assert_eq!(browser.property("#progress", "value"), 100);
+    browser.screenshot(&screenshots(), "10-update-done-without-javascript");
+    assert_eq!(f.app_version(), "1.1.0");
+    browser.click_on("#logout");
+    browser.find("#sign-in", Duration::from_secs(10));
+    drop(browser);
+    let (code, _) = served.stop();
+    assert_eq!(code, 0);
+}

@@ -48,6 +48,12 @@ impl Browser {
     /// Starts chromedriver on a free loopback port and a headless Chromium
     /// with a fresh profile, `width` x `height` pixels.
     pub fn start(width: u32, height: u32) -> Browser {
+        Self::start_with(width, height, true)
+    }
+
+    /// Like [`start`](Self::start); `javascript: false` turns scripts off
+    /// (to prove pages work without them).
+    pub fn start_with(width: u32, height: u32, javascript: bool) -> Browser {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -74,7 +80,7 @@ impl Browser {
             session: String::new(),
             _profile: profile,
         };
-        let args = vec![
+        let mut args = vec![
             "--headless".to_string(),
             "--no-sandbox".to_string(),
             "--disable-gpu".to_string(),
@@ -87,6 +93,9 @@ impl Browser {
             format!("--window-size={width},{height}"),
             format!("--user-data-dir={}", browser._profile.path().display()),
         ];
+        if !javascript {
+            args.push("--blink-settings=scriptEnabled=false".to_string());
+        }
         let answer = browser.call(
             "POST",
             "/session",
