@@ -236,6 +236,39 @@ pub enum Command {
         #[arg(long, value_name = "WHEN")]
         since: Option<String>,
     },
+    /// Serve the web console and its JSON API (`[web]` in the config) until
+    /// SIGTERM or SIGINT. Listens on loopback unless told otherwise; refuses
+    /// any other address without TLS (`web.tls_cert` and `web.tls_key`) or
+    /// --allow-insecure-remote (behind a TLS proxy; set `web.secure_cookies`).
+    ///
+    /// Prints `listening on http://ADDRESS` on standard error once ready.
+    /// JSON: on a signal {"stopped": true, "listen"}.
+    Serve(ServeArgs),
+
+    /// Web console helpers.
+    #[command(subcommand)]
+    Web(WebCommand),
+}
+
+/// `updater serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on [default: `web.listen`, else 127.0.0.1:8787].
+    #[arg(long, value_name = "ADDRESS")]
+    pub listen: Option<String>,
+    /// Allow a non-loopback address without TLS (only behind a TLS proxy).
+    #[arg(long)]
+    pub allow_insecure_remote: bool,
+}
+
+/// `updater web ...`.
+#[derive(Debug, Subcommand)]
+pub enum WebCommand {
+    /// Hash a password for `[web] admins` (argon2id): reads it from standard
+    /// input (without echo on a terminal) and prints the hash.
+    ///
+    /// JSON: {"hash"}.
+    HashPassword,
 }
 
 /// `updater backup ...`.

@@ -119,7 +119,7 @@ impl CliError {
             CliError::Usage(_) => "usage",
             CliError::Declined(_) => "declined",
             CliError::Io { .. } => "io",
-            CliError::Update(e) => update_error_kind(e),
+            CliError::Update(e) => e.kind(),
         }
     }
 
@@ -130,27 +130,6 @@ impl CliError {
             path: path.into(),
             source,
         }
-    }
-}
-
-fn update_error_kind(error: &updater_core::Error) -> &'static str {
-    use updater_core::Error as E;
-    match error {
-        E::Io { .. } => "io",
-        E::NotFound { .. } => "not_found",
-        E::InvalidInput { .. } => "invalid_input",
-        E::Integrity { .. } => "integrity",
-        E::PackageRejected { .. } => "package_rejected",
-        E::VersionRefused { .. } => "version_refused",
-        E::Precondition { .. } => "precondition",
-        E::Locked { .. } => "locked",
-        E::Unavailable { .. } => "unavailable",
-        E::Command { .. } => "command",
-        E::Step { .. } => "step_failed",
-        E::RolledBack { .. } => "rolled_back",
-        E::NeedsOperator { .. } => "needs_operator",
-        E::ApplicationData { .. } => "application_data",
-        _ => "other",
     }
 }
 

@@ -62,6 +62,7 @@
 //! updater apply --yes                  # backup, download, verify, swap, migrate, health
 //! updater history --json | jq '.updates[0].status'
 //! updater schedule                     # systemd service: periodic check + cleanup
+//! updater serve                        # the web console on 127.0.0.1:8787 ([web] admins)
 //! ```
 //!
 //! ## Exit codes
@@ -76,7 +77,11 @@
 //! ## JSON output (`--json`)
 //!
 //! One object on standard output. Times are RFC 3339, versions strings,
-//! absent values `null`. On error: `{"error": {"kind", "message", "exit_code"}}`
+//! absent values `null`. The objects are the serialisations of
+//! `updater-core`'s reports and records (`CheckView`, `ApplyOutcome`,
+//! `UpdateReport`, `RecoveryView`, `StatusView`, `UpdateRecord`,
+//! `BackupView`): the web console's API (`updater serve`) answers with the
+//! same objects. On error: `{"error": {"kind", "message", "exit_code"}}`
 //! where `kind` is one of `config_read`, `config_syntax`, `config_value`,
 //! `environment`, `usage`, `declined`, `io`, `not_found`, `invalid_input`,
 //! `integrity`, `package_rejected`, `version_refused`, `precondition`,
@@ -88,12 +93,12 @@
 //! | `check` | `current`, `latest`, `update_available`, `update_type`, `from_cache`, `changelog`, `published_at` |
 //! | `apply` | `outcome` (`updated` / `up_to_date`), then `from`, `to`, `update_id`, `update_type`, `maintenance_window_ms`, `backup_id` or `current` |
 //! | `rollback` | `from`, `to`, `update_id`, `update_type`, `maintenance_window_ms`, `backup_id` |
-//! | `recover` | `action` (`nothing`, `update_in_progress`, `cleaned_up`, `rolled_back`, `committed`), `running`, `abandoned`, `version`, `lock_holder`, `leftover_maintenance`, `stale_lock` |
+//! | `recover` | `action` (`nothing`, `update_in_progress`, `cleaned_up`, `rolled_back`, `committed`), `running`, `abandoned`, `version`, `lock_holder`, `leftover_maintenance`, `stale_lock`, `stopped_children` |
 //! | `status` | `current`, `highest`, `kept`, `files_known`, `transition` (`phase`, `from`, `to`), `lock_holder` (`owner`, `pid`, `host`, `since`), `maintenance`, `latest_check`, `paused` (`reason`, `by`, `since`), `probation` (`version`, `previous`, `until`...), `scheduled` (pending one-off updates), `auto_update` (the level) |
 //! | `history` | `updates`: `id`, `version`, `previous_version`, `status`, `update_type`, `initiated_by`, `auto_update`, `started_at`, `completed_at`, `failed_at`, `error_message`, `maintenance_window_ms`, `progress`, `steps` (`name`, `outcome`, `started_at`, `finished_at`, `message`) |
-//! | `backup create` | `backup`: `id`, `version`, `kind`, `size`, `created_at`, `description`, `restorable`, `status` |
+//! | `backup create` | `backup`: `id`, `version`, `kind`, `size`, `created_at`, `description`, `restorable`, `update_id`, `expires_at`, `status` |
 //! | `backup list` | `backups`: the same objects, oldest first |
-//! | `backup restore` | `restored`, `version` |
+//! | `backup restore` | `restored`, `version`, then as `rollback` |
 //! | `backup cleanup` | `deleted`, `kept` (ids) |
 //! | `notifications` | `notifications`: `id`, `type`, `version`, `message`, `user`, `read`, `dismissed`, `created_at`; with `--mark-read`/`--dismiss`: `changed` |
 //! | `unlock` | `cleared`, `holder` |
@@ -106,6 +111,8 @@
 //! | `stats` | `since`, `attempts`, `completed`, `failed`, `rolled_back`, `unfinished`, `success_rate`, `rollbacks_by_step`, `failures_by_step`, `maintenance_window_ms` / `duration_ms` (`count`, `median`, `p95`, `max`), `step_ms`, `per_version`, `per_day` |
 //! | `schedule` | on SIGTERM/SIGINT: `stopped` (`true`), `rounds` |
 //! | `config check` | `file`, `valid`, `overridden_by`, `config` (secrets `***`) |
+//! | `serve` | on SIGTERM/SIGINT: `stopped` (`true`), `listen` |
+//! | `web hash-password` | `hash` |
 //!
 //! ## Features
 //!

@@ -472,6 +472,8 @@ fn backups_are_created_listed_restored_and_cleaned_up() {
             "created_at",
             "description",
             "restorable",
+            "update_id",
+            "expires_at",
             "status"
         ])
     );
@@ -584,7 +586,8 @@ fn recover_reports_what_it_did() {
             "version",
             "lock_holder",
             "leftover_maintenance",
-            "stale_lock"
+            "stale_lock",
+            "stopped_children"
         ])
     );
     assert_eq!(json["action"], "nothing");

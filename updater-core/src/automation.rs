@@ -37,6 +37,7 @@ use crate::version::{Channel, UpdateType, Version};
 
 /// How far an update may go without a person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum AutoUpdateLevel {
     /// Never (default): a person applies every update.
@@ -394,6 +395,7 @@ impl Window {
 /// The operator's pause switch: while set, nothing applies automatically
 /// (automatic updates, scheduled one-off updates, probation rollbacks still run).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PauseState {
     /// Why.
     pub reason: String,
@@ -410,6 +412,7 @@ pub struct PauseState {
 /// snapshot are not collected, and a failing health check rolls it back
 /// automatically (also after a restart: this lives in the installed state).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Probation {
     /// The update on probation.
     pub update_id: Option<i64>,
@@ -427,6 +430,7 @@ pub struct Probation {
 
 /// Where a one-off update stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ScheduleStatus {
     /// Waiting for its time.
@@ -469,6 +473,7 @@ impl ScheduleStatus {
 
 /// An update an operator scheduled for a moment (`updater apply --at`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScheduledUpdate {
     /// Assigned by the store.
     pub id: i64,

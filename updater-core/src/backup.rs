@@ -18,6 +18,7 @@ use crate::version::Version;
 
 /// What a backup holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BackupKind {
     /// Files and database together.

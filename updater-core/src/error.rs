@@ -300,6 +300,28 @@ impl Error {
         }
     }
 
+    /// A short, stable name of the variant (`not_found`, `locked`,
+    /// `rolled_back`...): the `kind` of the CLI's and the web API's error objects.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Io { .. } => "io",
+            Error::NotFound { .. } => "not_found",
+            Error::InvalidInput { .. } => "invalid_input",
+            Error::Integrity { .. } => "integrity",
+            Error::PackageRejected { .. } => "package_rejected",
+            Error::VersionRefused { .. } => "version_refused",
+            Error::Precondition { .. } => "precondition",
+            Error::Locked { .. } => "locked",
+            Error::Unavailable { .. } => "unavailable",
+            Error::Command { .. } => "command",
+            Error::Step { .. } => "step_failed",
+            Error::RolledBack { .. } => "rolled_back",
+            Error::NeedsOperator { .. } => "needs_operator",
+            Error::ApplicationData { .. } => "application_data",
+            Error::Other { .. } => "other",
+        }
+    }
+
     /// An [`Error::NotFound`].
     pub fn not_found(what: impl Into<String>) -> Self {
         Error::NotFound { what: what.into() }

@@ -22,6 +22,7 @@ pub type UpdateId = i64;
 
 /// Where an update is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum UpdateStatus {
     /// Created; preflight and backup.
@@ -89,6 +90,7 @@ impl UpdateStatus {
 
 /// How a step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StepOutcome {
     /// Still running (or the process died during it).
@@ -105,6 +107,7 @@ pub enum StepOutcome {
 
 /// One step of an update.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepRecord {
     /// The step's name (`backup`, `swap`, `migrate`...).
     pub name: String,
@@ -120,6 +123,7 @@ pub struct StepRecord {
 
 /// One update attempt (`system_updates`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpdateRecord {
     /// Assigned by the store; 0 before [`HistoryStore::create_update`].
     pub id: UpdateId,
@@ -149,11 +153,14 @@ pub struct UpdateRecord {
     pub failed_at: Option<DateTime<Utc>>,
     /// The error, naming the step.
     pub error_message: Option<String>,
-    /// The backups taken (ids, paths, sizes) as JSON.
+    /// The backups taken (ids, paths, sizes) as JSON (`backup` in JSON).
+    #[serde(rename = "backup")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub backup_info: Option<serde_json::Value>,
     /// Whether it was started automatically.
     pub auto_update: bool,
-    /// 0–100.
+    /// 0–100 (`progress` in JSON).
+    #[serde(rename = "progress")]
     pub progress_percentage: u8,
     /// The steps so far.
     pub steps: Vec<StepRecord>,
@@ -190,6 +197,7 @@ impl UpdateRecord {
 
 /// How a version check ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CheckStatus {
     /// The source answered.
@@ -279,10 +287,67 @@ impl BackupRecord {
             notes: backup.description.clone(),
         }
     }
+
+    /// The [`Backup`](crate::backup::Backup) this record describes, to hand
+    /// to the [`BackupStrategy`](crate::backup::BackupStrategy) that made it
+    /// (verify, restore, delete).
+    pub fn to_backup(&self) -> crate::backup::Backup {
+        crate::backup::Backup {
+            id: self.backup_id.clone(),
+            kind: self.backup_type,
+            version: self.version.clone(),
+            created_at: self.created_at,
+            files_path: self.files_backup_path.as_ref().map(Into::into),
+            database_path: self.database_backup_path.as_ref().map(Into::into),
+            size: self.backup_size,
+            update_id: self.system_update_id,
+            description: self.notes.clone(),
+        }
+    }
+
+    /// What the CLI's `--json` and the web API show of a backup.
+    pub fn view(&self) -> BackupView {
+        BackupView {
+            id: self.backup_id.clone(),
+            version: self.version.clone(),
+            kind: self.backup_type,
+            size: self.backup_size,
+            created_at: self.created_at,
+            description: self.notes.clone(),
+            restorable: self.is_restorable,
+            update_id: self.system_update_id,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+/// A backup as the CLI's `--json` and the web API show it (no paths).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BackupView {
+    /// The backup's id (file-name safe, never a secret).
+    pub id: String,
+    /// The version backed up.
+    pub version: Version,
+    /// What it holds.
+    pub kind: BackupKind,
+    /// Bytes on disk.
+    pub size: u64,
+    /// When it was taken.
+    pub created_at: DateTime<Utc>,
+    /// Operator notes.
+    pub description: Option<String>,
+    /// Whether it can still be restored.
+    pub restorable: bool,
+    /// The update it belongs to.
+    pub update_id: Option<UpdateId>,
+    /// When retention may delete it.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// What a notification is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationType {
     /// A newer version is available.
@@ -430,6 +495,104 @@ impl NotificationRecord {
     }
 }
 
+impl NotificationRecord {
+    /// What the CLI's `notifications --json` and the web API show.
+    pub fn view(&self) -> NotificationView {
+        NotificationView {
+            id: self.id,
+            kind: self.notification_type,
+            version: self.version.clone(),
+            message: self.message.clone(),
+            user: self.user_id.clone(),
+            read: self.is_read,
+            dismissed: self.is_dismissed,
+            read_at: self.read_at,
+            metadata: self.metadata.clone(),
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// A notification as the CLI's `--json` and the web API show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NotificationView {
+    /// Its id.
+    pub id: i64,
+    /// What it is about (`type`).
+    #[serde(rename = "type")]
+    pub kind: NotificationType,
+    /// The version it is about.
+    pub version: Version,
+    /// The text.
+    pub message: String,
+    /// The admin it is for (`null`: every admin).
+    pub user: Option<String>,
+    /// Read.
+    pub read: bool,
+    /// Dismissed.
+    pub dismissed: bool,
+    /// When it was read.
+    pub read_at: Option<DateTime<Utc>>,
+    /// Extra data.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub metadata: Option<serde_json::Value>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// One action of an admin (`update_audit`): who did what to which object,
+/// and how it ended. Updates, rollbacks and restores are also in their
+/// update records (`initiated_by`); the audit log holds every action,
+/// including those that leave no other trace (a login, a notification
+/// marked read, a backup deleted, a refused request).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditRecord {
+    /// Assigned by the store.
+    pub id: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who (`web:alice`, `cli:root`).
+    pub user: String,
+    /// What (`login`, `apply`, `backup.delete`, `notification.read`...).
+    pub action: String,
+    /// On what (a version, a backup id, a notification id), if anything.
+    pub target: Option<String>,
+    /// Whether it succeeded (or, for a long operation, was started).
+    pub success: bool,
+    /// The error, or a detail (an operation id); never a secret.
+    pub detail: Option<String>,
+}
+
+impl AuditRecord {
+    /// A record of `action` by `user` now (its `id` is assigned by the store).
+    pub fn new(user: impl Into<String>, action: impl Into<String>) -> Self {
+        AuditRecord {
+            id: 0,
+            at: Utc::now(),
+            user: user.into(),
+            action: action.into(),
+            target: None,
+            success: true,
+            detail: None,
+        }
+    }
+
+    /// Sets the object acted on (builder style).
+    pub fn with_target(mut self, target: impl Into<String>) -> Self {
+        self.target = Some(target.into());
+        self
+    }
+
+    /// Sets the outcome and its detail (builder style).
+    pub fn with_outcome(mut self, success: bool, detail: Option<String>) -> Self {
+        self.success = success;
+        self.detail = detail;
+        self
+    }
+}
+
 /// A page of a newest-first listing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
@@ -508,6 +671,23 @@ pub trait HistoryStore: Send + Sync {
     fn mark_notification_read(&self, id: i64) -> Result<()>;
     /// Dismisses a notification.
     fn dismiss_notification(&self, id: i64) -> Result<()>;
+
+    /// Stores an audit record; returns its id. The default keeps none and
+    /// says so ([`Error::Precondition`]): callers then log the action instead.
+    fn record_audit(&self, entry: &AuditRecord) -> Result<i64> {
+        Err(Error::precondition(
+            "audit log",
+            format!(
+                "this history store keeps no audit log (action {} by {})",
+                entry.action, entry.user
+            ),
+        ))
+    }
+
+    /// Audit records, newest first. The default: none.
+    fn audit_log(&self, _page: Page) -> Result<Vec<AuditRecord>> {
+        Ok(Vec::new())
+    }
 }
 
 /// Whether a new version check is due: none was made, or the last one is
@@ -537,6 +717,8 @@ crate::forward_trait!(HistoryStore:
     fn notifications(&self, filter: &NotificationFilter) -> Result<Vec<NotificationRecord>>;
     fn mark_notification_read(&self, id: i64) -> Result<()>;
     fn dismiss_notification(&self, id: i64) -> Result<()>;
+    fn record_audit(&self, entry: &AuditRecord) -> Result<i64>;
+    fn audit_log(&self, page: Page) -> Result<Vec<AuditRecord>>;
 );
 
 /// A [`HistoryStore`] in memory: for tests, and for applications that keep
@@ -562,6 +744,7 @@ struct Tables {
     updates: Vec<UpdateRecord>,
     backups: Vec<BackupRecord>,
     notifications: Vec<NotificationRecord>,
+    audit: Vec<AuditRecord>,
 }
 
 fn next_id<T>(rows: &[T], id: impl Fn(&T) -> i64) -> i64 {
@@ -737,5 +920,19 @@ impl HistoryStore for InMemoryHistoryStore {
         let mut t = self.tables()?;
         Self::notification_mut(&mut t, id)?.is_dismissed = true;
         Ok(())
+    }
+
+    fn record_audit(&self, entry: &AuditRecord) -> Result<i64> {
+        let mut t = self.tables()?;
+        let id = next_id(&t.audit, |a| a.id);
+        t.audit.push(AuditRecord {
+            id,
+            ..entry.clone()
+        });
+        Ok(id)
+    }
+
+    fn audit_log(&self, page: Page) -> Result<Vec<AuditRecord>> {
+        Ok(newest_first(&self.tables()?.audit, |a| (a.at, a.id), page))
     }
 }

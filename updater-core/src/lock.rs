@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 
 /// Who holds (or held) the lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LockRecord {
     /// What took it (`cli apply`, `schedule`, `web`).
     pub owner: String,

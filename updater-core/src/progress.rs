@@ -74,7 +74,9 @@ impl<F: Fn(&Progress) + Send + Sync> ProgressSink for F {
 }
 
 /// One progress event of a pipeline operation (update, rollback, restore).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serialised with the same field names (the web console's server-sent events).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProgressEvent {
     /// The step running.
     pub step: Step,

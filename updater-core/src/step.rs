@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 /// (A manual rollback runs [`Step::Migrate`] before [`Step::Swap`], while
 /// the newer code with its down migrations is in place.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     /// Ask the source for releases.

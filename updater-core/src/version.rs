@@ -110,6 +110,20 @@ impl From<semver::Version> for Version {
     }
 }
 
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Version {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("A semantic version (`1.4.0`, `2.0.0-beta.1`)"))
+            .examples([serde_json::json!("1.4.0")])
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Version {}
+
 impl Serialize for Version {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         s.collect_str(&self.0)
@@ -198,6 +212,7 @@ impl FromStr for Channel {
 
 /// How big a change an update is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum UpdateType {
     /// The major number changed (may break things).

@@ -10,14 +10,16 @@
 //! prefix, and its tables (`system_updates`, `version_checks`,
 //! `update_backups`, `update_notifications`, the outbox's
 //! `notification_events` and `notification_deliveries`, the schedule's
-//! `scheduled_updates`, plus `schema_version`) live beside your own. Admin notifications are written
+//! `scheduled_updates`, the admins' actions in `update_audit`, plus
+//! `schema_version`) live beside your own. Admin notifications are written
 //! by core's [`StoreNotifier`] over this store (one row per admin,
 //! deduplicated per event, so a daily check does not announce the same
 //! version every day while a second failed update of it is news); e-mail,
 //! Slack and webhook notices wait in the outbox, with their per-channel
 //! delivery state, until `updater-notify` delivers them. Schema 2 added the
 //! outbox and the notifications' `event_id` column, schema 3 the scheduled
-//! updates; opening an older database upgrades it in place and keeps every row. The version-check cache is core's pipeline reading
+//! updates, schema 4 the audit log; opening an older database upgrades it
+//! in place and keeps every row. The version-check cache is core's pipeline reading
 //! [`latest_check`](updater_core::history::HistoryStore::latest_check), which is
 //! one indexed row here.
 //!

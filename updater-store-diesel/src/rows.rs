@@ -10,8 +10,8 @@ use diesel::sql_types::{BigInt, Bool, HasSqlType, Nullable, SmallInt, Text};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use updater_core::history::{
-    BackupRecord, CheckStatus, NotificationRecord, NotificationType, UpdateRecord, UpdateStatus,
-    VersionCheckRecord,
+    AuditRecord, BackupRecord, CheckStatus, NotificationRecord, NotificationType, UpdateRecord,
+    UpdateStatus, VersionCheckRecord,
 };
 use updater_core::version::Version;
 
@@ -323,6 +323,50 @@ pub(crate) struct NotificationRow {
     created_at: DateTime<Utc>,
     #[diesel(sql_type = Nullable<Text>)]
     event_id: Option<String>,
+}
+
+/// The parameters of an audit record, in `AUDIT_COLUMNS` order.
+pub(crate) fn audit_params(a: &AuditRecord) -> Vec<Param> {
+    vec![
+        Param::Timestamp(Some(a.at)),
+        Param::text(a.user.clone()),
+        Param::text(a.action.clone()),
+        Param::Text(a.target.clone()),
+        Param::Bool(a.success),
+        Param::Text(a.detail.clone()),
+    ]
+}
+
+#[derive(Debug, QueryableByName)]
+pub(crate) struct AuditRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = UtcTimestamp)]
+    at: DateTime<Utc>,
+    #[diesel(sql_type = Text)]
+    user_name: String,
+    #[diesel(sql_type = Text)]
+    action: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    target: Option<String>,
+    #[diesel(sql_type = Bool)]
+    success: bool,
+    #[diesel(sql_type = Nullable<Text>)]
+    detail: Option<String>,
+}
+
+impl AuditRow {
+    pub(crate) fn into_record(self) -> AuditRecord {
+        AuditRecord {
+            id: self.id,
+            at: self.at,
+            user: self.user_name,
+            action: self.action,
+            target: self.target,
+            success: self.success,
+            detail: self.detail,
+        }
+    }
 }
 
 /// Reads the columns of one row of `table`, naming the column that is bad.

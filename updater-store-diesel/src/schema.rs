@@ -10,7 +10,7 @@
 use crate::error::StoreError;
 
 /// The newest schema version this library creates and reads.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The longest accepted prefix: PostgreSQL truncates identifiers at 63 bytes,
 /// and the longest name built from the prefix has 24 more.
@@ -184,6 +184,7 @@ impl TablePrefix {
             notification_events: format!("{p}notification_events"),
             notification_deliveries: format!("{p}notification_deliveries"),
             scheduled_updates: format!("{p}scheduled_updates"),
+            update_audit: format!("{p}update_audit"),
             schema_version: format!("{p}schema_version"),
         }
     }
@@ -207,13 +208,15 @@ pub struct TableNames {
     pub notification_deliveries: String,
     /// One-off updates scheduled for a moment (`updater apply --at`, schema 3).
     pub scheduled_updates: String,
+    /// One row per admin action (schema 4).
+    pub update_audit: String,
     /// The schema versions applied.
     pub schema_version: String,
 }
 
 impl TableNames {
-    /// The seven record tables, then `schema_version`.
-    pub fn all(&self) -> [&str; 8] {
+    /// The eight record tables, then `schema_version`.
+    pub fn all(&self) -> [&str; 9] {
         [
             &self.system_updates,
             &self.version_checks,
@@ -222,6 +225,7 @@ impl TableNames {
             &self.notification_events,
             &self.notification_deliveries,
             &self.scheduled_updates,
+            &self.update_audit,
             &self.schema_version,
         ]
     }
@@ -267,6 +271,7 @@ pub(crate) fn migration(backend: Backend, prefix: &TablePrefix, version: i64) ->
             .collect(),
         2 => schema_v2(backend, prefix),
         3 => schema_v3(backend, prefix),
+        4 => schema_v4(backend, prefix),
         _ => Vec::new(),
     }
 }
@@ -489,11 +494,42 @@ fn schema_v1(backend: Backend, prefix: &TablePrefix) -> Vec<String> {
     create_tables(backend, prefix, tables)
 }
 
-/// `CREATE TABLE` (and, outside MySQL, `CREATE INDEX`) statements for `tables`.
-fn create_tables<const N: usize>(
+/// Version 4: the audit log (`HistoryStore::record_audit`), a new table.
+fn schema_v4(backend: Backend, prefix: &TablePrefix) -> Vec<Statement> {
+    let ColumnTypes {
+        id,
+        text,
+        key,
+        timestamp: ts,
+        ..
+    } = backend.column_types();
+    create_tables(
+        backend,
+        prefix,
+        vec![TableSpec {
+            name: "update_audit",
+            // `user` is reserved in PostgreSQL: `user_name`.
+            columns: format!(
+                "id {id},
+                at {ts} NOT NULL,
+                user_name {key} NOT NULL,
+                action {key} NOT NULL,
+                target {text},
+                success BOOLEAN NOT NULL,
+                detail {text}"
+            ),
+            indexes: &[("audit_at", "at, id", false)],
+        }],
+    )
+    .into_iter()
+    .map(Statement::from)
+    .collect()
+}
+
+fn create_tables(
     backend: Backend,
     prefix: &TablePrefix,
-    tables: [TableSpec; N],
+    tables: impl IntoIterator<Item = TableSpec>,
 ) -> Vec<String> {
     let t = backend.column_types();
     let p = prefix.as_str();
@@ -566,10 +602,8 @@ mod tests {
     fn every_schema_statement_names_only_prefixed_objects() {
         let prefix = TablePrefix::new("zz_").unwrap();
         for backend in [Backend::Sqlite, Backend::Postgres, Backend::Mysql] {
-            let statements: Vec<String> = migration(backend, &prefix, 1)
-                .into_iter()
-                .chain(migration(backend, &prefix, 2))
-                .chain(migration(backend, &prefix, 3))
+            let statements: Vec<String> = (1..=SCHEMA_VERSION)
+                .flat_map(|version| migration(backend, &prefix, version))
                 .map(|s| s.sql)
                 .collect();
             assert_eq!(
@@ -577,7 +611,7 @@ mod tests {
                     .iter()
                     .filter(|s| s.starts_with("CREATE TABLE"))
                     .count(),
-                7
+                8
             );
             for statement in &statements {
                 for word in statement.split_whitespace() {

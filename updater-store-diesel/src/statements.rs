@@ -64,6 +64,8 @@ const NOTIFICATION_COLUMNS: [&str; 10] = [
 ];
 const NOTIFICATION_JSON: [&str; 1] = ["metadata"];
 
+const AUDIT_COLUMNS: [&str; 6] = ["at", "user_name", "action", "target", "success", "detail"];
+
 /// The statements of one store.
 #[derive(Debug, Clone)]
 pub(crate) struct Statements {
@@ -95,6 +97,9 @@ pub(crate) struct Statements {
     pub(crate) outbox: crate::outbox::OutboxSql,
     /// One-off scheduled updates.
     pub(crate) schedule: crate::schedule::ScheduleSql,
+    pub(crate) probe_audit: String,
+    pub(crate) insert_audit: String,
+    pub(crate) audit_page: String,
 }
 
 fn select(backend: Backend, table: &str, columns: &[&str], json: &[&str]) -> String {
@@ -197,6 +202,8 @@ impl Statements {
         let probe_checks = format!("{select_checks} WHERE 1 = 0");
         let probe_backups = format!("{select_backups} WHERE 1 = 0");
         let probe_notifications = format!("{select_notifications} WHERE 1 = 0");
+        let select_audit = select(backend, &tables.update_audit, &AUDIT_COLUMNS, &[]);
+        let probe_audit = format!("{select_audit} WHERE 1 = 0");
 
         Statements {
             backend,
@@ -264,6 +271,14 @@ impl Statements {
             probe_notifications,
             outbox: crate::outbox::OutboxSql::new(backend, &tables),
             schedule: crate::schedule::ScheduleSql::new(backend, &tables),
+            probe_audit,
+            insert_audit: finish(returning_id(
+                backend,
+                insert(backend, &tables.update_audit, &AUDIT_COLUMNS, &[], &[]),
+            )),
+            audit_page: finish(format!(
+                "{select_audit} ORDER BY at DESC, id DESC LIMIT ? OFFSET ?"
+            )),
             tables,
         }
     }

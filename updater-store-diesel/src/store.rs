@@ -8,15 +8,15 @@ use chrono::Utc;
 use diesel::RunQueryDsl;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use updater_core::history::{
-    BackupRecord, HistoryStore, NotificationFilter, NotificationRecord, Page, UpdateId,
-    UpdateRecord, VersionCheckRecord,
+    AuditRecord, BackupRecord, HistoryStore, NotificationFilter, NotificationRecord, Page,
+    UpdateId, UpdateRecord, VersionCheckRecord,
 };
 
 use crate::connection::{ConnectOptions, Pools, on_connection};
 use crate::error::StoreError;
 use crate::rows::{
-    BackupRow, CheckRow, IdRow, NotificationRow, Param, UpdateRow, backup_params, bind_params,
-    check_params, dedup_key, notification_params, update_params,
+    AuditRow, BackupRow, CheckRow, IdRow, NotificationRow, Param, UpdateRow, audit_params,
+    backup_params, bind_params, check_params, dedup_key, notification_params, update_params,
 };
 use crate::schema::{Backend, TableNames, TablePrefix};
 use crate::statements::Statements;
@@ -216,6 +216,10 @@ impl DieselHistoryStore {
             diesel::sql_query(&self.sql.schedule.probe).load::<crate::schedule::ScheduleRow>(conn)
         })
         .map_err(mismatch(&t.scheduled_updates))?;
+        on_connection!(self, read, "check columns", t.update_audit, |conn| {
+            diesel::sql_query(&self.sql.probe_audit).load::<AuditRow>(conn)
+        })
+        .map_err(mismatch(&t.update_audit))?;
         Ok(())
     }
 
@@ -451,6 +455,24 @@ impl DieselHistoryStore {
             || format!("notification {id}"),
         )
     }
+
+    fn record_audit(&self, entry: &AuditRecord) -> Result<i64, StoreError> {
+        let table = &self.sql.tables.update_audit;
+        self.insert(
+            "record audit",
+            table,
+            &self.sql.insert_audit,
+            audit_params(entry),
+        )
+    }
+
+    fn audit_log(&self, page: Page) -> Result<Vec<AuditRecord>, StoreError> {
+        let table = &self.sql.tables.update_audit;
+        let rows = on_connection!(self, read, "list audit", table, |conn| {
+            bind_params(&self.sql.audit_page, page_params(page)).load::<AuditRow>(conn)
+        })?;
+        Ok(rows.into_iter().map(AuditRow::into_record).collect())
+    }
 }
 
 impl HistoryStore for DieselHistoryStore {
@@ -512,5 +534,13 @@ impl HistoryStore for DieselHistoryStore {
 
     fn dismiss_notification(&self, id: i64) -> updater_core::Result<()> {
         Ok(DieselHistoryStore::dismiss_notification(self, id)?)
+    }
+
+    fn record_audit(&self, entry: &AuditRecord) -> updater_core::Result<i64> {
+        Ok(DieselHistoryStore::record_audit(self, entry)?)
+    }
+
+    fn audit_log(&self, page: Page) -> updater_core::Result<Vec<AuditRecord>> {
+        Ok(DieselHistoryStore::audit_log(self, page)?)
     }
 }

@@ -169,6 +169,8 @@ macro_rules! backend_tests {
                     "update_notifications",
                     "notification_events",
                     "notification_deliveries",
+                    "scheduled_updates",
+                    "update_audit",
                     "schema_version",
                 ] {
                     db.execute(&format!("DROP TABLE IF EXISTS {prefix}{name}"));
@@ -202,6 +204,7 @@ macro_rules! backend_tests {
                 );
                 let id = store.add_notification(&old).unwrap().unwrap();
                 // Back to schema 1, as a database written by an earlier release.
+                db.execute(&format!("DROP TABLE {p}update_audit"));
                 db.execute(&format!("DROP TABLE {p}scheduled_updates"));
                 db.execute(&format!("DROP TABLE {p}notification_deliveries"));
                 db.execute(&format!("DROP TABLE {p}notification_events"));

@@ -81,8 +81,8 @@ fn tables_live_beside_the_host_applications_own_tables() {
         "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name LIKE 'updater\\_%' ESCAPE '\\'",
     );
     assert_eq!(
-        ours, 8,
-        "seven record tables and schema_version, all prefixed"
+        ours, 9,
+        "eight record tables and schema_version, all prefixed"
     );
     store.drop_tables().unwrap();
     assert_eq!(

@@ -89,12 +89,22 @@ impl ReleaseServer {
 
     /// Publishes `version` holding `files` (path, bytes) as `app-<version>.tar.gz`.
     pub fn publish_files(&self, version: &str, files: &[(String, Vec<u8>)]) {
+        self.publish_files_with_notes(version, files, &format!("Release {version}."));
+    }
+
+    /// Like [`publish_files`](Self::publish_files), with `changelog` as the release notes.
+    pub fn publish_files_with_notes(
+        &self,
+        version: &str,
+        files: &[(String, Vec<u8>)],
+        changelog: &str,
+    ) {
         let archive = tar_gz(files);
         let name = format!("app-{version}.tar.gz");
         let sha = hex::encode(Sha256::digest(&archive));
         self.releases.lock().unwrap().push(json!({
             "version": version,
-            "changelog": format!("Release {version}."),
+            "changelog": changelog,
             "assets": [{ "name": name, "url": name, "size": archive.len(), "sha256": sha }],
         }));
         self.files.lock().unwrap().insert(name, archive);
@@ -103,6 +113,11 @@ impl ReleaseServer {
     /// Publishes `version` whose tree holds `VERSION`, `public/index.html`
     /// and, when `healthy`, the `health-ok` file the health check looks for.
     pub fn publish(&self, version: &str, healthy: bool) {
+        self.publish_with_notes(version, healthy, &format!("Release {version}."));
+    }
+
+    /// Like [`publish`](Self::publish), with `changelog` as the release notes.
+    pub fn publish_with_notes(&self, version: &str, healthy: bool, changelog: &str) {
         let mut files = vec![
             ("VERSION".to_string(), version.as_bytes().to_vec()),
             (
@@ -113,7 +128,7 @@ impl ReleaseServer {
         if healthy {
             files.push(("health-ok".to_string(), b"ok".to_vec()));
         }
-        self.publish_files(version, &files);
+        self.publish_files_with_notes(version, &files, changelog);
     }
 }
 
@@ -266,5 +281,87 @@ impl Run {
                 self.stdout, self.stderr
             )
         })
+    }
+}
+
+/// `updater serve` running in the background; stopped (SIGTERM) when dropped.
+#[derive(Debug)]
+pub struct Served {
+    /// The process.
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// What it printed on standard error so far (after `listening on`: the rest goes on).
+    pub stderr_lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Served {
+    /// Stops it with SIGTERM; its exit code and standard output.
+    pub fn stop(mut self) -> (i32, String) {
+        use std::io::Read;
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().unwrap();
+        let mut stdout = String::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            out.read_to_string(&mut stdout).unwrap();
+        }
+        (status.code().unwrap_or(-1), stdout)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Fixture {
+    /// Starts `updater serve --listen 127.0.0.1:0` (plus `args`) and waits
+    /// until it listens.
+    pub fn serve(&self, args: &[&str]) -> Served {
+        use std::io::BufRead;
+        let mut command = self.command();
+        command
+            .args(["--json", "serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        {
+            let lines = Arc::clone(&lines);
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(base) = line.strip_prefix("listening on ") {
+                        let _ = sender.send(base.trim().to_string());
+                    }
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        let base = receiver
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!(
+                    "updater serve did not start:\n{}",
+                    lines.lock().unwrap().join("\n")
+                )
+            });
+        Served {
+            child,
+            base,
+            stderr_lines: lines,
+        }
     }
 }

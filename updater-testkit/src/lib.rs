@@ -34,6 +34,8 @@ pub mod demo;
 pub mod fakes;
 pub mod http;
 pub mod mail;
+pub mod openapi;
 pub mod services;
 pub mod tree;
+pub mod webdriver;
 pub mod webhook;

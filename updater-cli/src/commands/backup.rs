@@ -4,6 +4,7 @@
 use serde_json::json;
 use updater_backup::{BackupStatus, CatalogEntry};
 use updater_core::backup::Pruned;
+use updater_core::history::BackupRecord;
 use updater_core::pipeline::RestoreRequest;
 
 use super::Outcome;
@@ -18,17 +19,17 @@ fn status_str(status: BackupStatus) -> String {
         .unwrap_or_else(|| format!("{status:?}").to_lowercase())
 }
 
+/// A catalogue entry as the core's [`BackupView`](updater_core::history::BackupView)
+/// (one serializer with the web API), with what only the catalogue knows:
+/// its status and whether its files are all there.
 fn entry_json(entry: &CatalogEntry) -> serde_json::Value {
-    json!({
-        "id": entry.id(),
-        "version": entry.version().to_string(),
-        "kind": entry.kind().as_str(),
-        "size": entry.size(),
-        "created_at": entry.created_at(),
-        "description": entry.notes(),
-        "restorable": entry.restorable,
-        "status": status_str(entry.status()),
-    })
+    let mut view = BackupRecord::of(&entry.record.backup).view();
+    view.size = entry.size();
+    view.description = entry.notes().map(str::to_string);
+    view.restorable = entry.restorable;
+    let mut value = serde_json::to_value(view).unwrap_or(serde_json::Value::Null);
+    value["status"] = json!(status_str(entry.status()));
+    value
 }
 
 fn entry_line(entry: &CatalogEntry) -> String {
@@ -153,14 +154,11 @@ pub(super) fn restore(
     progress.finish();
     let report = restored?;
     let window_ms = u64::try_from(report.maintenance_window.as_millis()).unwrap_or(u64::MAX);
+    let mut value = super::update::to_json(&report);
+    value["restored"] = json!(id);
+    value["version"] = json!(backup.version);
     Ok(Outcome::ok(
-        json!({
-            "restored": id,
-            "version": backup.version.to_string(),
-            "update_id": report.update_id,
-            "maintenance_window_ms": window_ms,
-            "saved_aside": report.saved_aside,
-        }),
+        value,
         format!(
             "Restored backup {id}: version {} runs (record #{}, maintenance window {window_ms} ms){}",
             backup.version,

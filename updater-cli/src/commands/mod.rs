@@ -5,16 +5,16 @@ mod automation;
 mod backup;
 mod notifications;
 mod schedule;
+mod serve;
 mod update;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::json;
-use updater_core::LockRecord;
 use updater_core::pipeline::{RecoveryAction, RecoveryReport};
 
-use crate::cli::{BackupCommand, Cli, Command, ConfigCommand};
+use crate::cli::{BackupCommand, Cli, Command, ConfigCommand, WebCommand};
 use crate::components::{Access, Components};
 use crate::config::{Config, DEFAULT_CONFIG_FILE};
 use crate::error::{Result, exit_code};
@@ -53,6 +53,7 @@ pub fn execute(cli: &Cli) -> Result<Outcome> {
     let path = config_path(cli);
     match &cli.command {
         Command::Config(ConfigCommand::Check) => config_check(&path),
+        Command::Web(WebCommand::HashPassword) => serve::hash_password(),
         command => {
             let access = access_of(command);
             let components = Components::build(Config::load(&path)?, access)?;
@@ -65,6 +66,13 @@ pub fn execute(cli: &Cli) -> Result<Outcome> {
             // now, in the background; the command never waits for a channel
             // beyond `notifications.delivery_wait_secs` at its end.
             let worker = components.notifier.spawn(Duration::from_secs(60));
+            if let Command::Serve(args) = command {
+                // The server owns the parts (shared with its worker threads);
+                // the delivery worker runs as long as it does.
+                let outcome = serve::run(components, args);
+                worker.stop(Duration::from_secs(2));
+                return outcome;
+            }
             let outcome = dispatch(&components, command);
             let wait = Duration::from_secs(components.config.file.notifications.delivery_wait_secs);
             if !worker.flush(wait) {
@@ -99,7 +107,8 @@ fn access_of(command: &Command) -> Access {
         Command::Check { .. }
         | Command::Apply { .. }
         | Command::Preview { .. }
-        | Command::Schedule { .. } => Access::Remote,
+        | Command::Schedule { .. }
+        | Command::Serve(_) => Access::Remote,
         _ => Access::Local,
     }
 }
@@ -148,6 +157,9 @@ fn dispatch(c: &Components, command: &Command) -> Result<Outcome> {
         Command::Schedule { once, .. } => schedule::run(c, *once),
         Command::Unlock { .. } => unlock(c),
         Command::Config(ConfigCommand::Check) => config_check(&c.config.path),
+        Command::Serve(_) | Command::Web(_) => Err(crate::error::CliError::Usage(
+            "serve and web commands are run by execute()".into(),
+        )),
     }
 }
 
@@ -212,15 +224,6 @@ pub fn recovery_notice(report: &RecoveryReport) -> Option<String> {
     (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
-fn lock_json(record: &LockRecord) -> serde_json::Value {
-    json!({
-        "owner": record.owner,
-        "pid": record.pid,
-        "host": record.host,
-        "since": record.since,
-    })
-}
-
 fn unlock(c: &Components) -> Result<Outcome> {
     let holder = c.updater.force_unlock()?;
     let text = match &holder {
@@ -230,7 +233,7 @@ fn unlock(c: &Components) -> Result<Outcome> {
     Ok(Outcome::ok(
         json!({
             "cleared": holder.is_some(),
-            "holder": holder.as_ref().map(lock_json),
+            "holder": holder,
         }),
         text,
     ))

@@ -3,28 +3,23 @@
 use std::time::Duration;
 
 use serde_json::json;
-use updater_core::history::{Page, StepOutcome, UpdateRecord};
-use updater_core::pipeline::{
-    ApplyOutcome, ApplyRequest, CheckReport, RecoveryAction, RollbackRequest, UpdateReport,
-};
+use updater_core::history::Page;
+use updater_core::pipeline::{ApplyOutcome, ApplyRequest, CheckReport, RollbackRequest};
 use updater_core::version::Version;
 
-use super::{Outcome, lock_json, recovery_notice};
+use super::{Outcome, recovery_notice};
 use crate::components::Components;
 use crate::error::{CliError, Result, exit_code};
 use crate::terminal::{Progress, can_ask, confirm, human_bytes, needs_yes};
 
+/// `check --json`: the core's [`CheckView`](updater_core::pipeline::CheckView) (one serializer with the web API).
 pub(crate) fn check_json(report: &CheckReport) -> serde_json::Value {
-    json!({
-        "current": report.current.to_string(),
-        "latest": report.latest.as_ref().map(|r| r.version.to_string()),
-        "update_available": report.update_available,
-        "update_type": report.update_type.map(|t| t.as_str()),
-        "from_cache": report.from_cache,
-        "changelog": report.latest.as_ref().map(|r| r.changelog.clone()),
-        "published_at": report.latest.as_ref().and_then(|r| r.published_at),
-        "download_size": report.latest.as_ref().and_then(|r| r.assets.first()).map(|a| a.size),
-    })
+    to_json(&report.view())
+}
+
+/// Any of the core's serialisable reports and records as JSON.
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
 
 pub(crate) fn check_text(report: &CheckReport) -> String {
@@ -82,19 +77,6 @@ pub(super) fn check(c: &Components, force: bool) -> Result<Outcome> {
     Ok(outcome)
 }
 
-fn report_json(report: &UpdateReport) -> serde_json::Value {
-    json!({
-        "from": report.from.to_string(),
-        "to": report.to.to_string(),
-        "update_id": report.update_id,
-        "update_type": report.update_type.map(|t| t.as_str()),
-        "maintenance_window_ms": millis(report.maintenance_window),
-        "backup_id": report.backup.as_ref().map(|b| b.id.clone()),
-        "carried": report.carried,
-        "saved_aside": report.saved_aside,
-    })
-}
-
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
@@ -126,7 +108,9 @@ pub(super) fn apply(
             ),
             (None, None) => {
                 return Ok(Outcome::ok(
-                    json!({ "outcome": "up_to_date", "current": current.to_string() }),
+                    to_json(&ApplyOutcome::UpToDate {
+                        current: current.clone(),
+                    }),
                     format!("Up to date: {current}"),
                 ));
             }
@@ -153,14 +137,14 @@ pub(super) fn apply(
     let progress = Progress::to_stderr();
     let result = c.updater.apply(&request, &progress);
     progress.finish();
-    match result? {
+    let outcome = result?;
+    let value = to_json(&outcome);
+    match outcome {
         ApplyOutcome::UpToDate { current } => Ok(Outcome::ok(
-            json!({ "outcome": "up_to_date", "current": current.to_string() }),
+            value,
             format!("Up to date: {current} is the newest release of the channel"),
         )),
         ApplyOutcome::Updated(report) => {
-            let mut value = report_json(&report);
-            value["outcome"] = json!("updated");
             let mut text = format!(
                 "Updated {} -> {} (update #{}, maintenance window {} ms{})",
                 report.from,
@@ -219,7 +203,7 @@ pub(super) fn rollback(
     progress.finish();
     let report = result?;
     Ok(Outcome::ok(
-        report_json(&report),
+        to_json(&report),
         format!(
             "Rolled back {} -> {} (record #{}, maintenance window {} ms)",
             report.from,
@@ -236,89 +220,16 @@ pub(super) fn recover(c: &Components, retry: bool) -> Result<Outcome> {
     } else {
         c.updater.recover()?
     };
-    let (action, running, abandoned, version, holder) = match &report.action {
-        RecoveryAction::Nothing => ("nothing", None, None, None, None),
-        RecoveryAction::UpdateInProgress(holder) => (
-            "update_in_progress",
-            None,
-            None,
-            None,
-            Some(lock_json(holder)),
-        ),
-        RecoveryAction::CleanedUp { version } => ("cleaned_up", None, None, Some(version), None),
-        RecoveryAction::RolledBack { running, abandoned } => {
-            ("rolled_back", Some(running), Some(abandoned), None, None)
-        }
-        RecoveryAction::Committed { running } => ("committed", Some(running), None, None, None),
-    };
     let text = recovery_notice(&report).unwrap_or_else(|| "Nothing to recover.".to_string());
-    Ok(Outcome::ok(
-        json!({
-            "action": action,
-            "running": running.map(ToString::to_string),
-            "abandoned": abandoned.map(ToString::to_string),
-            "version": version.map(ToString::to_string),
-            "lock_holder": holder,
-            "leftover_maintenance": report.leftover_maintenance.as_ref().map(|n| json!({
-                "reason": n.reason,
-                "started_at": n.started_at,
-            })),
-            "stale_lock": report.stale_lock.as_ref().map(lock_json),
-        }),
-        text,
-    ))
+    Ok(Outcome::ok(to_json(&report.view()), text))
 }
 
 pub(super) fn status(c: &Components) -> Result<Outcome> {
     let s = c.updater.status()?;
-    let transition = s.transition.as_ref().map(|t| {
-        json!({
-            "kind": t.kind.as_str(),
-            "phase": t.phase.as_str(),
-            "from": t.from.to_string(),
-            "to": t.to.to_string(),
-            "update_id": t.update_id,
-            "failure": t.failure.as_ref().map(|(step, message)| json!({ "step": step.as_str(), "message": message })),
-            "recovery_attempts": t.recovery_attempts,
-            "last_recovery_error": t.last_recovery_error,
-        })
-    });
     // A check recorded before the last update says nothing about now.
-    let available = s.latest_check.as_ref().and_then(|k| {
-        k.latest_version
-            .as_ref()
-            .filter(|v| k.update_available && **v > s.current && k.current_version == s.current)
-    });
-    let check = s.latest_check.as_ref().map(|k| {
-        json!({
-            "checked_at": k.checked_at,
-            "latest_version": k.latest_version.as_ref().map(ToString::to_string),
-            "update_available": available.is_some(),
-            "status": k.check_status.as_str(),
-            "error": k.error_message,
-        })
-    });
-    let value = json!({
-        "current": s.current.to_string(),
-        "highest": s.highest.to_string(),
-        "kept": s.kept.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "files_known": s.files_known,
-        "transition": transition,
-        "lock_holder": s.lock_holder.as_ref().map(lock_json),
-        "maintenance": s.maintenance.as_ref().map(|n| json!({
-            "reason": n.reason,
-            "started_at": n.started_at,
-            "retry_after_secs": n.retry_after_secs,
-            "expires_at": n.expires_at,
-            "set_by_updater": n.set_by_updater,
-        })),
-        "latest_check": check,
-        "paused": serde_json::to_value(&s.paused).unwrap_or_default(),
-        "probation": serde_json::to_value(&s.probation).unwrap_or_default(),
-        "scheduled": serde_json::to_value(&s.scheduled).unwrap_or_default(),
-        "auto_update": serde_json::to_value(s.auto_update).unwrap_or_default(),
-        "notification_channels": super::notifications::health_json(c),
-    });
+    let available = s.available_update();
+    let mut value = to_json(&s.view());
+    value["notification_channels"] = super::notifications::health_json(c);
     let mut text = format!("Running:      {}\nHighest ever: {}\n", s.current, s.highest);
     text.push_str(&format!(
         "Kept for rollback: {}\n",
@@ -421,43 +332,6 @@ pub(super) fn status(c: &Components) -> Result<Outcome> {
     Ok(Outcome::ok(value, text))
 }
 
-pub(crate) fn update_json(u: &UpdateRecord) -> serde_json::Value {
-    json!({
-        "id": u.id,
-        "version": u.version.to_string(),
-        "previous_version": u.previous_version.as_ref().map(ToString::to_string),
-        "status": u.status.as_str(),
-        "update_type": u.update_type.map(|t| t.as_str()),
-        "initiated_by": u.initiated_by,
-        "auto_update": u.auto_update,
-        "started_at": u.started_at,
-        "completed_at": u.completed_at,
-        "failed_at": u.failed_at,
-        "error_message": u.error_message,
-        "maintenance_window_ms": u.maintenance_window_ms,
-        "progress": u.progress_percentage,
-        "changelog": u.changelog,
-        "download_url": u.download_url,
-        "checksum": u.checksum,
-        "download_size": u.download_size,
-        "backup": u.backup_info,
-        "steps": u.steps.iter().map(|s| json!({
-            "name": s.name,
-            "outcome": step_outcome(s.outcome),
-            "started_at": s.started_at,
-            "finished_at": s.finished_at,
-            "message": s.message,
-        })).collect::<Vec<_>>(),
-    })
-}
-
-fn step_outcome(outcome: StepOutcome) -> String {
-    serde_json::to_value(outcome)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{outcome:?}").to_lowercase())
-}
-
 pub(super) fn history(c: &Components, limit: u64, offset: u64) -> Result<Outcome> {
     let updates = c.updater.history().updates(Page { offset, limit })?;
     let mut text = String::new();
@@ -485,7 +359,7 @@ pub(super) fn history(c: &Components, limit: u64, offset: u64) -> Result<Outcome
         ));
     }
     Ok(Outcome::ok(
-        json!({ "updates": updates.iter().map(update_json).collect::<Vec<_>>() }),
+        json!({ "updates": to_json(&updates) }),
         text.trim_end().to_string(),
     ))
 }

@@ -82,6 +82,9 @@ pub struct ConfigFile {
     /// Requirements of the machine checked before every update.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub preflight: Vec<PreflightEntry>,
+    /// The web console (`updater serve`).
+    #[serde(default)]
+    pub web: WebSection,
 }
 
 /// `[auto_update]`: unattended updates (`updater schedule` / `updater serve` carry them out).
@@ -833,4 +836,85 @@ pub struct ChannelSection {
 
 fn default_channel_timeout() -> u64 {
     10
+}
+
+/// `[web]`: the admin console of `updater serve`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSection {
+    /// The address to listen on (default `127.0.0.1:8787`). Anything but
+    /// loopback is refused unless `updater serve --allow-insecure-remote`
+    /// (the console does not terminate TLS itself: put a TLS proxy in front).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Who may sign in: names and argon2id hashes (`updater web hash-password`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admins: Vec<WebAdmin>,
+    /// Scripts' bearer tokens: names and the SHA-256 (hex) of each token.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_tokens: Vec<WebToken>,
+    /// An environment variable holding the session secret (at least 32 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_secret_env: Option<String>,
+    /// A file (mode 0600) holding the session secret. Without a secret,
+    /// a random one is made at start: sessions end when the server stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_secret_file: Option<PathBuf>,
+    /// How long a login lasts, in hours (default 8).
+    #[serde(default = "default_session_hours")]
+    pub session_hours: u64,
+    /// Marks cookies `Secure`: set when a TLS proxy serves the console
+    /// (always on with `tls_cert`).
+    #[serde(default)]
+    pub secure_cookies: bool,
+    /// Serve HTTPS with this certificate chain (PEM); with `tls_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM, mode 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// One admin of `[web]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebAdmin {
+    /// The user name (recorded in history as `web:<name>`).
+    pub name: String,
+    /// The argon2id hash of the password (`$argon2id$...`).
+    pub password_hash: Secret,
+}
+
+/// One API token of `[web]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebToken {
+    /// Recorded as the user (`web:<name>`).
+    pub name: String,
+    /// The SHA-256 (hex) of the token (`printf %s TOKEN | sha256sum`).
+    pub sha256: String,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8787".to_string()
+}
+
+fn default_session_hours() -> u64 {
+    8
+}
+
+impl Default for WebSection {
+    fn default() -> Self {
+        WebSection {
+            listen: default_listen(),
+            admins: Vec::new(),
+            api_tokens: Vec::new(),
+            session_secret_env: None,
+            session_secret_file: None,
+            session_hours: default_session_hours(),
+            secure_cookies: false,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
 }

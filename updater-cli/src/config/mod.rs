@@ -15,7 +15,8 @@ pub use file::{
     AppSection, AutoUpdateSection, BackupHealthSection, BackupSection, ChannelKind, ChannelSection,
     ConfigFile, DatabaseKind, DatabaseSection, HealthSection, HistorySection, HooksSection,
     MaintenanceSection, MigrationsSection, NotificationsSection, PackageSection, PreflightEntry,
-    RestoreTestSetting, ScheduleSection, Secret, SmtpSecurity, SourceKind, SourceSection,
+    RestoreTestSetting, ScheduleSection, Secret, SmtpSecurity, SourceKind, SourceSection, WebAdmin,
+    WebSection, WebToken,
 };
 pub use location::{Position, key_at, line_of_key, position_of};
 
@@ -325,6 +326,40 @@ impl Config {
         {
             return Err(err("history.table_prefix", &e.to_string()));
         }
+        self.validate_web(text)
+    }
+
+    fn validate_web(&self, text: &str) -> Result<()> {
+        let web = &self.file.web;
+        let err = |key: &str, message: &str| self.value_error(text, key, message);
+        if web.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(err(
+                "web.listen",
+                "must be an IP address and port, e.g. 127.0.0.1:8787",
+            ));
+        }
+        if web.session_secret_env.is_some() && web.session_secret_file.is_some() {
+            return Err(err(
+                "web.session_secret_file",
+                "give either session_secret_env or session_secret_file, not both",
+            ));
+        }
+        if web.session_hours == 0 {
+            return Err(err("web.session_hours", "must be at least 1"));
+        }
+        if web.tls_cert.is_some() != web.tls_key.is_some() {
+            return Err(err("web.tls_cert", "tls_cert and tls_key go together"));
+        }
+        let mut admins = updater_web::auth::Admins::new();
+        for admin in &web.admins {
+            admins = admins
+                .with_admin(admin.name.clone(), admin.password_hash.expose())
+                .map_err(|e| err("web.admins", &e.to_string()))?;
+        }
+        for token in &web.api_tokens {
+            updater_web::auth::ApiToken::from_sha256_hex(token.name.clone(), &token.sha256)
+                .map_err(|e| err("web.api_tokens", &e.to_string()))?;
+        }
         Ok(())
     }
 
@@ -471,6 +506,15 @@ impl Config {
     /// The schedule interval.
     pub fn check_interval(&self) -> Duration {
         Duration::from_secs(self.file.schedule.interval_hours.saturating_mul(3600))
+    }
+
+    /// `[web] tls_cert` and `tls_key`, resolved, when both are set.
+    pub fn web_tls(&self) -> Option<(PathBuf, PathBuf)> {
+        let web = &self.file.web;
+        Some((
+            self.resolve(web.tls_cert.as_ref()?),
+            self.resolve(web.tls_key.as_ref()?),
+        ))
     }
 
     /// The effective configuration as JSON, secrets redacted.

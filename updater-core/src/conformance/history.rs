@@ -153,6 +153,55 @@ pub fn run(store: &dyn HistoryStore) {
     timestamp_precision(store);
     backups(store);
     notifications(store);
+    audit(store);
+}
+
+/// The audit log: records come back newest first with their fields, paged.
+fn audit(store: &dyn HistoryStore) {
+    use crate::history::AuditRecord;
+    let rule = "audit records are stored and listed newest first";
+    assert!(
+        must(rule, store.audit_log(Page::first(10))).is_empty(),
+        "{rule}: empty at first"
+    );
+    let base = Utc::now() - Duration::seconds(60);
+    let mut first = AuditRecord::new("web:alice", "login");
+    first.at = base;
+    let second = AuditRecord::new("web:alice", "backup_delete")
+        .with_target("20261127T171600Z-1.4.2-files")
+        .with_outcome(
+            false,
+            Some("backup 1 is the snapshot a rollback needs".into()),
+        );
+    let mut second = second;
+    second.at = base + Duration::seconds(1);
+    let id1 = must(rule, store.record_audit(&first));
+    let id2 = must(rule, store.record_audit(&second));
+    assert!(id1 > 0 && id2 > id1, "{rule}: ids positive and increasing");
+    let listed = must(rule, store.audit_log(Page::first(10)));
+    assert_eq!(listed.len(), 2, "{rule}");
+    assert_eq!(listed[0].id, id2, "{rule}: newest first");
+    assert_eq!(listed[0].user, "web:alice");
+    assert_eq!(listed[0].action, "backup_delete");
+    assert_eq!(
+        listed[0].target.as_deref(),
+        Some("20261127T171600Z-1.4.2-files")
+    );
+    assert!(!listed[0].success);
+    assert_eq!(
+        listed[0].detail.as_deref(),
+        Some("backup 1 is the snapshot a rollback needs")
+    );
+    assert_eq!(listed[1].target, None);
+    let paged = must(
+        rule,
+        store.audit_log(Page {
+            offset: 1,
+            limit: 5,
+        }),
+    );
+    assert_eq!(paged.len(), 1, "{rule}: offset skips");
+    assert_eq!(paged[0].id, id1);
 }
 
 fn empty_store(store: &dyn HistoryStore) {

@@ -25,6 +25,7 @@ pub(crate) const FORMAT: u32 = 2;
 
 /// What a transition does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TransitionKind {
     /// Installing a new release.
@@ -48,6 +49,7 @@ impl TransitionKind {
 
 /// Where a transition is. The commit point is [`Phase::Committing`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// Before maintenance mode: nothing in the application has changed.

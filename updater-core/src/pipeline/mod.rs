@@ -43,7 +43,9 @@ pub use automation::{AutomationReport, ProbationOutcome};
 pub use config::{DEFAULT_PRESERVED, Drain, STATE_DIR_NAME, UpdaterBuilder, UpdaterConfig};
 pub use preview::{ModeChange, PreviewReport};
 pub use report::{
-    ApplyOutcome, ApplyRequest, CheckReport, Phase, RecoveryAction, RecoveryReport, RestoreRequest,
-    RollbackRequest, StatusReport, TransitionKind, TransitionStatus, UpdateReport, os_user,
+    ApplyOutcome, ApplyRequest, CheckReport, CheckView, FailureView, LatestCheckView,
+    LeftoverMaintenanceView, MaintenanceView, Phase, RecoveryAction, RecoveryReport, RecoveryView,
+    RestoreRequest, RollbackPlan, RollbackRequest, StatusReport, StatusView, TransitionKind,
+    TransitionStatus, UpdateReport, os_user,
 };
 pub use updater::Updater;

@@ -17,7 +17,7 @@ use crate::version::UpdateType;
 
 use super::Updater;
 use super::journal::{DatabaseChange, TransitionKind};
-use super::report::{RestoreRequest, RollbackRequest, UpdateReport};
+use super::report::{RestoreRequest, RollbackPlan, RollbackRequest, UpdateReport};
 use super::transition::{StepProgress, Transition, Trees};
 use super::updater::transition_id;
 use super::window::WindowInput;
@@ -162,6 +162,54 @@ impl Updater {
             carried: Vec::new(),
             saved_aside: finished.saved_aside,
         })
+    }
+
+    /// What [`rollback`](Self::rollback) would do now — the release it goes
+    /// back to and what happens to the database — for a confirmation that
+    /// names them; `None` when no previous release is kept. Writes nothing.
+    pub fn rollback_plan(&self) -> Result<Option<RollbackPlan>> {
+        let installed = self.installed_state()?;
+        let Some(kept) = installed.kept.first() else {
+            return Ok(None);
+        };
+        let snapshot_id = kept.database_snapshot.as_ref().map(|b| b.id.clone());
+        let (database, blocker) = match &self.migrator {
+            None => ("none", None),
+            Some(migrator) if migrator.can_revert() => ("revert_migrations", None),
+            Some(migrator) => (
+                "restore_snapshot",
+                if snapshot_id.is_none() {
+                    Some(format!(
+                        "{} cannot revert migrations and no database snapshot was kept for that update",
+                        migrator.describe()
+                    ))
+                } else if self.database_backup.is_none() {
+                    Some(
+                        "restoring the snapshot needs the database backup strategy configured"
+                            .to_string(),
+                    )
+                } else {
+                    None
+                },
+            ),
+        };
+        let blocker = blocker.or_else(|| {
+            (!kept.tree.is_dir()).then(|| {
+                format!(
+                    "the kept tree of {} is missing: {}",
+                    kept.version,
+                    kept.tree.display()
+                )
+            })
+        });
+        Ok(Some(RollbackPlan {
+            from: installed.current.clone(),
+            to: kept.version.clone(),
+            database,
+            snapshot_id,
+            possible: blocker.is_none(),
+            blocker,
+        }))
     }
 
     /// Restores `backup` (made by `strategy`) on an operator's request, as
@@ -314,6 +362,41 @@ impl Updater {
             tracing::error!(%error, backup = %backup.id, "the backup was made but could not be recorded in history");
         }
         Ok(backup)
+    }
+
+    /// Deletes `backup` (made by `strategy`) on an operator's request, under
+    /// the update lock (never during an update), and marks its history
+    /// record unrestorable with who deleted it. Refuses a database snapshot
+    /// a kept release needs for rollback.
+    pub fn delete_backup(
+        &self,
+        strategy: &dyn BackupStrategy,
+        backup: &Backup,
+        initiated_by: &str,
+    ) -> Result<()> {
+        let _lock = self.lock(initiated_by)?;
+        let installed = self.installed_state()?;
+        if let Some(kept) = installed.kept.iter().find(|k| {
+            k.database_snapshot
+                .as_ref()
+                .is_some_and(|b| b.id == backup.id)
+        }) {
+            return Err(Error::precondition(
+                "delete backup",
+                format!(
+                    "backup {} is the database snapshot that rolling back to {} needs",
+                    backup.id, kept.version
+                ),
+            ));
+        }
+        strategy.delete(backup)?;
+        if let Err(error) = self
+            .history
+            .mark_backup_unrestorable(&backup.id, &format!("deleted by {initiated_by}"))
+        {
+            tracing::debug!(%error, backup = %backup.id, "no history record to mark");
+        }
+        Ok(())
     }
 
     /// Applies retention to the files backups and the database snapshots,

@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use chrono::{DateTime, Utc};
+use serde::{Serialize, Serializer};
 
 use crate::backup::Backup;
-use crate::history::VersionCheckRecord;
+use crate::history::{CheckStatus, VersionCheckRecord};
 use crate::lock::LockRecord;
 use crate::maintenance::MaintenanceNotice;
 use crate::release::Release;
@@ -96,10 +97,28 @@ impl RestoreRequest {
     }
 }
 
+/// Serialises a duration as whole milliseconds.
+fn millis<S: Serializer>(duration: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Serialises a backup as its id.
+fn backup_id<S: Serializer>(backup: &Option<Backup>, s: S) -> Result<S::Ok, S::Error> {
+    match backup {
+        Some(backup) => s.serialize_some(&backup.id),
+        None => s.serialize_none(),
+    }
+}
+
 /// The result of [`Updater::apply`](super::Updater::apply).
+///
+/// Serialised (the CLI's `--json`, the web API) as the [`UpdateReport`]
+/// with `"outcome": "updated"`, or `{"outcome": "up_to_date", "current"}`.
 // Returned once per update: the size difference of the variants does not matter.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum ApplyOutcome {
     /// Nothing to install on the channel.
     UpToDate {
@@ -111,7 +130,11 @@ pub enum ApplyOutcome {
 }
 
 /// A completed update, rollback or restore.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Serialised as `from`, `to`, `update_id`, `update_type`,
+/// `maintenance_window_ms`, `backup_id`, `carried`, `saved_aside`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpdateReport {
     /// Its history record.
     pub update_id: i64,
@@ -121,9 +144,13 @@ pub struct UpdateReport {
     pub to: Version,
     /// Major, minor, patch...
     pub update_type: Option<UpdateType>,
-    /// How long the application was in maintenance mode.
+    /// How long the application was in maintenance mode (`maintenance_window_ms`).
+    #[serde(rename = "maintenance_window_ms", serialize_with = "millis")]
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
     pub maintenance_window: Duration,
-    /// The files backup taken before the update.
+    /// The files backup taken before the update (`backup_id`: its id).
+    #[serde(rename = "backup_id", serialize_with = "backup_id")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub backup: Option<Backup>,
     /// Paths of application data carried into the new tree.
     pub carried: Vec<String>,
@@ -144,6 +171,49 @@ pub struct CheckReport {
     pub update_type: Option<UpdateType>,
     /// Answered from the history cache, not the source (force a check to ask it).
     pub from_cache: bool,
+}
+
+impl CheckReport {
+    /// What the CLI's `check --json` and the web API show.
+    pub fn view(&self) -> CheckView {
+        CheckView {
+            current: self.current.clone(),
+            latest: self.latest.as_ref().map(|r| r.version.clone()),
+            update_available: self.update_available,
+            update_type: self.update_type,
+            from_cache: self.from_cache,
+            changelog: self.latest.as_ref().map(|r| r.changelog.clone()),
+            published_at: self.latest.as_ref().and_then(|r| r.published_at),
+            download_size: self
+                .latest
+                .as_ref()
+                .and_then(|r| r.assets.first())
+                .map(|a| a.size),
+        }
+    }
+}
+
+/// A [`CheckReport`] as the CLI's `check --json` and the web API show it:
+/// flat, the newest release reduced to its version, changelog, date and size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CheckView {
+    /// The running version.
+    pub current: Version,
+    /// The newest version of the channel.
+    pub latest: Option<Version>,
+    /// Whether `latest` may be installed.
+    pub update_available: bool,
+    /// Its kind, when available.
+    pub update_type: Option<UpdateType>,
+    /// Answered from the history cache.
+    pub from_cache: bool,
+    /// The newest release's notes (Markdown or plain text).
+    pub changelog: Option<String>,
+    /// When it was published, when the source says.
+    pub published_at: Option<DateTime<Utc>>,
+    /// The size of its package in bytes.
+    pub download_size: Option<u64>,
 }
 
 /// What recovery did.
@@ -187,6 +257,46 @@ pub struct RecoveryReport {
 }
 
 impl RecoveryReport {
+    /// What the CLI's `recover --json` shows.
+    pub fn view(&self) -> RecoveryView {
+        let mut view = RecoveryView {
+            action: "nothing",
+            running: None,
+            abandoned: None,
+            version: None,
+            lock_holder: None,
+            leftover_maintenance: self.leftover_maintenance.as_ref().map(|n| {
+                LeftoverMaintenanceView {
+                    reason: n.reason.clone(),
+                    started_at: n.started_at,
+                }
+            }),
+            stale_lock: self.stale_lock.clone(),
+            stopped_children: self.stopped_children.clone(),
+        };
+        match &self.action {
+            RecoveryAction::Nothing => {}
+            RecoveryAction::UpdateInProgress(holder) => {
+                view.action = "update_in_progress";
+                view.lock_holder = Some(holder.clone());
+            }
+            RecoveryAction::CleanedUp { version } => {
+                view.action = "cleaned_up";
+                view.version = Some(version.clone());
+            }
+            RecoveryAction::RolledBack { running, abandoned } => {
+                view.action = "rolled_back";
+                view.running = Some(running.clone());
+                view.abandoned = Some(abandoned.clone());
+            }
+            RecoveryAction::Committed { running } => {
+                view.action = "committed";
+                view.running = Some(running.clone());
+            }
+        }
+        view
+    }
+
     pub(crate) fn of(action: RecoveryAction) -> Self {
         RecoveryReport {
             action,
@@ -197,8 +307,62 @@ impl RecoveryReport {
     }
 }
 
+/// A [`RecoveryReport`] as the CLI's `recover --json` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecoveryView {
+    /// `nothing`, `update_in_progress`, `cleaned_up`, `rolled_back` or `committed`.
+    pub action: &'static str,
+    /// The version running after recovery (rolled back, committed).
+    pub running: Option<Version>,
+    /// The version abandoned (rolled back).
+    pub abandoned: Option<Version>,
+    /// The version whose preparation was cleaned up.
+    pub version: Option<Version>,
+    /// Who runs an update now (update in progress).
+    pub lock_holder: Option<LockRecord>,
+    /// A maintenance flag left by a crashed run, now cleared.
+    pub leftover_maintenance: Option<LeftoverMaintenanceView>,
+    /// A lock record left by a dead process.
+    pub stale_lock: Option<LockRecord>,
+    /// Children of a dead updater that were stopped.
+    pub stopped_children: Vec<String>,
+}
+
+/// A leftover maintenance flag, in [`RecoveryView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LeftoverMaintenanceView {
+    /// Why it was set.
+    pub reason: String,
+    /// Since when.
+    pub started_at: DateTime<Utc>,
+}
+
+/// Serialises a transition's failure as `{"step", "message"}`.
+fn failure<S: Serializer>(failure: &Option<(Step, String)>, s: S) -> Result<S::Ok, S::Error> {
+    match failure {
+        Some((step, message)) => s.serialize_some(&FailureView {
+            step: *step,
+            message: message.clone(),
+        }),
+        None => s.serialize_none(),
+    }
+}
+
+/// The step that failed and why, in [`TransitionStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FailureView {
+    /// The step.
+    pub step: Step,
+    /// The error.
+    pub message: String,
+}
+
 /// A transition in progress or interrupted, as [`StatusReport`] shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransitionStatus {
     /// Update, rollback or restore.
     pub kind: TransitionKind,
@@ -210,7 +374,9 @@ pub struct TransitionStatus {
     pub to: Version,
     /// Its history record.
     pub update_id: Option<i64>,
-    /// The step that failed and why, once undoing.
+    /// The step that failed and why, once undoing (`{"step", "message"}`).
+    #[serde(serialize_with = "failure")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<FailureView>))]
     pub failure: Option<(Step, String)>,
     /// Failed recovery attempts so far.
     pub recovery_attempts: u32,
@@ -246,4 +412,133 @@ pub struct StatusReport {
     pub scheduled: Vec<crate::automation::ScheduledUpdate>,
     /// Which updates apply automatically.
     pub auto_update: crate::automation::AutoUpdateLevel,
+}
+
+impl StatusReport {
+    /// What the CLI's `status --json` and the web API show. The last check
+    /// says an update is available only when it was made for the running
+    /// version and found a newer one (a check recorded before the last
+    /// update says nothing about now).
+    pub fn view(&self) -> StatusView {
+        StatusView {
+            current: self.current.clone(),
+            highest: self.highest.clone(),
+            kept: self.kept.clone(),
+            files_known: self.files_known,
+            transition: self.transition.clone(),
+            lock_holder: self.lock_holder.clone(),
+            maintenance: self.maintenance.as_ref().map(|n| MaintenanceView {
+                reason: n.reason.clone(),
+                started_at: n.started_at,
+                retry_after_secs: n.retry_after_secs,
+                expires_at: n.expires_at,
+                set_by_updater: n.set_by_updater,
+            }),
+            latest_check: self.latest_check.as_ref().map(|k| LatestCheckView {
+                checked_at: k.checked_at,
+                latest_version: k.latest_version.clone(),
+                update_available: self.available_update().is_some(),
+                status: k.check_status,
+                error: k.error_message.clone(),
+            }),
+            paused: self.paused.clone(),
+            probation: self.probation.clone(),
+            scheduled: self.scheduled.clone(),
+            auto_update: self.auto_update,
+        }
+    }
+
+    /// The version the latest check found installable, when that check was
+    /// made for the running version and found a newer one.
+    pub fn available_update(&self) -> Option<&Version> {
+        self.latest_check.as_ref().and_then(|k| {
+            k.latest_version.as_ref().filter(|v| {
+                k.update_available && **v > self.current && k.current_version == self.current
+            })
+        })
+    }
+}
+
+/// A [`StatusReport`] as the CLI's `status --json` and the web API show it
+/// (the maintenance notice without its bypass secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StatusView {
+    /// The running version.
+    pub current: Version,
+    /// The highest version ever installed.
+    pub highest: Version,
+    /// Previous releases kept for rollback, newest first.
+    pub kept: Vec<Version>,
+    /// Whether the installed release's file list is known.
+    pub files_known: bool,
+    /// An interrupted or running transition.
+    pub transition: Option<TransitionStatus>,
+    /// Who holds the update lock now.
+    pub lock_holder: Option<LockRecord>,
+    /// Maintenance mode, if on.
+    pub maintenance: Option<MaintenanceView>,
+    /// The latest version check.
+    pub latest_check: Option<LatestCheckView>,
+    /// Automatic and scheduled updates are paused.
+    pub paused: Option<crate::automation::PauseState>,
+    /// The update on probation.
+    pub probation: Option<crate::automation::Probation>,
+    /// Pending one-off scheduled updates.
+    pub scheduled: Vec<crate::automation::ScheduledUpdate>,
+    /// The automatic-update level of the running version's channel.
+    pub auto_update: crate::automation::AutoUpdateLevel,
+}
+
+/// Maintenance mode as [`StatusView`] shows it: never the bypass secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MaintenanceView {
+    /// Why.
+    pub reason: String,
+    /// Since when.
+    pub started_at: DateTime<Utc>,
+    /// The `Retry-After` clients are told.
+    pub retry_after_secs: u64,
+    /// When the flag expires.
+    pub expires_at: DateTime<Utc>,
+    /// Whether the updater set it.
+    pub set_by_updater: bool,
+}
+
+/// The latest version check as [`StatusView`] shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LatestCheckView {
+    /// When.
+    pub checked_at: DateTime<Utc>,
+    /// The newest version found.
+    pub latest_version: Option<Version>,
+    /// Whether it may be installed over the running version now.
+    pub update_available: bool,
+    /// `success` or `failed`.
+    pub status: CheckStatus,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// What [`Updater::rollback`](super::Updater::rollback) would do now, for
+/// an operator to confirm ([`Updater::rollback_plan`](super::Updater::rollback_plan)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RollbackPlan {
+    /// The running version.
+    pub from: Version,
+    /// The kept release it goes back to.
+    pub to: Version,
+    /// What happens to the database: `none` (no migrator), `revert_migrations`
+    /// (down migrations), or `restore_snapshot` (the snapshot taken before
+    /// the update is restored: every write since is lost, so it needs consent).
+    pub database: &'static str,
+    /// The snapshot that would be restored, when there is one.
+    pub snapshot_id: Option<String>,
+    /// Whether the rollback can run as planned (`false`: why in `blocker`).
+    pub possible: bool,
+    /// What prevents it.
+    pub blocker: Option<String>,
 }
