@@ -157,7 +157,9 @@ pub(super) fn run(c: Components, args: &ServeArgs) -> Result<Outcome> {
         .unwrap_or_else(|| c.config.file.web.listen.clone());
     let tls = tls_acceptor(&c)?;
     let address = listen_address(&text, tls.is_some(), args.allow_insecure_remote)?;
+    let round = Duration::from_secs(c.config.file.schedule.round_secs);
     let state = web_state(c)?;
+    let automation = AutomationLoop::start(Arc::clone(state.updater()), round);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -186,10 +188,59 @@ pub(super) fn run(c: Components, args: &ServeArgs) -> Result<Outcome> {
     })?;
     // Operations still running finish on their threads before the process exits.
     runtime.shutdown_timeout(Duration::from_secs(1));
+    automation.stop();
     Ok(Outcome::ok(
         json!({ "stopped": true, "listen": bound.to_string() }),
         format!("stopped serving on {scheme}://{bound}"),
     ))
+}
+
+/// Unattended work while the console serves, as `updater schedule` does
+/// it: the probation watch, due scheduled updates and automatic updates,
+/// every `schedule.round_secs` (more often while an update is on probation).
+struct AutomationLoop {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl AutomationLoop {
+    fn start(updater: Arc<updater_core::Updater>, idle: Duration) -> Self {
+        use std::sync::atomic::Ordering;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("automation".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let report = updater.automation_round(&updater_core::progress::NoProgress);
+                        if let Some(Ok(message) | Err(message)) = &report.automatic {
+                            tracing::info!(%message, "automatic update");
+                        }
+                        for (id, message) in &report.scheduled {
+                            tracing::info!(id, %message, "scheduled update");
+                        }
+                        if let Err(error) = &report.probation {
+                            tracing::warn!(%error, "probation watch failed");
+                        }
+                        let next = std::time::Instant::now() + updater.next_round_in(idle);
+                        while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < next {
+                            std::thread::sleep(Duration::from_millis(200));
+                        }
+                    }
+                })
+                .ok()
+        };
+        AutomationLoop { stop, thread }
+    }
+
+    /// Stops after the round in progress, if any.
+    fn stop(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// HTTPS: each accepted connection goes through the TLS handshake, then
