@@ -12,6 +12,7 @@ use crate::hook::Hook;
 use crate::maintenance::{FlagFileMaintenance, MaintenanceSwitch};
 use crate::migrate::Migrator;
 use crate::notify::{LogNotifier, Notifier};
+use crate::package::delta::DeltaSettings;
 use crate::package::{ExtractOptions, VerificationPolicy};
 use crate::source::ReleaseSource;
 use crate::version::{Channel, UpgradePolicy, Version};
@@ -93,6 +94,9 @@ pub struct UpdaterConfig {
     /// Verified backups of each kind kept after every update and by
     /// [`Updater::prune_backups`] (default 3; `None`: never delete).
     pub backup_retention: Option<usize>,
+    /// Delta updates: fetch only the changed files of a release built with
+    /// `updater release build` ([`crate::package::delta`]).
+    pub delta: DeltaSettings,
 }
 
 impl UpdaterConfig {
@@ -121,6 +125,7 @@ impl UpdaterConfig {
             health_interval: Duration::from_secs(1),
             reserve_bytes: 16 << 20,
             backup_retention: Some(3),
+            delta: DeltaSettings::default(),
         }
     }
 
