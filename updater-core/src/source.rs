@@ -271,6 +271,45 @@ impl LocalDirectorySource {
     }
 }
 
+impl LocalDirectorySource {
+    /// Publishes a release built by [`build_release`](crate::package::build_release)
+    /// (`updater release build`): copies its package, file index and
+    /// signature into the directory and adds (or replaces) the release in
+    /// the manifest, so updates from this directory can be deltas.
+    ///
+    /// ```
+    /// use updater_core::package::{BuildOptions, build_release};
+    /// use updater_core::source::{LocalDirectorySource, ReleaseSource};
+    /// use updater_core::version::{Channel, Version};
+    ///
+    /// let work = tempfile::tempdir()?;
+    /// std::fs::create_dir_all(work.path().join("build"))?;
+    /// std::fs::write(work.path().join("build/VERSION"), "1.1.0")?;
+    /// let built = build_release(&work.path().join("build"), &work.path().join("dist"), &BuildOptions::new(Version::new(1, 1, 0)))?;
+    /// let source = LocalDirectorySource::new(work.path().join("releases"));
+    /// source.publish_built(&built)?;
+    /// let latest = source.latest(Channel::Stable)?.ok_or("published")?;
+    /// assert!(latest.assets[0].index.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn publish_built(&self, built: &crate::package::BuiltRelease) -> Result<Release> {
+        crate::durable::create_dir_all(&self.directory)?;
+        let mut files = vec![built.archive.clone(), built.index_path.clone()];
+        files.extend(built.signature.clone());
+        for file in files {
+            let name = file.file_name().ok_or_else(|| {
+                Error::invalid(format!("built file {}", file.display()), "no file name")
+            })?;
+            let target = self.directory.join(name);
+            std::fs::copy(&file, &target).map_err(|e| Error::io("copy", &target, e))?;
+        }
+        let mut manifest = self.read_manifest()?;
+        manifest.upsert(built.release.clone());
+        crate::durable::write_atomic(&self.manifest_path(), &manifest.to_json()?)?;
+        Ok(built.release.clone())
+    }
+}
+
 impl ReleaseSource for LocalDirectorySource {
     fn describe(&self) -> String {
         format!("directory {}", self.directory.display())
