@@ -145,6 +145,7 @@ fn update_error_kind(error: &updater_core::Error) -> &'static str {
         E::Precondition { .. } => "precondition",
         E::Locked { .. } => "locked",
         E::Unavailable { .. } => "unavailable",
+        E::Unsupported { .. } => "unsupported",
         E::Command { .. } => "command",
         E::Step { .. } => "step_failed",
         E::RolledBack { .. } => "rolled_back",

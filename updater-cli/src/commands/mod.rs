@@ -3,6 +3,7 @@
 
 mod backup;
 mod notifications;
+mod release;
 mod schedule;
 mod update;
 
@@ -51,6 +52,8 @@ pub fn execute(cli: &Cli) -> Result<Outcome> {
     let path = config_path(cli);
     match &cli.command {
         Command::Config(ConfigCommand::Check) => config_check(&path),
+        // The publisher's side works on a build directory: no config, no recovery.
+        Command::Release(command) => release::run(command),
         command => {
             let access = access_of(command);
             let components = Components::build(Config::load(&path)?, access)?;
@@ -108,6 +111,7 @@ fn dispatch(c: &Components, command: &Command) -> Result<Outcome> {
         Command::Schedule { once } => schedule::run(c, *once),
         Command::Unlock { .. } => unlock(c),
         Command::Config(ConfigCommand::Check) => config_check(&c.config.path),
+        Command::Release(command) => release::run(command),
     }
 }
 

@@ -233,7 +233,7 @@ pub fn build_release(dir: &Path, out: &Path, options: &BuildOptions) -> Result<B
         Some(mtime) => mtime,
         None => default_mtime(dir, &found)?,
     };
-    crate::durable::create_dir_all(out)?;
+    create_public_dir(out)?;
     let archive = out.join(&asset_name);
     let partial = out.join(format!(".{asset_name}.partial"));
     let written = write_archive(&found, &partial, mtime, options.threads);
@@ -262,7 +262,7 @@ pub fn build_release(dir: &Path, out: &Path, options: &BuildOptions) -> Result<B
     let index_name = format!("{asset_name}.index.json");
     let index_path = out.join(&index_name);
     let index_bytes = index.to_json()?;
-    crate::durable::write_atomic(&index_path, &index_bytes)?;
+    write_public(&index_path, &index_bytes)?;
     let index_sha256 = Sha256Digest(Sha256::digest(&index_bytes).into());
     let list = index.validate(
         &index_path.display().to_string(),
@@ -271,7 +271,7 @@ pub fn build_release(dir: &Path, out: &Path, options: &BuildOptions) -> Result<B
     )?;
 
     let checksums = out.join(CHECKSUMS);
-    crate::durable::write_atomic(
+    write_public(
         &checksums,
         format!("{archive_sha256}  {asset_name}\n{index_sha256}  {index_name}\n").as_bytes(),
     )?;
@@ -340,10 +340,23 @@ pub fn sign_release(
         expires_at,
     )?;
     let path = built.out.join(format!("{}.minisig", asset.name));
-    crate::durable::write_atomic(&path, signature.minisig.as_bytes())?;
+    write_public(&path, signature.minisig.as_bytes())?;
     asset.signature = Some(signature);
     built.signature = Some(path);
     write_release_entry(built)
+}
+
+/// Writes a published file atomically, readable by everyone (0644): it is
+/// meant for a web server.
+fn write_public(path: &Path, bytes: &[u8]) -> Result<()> {
+    crate::durable::write_atomic(path, bytes)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644))
+        .map_err(|e| Error::io("set permissions of", path, e))
+}
+
+/// Creates a directory of published files (0755 for new ones, as the umask allows).
+fn create_public_dir(path: &Path) -> Result<()> {
+    fs::create_dir_all(path).map_err(|e| Error::io("create directory", path, e))
 }
 
 /// The manifest entry of a release whose asset locations are relative to
@@ -378,7 +391,7 @@ fn manifest_entry(release: &Release) -> ManifestRelease {
 fn write_release_entry(built: &BuiltRelease) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(&manifest_entry(&built.release))
         .map_err(|e| Error::other("serialise release entry", e))?;
-    crate::durable::write_atomic(&built.release_entry, &bytes)
+    write_public(&built.release_entry, &bytes)
 }
 
 /// Adds the release built in `out` (its `release.json`) to the manifest at
@@ -433,9 +446,9 @@ pub fn merge_into_manifest(
     let json = merged.to_json()?;
     ReleaseManifest::from_json(&json, &manifest.display().to_string())?;
     if let Some(parent) = manifest.parent().filter(|p| !p.as_os_str().is_empty()) {
-        crate::durable::create_dir_all(parent)?;
+        create_public_dir(parent)?;
     }
-    crate::durable::write_atomic(manifest, &json)?;
+    write_public(manifest, &json)?;
     Ok(merged)
 }
 

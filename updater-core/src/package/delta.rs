@@ -93,8 +93,8 @@ pub enum UnchangedFiles {
 pub struct DeltaSettings {
     /// Try a delta when the release has an index (default `true`).
     pub enabled: bool,
-    /// Download the whole package instead when the ranges to fetch exceed
-    /// this share of it, in percent (default 50).
+    /// Download the whole package instead when the members of added or
+    /// changed files exceed this share of it, in percent (default 50).
     pub max_changed_percent: u8,
     /// The most range requests of one delta (default 64).
     pub max_requests: usize,
@@ -135,9 +135,9 @@ pub enum DeltaFallback {
     Index(String),
     /// The source or server does not serve byte ranges.
     RangesUnsupported(String),
-    /// Too much changed: the ranges to fetch are this share of the package.
+    /// Too much changed: the members to fetch are this share of the package.
     TooMuchChanged {
-        /// Bytes the ranges hold.
+        /// Bytes of the members of added or changed files.
         fetch: u64,
         /// The package's size.
         package: u64,
@@ -308,17 +308,20 @@ pub fn plan(
     if !modified.is_empty() {
         return Err(DeltaFallback::ModifiedShippedFiles(modified));
     }
-    let ranges = coalesce(&members, settings.coalesce_gap, settings.max_requests);
-    let fetch_bytes: u64 = ranges.iter().map(ByteRange::len).sum();
-    if fetch_bytes.saturating_mul(100)
+    // The share is judged on the members themselves; coalescing only adds
+    // gaps that are cheaper to fetch than another request.
+    let changed: u64 = members.iter().map(ByteRange::len).sum();
+    if changed.saturating_mul(100)
         > package_size.saturating_mul(u64::from(settings.max_changed_percent))
     {
         return Err(DeltaFallback::TooMuchChanged {
-            fetch: fetch_bytes,
+            fetch: changed,
             package: package_size,
             limit_percent: settings.max_changed_percent,
         });
     }
+    let ranges = coalesce(&members, settings.coalesce_gap, settings.max_requests);
+    let fetch_bytes: u64 = ranges.iter().map(ByteRange::len).sum();
     Ok(DeltaPlan {
         index,
         list,

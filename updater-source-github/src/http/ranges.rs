@@ -208,9 +208,9 @@ impl RangeRequest<'_> {
                 };
             }
             416 => {
-                return Attempt::Fatal(self.mismatch(format!(
-                    "bytes {first}-{last} are not satisfiable (416)"
-                )));
+                return Attempt::Fatal(
+                    self.mismatch(format!("bytes {first}-{last} are not satisfiable (416)")),
+                );
             }
             _ => return Attempt::Fatal(status_error(response)),
         }
@@ -283,9 +283,9 @@ impl RangeRequest<'_> {
                 }
             };
             if *done + n as u64 > self.range.len() {
-                return Attempt::Fatal(
-                    self.mismatch(format!("the server sent more than the {wanted} bytes asked")),
-                );
+                return Attempt::Fatal(self.mismatch(format!(
+                    "the server sent more than the {wanted} bytes asked"
+                )));
             }
             if let Err(source) = sink.write_all(&buffer[..n]) {
                 return Attempt::Fatal(SourceError::Sink {
