@@ -25,10 +25,21 @@ use updater_testkit::app::{Fixture, Layout, fast_temp_dir};
 use updater_testkit::tree::snapshot;
 
 fn bytes() -> Vec<u8> {
-    (0..10_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect()
+    (0..10_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect()
 }
 
-const RANGES: [ByteRange; 2] = [ByteRange { start: 100, end: 200 }, ByteRange { start: 5000, end: 5100 }];
+const RANGES: [ByteRange; 2] = [
+    ByteRange {
+        start: 100,
+        end: 200,
+    },
+    ByteRange {
+        start: 5000,
+        end: 5100,
+    },
+];
 
 fn wanted() -> Vec<u8> {
     let all = bytes();
@@ -139,7 +150,9 @@ fn github_ranges_follow_the_asset_redirect_once_then_go_to_the_storage_host() {
     let fixture = SourceFixture::standard();
     let github = FakeGitHub::start(GitHubData::from_source_fixture(&fixture));
     let source = github.source().build().unwrap();
-    let release = source.release(&Version::parse("1.3.0-alpha.1").unwrap()).unwrap();
+    let release = source
+        .release(&Version::parse("1.3.0-alpha.1").unwrap())
+        .unwrap();
     let asset = &release.assets[0];
     let ranges = [
         ByteRange::new(0, 10),
@@ -196,7 +209,10 @@ fn step_note(fx: &Fixture, name: &str) -> String {
 fn update_over_http(ranges: bool) -> (Fixture, String) {
     let fx = Fixture::with_layout_in(Layout::Preserved, &fast_temp_dir());
     let big: String = (0..3000).map(|i| format!("unchanged line {i}\n")).collect();
-    let extra = [("src/new-in-1.1.php", "new"), ("assets/big.txt", big.as_str())];
+    let extra = [
+        ("src/new-in-1.1.php", "new"),
+        ("assets/big.txt", big.as_str()),
+    ];
     fx.publish("1.1.1", &extra);
     let host = release_host(fx.releases.clone(), ranges);
     let source = || {
@@ -207,7 +223,10 @@ fn update_over_http(ranges: bool) -> (Fixture, String) {
     };
     let apply = |fx: &Fixture| {
         let updater = fx.builder().with_source(source()).build().unwrap();
-        match updater.apply(&ApplyRequest::latest("test"), &NoProgress).unwrap() {
+        match updater
+            .apply(&ApplyRequest::latest("test"), &NoProgress)
+            .unwrap()
+        {
             ApplyOutcome::Updated(_) => {}
             ApplyOutcome::UpToDate { .. } => panic!("expected an update"),
         }
@@ -215,7 +234,10 @@ fn update_over_http(ranges: bool) -> (Fixture, String) {
     apply(&fx);
     fx.publish("1.2.0", &extra);
     apply(&fx);
-    assert_eq!(snapshot(&fx.app), fx.expected_tree_after_update("1.2.0", &extra));
+    assert_eq!(
+        snapshot(&fx.app),
+        fx.expected_tree_after_update("1.2.0", &extra)
+    );
     let note = step_note(&fx, "download");
     (fx, note)
 }
@@ -230,7 +252,8 @@ fn a_delta_update_over_the_custom_server_fetches_only_the_changed_members() {
 fn a_custom_server_that_ignores_range_gets_a_full_update_with_the_reason_recorded() {
     let (_fx, note) = update_over_http(false);
     assert!(
-        note.contains("no delta: byte ranges are not served") && note.contains("ignores byte ranges"),
+        note.contains("no delta: byte ranges are not served")
+            && note.contains("ignores byte ranges"),
         "{note}"
     );
 }
