@@ -21,6 +21,15 @@
 //! | [`HistoryStore`](history::HistoryStore) | checks, updates, backups, notifications | [`InMemoryHistoryStore`](history::InMemoryHistoryStore) |
 //! | [`Notifier`](notify::Notifier) | tell admins | [`LogNotifier`](notify::LogNotifier), [`StoreNotifier`](notify::StoreNotifier) |
 //!
+//! ## Publishing releases
+//!
+//! [`package::build_release`] (behind `updater release build`) turns a build
+//! directory into a reproducible package whose every entry is its own gzip
+//! member, plus a file index; [`package::delta`] then lets an update fetch
+//! only the changed files with byte ranges
+//! ([`ReleaseSource::download_ranges`](source::ReleaseSource::download_ranges)),
+//! falling back to the whole package with the reason in history.
+//!
 //! ## How an update runs
 //!
 //! [`Updater::apply`](pipeline::Updater::apply) does the slow work first,
@@ -108,7 +117,7 @@
 //! |---|---|---|
 //! | `conformance` | no | [`conformance`]: the shared test suites every trait implementation runs (destructive, semver-exempt) |
 //! | `mock` | no | `mockall` mocks of every trait (`MockReleaseSource`, `MockHistoryStore`, ...) |
-//! | `signing` | no | [`package::signature::sign_metadata`], to sign release metadata from Rust |
+//! | `signing` | no | [`package::signature::sign_metadata`] and [`package::build::sign_release`], to sign release metadata from Rust (what `updater release build --key` does) |
 
 #![warn(missing_docs)]
 

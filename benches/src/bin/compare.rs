@@ -499,6 +499,27 @@ fn delta_rows(work: &Path, tree: &Path, runs: usize) -> Result<Vec<Row>, String>
     let mut hardlink_samples = Samples::default();
     let (mut delta_bytes, mut delta_requests, mut index_bytes) = (0, 0, 0);
     let mut notes = (String::new(), String::new());
+    let mut hardlink_note = String::new();
+    let step_times = |updater: &updater_core::Updater| -> String {
+        let Some(record) = updater
+            .history()
+            .updates(Page::first(1))
+            .ok()
+            .and_then(|records| records.into_iter().next())
+        else {
+            return String::new();
+        };
+        record
+            .steps
+            .iter()
+            .filter_map(|s| {
+                let ms = (s.finished_at? - s.started_at).num_milliseconds();
+                (ms > 0).then(|| format!("{} {ms} ms", s.name))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut times = (String::new(), String::new());
     let step_note = |updater: &updater_core::Updater, name: &str| -> String {
         updater
             .history()
@@ -514,6 +535,7 @@ fn delta_rows(work: &Path, tree: &Path, runs: usize) -> Result<Vec<Row>, String>
         outcome.map_err(fail)?;
         apply_samples.theirs.push(elapsed);
         hardlink_samples.theirs.push(elapsed);
+        times.1 = step_times(&full);
         full.rollback(&back, &NoProgress).map_err(fail)?;
 
         for (updater, samples) in [
@@ -532,10 +554,15 @@ fn delta_rows(work: &Path, tree: &Path, runs: usize) -> Result<Vec<Row>, String>
                 ));
             }
             samples.ours.push(elapsed);
-            delta_bytes = ranged.load(Ordering::SeqCst);
-            delta_requests = requests.load(Ordering::SeqCst);
-            index_bytes = whole.load(Ordering::SeqCst);
-            notes = (download, step_note(updater, "stage"));
+            if std::ptr::eq(updater, &delta) {
+                delta_bytes = ranged.load(Ordering::SeqCst);
+                delta_requests = requests.load(Ordering::SeqCst);
+                index_bytes = whole.load(Ordering::SeqCst);
+                notes = (download, step_note(updater, "stage"));
+                times.0 = step_times(updater);
+            } else {
+                hardlink_note = step_note(updater, "stage");
+            }
             updater.rollback(&back, &NoProgress).map_err(fail)?;
         }
     }
@@ -569,7 +596,10 @@ fn delta_rows(work: &Path, tree: &Path, runs: usize) -> Result<Vec<Row>, String>
                 "delta update: whole apply (index + ranges + verify + stage + swap) of that release"
                     .into(),
             against: "whole apply downloading the full package (delta off), same server".into(),
-            notes: format!("range-capable `http.server`; {}; {}", notes.0, notes.1),
+            notes: format!(
+                "range-capable `http.server`; {}; {}; steps of the last delta run: {}; of the last full run: {}",
+                notes.0, notes.1, times.0, times.1
+            ),
             samples: Some(apply_samples),
             target: "≤ 0.3x".into(),
             met: Some(apply_ratio <= 0.3),
@@ -579,8 +609,9 @@ fn delta_rows(work: &Path, tree: &Path, runs: usize) -> Result<Vec<Row>, String>
                 "delta update with unchanged files hard-linked (`unchanged = \"hardlink\"`, opt-in)"
                     .into(),
             against: "whole apply downloading the full package".into(),
-            notes: "no data written for unchanged files; the kept release shares their inodes"
-                .into(),
+            notes: format!(
+                "no data written for unchanged files; the kept release shares their inodes; {hardlink_note}"
+            ),
             samples: Some(hardlink_samples),
             target: "—".into(),
             met: None,

@@ -14,9 +14,9 @@
 //!    SHA-256 when those disagree); directories, symlinks and empty files
 //!    come from the index itself; everything else is *fetched*. Neighbouring
 //!    members are coalesced into ranges (gaps up to
-//!    [`DeltaSettings::coalesce_gap`] are fetched and skipped), and the
-//!    closest ranges are merged until at most
-//!    [`DeltaSettings::max_requests`] remain.
+//!    [`DeltaSettings::coalesce_gap`] are fetched and skipped, unless that
+//!    would push the download past the limit), and the closest ranges are
+//!    merged until at most [`DeltaSettings::max_requests`] remain.
 //! 2. **fetches** ([`fetch`]) those ranges with
 //!    [`ReleaseSource::download_ranges`] into a spool file (HTTP sources
 //!    resume a broken range where it stopped, within their transfer deadline).
@@ -50,6 +50,8 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -86,7 +88,7 @@ pub enum UnchangedFiles {
 /// use updater_core::package::delta::{DeltaSettings, UnchangedFiles};
 /// let settings = DeltaSettings::default();
 /// assert!(settings.enabled);
-/// assert_eq!((settings.max_changed_percent, settings.max_requests), (50, 64));
+/// assert_eq!((settings.max_changed_percent, settings.max_requests), (50, 1000));
 /// assert_eq!(settings.unchanged, UnchangedFiles::Auto);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +98,9 @@ pub struct DeltaSettings {
     /// Download the whole package instead when the members of added or
     /// changed files exceed this share of it, in percent (default 50).
     pub max_changed_percent: u8,
-    /// The most range requests of one delta (default 64).
+    /// The most range requests of one delta (default 1000). Requests are
+    /// sequential: over a link with a long round trip, fewer requests
+    /// (members merged across gaps, more bytes) can be faster.
     pub max_requests: usize,
     /// Members closer than this are fetched as one range, the gap included
     /// (default 64 KiB).
@@ -110,7 +114,7 @@ impl Default for DeltaSettings {
         DeltaSettings {
             enabled: true,
             max_changed_percent: 50,
-            max_requests: 64,
+            max_requests: 1000,
             coalesce_gap: 64 * 1024,
             unchanged: UnchangedFiles::Auto,
         }
@@ -320,8 +324,21 @@ pub fn plan(
             limit_percent: settings.max_changed_percent,
         });
     }
-    let ranges = coalesce(&members, settings.coalesce_gap, settings.max_requests);
-    let fetch_bytes: u64 = ranges.iter().map(ByteRange::len).sum();
+    let limit = package_size.saturating_mul(u64::from(settings.max_changed_percent));
+    let mut ranges = coalesce(&members, settings.coalesce_gap, settings.max_requests);
+    let mut fetch_bytes: u64 = ranges.iter().map(ByteRange::len).sum();
+    if fetch_bytes.saturating_mul(100) > limit {
+        // The gaps cost more than the requests they save: merge only as the bound requires.
+        ranges = coalesce(&members, 0, settings.max_requests);
+        fetch_bytes = ranges.iter().map(ByteRange::len).sum();
+        if fetch_bytes.saturating_mul(100) > limit {
+            return Err(DeltaFallback::TooMuchChanged {
+                fetch: fetch_bytes,
+                package: package_size,
+                limit_percent: settings.max_changed_percent,
+            });
+        }
+    }
     Ok(DeltaPlan {
         index,
         list,
@@ -544,7 +561,6 @@ pub fn stage(
         app_dir,
         staging,
         method,
-        reflink_works: None,
         mtime: SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(plan.index.mtime)),
         buffer: vec![0u8; 256 * 1024],
         staged: DeltaStaged {
@@ -571,8 +587,6 @@ struct Stager<'a> {
     app_dir: &'a Path,
     staging: &'a Path,
     method: UnchangedFiles,
-    /// Learned at the first reuse.
-    reflink_works: Option<bool>,
     /// The archive's modification time, given to every file written.
     mtime: Option<SystemTime>,
     buffer: Vec<u8>,
@@ -583,6 +597,7 @@ impl Stager<'_> {
     fn run(mut self, spool: &Path) -> Result<DeltaStaged> {
         let mut spool = SpoolReader::open(spool, &self.plan.ranges)?;
         let mut directories = Vec::new();
+        let mut reuse = Vec::new();
         for (path, entry) in self.plan.list.iter() {
             let at = self.staging.join(path);
             match entry.kind {
@@ -613,7 +628,14 @@ impl Stager<'_> {
                             self.fetched_file(&mut spool, member, path, &at, entry)?
                         }
                         Action::Reuse { from, seen } => {
-                            self.reused_file(&from, seen, &at, entry)?
+                            reuse.push(ReuseJob {
+                                path: path.to_string(),
+                                from,
+                                seen,
+                                at,
+                                entry: entry.clone(),
+                            });
+                            continue;
                         }
                     };
                     self.staged.list.insert(
@@ -626,6 +648,51 @@ impl Stager<'_> {
                 }
             }
         }
+        // Unchanged files on every core: per file a few system calls and,
+        // without reflinks, a copy.
+        let cloner = Cloner {
+            app_dir: self.app_dir,
+            method: self.method,
+            mtime: self.mtime,
+            reflink: AtomicU8::new(REFLINK_UNKNOWN),
+            reflinked: AtomicUsize::new(0),
+            copied: AtomicUsize::new(0),
+            hardlinked: AtomicUsize::new(0),
+        };
+        let threads = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(1)
+            .clamp(1, 8)
+            .min(reuse.len().max(1));
+        let next = AtomicUsize::new(0);
+        let failed: Mutex<Option<Error>> = Mutex::new(None);
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    loop {
+                        if failed.lock().map(|f| f.is_some()).unwrap_or(true) {
+                            break;
+                        }
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(job) = reuse.get(i) else { break };
+                        if let Err(error) = cloner.clone_file(job)
+                            && let Ok(mut slot) = failed.lock()
+                        {
+                            slot.get_or_insert(error);
+                        }
+                    }
+                });
+            }
+        });
+        if let Some(error) = failed.into_inner().ok().flatten() {
+            return Err(error);
+        }
+        for job in reuse {
+            self.staged.list.insert(job.path, job.entry);
+        }
+        self.staged.reflinked = cloner.reflinked.into_inner();
+        self.staged.copied = cloner.copied.into_inner();
+        self.staged.hardlinked = cloner.hardlinked.into_inner();
         directories.sort_by_key(|(depth, _, _)| std::cmp::Reverse(*depth));
         for (_, at, mode) in directories {
             fs::set_permissions(&at, fs::Permissions::from_mode(mode))
@@ -764,28 +831,62 @@ impl Stager<'_> {
         self.staged.fetched_bytes += copied;
         Ok(FileEntry::file(entry.mode, copied, digest))
     }
+}
+
+/// Whether reflinks work here: not tried yet, yes, no.
+const REFLINK_UNKNOWN: u8 = 0;
+const REFLINK_WORKS: u8 = 1;
+const REFLINK_UNSUPPORTED: u8 = 2;
+
+/// One unchanged file to take from the installed tree.
+struct ReuseJob {
+    path: String,
+    from: String,
+    seen: SeenFile,
+    at: std::path::PathBuf,
+    entry: FileEntry,
+}
+
+/// Puts unchanged files into the staged tree; shared by the staging threads.
+struct Cloner<'a> {
+    app_dir: &'a Path,
+    method: UnchangedFiles,
+    mtime: Option<SystemTime>,
+    reflink: AtomicU8,
+    reflinked: AtomicUsize,
+    copied: AtomicUsize,
+    hardlinked: AtomicUsize,
+}
+
+impl Cloner<'_> {
+    /// Gives a written file the archive's time and the index's mode.
+    fn finish_file(&self, file: &File, at: &Path, mode: u32) -> Result<()> {
+        if let Some(mtime) = self.mtime {
+            file.set_modified(mtime)
+                .map_err(|e| Error::io("set modification time of", at, e))?;
+        }
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io("set permissions of", at, e))
+    }
 
     /// An unchanged file from the installed tree: reflink, copy or hard
     /// link (which keeps the installed time: the inode is shared); its
     /// source must still look as planned afterwards.
-    fn reused_file(
-        &mut self,
-        from: &str,
-        seen: SeenFile,
-        at: &Path,
-        entry: &FileEntry,
-    ) -> Result<FileEntry> {
+    fn clone_file(&self, job: &ReuseJob) -> Result<()> {
+        let (from, seen, at, entry) = (&job.from, job.seen, job.at.as_path(), &job.entry);
         let source_path = self.app_dir.join(from);
         let source = OpenOptions::new()
             .read(true)
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&source_path)
             .map_err(|e| Error::io("open", &source_path, e))?;
-        let unchanged = |file: &File| -> Result<bool> {
+        let unchanged = |file: &File| -> Result<Option<u32>> {
             let meta = file
                 .metadata()
                 .map_err(|e| Error::io("inspect", &source_path, e))?;
-            Ok(meta.is_file() && meta.len() == seen.size && StatStamp::of(&meta) == seen.stamp)
+            let same =
+                meta.is_file() && meta.len() == seen.size && StatStamp::of(&meta) == seen.stamp;
+            Ok(same.then_some(meta.permissions().mode() & 0o7777))
         };
         let changed = || {
             Error::integrity(
@@ -793,39 +894,31 @@ impl Stager<'_> {
                 "it changed while the delta was staged",
             )
         };
-        if !unchanged(&source)? {
+        let Some(source_mode) = unchanged(&source)? else {
             return Err(changed());
-        }
-        let shipped = FileEntry::file(
-            entry.mode,
-            entry.size,
-            entry.sha256.unwrap_or(Sha256Digest([0; 32])),
-        );
-        let source_mode = source
-            .metadata()
-            .map_err(|e| Error::io("inspect", &source_path, e))?
-            .permissions()
-            .mode()
-            & 0o7777;
-        let try_reflink = self.method != UnchangedFiles::Copy && self.reflink_works != Some(false);
-        if try_reflink {
-            let target = Self::create_file(at)?;
+        };
+        let state = self.reflink.load(Ordering::Relaxed);
+        if self.method != UnchangedFiles::Copy && state != REFLINK_UNSUPPORTED {
+            let target = Stager::create_file(at)?;
             match rustix::fs::ioctl_ficlone(&target, &source) {
                 Ok(()) => {
-                    self.reflink_works = Some(true);
-                    self.staged.reflinked += 1;
+                    self.reflink.store(REFLINK_WORKS, Ordering::Relaxed);
                     self.finish_file(&target, at, entry.mode)?;
-                    if !unchanged(&source)? {
+                    if unchanged(&source)?.is_none() {
                         return Err(changed());
                     }
-                    return Ok(shipped);
+                    self.reflinked.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(e) if state == REFLINK_WORKS => {
+                    return Err(Error::io("clone into", at, e.into()));
                 }
                 Err(e) => {
-                    if self.reflink_works == Some(true) {
-                        return Err(Error::io("clone into", at, e.into()));
+                    if self.reflink.swap(REFLINK_UNSUPPORTED, Ordering::Relaxed)
+                        != REFLINK_UNSUPPORTED
+                    {
+                        tracing::debug!(error = %e, "reflinks are not supported here; unchanged files are {}", if self.method == UnchangedFiles::Hardlink { "hard-linked" } else { "copied" });
                     }
-                    tracing::debug!(error = %e, "reflinks are not supported here; unchanged files are {}", if self.method == UnchangedFiles::Hardlink { "hard-linked" } else { "copied" });
-                    self.reflink_works = Some(false);
                     drop(target);
                     fs::remove_file(at).map_err(|e| Error::io("remove", at, e))?;
                 }
@@ -833,22 +926,22 @@ impl Stager<'_> {
         }
         if self.method == UnchangedFiles::Hardlink && source_mode == entry.mode {
             fs::hard_link(&source_path, at).map_err(|e| Error::io("create hard link", at, e))?;
-            self.staged.hardlinked += 1;
-            if !unchanged(&source)? {
+            if unchanged(&source)?.is_none() {
                 return Err(changed());
             }
-            return Ok(shipped);
+            self.hardlinked.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
         }
-        let mut target = Self::create_file(at)?;
+        let mut target = Stager::create_file(at)?;
         let mut reader = &source;
         let copied =
             io::copy(&mut reader, &mut target).map_err(|e| Error::io("copy into", at, e))?;
-        if copied != seen.size || !unchanged(&source)? {
+        if copied != seen.size || unchanged(&source)?.is_none() {
             return Err(changed());
         }
         self.finish_file(&target, at, entry.mode)?;
-        self.staged.copied += 1;
-        Ok(shipped)
+        self.copied.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -899,8 +992,15 @@ impl SpoolReader {
     }
 }
 
-/// Whether `name` is a path (for `skipped` closures): `relative` equals it
-/// or lies below it.
+/// Whether the relative path `relative` is `path` or lies below it (for
+/// the `skipped` closure of [`plan`]).
+///
+/// ```
+/// use std::path::Path;
+/// use updater_core::package::delta::is_at_or_below;
+/// assert!(is_at_or_below("storage/logs/a.log", Path::new("storage/logs")));
+/// assert!(!is_at_or_below("storage/logs.txt", Path::new("storage/logs")));
+/// ```
 pub fn is_at_or_below(relative: &str, path: &Path) -> bool {
     let path = path.as_os_str().as_bytes();
     let relative = relative.as_bytes();

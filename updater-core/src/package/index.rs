@@ -248,6 +248,19 @@ impl PackageIndex {
         archive_size: u64,
         options: &ExtractOptions,
     ) -> Result<FileList> {
+        self.validate_layout(origin, archive_size, options)?;
+        self.validate_rules(origin, options)
+    }
+
+    /// The cheap half of [`validate`](Self::validate): the members' layout
+    /// (contiguous, in order, inside the archive), sorted unique paths,
+    /// fields by type, the size limit. Reads nothing.
+    pub fn validate_layout(
+        &self,
+        origin: &str,
+        archive_size: u64,
+        options: &ExtractOptions,
+    ) -> Result<()> {
         let bad = |reason: String| Error::invalid(format!("package index {origin}"), reason);
         if self.archive.size != archive_size {
             return Err(bad(format!(
@@ -325,6 +338,15 @@ impl PackageIndex {
                 "strip_components is configured: this package's paths would be cut".into(),
             ));
         }
+        Ok(())
+    }
+
+    /// The other half of [`validate`](Self::validate), to run after
+    /// [`validate_layout`](Self::validate_layout): every extraction rule
+    /// over the entries (the extractor's own code), and the list of what
+    /// extraction creates.
+    pub fn validate_rules(&self, origin: &str, options: &ExtractOptions) -> Result<FileList> {
+        let bad = |reason: String| Error::invalid(format!("package index {origin}"), reason);
         let specs = self.entries.iter().map(|entry| RuleEntry {
             path: entry.path.as_bytes(),
             kind: match entry.kind {
@@ -468,8 +490,9 @@ pub(crate) fn check_rules<'a>(
     let temp = file.path().to_path_buf();
     {
         let mut gz = flate2::write::GzEncoder::new(
-            std::io::BufWriter::new(file.as_file_mut()),
-            flate2::Compression::fast(),
+            std::io::BufWriter::with_capacity(1 << 20, file.as_file_mut()),
+            // Stored blocks: headers only, read once; compressing them costs more than it saves.
+            flate2::Compression::none(),
         );
         for entry in entries {
             let header = header_blocks(entry.path, entry.kind, 0, entry.mode, 0, entry.target);

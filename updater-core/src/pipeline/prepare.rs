@@ -448,8 +448,8 @@ impl Updater {
                 index.archive.name, index.version, index.archive.sha256
             )));
         }
-        let list = index
-            .validate(&origin, asset.size, &self.config.extraction)
+        index
+            .validate_layout(&origin, asset.size, &self.config.extraction)
             .map_err(|e| DeltaFallback::Index(e.to_string()))?;
         let rules = self.scan_rules();
         let skipped = |path: &str| {
@@ -461,22 +461,47 @@ impl Updater {
                     .iter()
                     .any(|s| crate::package::delta::is_at_or_below(path, s))
         };
-        let plan = crate::package::delta::plan(
-            index,
-            list,
-            &installed_list,
-            &self.config.app_dir,
-            &skipped,
-            asset.size,
-            settings,
-        )?;
-        let spool = dir.join("delta.spool");
-        let mut progress = download_progress(t, plan.fetch_bytes, &asset.name);
-        crate::package::delta::fetch(self.source.as_ref(), asset, &plan, &spool, &mut progress)
-            .map_err(|e| match e {
-                Error::Unsupported { .. } => DeltaFallback::RangesUnsupported(e.to_string()),
-                other => DeltaFallback::Fetch(other.to_string()),
-            })?;
+        // The extraction rules over every entry run on a second thread
+        // while the changed members download; the plan needs only the layout.
+        let extraction = &self.config.extraction;
+        let (planned, rules_checked) = std::thread::scope(|scope| {
+            let rules_check = scope.spawn(|| index.validate_rules(&origin, extraction));
+            let planned = crate::package::delta::plan(
+                index.clone(),
+                FileList::new(),
+                &installed_list,
+                &self.config.app_dir,
+                &skipped,
+                asset.size,
+                settings,
+            )
+            .and_then(|plan| {
+                let spool = dir.join("delta.spool");
+                let mut progress = download_progress(t, plan.fetch_bytes, &asset.name);
+                crate::package::delta::fetch(
+                    self.source.as_ref(),
+                    asset,
+                    &plan,
+                    &spool,
+                    &mut progress,
+                )
+                .map_err(|e| match e {
+                    Error::Unsupported { .. } => DeltaFallback::RangesUnsupported(e.to_string()),
+                    other => DeltaFallback::Fetch(other.to_string()),
+                })?;
+                Ok((plan, spool))
+            });
+            let rules_checked = rules_check.join().unwrap_or_else(|_| {
+                Err(Error::other(
+                    format!("check the index {origin}"),
+                    "the checking thread panicked",
+                ))
+            });
+            (planned, rules_checked)
+        });
+        let list = rules_checked.map_err(|e| DeltaFallback::Index(e.to_string()))?;
+        let (mut plan, spool) = planned?;
+        plan.list = list;
         Ok((plan, spool, index_ref.size))
     }
 
