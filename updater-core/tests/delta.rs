@@ -465,3 +465,47 @@ fn a_plan_refuses_a_live_file_modified_in_place_that_the_release_keeps() {
         matches!(plan, Err(DeltaFallback::ModifiedShippedFiles(ref paths)) if paths == &["a.txt".to_string()])
     );
 }
+
+#[test]
+fn with_keys_configured_a_delta_needs_a_signature_that_binds_the_index() {
+    use updater_core::package::VerificationPolicy;
+    use updater_core::package::build::sign_release;
+    use updater_core::package::signature::{PublicKeys, minisign, sign_metadata};
+    let (fx, extra) = installed_fixture();
+    let extra_refs: Vec<(&str, &str)> = extra.iter().map(|(p, c)| (*p, c.as_str())).collect();
+    let pair = minisign::KeyPair::generate_encrypted_keypair(Some(String::new())).unwrap();
+    let keys = PublicKeys::parse(&pair.pk.to_base64()).unwrap();
+    let expires = chrono::Utc::now() + chrono::Duration::days(30);
+    let verify = |c: &mut updater_core::UpdaterConfig| {
+        c.verification = VerificationPolicy::default().with_public_keys(keys.clone());
+    };
+
+    let mut built = fx.build("1.2.0", &extra_refs);
+    sign_release(&mut built, &pair.sk, expires).unwrap();
+    fx.source().publish_built(&built).unwrap();
+    apply(&fx, Counting::new(fx.source(), Ranges::Honest), verify);
+    let note = step_note(&fx, "download");
+    assert!(note.starts_with("delta:"), "{note}");
+
+    // Signed the old way, without `index=`: the whole package, still verified.
+    let mut built = fx.build("1.3.0", &extra_refs);
+    let asset = &built.release.assets[0];
+    let signature = sign_metadata(
+        &pair.sk,
+        &built.release.version,
+        &asset.name,
+        asset.size,
+        &asset.sha256.unwrap(),
+        expires,
+    )
+    .unwrap();
+    built.release.assets[0].signature = Some(signature);
+    fx.source().publish_built(&built).unwrap();
+    apply(&fx, Counting::new(fx.source(), Ranges::Honest), verify);
+    let note = step_note(&fx, "download");
+    assert!(
+        note.contains("no delta: the index is not signed: the signature binds no index"),
+        "{note}"
+    );
+    assert_eq!(snapshot(&fx.app), expected(&fx, "1.3.0", &extra));
+}
