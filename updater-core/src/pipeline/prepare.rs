@@ -31,7 +31,7 @@ use super::updater::transition_id;
 /// How the new release arrived, for the stage step.
 enum Delivery {
     /// The whole package, downloaded and verified; why not a delta.
-    Full(VerifiedPackage, DeltaFallback),
+    Full(Box<(VerifiedPackage, DeltaFallback)>),
     /// A delta: the plan and the fetched members.
     Delta {
         plan: Box<DeltaPlan>,
@@ -339,7 +339,7 @@ impl Updater {
                     "full package, {} bytes; no delta: {reason}",
                     package.size
                 ));
-                Ok(Delivery::Full(package, reason))
+                Ok(Delivery::Full(Box::new((package, reason))))
             }
         }
     }
@@ -521,7 +521,8 @@ impl Updater {
     ) -> Result<FileList> {
         durable::create_dir_all(durable::parent_of(incoming))?;
         let list = match delivery {
-            Delivery::Full(package, reason) => {
+            Delivery::Full(full) => {
+                let (package, reason) = *full;
                 let list = self.extract(t, &package.path, incoming)?;
                 t.note(format!(
                     "extracted the full package: {} entries; no delta: {reason}",
