@@ -41,17 +41,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     demo::create_app(&app, "1.0.0")?;
     println!("1. demo app 1.0.0 created in {}", app.display());
 
-    // The publisher side: build releases and publish them with a manifest.
+    // The publisher side: build releases with the tool (what `updater release
+    // build` runs: package, file index for delta updates, SHA256SUMS) and
+    // publish them with a manifest.
     let published = LocalDirectorySource::new(work.path().join("site"));
-    let v110 = demo::build_release(work.path(), "1.1.0", true)?;
-    published.publish(&Version::new(1, 1, 0), &v110, "Faster pages.", None)?;
-    let v120 = demo::build_release(work.path(), "1.2.0", false)?;
-    published.publish(
-        &Version::new(1, 2, 0),
-        &v120,
-        "New reports (broken build).",
-        None,
-    )?;
+    let v110 = demo::build(work.path(), "1.1.0", true, "Faster pages.")?;
+    published.publish_built(&v110)?;
+    let v120 = demo::build(work.path(), "1.2.0", false, "New reports (broken build).")?;
+    published.publish_built(&v120)?;
     let server = StaticServer::serve(published.directory(), Vec::new())?;
     let manifest_url = format!("{}/manifest.json", server.address());
     println!("2. release server at {manifest_url} publishes 1.1.0 and 1.2.0");

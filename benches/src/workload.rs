@@ -178,7 +178,74 @@ impl PythonHttpServer {
     pub fn address(&self) -> &str {
         &self.address
     }
+
+    /// Like [`serve`](Self::serve), with single `Range: bytes=A-B` requests
+    /// answered `206` (Python's `http.server` ignores `Range`; static
+    /// servers such as nginx honour it). Same 64 KiB writes.
+    pub fn serve_with_ranges(dir: &Path) -> Result<PythonHttpServer, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("find a free port: {e}"))?
+            .port();
+        let child = Command::new("python3")
+            .args(["-c", RANGE_SERVER, &port.to_string()])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("start the python3 range server: {e}"))?;
+        let server = PythonHttpServer {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+        };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed() > Duration::from_secs(10) {
+                return Err("the python3 range server did not start within 10 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(server)
+    }
 }
+
+/// `http.server` plus single byte ranges.
+const RANGE_SERVER: &str = r#"
+import functools, http.server, os, re, sys
+class Handler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+    def do_GET(self):
+        wanted = self.headers.get('Range')
+        if not wanted:
+            return super().do_GET()
+        try:
+            f = open(self.translate_path(self.path), 'rb')
+        except OSError:
+            return self.send_error(404)
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            m = re.fullmatch(r'bytes=(\d+)-(\d*)', wanted.strip())
+            start = int(m.group(1)) if m else size
+            end = min(int(m.group(2)) if m and m.group(2) else size - 1, size - 1)
+            if start > end:
+                return self.send_error(416)
+            self.send_response(206)
+            self.send_header('Content-Type', 'application/octet-stream')
+            self.send_header('Content-Range', 'bytes %d-%d/%d' % (start, end, size))
+            self.send_header('Content-Length', str(end - start + 1))
+            self.end_headers()
+            f.seek(start)
+            left = end - start + 1
+            while left > 0:
+                chunk = f.read(min(65536, left))
+                if not chunk:
+                    break
+                self.wfile.write(chunk)
+                left -= len(chunk)
+handler = functools.partial(Handler, directory=sys.argv[2])
+http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), handler).serve_forever()
+"#;
 
 impl Drop for PythonHttpServer {
     fn drop(&mut self) {

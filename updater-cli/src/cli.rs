@@ -248,6 +248,11 @@ pub enum Command {
     /// Web console helpers.
     #[command(subcommand)]
     Web(WebCommand),
+
+    /// The publisher's side: build, sign and publish releases. Needs no
+    /// `updater.toml` and runs no recovery (it works on a build directory).
+    #[command(subcommand)]
+    Release(ReleaseCommand),
 }
 
 /// `updater serve` options.
@@ -269,6 +274,88 @@ pub enum WebCommand {
     ///
     /// JSON: {"hash"}.
     HashPassword,
+}
+
+/// `updater release ...`.
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    /// Build a release from a directory: `app-VERSION.tar.gz` (entries
+    /// sorted, owner 0:0, one modification time: the same tree gives the
+    /// same bytes; `tar xzf` reads it), its file index for delta updates,
+    /// `SHA256SUMS`, the minisign signature over the release metadata (with
+    /// --key) and `release.json`, the entry for a custom server's manifest.
+    ///
+    /// A tree holding what the installer would refuse (devices, FIFOs,
+    /// sockets, setuid/setgid files, symlinks leading out, names colliding
+    /// by case) is refused with the installer's error before anything is
+    /// written. An encrypted key's password is read from
+    /// UPDATER_SIGNING_PASSWORD.
+    ///
+    /// JSON: {"version", "archive", "size", "sha256", "index", "index_sha256", "entries", "files", "checksums", "signature", "release_entry"}.
+    Build {
+        /// The build directory (the tree the application runs from).
+        dir: PathBuf,
+        /// The release version (semver).
+        #[arg(long, value_name = "VERSION")]
+        version: String,
+        /// Publish on this channel (stable, beta, alpha) [default: the version's].
+        #[arg(long, value_name = "CHANNEL")]
+        channel: Option<String>,
+        /// Release notes, read from this file.
+        #[arg(long, value_name = "FILE")]
+        changelog: Option<PathBuf>,
+        /// Sign with this minisign secret key (from `updater release keygen`).
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// How long the signed metadata stays valid, in days.
+        #[arg(long, value_name = "DAYS", default_value_t = 365)]
+        expires_in_days: u32,
+        /// The package's file name [default: app-VERSION.tar.gz].
+        #[arg(long, value_name = "NAME")]
+        asset_name: Option<String>,
+        /// The modification time of every entry, in seconds since the epoch
+        /// [default: SOURCE_DATE_EPOCH, else the newest in the tree].
+        #[arg(long, value_name = "SECONDS")]
+        mtime: Option<u64>,
+        /// Where to write the release (created if needed).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+
+    /// Merge the release built in OUT (its release.json) into a custom
+    /// server's manifest.json, keeping the older releases (a release of the
+    /// same version is replaced). Asset URLs are relative to the manifest,
+    /// or --base-url + name.
+    ///
+    /// JSON: {"manifest", "version", "releases": [versions]}.
+    Manifest {
+        /// The output directory of `updater release build`.
+        out: PathBuf,
+        /// The manifest to update (created if missing) [default: OUT/../manifest.json].
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<PathBuf>,
+        /// Where the assets will be served from, when not beside the manifest.
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
+    },
+
+    /// Create a minisign key pair for signing releases: the secret key
+    /// (mode 0600, encrypted with UPDATER_SIGNING_PASSWORD when set) and the
+    /// public key to put in every installation's `verification.public_keys`.
+    /// Refuses to overwrite existing files unless --force.
+    ///
+    /// JSON: {"secret_key", "public_key", "key_id", "encrypted"}.
+    Keygen {
+        /// The secret key file.
+        #[arg(long, value_name = "FILE", default_value = "minisign.key")]
+        secret_key: PathBuf,
+        /// The public key file.
+        #[arg(long, value_name = "FILE", default_value = "minisign.pub")]
+        public_key: PathBuf,
+        /// Replace existing key files.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// `updater backup ...`.

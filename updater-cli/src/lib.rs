@@ -85,8 +85,8 @@
 //! where `kind` is one of `config_read`, `config_syntax`, `config_value`,
 //! `environment`, `usage`, `declined`, `io`, `not_found`, `invalid_input`,
 //! `integrity`, `package_rejected`, `version_refused`, `precondition`,
-//! `locked`, `unavailable`, `command`, `step_failed`, `rolled_back`,
-//! `needs_operator`, `other`.
+//! `locked`, `unavailable`, `unsupported`, `command`, `step_failed`, `rolled_back`,
+//! `needs_operator`, `application_data`, `other`.
 //!
 //! | command | object |
 //! |---|---|

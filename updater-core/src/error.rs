@@ -112,6 +112,17 @@ pub enum Error {
         source: Option<BoxError>,
     },
 
+    /// The source, server or file system cannot do what was asked this way
+    /// (a server that ignores `Range`, a source without ranged downloads);
+    /// the caller may do it another way (e.g. download the whole package).
+    #[error("{what} is not supported: {reason}")]
+    Unsupported {
+        /// What was asked, e.g. `byte ranges of app-1.2.0.tar.gz from directory /srv/releases`.
+        what: String,
+        /// Why not.
+        reason: String,
+    },
+
     /// An external command failed or timed out.
     #[error("command `{command}` ({step}) failed: {reason}")]
     Command {
@@ -313,6 +324,7 @@ impl Error {
             Error::Precondition { .. } => "precondition",
             Error::Locked { .. } => "locked",
             Error::Unavailable { .. } => "unavailable",
+            Error::Unsupported { .. } => "unsupported",
             Error::Command { .. } => "command",
             Error::Step { .. } => "step_failed",
             Error::RolledBack { .. } => "rolled_back",
@@ -347,6 +359,14 @@ impl Error {
     pub fn precondition(check: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Precondition {
             check: check.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// An [`Error::Unsupported`].
+    pub fn unsupported(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Unsupported {
+            what: what.into(),
             reason: reason.into(),
         }
     }

@@ -22,6 +22,15 @@
 //! | [`Notifier`] | tell admins | [`LogNotifier`](notify::LogNotifier), [`StoreNotifier`](notify::StoreNotifier) |
 //! | [`NotificationOutbox`](outbox::NotificationOutbox) | keep notices and their per-channel delivery state until delivered | [`InMemoryOutbox`](outbox::InMemoryOutbox) |
 //!
+//! ## Publishing releases
+//!
+//! [`package::build_release`] (behind `updater release build`) turns a build
+//! directory into a reproducible package whose every entry is its own gzip
+//! member, plus a file index; [`package::delta`] then lets an update fetch
+//! only the changed files with byte ranges
+//! ([`ReleaseSource::download_ranges`](source::ReleaseSource::download_ranges)),
+//! falling back to the whole package with the reason in history.
+//!
 //! ## How an update runs
 //!
 //! [`Updater::apply`] does the slow work first, while the application keeps
@@ -127,7 +136,7 @@
 //! | feature | default | enables |
 //! |---|---|---|
 //! | `conformance` | no | [`conformance`]: the shared test suites every trait implementation runs (destructive, semver-exempt) |
-//! | `signing` | no | [`package::signature::sign_metadata`], to sign release metadata from Rust |
+//! | `signing` | no | [`package::signature::sign_metadata`] and [`package::build::sign_release`], to sign release metadata from Rust (what `updater release build --key` does) |
 //! | `failpoints` | no | `failpoint`: inject errors, crashes and a full disk at named points of the pipeline (the combination tester; tests only) |
 
 #![warn(missing_docs)]

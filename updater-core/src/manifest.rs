@@ -38,6 +38,7 @@
 //! | `assets[].size` | yes | bytes; a download of another size is refused |
 //! | `assets[].sha256` | yes | 64 hex digits; checked while streaming |
 //! | `assets[].signature` | no | minisign signature over the release metadata ([`crate::package::signature`]) |
+//! | `assets[].index` | no | `{"url", "size", "sha256"}` of the package's file index ([`crate::package::index`]), for delta updates |
 //!
 //! Unknown fields are ignored, so a manifest may carry extra data.
 
@@ -45,7 +46,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::release::{Asset, AssetSignature, Release, Sha256Digest};
+use crate::release::{Asset, AssetIndex, AssetSignature, Release, Sha256Digest};
 use crate::version::{Channel, Version};
 
 /// The schema version this crate reads and writes.
@@ -102,6 +103,20 @@ pub struct ManifestAsset {
     /// Optional minisign signature text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// The package's file index, for delta updates (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<ManifestIndex>,
+}
+
+/// Where an asset's file index is ([`crate::package::index`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestIndex {
+    /// Absolute URL or path relative to the manifest.
+    pub url: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Expected SHA-256 (also bound by the signature, when signed).
+    pub sha256: Sha256Digest,
 }
 
 impl ReleaseManifest {
@@ -189,11 +204,24 @@ impl ReleaseManifest {
                         url: a.location,
                         size: a.size,
                         signature: a.signature.map(|s| s.minisig),
+                        index: a.index.map(|index| ManifestIndex {
+                            url: index.location,
+                            size: index.size,
+                            sha256: index.sha256,
+                        }),
                     })
                 })
                 .collect(),
             version: release.version,
         });
+        self.releases.sort_by(|a, b| b.version.cmp(&a.version));
+    }
+
+    /// Adds a release entry as it will be written (asset URLs as given),
+    /// replacing a release of the same version; newest first.
+    pub fn upsert_entry(&mut self, entry: ManifestRelease) {
+        self.releases.retain(|r| r.version != entry.version);
+        self.releases.push(entry);
         self.releases.sort_by(|a, b| b.version.cmp(&a.version));
     }
 
@@ -216,6 +244,11 @@ impl ReleaseManifest {
                         location: a.url,
                         sha256: Some(a.sha256),
                         signature: a.signature.map(AssetSignature::new),
+                        index: a.index.map(|index| AssetIndex {
+                            location: index.url,
+                            size: index.size,
+                            sha256: index.sha256,
+                        }),
                     })
                     .collect(),
             })

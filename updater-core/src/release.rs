@@ -197,6 +197,11 @@ pub struct Asset {
     /// The publisher's signature over the release metadata, when published.
     #[serde(default)]
     pub signature: Option<AssetSignature>,
+    /// The package's file index, when the publisher built the package with
+    /// `updater release build` (see [`crate::package::index`]): what makes
+    /// a delta update possible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<AssetIndex>,
 }
 
 impl Asset {
@@ -208,6 +213,7 @@ impl Asset {
             location: location.into(),
             sha256: None,
             signature: None,
+            index: None,
         }
     }
 
@@ -221,6 +227,95 @@ impl Asset {
     pub fn with_signature(mut self, signature: AssetSignature) -> Self {
         self.signature = Some(signature);
         self
+    }
+
+    /// Sets the file index (builder style).
+    pub fn with_index(mut self, index: AssetIndex) -> Self {
+        self.index = Some(index);
+        self
+    }
+
+    /// The index as an asset of its own, to download it with
+    /// [`ReleaseSource::download`](crate::source::ReleaseSource::download)
+    /// and verify it like any package (size and SHA-256).
+    pub fn index_asset(&self) -> Option<Asset> {
+        self.index.as_ref().map(|index| {
+            Asset::new(
+                format!("{}.index.json", self.name),
+                index.size,
+                &index.location,
+            )
+            .with_sha256(index.sha256)
+        })
+    }
+}
+
+/// Where the file index of a package is published, with its size and
+/// SHA-256 (see [`crate::package::index`] for the format). The publisher's
+/// signature binds the SHA-256 too ([`crate::package::signature`]).
+///
+/// ```
+/// use updater_core::release::{Asset, AssetIndex, Sha256Digest};
+/// let asset = Asset::new("app-1.2.0.tar.gz", 1000, "app-1.2.0.tar.gz").with_index(AssetIndex {
+///     location: "app-1.2.0.tar.gz.index.json".into(),
+///     size: 300,
+///     sha256: Sha256Digest([7; 32]),
+/// });
+/// let index = asset.index_asset().ok_or("no index")?;
+/// assert_eq!((index.name.as_str(), index.size), ("app-1.2.0.tar.gz.index.json", 300));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetIndex {
+    /// Where the source fetches it from (opaque to the pipeline, as
+    /// [`Asset::location`]).
+    pub location: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its SHA-256.
+    pub sha256: Sha256Digest,
+}
+
+/// A half-open range of bytes `[start, end)` of an asset: what a delta
+/// update fetches with [`ReleaseSource::download_ranges`](crate::source::ReleaseSource::download_ranges).
+///
+/// ```
+/// use updater_core::release::ByteRange;
+/// let range = ByteRange::new(100, 150);
+/// assert_eq!(range.len(), 50);
+/// assert_eq!(range.http_range(), "bytes=100-149");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ByteRange {
+    /// The first byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+}
+
+impl ByteRange {
+    /// `[start, end)`; an `end` before `start` gives an empty range at `start`.
+    pub fn new(start: u64, end: u64) -> Self {
+        ByteRange {
+            start,
+            end: end.max(start),
+        }
+    }
+
+    /// How many bytes.
+    pub fn len(&self) -> u64 {
+        self.end - self.start
+    }
+
+    /// Whether it holds no byte.
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+
+    /// The HTTP `Range` header value asking for it (`bytes=FIRST-LAST`,
+    /// inclusive); meaningless for an empty range.
+    pub fn http_range(&self) -> String {
+        format!("bytes={}-{}", self.start, self.end.saturating_sub(1))
     }
 }
 

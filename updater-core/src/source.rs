@@ -11,7 +11,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::manifest::ReleaseManifest;
-use crate::release::Release;
+use crate::release::{ByteRange, Release};
 use crate::version::{Channel, Version};
 
 /// Lists the releases of an application and streams their assets.
@@ -30,6 +30,19 @@ use crate::version::{Channel, Version};
 ///   [`Error::Integrity`] as soon as the server sends more bytes than
 ///   [`Asset::size`](crate::release::Asset::size). Callers verify size and
 ///   SHA-256 themselves; a source need not.
+/// - [`download_ranges`](Self::download_ranges) writes the bytes of each
+///   range, in the order given, each exactly once, one after another into
+///   `sink`, and returns how many it wrote (the sum of the lengths). The
+///   caller passes ranges that are not empty, sorted, not overlapping and
+///   inside [`Asset::size`](crate::release::Asset::size); an implementation
+///   refuses others with [`Error::InvalidInput`] before writing anything. A
+///   source or server that cannot serve ranges (an HTTP server answering
+///   `200` with the whole body) fails with [`Error::Unsupported`]; one that
+///   answers with other bytes than asked (a wrong `Content-Range`, a file
+///   of another size) fails with [`Error::Integrity`]. After an error the
+///   bytes written are meaningless: callers verify what they use (the
+///   delta update checks each file's SHA-256) and fall back to
+///   [`download`](Self::download).
 /// - Implementations are `Send + Sync` and called from one thread at a time per update.
 /// - Blocking: async applications call sources from `spawn_blocking`.
 ///
@@ -38,7 +51,9 @@ use crate::version::{Channel, Version};
 /// Required: [`describe`](Self::describe), [`releases`](Self::releases) and
 /// [`download`](Self::download). [`latest`](Self::latest) and
 /// [`release`](Self::release) have defaults built on `releases`; override
-/// them when the backend has a cheaper query. Run
+/// them when the backend has a cheaper query. [`download_ranges`](Self::download_ranges)
+/// defaults to [`Error::Unsupported`] (updates then download whole
+/// packages); implement it when the backend can read parts of a file. Run
 /// `updater_core::conformance::source::run` (feature `conformance`) in a test.
 ///
 /// ```
@@ -88,6 +103,59 @@ pub trait ReleaseSource: Send + Sync {
             .find(|r| &r.version == version)
             .ok_or_else(|| Error::not_found(format!("release {version} in {}", self.describe())))
     }
+
+    /// Streams the bytes of `ranges` of `asset`, in order, into `sink`;
+    /// returns the byte count (see the contract above). The default says
+    /// [`Error::Unsupported`], so the pipeline downloads whole packages.
+    fn download_ranges(
+        &self,
+        asset: &crate::release::Asset,
+        ranges: &[ByteRange],
+        sink: &mut dyn Write,
+    ) -> Result<u64> {
+        let _ = (ranges, sink);
+        Err(Error::unsupported(
+            format!("byte ranges of {} from {}", asset.name, self.describe()),
+            "this source does not implement ranged downloads",
+        ))
+    }
+}
+
+/// Checks that `ranges` are not empty, sorted, disjoint and inside an
+/// asset of `size` bytes, as [`ReleaseSource::download_ranges`] requires;
+/// returns their total length. For implementations.
+///
+/// ```
+/// use updater_core::release::ByteRange;
+/// use updater_core::source::check_ranges;
+/// assert_eq!(check_ranges("app.tar.gz", 100, &[ByteRange::new(0, 10), ByteRange::new(20, 100)])?, 90);
+/// assert!(check_ranges("app.tar.gz", 100, &[ByteRange::new(20, 30), ByteRange::new(0, 10)]).is_err());
+/// assert!(check_ranges("app.tar.gz", 100, &[ByteRange::new(90, 101)]).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn check_ranges(asset: &str, size: u64, ranges: &[ByteRange]) -> Result<u64> {
+    let mut total = 0u64;
+    let mut previous_end = 0u64;
+    for (index, range) in ranges.iter().enumerate() {
+        let bad = |reason: &str| {
+            Error::invalid(
+                format!("byte range {}..{} of {asset}", range.start, range.end),
+                reason.to_string(),
+            )
+        };
+        if range.is_empty() {
+            return Err(bad("empty range"));
+        }
+        if index > 0 && range.start < previous_end {
+            return Err(bad("ranges must be sorted and must not overlap"));
+        }
+        if range.end > size {
+            return Err(bad(&format!("past the end of the asset ({size} bytes)")));
+        }
+        previous_end = range.end;
+        total += range.len();
+    }
+    Ok(total)
 }
 
 crate::forward_trait!(ReleaseSource:
@@ -96,6 +164,7 @@ crate::forward_trait!(ReleaseSource:
     fn download(&self, asset: &crate::release::Asset, sink: &mut dyn Write) -> Result<u64>;
     fn latest(&self, channel: Channel) -> Result<Option<Release>>;
     fn release(&self, version: &Version) -> Result<Release>;
+    fn download_ranges(&self, asset: &crate::release::Asset, ranges: &[ByteRange], sink: &mut dyn Write) -> Result<u64>;
 );
 
 /// Serves releases from a local directory holding a `manifest.json` (the
@@ -201,6 +270,45 @@ impl LocalDirectorySource {
     }
 }
 
+impl LocalDirectorySource {
+    /// Publishes a release built by [`build_release`](crate::package::build_release)
+    /// (`updater release build`): copies its package, file index and
+    /// signature into the directory and adds (or replaces) the release in
+    /// the manifest, so updates from this directory can be deltas.
+    ///
+    /// ```
+    /// use updater_core::package::{BuildOptions, build_release};
+    /// use updater_core::source::{LocalDirectorySource, ReleaseSource};
+    /// use updater_core::version::{Channel, Version};
+    ///
+    /// let work = tempfile::tempdir()?;
+    /// std::fs::create_dir_all(work.path().join("build"))?;
+    /// std::fs::write(work.path().join("build/VERSION"), "1.1.0")?;
+    /// let built = build_release(&work.path().join("build"), &work.path().join("dist"), &BuildOptions::new(Version::new(1, 1, 0)))?;
+    /// let source = LocalDirectorySource::new(work.path().join("releases"));
+    /// source.publish_built(&built)?;
+    /// let latest = source.latest(Channel::Stable)?.ok_or("published")?;
+    /// assert!(latest.assets[0].index.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn publish_built(&self, built: &crate::package::BuiltRelease) -> Result<Release> {
+        crate::durable::create_dir_all(&self.directory)?;
+        let mut files = vec![built.archive.clone(), built.index_path.clone()];
+        files.extend(built.signature.clone());
+        for file in files {
+            let name = file.file_name().ok_or_else(|| {
+                Error::invalid(format!("built file {}", file.display()), "no file name")
+            })?;
+            let target = self.directory.join(name);
+            std::fs::copy(&file, &target).map_err(|e| Error::io("copy", &target, e))?;
+        }
+        let mut manifest = self.read_manifest()?;
+        manifest.upsert(built.release.clone());
+        crate::durable::write_atomic(&self.manifest_path(), &manifest.to_json()?)?;
+        Ok(built.release.clone())
+    }
+}
+
 impl ReleaseSource for LocalDirectorySource {
     fn describe(&self) -> String {
         format!("directory {}", self.directory.display())
@@ -238,6 +346,52 @@ impl ReleaseSource for LocalDirectorySource {
             ));
         }
         Ok(copied)
+    }
+
+    fn download_ranges(
+        &self,
+        asset: &crate::release::Asset,
+        ranges: &[ByteRange],
+        sink: &mut dyn Write,
+    ) -> Result<u64> {
+        check_ranges(&asset.name, asset.size, ranges)?;
+        let path = self.asset_path(&asset.location)?;
+        let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
+        let length = file
+            .metadata()
+            .map_err(|e| Error::io("inspect", &path, e))?
+            .len();
+        if length != asset.size {
+            return Err(Error::integrity(
+                format!("asset {}", asset.name),
+                format!(
+                    "{} has {length} bytes, not the declared {}",
+                    path.display(),
+                    asset.size
+                ),
+            ));
+        }
+        let mut reader = io::BufReader::with_capacity(256 * 1024, file);
+        let mut written = 0u64;
+        for range in ranges {
+            io::Seek::seek(&mut reader, io::SeekFrom::Start(range.start))
+                .map_err(|e| Error::io("seek in", &path, e))?;
+            let copied = io::copy(&mut io::Read::take(&mut reader, range.len()), sink)
+                .map_err(|e| Error::io("read", &path, e))?;
+            if copied != range.len() {
+                return Err(Error::integrity(
+                    format!("asset {}", asset.name),
+                    format!(
+                        "{} ended inside bytes {}..{}",
+                        path.display(),
+                        range.start,
+                        range.end
+                    ),
+                ));
+            }
+            written += copied;
+        }
+        Ok(written)
     }
 }
 

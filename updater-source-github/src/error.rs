@@ -226,6 +226,29 @@ pub enum SourceError {
         why: String,
     },
 
+    /// The server answered a `Range` request with the whole file (`200`):
+    /// it does not serve byte ranges, so no delta update from it.
+    #[error("{url} ignores byte ranges (it answered 200 with the whole of {asset})")]
+    RangesIgnored {
+        /// The asset name.
+        asset: String,
+        /// The URL that answered (without credentials, query or fragment).
+        url: String,
+    },
+
+    /// The server answered a `Range` request with other bytes than asked: a
+    /// wrong `Content-Range`, a length that disagrees, more bytes than the
+    /// range holds.
+    #[error("byte range of {asset} from {url}: {reason}")]
+    RangeMismatch {
+        /// The asset name.
+        asset: String,
+        /// The URL (without credentials, query or fragment).
+        url: String,
+        /// What the server did.
+        reason: String,
+    },
+
     /// Writing to the caller's sink failed.
     #[error("cannot write the download of {asset}: {source}")]
     Sink {
@@ -321,8 +344,11 @@ impl From<SourceError> for updater_core::Error {
                 status: 404 | 410,
                 ..
             } => Error::not_found(url.clone()),
-            SourceError::SizeMismatch { asset, .. } => {
+            SourceError::SizeMismatch { asset, .. } | SourceError::RangeMismatch { asset, .. } => {
                 Error::integrity(format!("asset {asset}"), message)
+            }
+            SourceError::RangesIgnored { asset, url } => {
+                Error::unsupported(format!("byte ranges of {asset} from {url}"), message)
             }
             SourceError::Transport { url, .. }
             | SourceError::RateLimited { url, .. }

@@ -6,13 +6,13 @@ use std::io::Write;
 use reqwest::header::HeaderMap;
 use updater_core::error::redact_url;
 use updater_core::manifest::ReleaseManifest;
-use updater_core::release::{Asset, Release};
-use updater_core::source::ReleaseSource;
+use updater_core::release::{Asset, ByteRange, Release};
+use updater_core::source::{ReleaseSource, check_ranges};
 use updater_core::version::Channel;
 use url::Url;
 
 use crate::error::SourceError;
-use crate::http::{HttpClient, HttpSettings, download_to, parse_url};
+use crate::http::{HttpClient, HttpSettings, download_ranges_to, download_to, parse_url};
 use crate::offered_on;
 use updater_core::secret::Secret;
 
@@ -75,6 +75,19 @@ impl ManifestSource {
                     }
                 })?;
                 asset.location = resolved.to_string();
+                if let Some(index) = &mut asset.index {
+                    let resolved = self.manifest_url.join(&index.location).map_err(|e| {
+                        SourceError::MalformedResponse {
+                            url: origin.clone(),
+                            reason: format!(
+                                "release {}: index URL {:?}: {e}",
+                                release.version,
+                                redact_url(&index.location)
+                            ),
+                        }
+                    })?;
+                    index.location = resolved.to_string();
+                }
             }
         }
         Ok(releases)
@@ -102,6 +115,25 @@ impl ReleaseSource for ManifestSource {
             &asset.name,
             asset.size,
             "*/*",
+            sink,
+        )?)
+    }
+
+    fn download_ranges(
+        &self,
+        asset: &Asset,
+        ranges: &[ByteRange],
+        sink: &mut dyn Write,
+    ) -> updater_core::Result<u64> {
+        check_ranges(&asset.name, asset.size, ranges)?;
+        let url = parse_url(&asset.location)?;
+        Ok(download_ranges_to(
+            &self.http,
+            &url,
+            &asset.name,
+            asset.size,
+            "*/*",
+            ranges,
             sink,
         )?)
     }

@@ -16,11 +16,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use updater_core::history::InMemoryHistoryStore;
+use updater_core::package::{BuildOptions, BuiltRelease, build_release};
 use updater_core::pipeline::UpdaterBuilder;
 use updater_core::source::LocalDirectorySource;
 use updater_core::version::Version;
 
-use crate::archive::pack;
 use crate::fakes::{FakeDatabase, FakeDatabaseBackup, FakeMigrator};
 use crate::tree::{Tree, copy_dir, snapshot_skipping, write_tree};
 
@@ -177,15 +177,24 @@ impl Fixture {
         LocalDirectorySource::new(&self.releases)
     }
 
-    /// Builds and publishes release `version`.
+    /// Builds release `version` with the publisher's tool
+    /// ([`updater_core::package::build_release`], as `updater release build`:
+    /// package, file index, checksums) and publishes it.
     pub fn publish(&self, version: &str, extra: &[(&str, &str)]) {
+        let built = self.build(version, extra);
+        self.source().publish_built(&built).unwrap();
+    }
+
+    /// Builds release `version` (its tree under `build-<version>`, written
+    /// unless it exists) into `dist-<version>`, without publishing it.
+    pub fn build(&self, version: &str, extra: &[(&str, &str)]) -> BuiltRelease {
         let tree = self.root.join(format!("build-{version}"));
         if !tree.exists() {
             release_tree(&tree, version, extra);
         }
-        let archive = self.root.join(format!("build-{version}.tar.gz"));
-        pack(&tree, &archive);
-        self.publish_archive(version, &archive);
+        let options = BuildOptions::new(Version::parse(version).unwrap())
+            .with_changelog(format!("Release {version}"));
+        build_release(&tree, &self.root.join(format!("dist-{version}")), &options).unwrap()
     }
 
     /// Publishes an arbitrary archive as `version`.

@@ -8,6 +8,11 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use updater_core::package::{BuildOptions, BuiltRelease};
+use updater_core::version::Version;
+
+use updater_core::package::build_release as build_package;
+
 /// Writes the tree of the demo application at `version` into `dir`.
 /// `healthy` decides whether its `bin/health` script exits 0.
 pub fn write_release_tree(dir: &Path, version: &str, healthy: bool) -> io::Result<()> {
@@ -40,17 +45,31 @@ pub fn create_app(dir: &Path, version: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// Builds the `.tar.gz` of the demo release `version` under `work` and
-/// returns its path.
-pub fn build_release(work: &Path, version: &str, healthy: bool) -> io::Result<PathBuf> {
+/// Builds the demo release `version` under `work` with the publisher's
+/// tool (`updater release build`, [`updater_core::package::build_release`]):
+/// package, file index, `SHA256SUMS` and manifest entry in
+/// `work/dist-<version>/`.
+pub fn build(
+    work: &Path,
+    version: &str,
+    healthy: bool,
+    changelog: &str,
+) -> io::Result<BuiltRelease> {
     let tree = work.join(format!("build-{version}"));
     write_release_tree(&tree, version, healthy)?;
-    let archive = work.join(format!("app-{version}.tar.gz"));
-    let gz =
-        flate2::write::GzEncoder::new(fs::File::create(&archive)?, flate2::Compression::default());
-    let mut builder = tar::Builder::new(gz);
-    builder.append_dir_all(".", &tree)?;
-    builder.into_inner()?.finish()?;
+    let parsed = Version::parse(version).map_err(io::Error::other)?;
+    let built = build_package(
+        &tree,
+        &work.join(format!("dist-{version}")),
+        &BuildOptions::new(parsed).with_changelog(changelog),
+    )
+    .map_err(io::Error::other)?;
     fs::remove_dir_all(&tree)?;
-    Ok(archive)
+    Ok(built)
+}
+
+/// Builds the demo release `version` under `work` (see [`build`]) and
+/// returns the path of its `.tar.gz`.
+pub fn build_release(work: &Path, version: &str, healthy: bool) -> io::Result<PathBuf> {
+    Ok(build(work, version, healthy, "")?.archive)
 }

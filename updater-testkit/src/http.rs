@@ -109,7 +109,11 @@ fn respond(root: &Path, routes: &[(String, PathBuf)], request: tiny_http::Reques
         let _ = request.respond(tiny_http::Response::empty(400));
         return;
     };
-    let Ok(bytes) = std::fs::read(&path) else {
+    let Ok(mut file) = std::fs::File::open(&path) else {
+        let _ = request.respond(tiny_http::Response::empty(404));
+        return;
+    };
+    let Ok(length) = file.metadata().map(|m| m.len()) else {
         let _ = request.respond(tiny_http::Response::empty(404));
         return;
     };
@@ -117,31 +121,50 @@ fn respond(root: &Path, routes: &[(String, PathBuf)], request: tiny_http::Reques
         .headers()
         .iter()
         .find(|h| h.field.equiv("Range"))
-        .and_then(|h| {
-            let value = h.value.as_str().strip_prefix("bytes=")?;
-            let (start, end) = value.split_once('-')?;
-            let start: usize = start.parse().ok()?;
-            let end: usize = if end.is_empty() {
-                bytes.len().checked_sub(1)?
-            } else {
-                end.parse().ok()?
-            };
-            (start <= end && end < bytes.len()).then_some((start, end))
-        });
+        .and_then(|h| parse_range(h.value.as_str(), length));
+    // Only the asked bytes are read (a delta fetches a few members of a big package).
     let response = match range {
         Some((start, end)) => {
+            let mut bytes = vec![0u8; (end - start + 1) as usize];
+            let read = std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start))
+                .and_then(|_| std::io::Read::read_exact(&mut file, &mut bytes));
+            if read.is_err() {
+                let _ = request.respond(tiny_http::Response::empty(500));
+                return;
+            }
             let header = tiny_http::Header::from_bytes(
                 "Content-Range",
-                format!("bytes {start}-{end}/{}", bytes.len()),
+                format!("bytes {start}-{end}/{length}"),
             )
             .unwrap();
-            tiny_http::Response::from_data(bytes[start..=end].to_vec())
+            tiny_http::Response::from_data(bytes)
                 .with_status_code(206)
                 .with_header(header)
         }
-        None => tiny_http::Response::from_data(bytes),
+        None => {
+            let mut bytes = Vec::new();
+            if std::io::Read::read_to_end(&mut file, &mut bytes).is_err() {
+                let _ = request.respond(tiny_http::Response::empty(500));
+                return;
+            }
+            tiny_http::Response::from_data(bytes)
+        }
     };
     let _ = request.respond(response);
+}
+
+/// A `Range: bytes=START-[END]` header of one range within `length` bytes,
+/// as inclusive `(start, end)`.
+fn parse_range(value: &str, length: u64) -> Option<(u64, u64)> {
+    let value = value.trim().strip_prefix("bytes=")?;
+    let (start, end) = value.split_once('-')?;
+    let start: u64 = start.trim().parse().ok()?;
+    let end: u64 = if end.trim().is_empty() {
+        length.checked_sub(1)?
+    } else {
+        end.trim().parse::<u64>().ok()?.min(length.checked_sub(1)?)
+    };
+    (start <= end).then_some((start, end))
 }
 
 /// A request as the server saw it.
@@ -180,13 +203,26 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The `bytes=N-` start of a Range header.
+    /// The `bytes=N-` start of a Range header (open-ended ranges only).
     pub fn range_start(&self) -> Option<u64> {
         self.header("range")?
             .strip_prefix("bytes=")?
             .strip_suffix('-')?
             .parse()
             .ok()
+    }
+
+    /// The range of a `Range: bytes=START-[END]` header: `(start, end)`,
+    /// `end` inclusive when given.
+    pub fn range(&self) -> Option<(u64, Option<u64>)> {
+        let value = self.header("range")?.strip_prefix("bytes=")?;
+        let (start, end) = value.split_once('-')?;
+        let start = start.trim().parse().ok()?;
+        let end = match end.trim() {
+            "" => None,
+            end => Some(end.parse().ok()?),
+        };
+        Some((start, end))
     }
 }
 
@@ -273,16 +309,20 @@ impl Reply {
         self
     }
 
-    /// A file answer honouring `Range: bytes=N-` (206) like a storage host.
+    /// A file answer honouring `Range: bytes=N-` and `bytes=N-M` (206)
+    /// like a storage host.
     pub fn ranged(request: &Request, bytes: &[u8]) -> Self {
-        match request.range_start() {
-            Some(start) if (start as usize) < bytes.len() => {
-                Reply::bytes(206, bytes[start as usize..].to_vec()).header(
-                    "content-range",
-                    format!("bytes {start}-{}/{}", bytes.len() - 1, bytes.len()),
-                )
+        let len = bytes.len() as u64;
+        match request.range() {
+            Some((start, end)) if start < len => {
+                let end = end.unwrap_or(len - 1).min(len - 1);
+                if end < start {
+                    return Reply::new(416).header("content-range", format!("bytes */{len}"));
+                }
+                Reply::bytes(206, bytes[start as usize..=end as usize].to_vec())
+                    .header("content-range", format!("bytes {start}-{end}/{len}"))
             }
-            Some(_) => Reply::new(416).header("content-range", format!("bytes */{}", bytes.len())),
+            Some(_) => Reply::new(416).header("content-range", format!("bytes */{len}")),
             None => Reply::bytes(200, bytes.to_vec()).header("accept-ranges", "bytes"),
         }
     }

@@ -6,11 +6,14 @@
 //! cargo run --release -p updater-benches --bin compare            # full (≈10 min)
 //! cargo run --release -p updater-benches --bin compare -- --quick # CI smoke
 //! cargo run --release -p updater-benches --bin compare -- --only swap,sha256
+//! cargo run --release -p updater-benches --bin compare -- --only release,delta
 //! ```
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use updater_backup::FileBackup;
@@ -19,10 +22,13 @@ use updater_benches::measure::{Row, Samples, spread, table, time};
 use updater_benches::workload::{self, TreeSize};
 use updater_core::backup::{Backup, BackupPurpose, BackupRequest};
 use updater_core::history::{HistoryStore, Page};
+use updater_core::package::build::{BuildOptions, build_release};
+use updater_core::package::delta::UnchangedFiles;
 use updater_core::pipeline::{ApplyOutcome, ApplyRequest, RollbackRequest, UpdaterBuilder};
 use updater_core::progress::NoProgress;
-use updater_core::source::LocalDirectorySource;
-use updater_core::version::Version;
+use updater_core::release::{Asset, ByteRange, Release};
+use updater_core::source::{LocalDirectorySource, ReleaseSource};
+use updater_core::version::{Channel, Version};
 
 struct Settings {
     quick: bool,
@@ -131,6 +137,12 @@ fn run() -> Result<(), String> {
     }
     if settings.wants("backup") {
         rows.extend(backup_rows(work.path(), &tree, settings.runs)?);
+    }
+    if settings.wants("release") {
+        rows.push(release_build_row(work.path(), &tree, settings.runs)?);
+    }
+    if settings.wants("delta") {
+        rows.extend(delta_rows(work.path(), &tree, settings.runs)?);
     }
     if settings.wants("sha256") {
         rows.push(sha256_row(work.path(), settings.big_file, settings.runs)?);
@@ -290,6 +302,319 @@ fn swap_rows(work: &Path, tree: &Path, runs: usize) -> Result<Vec<Row>, String> 
             samples: Some(rollback_window),
             target: "< 50 ms".into(),
             met: Some(rollback_median < Duration::from_millis(50)),
+        },
+    ])
+}
+
+/// `updater release build` (the library function behind it) of the tree
+/// against `tar czf` of the same tree: time and size.
+fn release_build_row(work: &Path, tree: &Path, runs: usize) -> Result<Row, String> {
+    let out = work.join("release-out");
+    let theirs = work.join("release-theirs.tar.gz");
+    let (mut ours_size, mut theirs_size) = (0, 0);
+    let options = BuildOptions::new(Version::new(1, 0, 0)).with_mtime(1_767_225_600);
+    let samples = Samples::interleaved(
+        runs,
+        || {
+            workload::remove(&out)?;
+            let (built, elapsed) = time(|| build_release(tree, &out, &options));
+            let built = built.map_err(|e| e.to_string())?;
+            ours_size = workload::file_size(&built.archive);
+            Ok(elapsed)
+        },
+        || {
+            let _ = std::fs::remove_file(&theirs);
+            let elapsed = workload::shell(&format!(
+                "tar czf '{}' -C '{}' .",
+                theirs.display(),
+                tree.display()
+            ))?;
+            theirs_size = workload::file_size(&theirs);
+            Ok(elapsed)
+        },
+    )?;
+    // Our package is a standard .tar.gz: GNU tar reads it back whole.
+    let check = work.join("release-check");
+    std::fs::create_dir_all(&check).map_err(|e| e.to_string())?;
+    workload::shell(&format!(
+        "tar xzf '{}' -C '{}' && diff -r '{}' '{}' > /dev/null",
+        out.join("app-1.0.0.tar.gz").display(),
+        check.display(),
+        tree.display(),
+        check.display()
+    ))
+    .map_err(|e| format!("tar xzf of the built package does not give back the tree: {e}"))?;
+    workload::remove(&check)?;
+    workload::remove(&out)?;
+    let _ = std::fs::remove_file(&theirs);
+    let size_ratio = ours_size as f64 / theirs_size.max(1) as f64;
+    let ratio = samples.ratio();
+    Ok(Row {
+        what: "`updater release build` of the tree (package + index + SHA256SUMS)".into(),
+        against: "`tar czf` (GNU tar + gzip)".into(),
+        notes: format!(
+            "package {} vs {} ({size_ratio:.3}x, target ≤ 1.15x); `tar xzf` reads it back identical",
+            mib(ours_size),
+            mib(theirs_size)
+        ),
+        samples: Some(samples),
+        target: "≤ 0.3x, size ≤ 1.15x".into(),
+        met: Some(ratio <= 0.3 && size_ratio <= 1.15),
+    })
+}
+
+/// A source that counts what it downloads, whole and by range.
+struct CountingSource {
+    inner: updater_source_github::ManifestSource,
+    whole: Arc<AtomicU64>,
+    ranged: Arc<AtomicU64>,
+    requests: Arc<AtomicU64>,
+}
+
+impl ReleaseSource for CountingSource {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn releases(&self, channel: Channel) -> updater_core::Result<Vec<Release>> {
+        self.inner.releases(channel)
+    }
+    fn download(&self, asset: &Asset, sink: &mut dyn Write) -> updater_core::Result<u64> {
+        let n = self.inner.download(asset, sink)?;
+        self.whole.fetch_add(n, Ordering::SeqCst);
+        Ok(n)
+    }
+    fn download_ranges(
+        &self,
+        asset: &Asset,
+        ranges: &[ByteRange],
+        sink: &mut dyn Write,
+    ) -> updater_core::Result<u64> {
+        let n = self.inner.download_ranges(asset, ranges, sink)?;
+        self.ranged.fetch_add(n, Ordering::SeqCst);
+        self.requests
+            .fetch_add(ranges.len() as u64, Ordering::SeqCst);
+        Ok(n)
+    }
+}
+
+/// Changes 1 % of the files of `tree` (every 100th, in path order): text
+/// gets a line, binary assets get new bytes of the same size.
+fn patch_one_percent(tree: &Path) -> Result<usize, String> {
+    let list = updater_core::tree::FileList::from_dir(tree).map_err(|e| e.to_string())?;
+    let files: Vec<String> = list
+        .iter()
+        .filter(|(p, e)| e.kind == updater_core::tree::EntryKind::File && *p != "VERSION")
+        .map(|(p, _)| p.to_string())
+        .collect();
+    let mut changed = 0;
+    for path in files.iter().step_by(100) {
+        let full = tree.join(path);
+        let mut bytes = std::fs::read(&full).map_err(|e| e.to_string())?;
+        if path.ends_with(".bin") {
+            for byte in &mut bytes {
+                *byte = byte.wrapping_add(1);
+            }
+        } else {
+            bytes.extend_from_slice(b"\n    // patched in 1.2.0;\n");
+        }
+        std::fs::write(&full, bytes).map_err(|e| e.to_string())?;
+        changed += 1;
+    }
+    Ok(changed)
+}
+
+/// A patch release changing 1 % of the files: bytes downloaded by the delta
+/// against the whole package, and the whole apply by delta against the
+/// whole apply downloading the package, from the same server.
+fn delta_rows(work: &Path, tree: &Path, runs: usize) -> Result<Vec<Row>, String> {
+    let fail = |e: updater_core::Error| e.to_string();
+    let release_tree = work.join("delta-tree");
+    workload::cp_a(tree, &release_tree)?;
+    let site = LocalDirectorySource::new(work.join("delta-site"));
+    let mut packages = Vec::new();
+    let mut changed_files = 0;
+    for version in ["1.1.0", "1.2.0"] {
+        if version == "1.2.0" {
+            changed_files = patch_one_percent(&release_tree)?;
+        }
+        std::fs::write(release_tree.join("VERSION"), version).map_err(|e| e.to_string())?;
+        let out = work.join(format!("delta-dist-{version}"));
+        let built = build_release(
+            &release_tree,
+            &out,
+            &BuildOptions::new(Version::parse(version).map_err(fail)?),
+        )
+        .map_err(fail)?;
+        site.publish_built(&built).map_err(fail)?;
+        packages.push((
+            workload::file_size(&built.archive),
+            workload::file_size(&built.index_path),
+            built.index.entries.len(),
+        ));
+        workload::remove(&out)?;
+    }
+    workload::remove(&release_tree)?;
+    let server = workload::PythonHttpServer::serve_with_ranges(site.directory())?;
+    let manifest_url = format!("{}/manifest.json", server.address());
+    let app = work.join("delta-app");
+    workload::cp_a(tree, &app)?;
+    std::fs::write(app.join("VERSION"), "1.0.0").map_err(|e| e.to_string())?;
+    let (whole, ranged, requests) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let updater = |unchanged: Option<UnchangedFiles>| -> Result<updater_core::Updater, String> {
+        let source = CountingSource {
+            inner: updater_source_github::ManifestSource::builder(&manifest_url)
+                .build()
+                .map_err(|e| e.to_string())?,
+            whole: whole.clone(),
+            ranged: ranged.clone(),
+            requests: requests.clone(),
+        };
+        UpdaterBuilder::new(&app)
+            .with_source(source)
+            .configure(|c| match unchanged {
+                Some(method) => c.delta.unchanged = method,
+                None => c.delta.enabled = false,
+            })
+            .build()
+            .map_err(fail)
+    };
+    let full = updater(None)?;
+    let delta = updater(Some(UnchangedFiles::Auto))?;
+    let hardlink = updater(Some(UnchangedFiles::Hardlink))?;
+    // The installed release: 1.1.0, with its file list (a first, full update).
+    let to = |version: &str| {
+        ApplyRequest::latest("bench")
+            .with_version(Version::parse(version).unwrap_or(Version::new(0, 0, 0)))
+    };
+    full.apply(&to("1.1.0"), &NoProgress).map_err(fail)?;
+    let back = RollbackRequest {
+        initiated_by: "bench".into(),
+        restore_database_snapshot: false,
+    };
+    let mut apply_samples = Samples::default();
+    let mut hardlink_samples = Samples::default();
+    let (mut delta_bytes, mut delta_requests, mut index_bytes) = (0, 0, 0);
+    let mut notes = (String::new(), String::new());
+    let mut hardlink_note = String::new();
+    let step_times = |updater: &updater_core::Updater| -> String {
+        let Some(record) = updater
+            .history()
+            .updates(Page::first(1))
+            .ok()
+            .and_then(|records| records.into_iter().next())
+        else {
+            return String::new();
+        };
+        record
+            .steps
+            .iter()
+            .filter_map(|s| {
+                let ms = (s.finished_at? - s.started_at).num_milliseconds();
+                (ms > 0).then(|| format!("{} {ms} ms", s.name))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut times = (String::new(), String::new());
+    let step_note = |updater: &updater_core::Updater, name: &str| -> String {
+        updater
+            .history()
+            .updates(Page::first(1))
+            .ok()
+            .and_then(|records| records.into_iter().next())
+            .and_then(|record| record.steps.into_iter().find(|s| s.name == name))
+            .and_then(|step| step.message)
+            .unwrap_or_default()
+    };
+    for _ in 0..runs {
+        let (outcome, elapsed) = time(|| full.apply(&to("1.2.0"), &NoProgress));
+        outcome.map_err(fail)?;
+        apply_samples.theirs.push(elapsed);
+        hardlink_samples.theirs.push(elapsed);
+        times.1 = step_times(&full);
+        full.rollback(&back, &NoProgress).map_err(fail)?;
+
+        for (updater, samples) in [
+            (&delta, &mut apply_samples),
+            (&hardlink, &mut hardlink_samples),
+        ] {
+            whole.store(0, Ordering::SeqCst);
+            ranged.store(0, Ordering::SeqCst);
+            requests.store(0, Ordering::SeqCst);
+            let (outcome, elapsed) = time(|| updater.apply(&to("1.2.0"), &NoProgress));
+            outcome.map_err(fail)?;
+            let download = step_note(updater, "download");
+            if !download.starts_with("delta:") {
+                return Err(format!(
+                    "the patch release was not installed by delta: {download}"
+                ));
+            }
+            samples.ours.push(elapsed);
+            if std::ptr::eq(updater, &delta) {
+                delta_bytes = ranged.load(Ordering::SeqCst);
+                delta_requests = requests.load(Ordering::SeqCst);
+                index_bytes = whole.load(Ordering::SeqCst);
+                notes = (download, step_note(updater, "stage"));
+                times.0 = step_times(updater);
+            } else {
+                hardlink_note = step_note(updater, "stage");
+            }
+            updater.rollback(&back, &NoProgress).map_err(fail)?;
+        }
+    }
+    drop(server);
+    workload::remove(&app)?;
+    workload::remove(site.directory())?;
+    let (package, index_size, entries) = packages[1];
+    let share = (delta_bytes + index_bytes) as f64 / package.max(1) as f64;
+    let apply_ratio = apply_samples.ratio();
+    Ok(vec![
+        Row {
+            what: format!(
+                "delta update: bytes downloaded for a patch release changing 1 % of the files ({changed_files} of {entries} entries)"
+            ),
+            against: "the whole package".into(),
+            notes: format!(
+                "{} of {} = {:.2} %: {} in {delta_requests} range requests + the {} index ({:.2} % of the package)",
+                mib(delta_bytes + index_bytes),
+                mib(package),
+                share * 100.0,
+                mib(delta_bytes),
+                mib(index_size),
+                index_size as f64 * 100.0 / package.max(1) as f64
+            ),
+            samples: None,
+            target: "≤ 3 %".into(),
+            met: Some(share <= 0.03),
+        },
+        Row {
+            what:
+                "delta update: whole apply (index + ranges + verify + stage + swap) of that release"
+                    .into(),
+            against: "whole apply downloading the full package (delta off), same server".into(),
+            notes: format!(
+                "range-capable `http.server`; {}; {}; steps of the last delta run: {}; of the last full run: {}",
+                notes.0, notes.1, times.0, times.1
+            ),
+            samples: Some(apply_samples),
+            target: "≤ 0.3x".into(),
+            met: Some(apply_ratio <= 0.3),
+        },
+        Row {
+            what:
+                "delta update with unchanged files hard-linked (`unchanged = \"hardlink\"`, opt-in)"
+                    .into(),
+            against: "whole apply downloading the full package".into(),
+            notes: format!(
+                "no data written for unchanged files; the kept release shares their inodes; {hardlink_note}"
+            ),
+            samples: Some(hardlink_samples),
+            target: "—".into(),
+            met: None,
         },
     ])
 }

@@ -4,6 +4,7 @@
 mod automation;
 mod backup;
 mod notifications;
+mod release;
 mod schedule;
 mod serve;
 mod update;
@@ -54,6 +55,8 @@ pub fn execute(cli: &Cli) -> Result<Outcome> {
     match &cli.command {
         Command::Config(ConfigCommand::Check) => config_check(&path),
         Command::Web(WebCommand::HashPassword) => serve::hash_password(),
+        // The publisher's side works on a build directory: no config, no recovery.
+        Command::Release(command) => release::run(command),
         command => {
             let access = access_of(command);
             let components = Components::build(Config::load(&path)?, access)?;
@@ -160,6 +163,7 @@ fn dispatch(c: &Components, command: &Command) -> Result<Outcome> {
         Command::Serve(_) | Command::Web(_) => Err(crate::error::CliError::Usage(
             "serve and web commands are run by execute()".into(),
         )),
+        Command::Release(command) => release::run(command),
     }
 }
 

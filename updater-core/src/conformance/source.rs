@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::manifest::ReleaseManifest;
-use crate::release::{Asset, Release, Sha256Digest};
+use crate::release::{Asset, ByteRange, Release, Sha256Digest};
 use crate::source::{LocalDirectorySource, ReleaseSource};
 use crate::version::{Channel, Version};
 
@@ -167,8 +167,11 @@ impl SourceFixture {
 /// [`Error::NotFound`] for an unknown one, the model (channel, changelog,
 /// publication date when given, asset names, sizes, SHA-256 when given),
 /// byte-exact downloads whose returned count is the size (twice, so
-/// downloads are repeatable), and [`Error::Integrity`] without writing more
-/// than the declared size when an asset is longer than declared.
+/// downloads are repeatable), [`Error::Integrity`] without writing more
+/// than the declared size when an asset is longer than declared, and
+/// ranged downloads: the bytes of several ranges in order (first byte,
+/// a middle run, last byte), [`Error::InvalidInput`] for reordered or
+/// out-of-bounds ranges before any byte is written.
 ///
 /// # Panics
 ///
@@ -184,6 +187,11 @@ pub struct SuiteOptions {
     /// Bytes an implementation may write past the declared size before it
     /// fails with [`Error::Integrity`] (the contract says 0).
     pub tolerated_overshoot: u64,
+    /// The implementation does not serve byte ranges: then
+    /// [`ReleaseSource::download_ranges`] must fail with
+    /// [`Error::Unsupported`] (a capability, not a deviation: updates from
+    /// it download whole packages).
+    pub without_ranges: bool,
 }
 
 /// [`run`] with declared deviations.
@@ -205,6 +213,7 @@ pub fn run_with(source: &dyn ReleaseSource, fixture: &SourceFixture, options: &S
         check_release(&release, expected, &describe);
         for asset in &release.assets {
             check_download(source, asset, expected, &describe, options);
+            check_ranged_download(source, asset, expected, &describe, options);
         }
     }
     let unknown = Version::new(9, 9, 9);
@@ -360,6 +369,81 @@ fn check_download(
             "{describe}: no byte beyond the declared size may be written ({} written for {})",
             sink.len(),
             understated.size
+        );
+    }
+}
+
+fn check_ranged_download(
+    source: &dyn ReleaseSource,
+    asset: &Asset,
+    expected: &FixtureRelease,
+    describe: &str,
+    options: &SuiteOptions,
+) {
+    let Some(fixture_asset) = expected.assets.iter().find(|a| a.name == asset.name) else {
+        return;
+    };
+    let bytes = &fixture_asset.bytes;
+    let size = bytes.len() as u64;
+    if size == 0 {
+        return;
+    }
+    let mut ranges = vec![ByteRange::new(0, 1)];
+    if size >= 10 {
+        ranges.push(ByteRange::new(size / 3, size / 3 + size / 4));
+    }
+    if size >= 2 {
+        ranges.push(ByteRange::new(size - 1, size));
+    }
+    ranges.dedup();
+    let mut sink = Vec::new();
+    let result = source.download_ranges(asset, &ranges, &mut sink);
+    if options.without_ranges {
+        match result {
+            Err(Error::Unsupported { .. }) => return,
+            other => panic!(
+                "{describe}: a source without ranges must answer download_ranges with Unsupported, got {other:?}"
+            ),
+        }
+    }
+    let written = result.unwrap_or_else(|e| {
+        panic!(
+            "{describe}: ranged download of {} must succeed: {e}",
+            asset.name
+        )
+    });
+    let wanted: Vec<u8> = ranges
+        .iter()
+        .flat_map(|r| bytes[r.start as usize..r.end as usize].iter().copied())
+        .collect();
+    assert_eq!(
+        written,
+        wanted.len() as u64,
+        "{describe}: download_ranges of {} must return the byte count",
+        asset.name
+    );
+    assert!(
+        sink == wanted,
+        "{describe}: download_ranges of {} must write exactly the ranges' bytes, in order",
+        asset.name
+    );
+    for bad in [
+        vec![ByteRange::new(size - 1, size), ByteRange::new(0, 1)],
+        vec![ByteRange::new(0, size + 1)],
+    ] {
+        if size < 2 && bad.len() == 2 {
+            continue;
+        }
+        let mut sink = Vec::new();
+        match source.download_ranges(asset, &bad, &mut sink) {
+            Err(Error::InvalidInput { .. }) => {}
+            other => panic!(
+                "{describe}: reordered or out-of-bounds ranges must be InvalidInput, got {other:?}"
+            ),
+        }
+        assert!(
+            sink.is_empty(),
+            "{describe}: refused ranges must not write anything"
         );
     }
 }

@@ -1558,6 +1558,10 @@ fn normalize(raw: &[u8]) -> std::result::Result<Vec<String>, Rejection> {
 
 /// The key two paths collide on: Unicode NFC, then lower case.
 fn fold(path: &str) -> String {
+    if path.is_ascii() {
+        // NFC leaves ASCII as it is, and its lower case is ASCII's.
+        return path.to_ascii_lowercase();
+    }
     path.nfc()
         .collect::<String>()
         .to_lowercase()

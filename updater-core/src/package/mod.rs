@@ -22,6 +22,13 @@
 //! thread, writing on a second one, at most about 5 MiB in flight), so the
 //! package is never held in memory and is read once.
 //!
+//! # Publishing ([`build_release`]) and delta updates ([`delta`])
+//!
+//! The publisher's side builds the package from a directory with the same
+//! rules ([`build`]); each entry is its own gzip member and a file index
+//! ([`index`]) records where, so an update can fetch only what changed
+//! ([`delta`]).
+//!
 //! # Extraction ([`extract_tar_gz`]) and listing ([`list_tar_gz`])
 //!
 //! Archive formats let an entry say almost anything: where it goes, what it
@@ -82,12 +89,17 @@
 //! masked by 022 (implicit directories 0755); ownership from the archive is
 //! ignored; GNU long-name and pax headers are limited to 1 MiB each.
 
+pub mod build;
+pub mod delta;
 pub mod download;
 pub mod extract;
+pub mod index;
 pub mod signature;
 
+pub use build::{BuildOptions, BuiltRelease, build_release, merge_into_manifest};
 pub use download::{VerificationPolicy, VerifiedPackage, download_verified};
 pub use extract::{ExtractOptions, ExtractionReport, extract_tar_gz, list_tar_gz};
+pub use index::PackageIndex;
 
 use std::fs::File;
 use std::io::Read;

@@ -35,9 +35,21 @@
 //! followed by ` key=value` pairs; the verifier takes the expiry from there,
 //! puts it into the rebuilt message and refuses the package once it has passed.
 //!
+//! **The file index.** A package built with `updater release build` has a
+//! file index ([`crate::package::index`]) that delta updates trust instead
+//! of the whole archive. Its SHA-256 is bound in the same trusted comment:
+//! `expires=2027-01-01T00:00:00Z index=<64 lowercase hex digits>`. The
+//! message itself is unchanged, so signatures without an index (and
+//! verifiers that ignore it) keep working; a verified signature reports the
+//! bound digest in [`SignedMetadata::index_sha256`], and a delta update is
+//! only attempted with an index of exactly that digest.
+//!
 //! Several public keys may be configured ([`PublicKeys`]): a signature is
 //! checked against the key whose key id it names, so a publisher can rotate
-//! keys by shipping the new public key in a release signed with the old one.
+//! keys: configure the new public key beside the old one on every
+//! installation, sign the next releases with the new key, and remove the
+//! old key once no installation needs a release signed with it (see
+//! `docs/release-format.md`).
 //!
 //! # Signing with the stock `minisign` tool
 //!
@@ -79,6 +91,9 @@ const MESSAGE_HEADER: &str = "updater-release-metadata v1";
 
 /// The trusted-comment key that carries the expiry.
 const EXPIRES_KEY: &str = "expires=";
+
+/// The trusted-comment key that carries the SHA-256 of the package's file index.
+const INDEX_KEY: &str = "index=";
 
 /// The canonical bytes the publisher signs for one asset of one release.
 ///
@@ -131,6 +146,9 @@ pub struct SignedMetadata {
     pub expires_at: DateTime<Utc>,
     /// The id of the key that signed, as minisign prints it (16 hex digits).
     pub key_id: String,
+    /// The SHA-256 of the package's file index, when the signature binds one
+    /// (`index=` in the trusted comment).
+    pub index_sha256: Option<Sha256Digest>,
 }
 
 /// One trusted minisign public key with its key id.
@@ -296,6 +314,7 @@ pub fn verify_asset_signature(
         ))
     })?;
     let expires_at = expiry_from_trusted_comment(signature.trusted_comment()).map_err(refuse)?;
+    let index_sha256 = index_from_trusted_comment(signature.trusted_comment()).map_err(refuse)?;
     let message = canonical_metadata(
         &release.version,
         &asset.name,
@@ -331,6 +350,7 @@ pub fn verify_asset_signature(
         sha256,
         expires_at,
         key_id,
+        index_sha256,
     })
 }
 
@@ -349,9 +369,49 @@ pub fn sign_metadata(
     sha256: &Sha256Digest,
     expires_at: DateTime<Utc>,
 ) -> Result<crate::release::AssetSignature> {
+    sign_metadata_with_index(
+        secret_key, version, asset_name, size, sha256, None, expires_at,
+    )
+}
+
+/// [`sign_metadata`], also binding the SHA-256 of the package's file index
+/// (`index=<hex>` in the trusted comment) when `index` is given. What
+/// `updater release build --key` signs.
+///
+/// ```
+/// use chrono::{Duration, Utc};
+/// use updater_core::package::signature::{minisign, sign_metadata_with_index, verify_asset_signature, PublicKeys};
+/// use updater_core::release::{Asset, AssetIndex, Release, Sha256Digest};
+/// use updater_core::version::Version;
+///
+/// let pair = minisign::KeyPair::generate_unencrypted_keypair()?;
+/// let keys = PublicKeys::parse(&pair.pk.to_base64())?;
+/// let (digest, index) = (Sha256Digest([1; 32]), Sha256Digest([2; 32]));
+/// let version = Version::new(1, 2, 0);
+/// let expires = Utc::now() + Duration::days(30);
+/// let signature = sign_metadata_with_index(&pair.sk, &version, "app.tar.gz", 10, &digest, Some(&index), expires)?;
+/// let asset = Asset::new("app.tar.gz", 10, "app.tar.gz").with_sha256(digest).with_signature(signature);
+/// let release = Release::new(version).with_asset(asset.clone());
+/// let signed = verify_asset_signature(&keys, &release, &asset, Utc::now())?;
+/// assert_eq!(signed.index_sha256, Some(index));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[cfg(feature = "signing")]
+pub fn sign_metadata_with_index(
+    secret_key: &minisign::SecretKey,
+    version: &Version,
+    asset_name: &str,
+    size: u64,
+    sha256: &Sha256Digest,
+    index: Option<&Sha256Digest>,
+    expires_at: DateTime<Utc>,
+) -> Result<crate::release::AssetSignature> {
     check_field("asset name", asset_name)?;
     let message = canonical_metadata(version, asset_name, size, sha256, expires_at);
-    let trusted_comment = format!("{EXPIRES_KEY}{}", format_expiry(expires_at));
+    let mut trusted_comment = format!("{EXPIRES_KEY}{}", format_expiry(expires_at));
+    if let Some(index) = index {
+        trusted_comment.push_str(&format!(" {INDEX_KEY}{}", index.to_hex()));
+    }
     let signature = minisign::sign(
         None,
         secret_key,
@@ -413,6 +473,22 @@ fn expiry_from_trusted_comment(comment: &str) -> std::result::Result<DateTime<Ut
     Ok(parsed)
 }
 
+/// Reads `index=<hex>` from a trusted comment, if there is one (at most one).
+fn index_from_trusted_comment(comment: &str) -> std::result::Result<Option<Sha256Digest>, String> {
+    let mut values = comment
+        .split_whitespace()
+        .filter_map(|token| token.strip_prefix(INDEX_KEY));
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(_), Some(_)) => Err(format!(
+            "the signature's trusted comment {comment:?} has several `index=`"
+        )),
+        (Some(text), None) => Sha256Digest::parse(text)
+            .map(Some)
+            .map_err(|e| format!("the index digest in the trusted comment: {e}")),
+    }
+}
+
 /// The key id (bytes 2..10 of a minisign key or signature blob), as minisign
 /// prints it: the little-endian u64 in 16 upper-case hex digits.
 fn key_id_of(base64: &str, offset: usize) -> Option<String> {
@@ -471,6 +547,21 @@ mod tests {
         ] {
             assert!(expiry_from_trusted_comment(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_index_digest_is_optional_unique_and_hex() {
+        let hex = "ab".repeat(32);
+        assert_eq!(
+            index_from_trusted_comment(&format!("expires=2027-01-01T00:00:00Z index={hex}")),
+            Ok(Some(Sha256Digest([0xab; 32])))
+        );
+        assert_eq!(
+            index_from_trusted_comment("expires=2027-01-01T00:00:00Z"),
+            Ok(None)
+        );
+        assert!(index_from_trusted_comment("index=xyz").is_err());
+        assert!(index_from_trusted_comment(&format!("index={hex} index={hex}")).is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::hook::Hook;
 use crate::maintenance::{FlagFileMaintenance, MaintenanceSwitch};
 use crate::migrate::Migrator;
 use crate::notify::{LogNotifier, Notifier};
+use crate::package::delta::DeltaSettings;
 use crate::package::{ExtractOptions, VerificationPolicy};
 use crate::source::ReleaseSource;
 use crate::version::{Channel, UpgradePolicy, Version};
@@ -102,6 +103,9 @@ pub struct UpdaterConfig {
     /// Checks of the machine (runtime versions, extensions, tools) that must
     /// all pass before anything changes.
     pub requirements: Vec<crate::requirement::Requirement>,
+    /// Delta updates: fetch only the changed files of a release built with
+    /// `updater release build` ([`crate::package::delta`]).
+    pub delta: DeltaSettings,
 }
 
 impl UpdaterConfig {
@@ -133,6 +137,7 @@ impl UpdaterConfig {
             probation: None,
             auto_update: crate::automation::AutoUpdatePolicy::default(),
             requirements: Vec::new(),
+            delta: DeltaSettings::default(),
         }
     }
 

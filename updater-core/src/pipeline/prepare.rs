@@ -15,7 +15,8 @@ use crate::history::{
     BackupRecord, NotificationType, StepOutcome, StepRecord, UpdateRecord, UpdateStatus,
 };
 use crate::install::InstalledState;
-use crate::package::VerifiedPackage;
+use crate::package::delta::{DeltaFallback, DeltaPlan};
+use crate::package::{PackageIndex, VerificationPolicy, VerifiedPackage};
 use crate::progress::{ProgressEvent, ProgressObserver};
 use crate::release::{Asset, Release};
 use crate::step::Step;
@@ -26,6 +27,39 @@ use super::journal::{DatabaseChange, TransitionKind};
 use super::report::{ApplyOutcome, ApplyRequest, UpdateReport};
 use super::transition::{StepProgress, Transition, Trees, percent_span};
 use super::updater::transition_id;
+
+/// How the new release arrived, for the stage step.
+enum Delivery {
+    /// The whole package, downloaded and verified; why not a delta.
+    Full(Box<(VerifiedPackage, DeltaFallback)>),
+    /// A delta: the plan and the fetched members.
+    Delta {
+        plan: Box<DeltaPlan>,
+        spool: PathBuf,
+    },
+}
+
+/// Reports download progress of `total` bytes within the download step's span.
+fn download_progress<'a>(t: &Transition<'a>, total: u64, name: &str) -> impl FnMut(u64) + use<'a> {
+    let (start, end) = percent_span(Step::Download);
+    let observer = t.observer();
+    let message = format!("downloading {name}");
+    move |done: u64| {
+        let span = u64::from(end - start);
+        let percent = start
+            + u8::try_from(span * done / total.max(1))
+                .unwrap_or(0)
+                .min(end - start);
+        observer.on_progress(&ProgressEvent {
+            step: Step::Download,
+            percent,
+            bytes_done: done,
+            bytes_total: Some(total),
+            files_done: 0,
+            message: message.clone(),
+        });
+    }
+}
 
 /// What the preparation hands to the window.
 pub(crate) struct Prepared {
@@ -230,14 +264,15 @@ impl Updater {
             self.preflight(asset.size, self.files_backup_requested(request))
         })?;
         t.amend(|record| record.status = UpdateStatus::Downloading);
-        let package = t.step(Step::Download, |t| {
+        let delivery = t.step(Step::Download, |t| {
             let id = t.journal().id.clone();
-            self.download(t, release, &asset, &id)
+            self.download(t, release, &asset, installed, &id)
         })?;
         t.amend(|record| record.status = UpdateStatus::Installing);
         let incoming_list = t.step(Step::Stage, |t| {
             let incoming = t.journal().incoming.clone();
-            self.stage(t, &package.path, &incoming)
+            let id = t.journal().id.clone();
+            self.stage(t, delivery, release, &asset, &incoming, &id)
         })?;
         let scan = t.step(Step::Scan, |t| {
             let baseline = self.baseline(t, installed, release)?;
@@ -267,7 +302,50 @@ impl Updater {
         request.backup && self.files_backup.is_some()
     }
 
+    /// Fetches the release: a delta when possible (the release has a file
+    /// index, the installed release's list is known, the source serves byte
+    /// ranges, little changed, nothing shipped was modified), else the whole
+    /// package. The step's note says which, and why not a delta.
     fn download(
+        &self,
+        t: &mut Transition<'_>,
+        release: &Release,
+        asset: &Asset,
+        installed: &InstalledState,
+        id: &str,
+    ) -> Result<Delivery> {
+        match self.fetch_delta(t, release, asset, installed, id) {
+            Ok((plan, spool, index_size)) => {
+                t.note(format!(
+                    "delta: {} of {} files fetched in {} byte ranges, {} bytes ({:.1} % of the {}-byte package) plus the {}-byte index; {} files reused from the installed release",
+                    plan.fetched_files,
+                    plan.fetched_files + plan.reused_files,
+                    plan.ranges.len(),
+                    plan.fetch_bytes,
+                    plan.fetch_bytes as f64 * 100.0 / asset.size.max(1) as f64,
+                    asset.size,
+                    index_size,
+                    plan.reused_files
+                ));
+                Ok(Delivery::Delta {
+                    plan: Box::new(plan),
+                    spool,
+                })
+            }
+            Err(reason) => {
+                tracing::info!(%reason, "downloading the whole package");
+                let package = self.download_package(t, release, asset, id)?;
+                t.note(format!(
+                    "full package, {} bytes; no delta: {reason}",
+                    package.size
+                ));
+                Ok(Delivery::Full(Box::new((package, reason))))
+            }
+        }
+    }
+
+    /// Downloads and verifies the whole package.
+    fn download_package(
         &self,
         t: &mut Transition<'_>,
         release: &Release,
@@ -277,24 +355,7 @@ impl Updater {
         let dir = self.state_subdir("downloads", id);
         durable::create_dir_all(&dir)?;
         let destination = dir.join("package.tar.gz");
-        let (start, end) = percent_span(Step::Download);
-        let observer = t.observer();
-        let total = asset.size;
-        let mut progress = |done: u64| {
-            let span = u64::from(end - start);
-            let percent = start
-                + u8::try_from(span * done / total.max(1))
-                    .unwrap_or(0)
-                    .min(end - start);
-            observer.on_progress(&ProgressEvent {
-                step: Step::Download,
-                percent,
-                bytes_done: done,
-                bytes_total: Some(total),
-                files_done: 0,
-                message: format!("downloading {}", asset.name),
-            });
-        };
+        let mut progress = download_progress(t, asset.size, &asset.name);
         crate::package::download_verified(
             self.source.as_ref(),
             release,
@@ -305,18 +366,221 @@ impl Updater {
         )
     }
 
-    /// Extracts the package into the staging directory, records its file
-    /// list (with the stamps the files have now, which the swap's renames
-    /// keep) and makes the tree durable: one `syncfs`, outside the window.
-    fn stage(&self, t: &mut Transition<'_>, package: &Path, incoming: &Path) -> Result<FileList> {
+    /// The delta part of the download: verifies the signature (when keys
+    /// are configured, before any byte), fetches and validates the index,
+    /// plans, and fetches the changed members into a spool file. Any
+    /// reason not to is a [`DeltaFallback`].
+    fn fetch_delta(
+        &self,
+        t: &mut Transition<'_>,
+        release: &Release,
+        asset: &Asset,
+        installed: &InstalledState,
+        id: &str,
+    ) -> std::result::Result<(DeltaPlan, PathBuf, u64), DeltaFallback> {
+        let settings = &self.config.delta;
+        if !settings.enabled {
+            return Err(DeltaFallback::Disabled);
+        }
+        let (Some(index_ref), Some(index_asset)) = (&asset.index, asset.index_asset()) else {
+            return Err(DeltaFallback::NoIndex);
+        };
+        let installed_list = match self.installed_files(installed) {
+            Ok(Some(list)) => list,
+            Ok(None) => return Err(DeltaFallback::InstalledListUnknown),
+            Err(error) => return Err(DeltaFallback::Index(format!("the installed list: {error}"))),
+        };
+        let policy = &self.config.verification;
+        if !policy.public_keys.is_empty() {
+            let signed = crate::package::signature::verify_asset_signature(
+                &policy.public_keys,
+                release,
+                asset,
+                Utc::now(),
+            )
+            .map_err(|e| DeltaFallback::IndexNotSigned(e.to_string()))?;
+            match signed.index_sha256 {
+                Some(digest) if digest == index_ref.sha256 => {}
+                Some(digest) => {
+                    return Err(DeltaFallback::IndexNotSigned(format!(
+                        "the signature binds index {digest}, the source offers {}",
+                        index_ref.sha256
+                    )));
+                }
+                None => {
+                    return Err(DeltaFallback::IndexNotSigned(
+                        "the signature binds no index".into(),
+                    ));
+                }
+            }
+        }
+        if asset.sha256.is_none() && policy.require_checksum {
+            return Err(DeltaFallback::Index(
+                "the package has no SHA-256 to compare the index with".into(),
+            ));
+        }
+        let dir = self.state_subdir("downloads", id);
+        durable::create_dir_all(&dir).map_err(|e| DeltaFallback::Index(e.to_string()))?;
+        let index_path = dir.join("package.index.json");
+        let origin = redact_url(&index_ref.location);
+        let index = crate::package::download_verified(
+            self.source.as_ref(),
+            release,
+            &index_asset,
+            &index_path,
+            &VerificationPolicy::default(),
+            &mut |_| {},
+        )
+        .and_then(|_| {
+            let bytes =
+                std::fs::read(&index_path).map_err(|e| Error::io("read", &index_path, e))?;
+            PackageIndex::from_json(&bytes, &origin)
+        })
+        .map_err(|e| DeltaFallback::Index(e.to_string()))?;
+        if index.archive.name != asset.name
+            || index.version != release.version
+            || asset
+                .sha256
+                .is_some_and(|digest| digest != index.archive.sha256)
+        {
+            return Err(DeltaFallback::Index(format!(
+                "{origin} describes {} {} ({}), not this package",
+                index.archive.name, index.version, index.archive.sha256
+            )));
+        }
+        index
+            .validate_layout(&origin, asset.size, &self.config.extraction)
+            .map_err(|e| DeltaFallback::Index(e.to_string()))?;
+        let rules = self.scan_rules();
+        let skipped = |path: &str| {
+            path.split('/')
+                .next()
+                .is_some_and(|first| rules.reserved.iter().any(|r| r == first))
+                || rules
+                    .skipped
+                    .iter()
+                    .any(|s| crate::package::delta::is_at_or_below(path, s))
+        };
+        // The extraction rules over every entry run on a second thread
+        // while the changed members download; the plan needs only the layout.
+        let extraction = &self.config.extraction;
+        let (planned, rules_checked) = std::thread::scope(|scope| {
+            let rules_check = scope.spawn(|| index.validate_rules(&origin, extraction));
+            let planned = crate::package::delta::plan(
+                index.clone(),
+                FileList::new(),
+                &installed_list,
+                &self.config.app_dir,
+                &skipped,
+                asset.size,
+                settings,
+            )
+            .and_then(|plan| {
+                let spool = dir.join("delta.spool");
+                let mut progress = download_progress(t, plan.fetch_bytes, &asset.name);
+                crate::package::delta::fetch(
+                    self.source.as_ref(),
+                    asset,
+                    &plan,
+                    &spool,
+                    &mut progress,
+                )
+                .map_err(|e| match e {
+                    Error::Unsupported { .. } => DeltaFallback::RangesUnsupported(e.to_string()),
+                    other => DeltaFallback::Fetch(other.to_string()),
+                })?;
+                Ok((plan, spool))
+            });
+            let rules_checked = rules_check.join().unwrap_or_else(|_| {
+                Err(Error::other(
+                    format!("check the index {origin}"),
+                    "the checking thread panicked",
+                ))
+            });
+            (planned, rules_checked)
+        });
+        let list = rules_checked.map_err(|e| DeltaFallback::Index(e.to_string()))?;
+        let (mut plan, spool) = planned?;
+        plan.list = list;
+        Ok((plan, spool, index_ref.size))
+    }
+
+    /// Builds the staging tree: extraction of the package, or the delta's
+    /// assembly (falling back to downloading and extracting the whole
+    /// package when it fails verification). Records the tree's file list
+    /// (with the stamps its files have now, which the swap's renames keep)
+    /// and makes it durable: one `syncfs`, outside the window.
+    fn stage(
+        &self,
+        t: &mut Transition<'_>,
+        delivery: Delivery,
+        release: &Release,
+        asset: &Asset,
+        incoming: &Path,
+        id: &str,
+    ) -> Result<FileList> {
         durable::create_dir_all(durable::parent_of(incoming))?;
-        let report = crate::package::extract_tar_gz(package, incoming, &self.config.extraction)?;
-        t.note(format!("{} files, {} bytes", report.files, report.bytes));
-        // Listed (and hashed) while extracting; stamped now, as installed.
-        let mut list = report.list;
+        let list = match delivery {
+            Delivery::Full(full) => {
+                let (package, reason) = *full;
+                let list = self.extract(t, &package.path, incoming)?;
+                t.note(format!(
+                    "extracted the full package: {} entries; no delta: {reason}",
+                    list.len()
+                ));
+                list
+            }
+            Delivery::Delta { plan, spool } => {
+                let staged = crate::package::delta::stage(
+                    &plan,
+                    &spool,
+                    &self.config.app_dir,
+                    incoming,
+                    self.config.delta.unchanged,
+                );
+                match staged {
+                    Ok(staged) => {
+                        t.note(format!(
+                            "delta: {} files from the package ({} bytes), unchanged files {} reflinked, {} copied, {} hard-linked; the tree equals the signed index",
+                            staged.fetched,
+                            staged.fetched_bytes,
+                            staged.reflinked,
+                            staged.copied,
+                            staged.hardlinked
+                        ));
+                        staged.list
+                    }
+                    Err(error) => {
+                        let reason = DeltaFallback::Staging(error.to_string());
+                        tracing::warn!(%reason, "falling back to the whole package");
+                        if incoming.exists() {
+                            std::fs::remove_dir_all(incoming)
+                                .map_err(|e| Error::io("remove", incoming, e))?;
+                        }
+                        let package = self.download_package(t, release, asset, id)?;
+                        let list = self.extract(t, &package.path, incoming)?;
+                        t.note(format!(
+                            "full package, {} bytes, extracted: {} entries; {reason}",
+                            package.size,
+                            list.len()
+                        ));
+                        list
+                    }
+                }
+            }
+        };
+        let mut list = list;
         list.stamp(incoming)?;
         durable::sync_filesystem(incoming)?;
         Ok(list)
+    }
+
+    /// Extracts the package into the staging directory; returns its file
+    /// list (hashed while extracting).
+    fn extract(&self, t: &mut Transition<'_>, package: &Path, incoming: &Path) -> Result<FileList> {
+        let report = crate::package::extract_tar_gz(package, incoming, &self.config.extraction)?;
+        t.note(format!("{} files, {} bytes", report.files, report.bytes));
+        Ok(report.list)
     }
 
     /// What the running release shipped: its recorded list; for an

@@ -18,9 +18,16 @@ pub(crate) fn is_checksum_list(name: &str) -> bool {
 pub(crate) fn is_metadata_asset(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     is_checksum_list(name)
-        || [".sha256", ".sha256sum", ".minisig", ".sig", ".asc"]
-            .iter()
-            .any(|suffix| lower.ends_with(suffix))
+        || [
+            ".sha256",
+            ".sha256sum",
+            ".minisig",
+            ".sig",
+            ".asc",
+            ".index.json",
+        ]
+        .iter()
+        .any(|suffix| lower.ends_with(suffix))
 }
 
 /// The digest of `asset` in a checksum list, `Ok(None)` when it is not listed.

@@ -7,13 +7,13 @@ use std::io::Write;
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use updater_core::error::redact_url;
-use updater_core::release::{Asset, AssetSignature, Release, Sha256Digest};
-use updater_core::source::ReleaseSource;
+use updater_core::release::{Asset, AssetIndex, AssetSignature, ByteRange, Release, Sha256Digest};
+use updater_core::source::{ReleaseSource, check_ranges};
 use updater_core::version::{Channel, Version};
 use url::Url;
 
 use crate::error::SourceError;
-use crate::http::{HttpClient, HttpSettings, download_to, parse_url};
+use crate::http::{HttpClient, HttpSettings, download_ranges_to, download_to, parse_url};
 use crate::offered_on;
 use api::{GitHubAsset, GitHubRelease, next_page};
 use updater_core::secret::Secret;
@@ -196,6 +196,7 @@ impl GitHubSource {
             if self.minisign_public_key.is_some() {
                 asset.signature = self.signature(&uploaded, asset)?;
             }
+            asset.index = self.index(&uploaded, asset, &mut checksum_list)?;
         }
         Ok(model)
     }
@@ -247,6 +248,32 @@ impl GitHubSource {
         }
         tracing::debug!(asset = %asset.name, "no SHA-256 published for this asset");
         Ok(None)
+    }
+
+    /// The `<asset>.index.json` sidecar written by `updater release build`
+    /// (the file index for delta updates), when published with a SHA-256.
+    fn index(
+        &self,
+        assets: &[&GitHubAsset],
+        asset: &Asset,
+        checksum_list: &mut Option<Option<String>>,
+    ) -> Result<Option<AssetIndex>, SourceError> {
+        let name = format!("{}.index.json", asset.name);
+        let Some(sidecar) = assets.iter().find(|a| a.name == name) else {
+            return Ok(None);
+        };
+        let as_asset = Asset::new(&sidecar.name, sidecar.size, &sidecar.url);
+        match self.expected_sha256(assets, &as_asset, checksum_list)? {
+            Some(sha256) => Ok(Some(AssetIndex {
+                location: sidecar.url.clone(),
+                size: sidecar.size,
+                sha256,
+            })),
+            None => {
+                tracing::warn!(asset = %asset.name, "the release has a file index without a published SHA-256; delta updates are not used");
+                Ok(None)
+            }
+        }
     }
 
     fn signature(
@@ -415,6 +442,25 @@ impl ReleaseSource for GitHubSource {
             &asset.name,
             asset.size,
             OCTET_STREAM,
+            sink,
+        )?)
+    }
+
+    fn download_ranges(
+        &self,
+        asset: &Asset,
+        ranges: &[ByteRange],
+        sink: &mut dyn Write,
+    ) -> updater_core::Result<u64> {
+        check_ranges(&asset.name, asset.size, ranges)?;
+        let url = parse_url(&asset.location)?;
+        Ok(download_ranges_to(
+            &self.http,
+            &url,
+            &asset.name,
+            asset.size,
+            OCTET_STREAM,
+            ranges,
             sink,
         )?)
     }

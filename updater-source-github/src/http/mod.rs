@@ -7,6 +7,7 @@ mod budget;
 mod client;
 mod download;
 mod etag_cache;
+mod ranges;
 mod rate_limit;
 mod settings;
 mod transport_security;
@@ -14,6 +15,7 @@ mod transport_security;
 pub(crate) use budget::human;
 pub(crate) use client::{DetachedClient, HttpClient, body_error_text, detached_client};
 pub(crate) use download::download_to;
+pub(crate) use ranges::download_ranges_to;
 pub use settings::{
     DEFAULT_MINIMUM_SPEED, DEFAULT_MINIMUM_SPEED_WINDOW, DEFAULT_TRANSFER_DEADLINE, HttpSettings,
     RetryPolicy,
