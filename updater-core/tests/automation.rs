@@ -348,6 +348,40 @@ fn the_preview_lists_exactly_what_the_update_then_changes() {
             );
         }
     }
+    let record = &fx.history.updates(Page::first(1)).unwrap()[0];
+    let download = record.steps.iter().find(|s| s.name == "download").unwrap();
+    assert!(
+        download
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("verified by `preview`")),
+        "apply downloaded again: {download:?}"
+    );
+}
+
+#[test]
+fn a_cached_package_that_no_longer_matches_is_downloaded_again() {
+    let fx = Fixture::new();
+    let updater = fx.builder().build().unwrap();
+    let preview = updater.preview(None, &NoProgress).unwrap();
+    // Damaged on disk after the preview.
+    std::fs::write(&preview.package, b"not the package").unwrap();
+    let ApplyOutcome::Updated(report) = updater
+        .apply(&ApplyRequest::latest("test"), &NoProgress)
+        .unwrap()
+    else {
+        panic!("updated")
+    };
+    assert_eq!(report.to.to_string(), "1.1.0");
+    let record = &fx.history.updates(Page::first(1)).unwrap()[0];
+    let download = record.steps.iter().find(|s| s.name == "download").unwrap();
+    assert!(
+        download
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("full package")),
+        "{download:?}"
+    );
 }
 
 fn write_mode(path: &std::path::Path, mode: u32) {

@@ -314,6 +314,16 @@ impl Updater {
         installed: &InstalledState,
         id: &str,
     ) -> Result<Delivery> {
+        if let Some(package) = self.take_cached_package(release, asset, id)? {
+            t.note(format!(
+                "the package verified by `preview` ({} bytes), not downloaded again",
+                package.size
+            ));
+            return Ok(Delivery::Full(Box::new((
+                package,
+                DeltaFallback::AlreadyDownloaded,
+            ))));
+        }
         match self.fetch_delta(t, release, asset, installed, id) {
             Ok((plan, spool, index_size)) => {
                 t.note(format!(
@@ -342,6 +352,61 @@ impl Updater {
                 Ok(Delivery::Full(Box::new((package, reason))))
             }
         }
+    }
+
+    /// The package `preview` downloaded and verified, moved into this
+    /// update's download directory after checking it again: its SHA-256
+    /// and size against the release, and its signature when keys are
+    /// configured (it may have expired since). `None` when there is none or
+    /// it no longer matches (then it is removed).
+    fn take_cached_package(
+        &self,
+        release: &Release,
+        asset: &Asset,
+        id: &str,
+    ) -> Result<Option<VerifiedPackage>> {
+        let (Some(cached), Some(digest)) = (self.cached_package_path(asset), asset.sha256) else {
+            return Ok(None);
+        };
+        if !durable::try_exists(&cached)? {
+            return Ok(None);
+        }
+        // Moved first, then checked where it will be used: what is verified
+        // is what gets extracted.
+        let dir = self.state_subdir("downloads", id);
+        durable::create_dir_all(&dir)?;
+        let destination = dir.join("package.tar.gz");
+        durable::rename(&cached, &destination)?;
+        let (found, size) = crate::package::sha256_file(&destination)?;
+        if found != digest || size != asset.size {
+            tracing::warn!(path = %cached.display(), "a cached package does not match its release; downloading again");
+            durable::remove_all(&destination)?;
+            return Ok(None);
+        }
+        let policy = &self.config.verification;
+        let signed = if policy.public_keys.is_empty() {
+            None
+        } else {
+            match crate::package::signature::verify_asset_signature(
+                &policy.public_keys,
+                release,
+                asset,
+                Utc::now(),
+            ) {
+                Ok(signed) => Some(signed),
+                Err(error) => {
+                    tracing::info!(%error, "the cached package's signature no longer verifies; downloading again");
+                    durable::remove_all(&destination)?;
+                    return Ok(None);
+                }
+            }
+        };
+        Ok(Some(VerifiedPackage {
+            path: destination,
+            sha256: found,
+            size,
+            signed,
+        }))
     }
 
     /// Downloads and verifies the whole package.
