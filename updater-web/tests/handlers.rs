@@ -52,6 +52,7 @@ fn notification(version: &str) -> NotificationRecord {
         user_id: None,
         read_at: None,
         created_at: chrono::Utc::now(),
+        event_id: None,
     }
 }
 
