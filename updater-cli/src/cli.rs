@@ -174,9 +174,14 @@ pub enum Command {
         once: bool,
         /// Print a systemd service running `updater schedule` for this
         /// configuration (and a cron line running `--once`), and exit.
-        /// JSON: {"systemd_service", "cron"}.
+        /// JSON: {"systemd_service", "timer_service", "timer", "cron"}.
         #[arg(long)]
         print_systemd: bool,
+        /// With --print-systemd: print a oneshot service running
+        /// `schedule --once` and the timer starting it every 5 minutes,
+        /// instead of the long-running service.
+        #[arg(long, requires = "print_systemd")]
+        timer: bool,
     },
 
     /// Work with the configuration file.

@@ -166,6 +166,7 @@ impl Components {
         let app = f.app.clone();
         let package = f.package.clone();
         let requirements = config.requirements();
+        let delta = f.delta.clone();
         let auto = &f.auto_update;
         let auto_update = updater_core::automation::AutoUpdatePolicy {
             level: auto.level,
@@ -216,6 +217,9 @@ impl Components {
                 c.drain = drain;
                 c.backup_retention = Some(retention);
                 c.requirements = requirements;
+                c.delta.enabled = delta.enabled;
+                c.delta.max_changed_percent = delta.max_changed_percent;
+                c.delta.unchanged = delta.unchanged;
                 c.auto_update = auto_update;
                 c.probation = probation;
                 c.extraction = c

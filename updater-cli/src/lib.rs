@@ -103,7 +103,7 @@
 //! | `notifications` | `notifications`: `id`, `type`, `version`, `message`, `user`, `read`, `dismissed`, `created_at`; with `--mark-read`/`--dismiss`: `changed` |
 //! | `unlock` | `cleared`, `holder` |
 //! | `schedule --once` | `check` (as `check`, an error object or `null` when `auto_check` is off), `cleanup` (as `backup cleanup` or an error object), `automation` (`probation` (`state`: `none`, `healthy`, `passed`, `rolled_back`), `scheduled` (`id`, `message`), `automatic` (`message` or `error`, `null` when `[auto_update]` is off), `paused`) |
-//! | `schedule --print-systemd` | `systemd_service`, `cron` |
+//! | `schedule --print-systemd` | `systemd_service` (the long-running service), `timer_service` and `timer` (a oneshot service running `--once` and its timer), `cron` |
 //! | `apply --at` | `scheduled`: `id`, `at`, `version`, `created_by`, `created_at`, `status`, `attempts`, `update_id`, `message` |
 //! | `scheduled` | `scheduled`: the same objects; with `--cancel`: `cancelled` |
 //! | `pause` / `resume` | `paused` (`reason`, `by`, `since`); `resume` adds `resumed` |

@@ -279,6 +279,31 @@ fn print_systemd_names_this_binary_and_configuration() {
     assert!(service.contains("KillMode=mixed"), "{service}");
     let cron = unit["cron"].as_str().unwrap();
     assert!(cron.contains("schedule --once"), "{cron}");
+    let timer_service = unit["timer_service"].as_str().unwrap();
+    assert!(
+        timer_service.contains(&format!("--config {config} schedule --once")),
+        "{timer_service}"
+    );
+    assert!(timer_service.contains("Type=oneshot"), "{timer_service}");
+    let timer = unit["timer"].as_str().unwrap();
+    assert!(timer.contains("OnCalendar=*:0/5"), "{timer}");
+    assert!(timer.contains("WantedBy=timers.target"), "{timer}");
+    // The plain output: the service alone (fit for a .service file), or
+    // with --timer the oneshot service and its timer.
+    let plain = f.run(&["schedule", "--print-systemd"]);
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    assert!(plain.stdout.contains("Type=simple"), "{}", plain.stdout);
+    assert!(!plain.stdout.contains("[Timer]"), "{}", plain.stdout);
+    let plain = f.run(&["schedule", "--print-systemd", "--timer"]);
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    assert!(plain.stdout.contains("Type=oneshot"), "{}", plain.stdout);
+    assert!(plain.stdout.contains("[Timer]"), "{}", plain.stdout);
+    let refused = f.run(&["schedule", "--timer"]);
+    assert_eq!(
+        refused.code, 2,
+        "--timer without --print-systemd: {}",
+        refused.stderr
+    );
     assert!(
         !f.app().join(".updater/history.sqlite").exists(),
         "printing a unit created the history"

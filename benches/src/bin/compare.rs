@@ -335,7 +335,10 @@ fn data_scan_rows(tree: &Path, runs: usize) -> Result<Vec<Row>, String> {
                 time(|| scan(tree, Baseline::Known(&installed), &incoming, &rules));
             let result = result.map_err(|e| e.to_string())?;
             if !result.carried.is_empty() || !result.conflicts.is_empty() {
-                return Err(format!("an unchanged tree scanned as changed: {}", result.summary()));
+                return Err(format!(
+                    "an unchanged tree scanned as changed: {}",
+                    result.summary()
+                ));
             }
             hashed = result.hashed_files;
             Ok(elapsed)
@@ -356,7 +359,10 @@ fn data_scan_rows(tree: &Path, runs: usize) -> Result<Vec<Row>, String> {
                 time(|| scan(tree, Baseline::Known(&installed), &incoming, &rules));
             let result = result.map_err(|e| e.to_string())?;
             if !result.conflicts.is_empty() {
-                return Err(format!("touched files scanned as modified: {}", result.summary()));
+                return Err(format!(
+                    "touched files scanned as modified: {}",
+                    result.summary()
+                ));
             }
             hashed_touched = result.hashed_files;
             Ok(elapsed)

@@ -155,8 +155,9 @@ fn dispatch(c: &Components, command: &Command) -> Result<Outcome> {
         Command::Notifications(args) => notifications::run(c, args),
         Command::Schedule {
             print_systemd: true,
+            timer,
             ..
-        } => schedule::print_systemd(c),
+        } => schedule::print_systemd(c, *timer),
         Command::Schedule { once, .. } => schedule::run(c, *once),
         Command::Unlock { .. } => unlock(c),
         Command::Config(ConfigCommand::Check) => config_check(&c.config.path),

@@ -274,14 +274,43 @@ pub(super) fn run(c: &Components, once: bool) -> Result<Outcome> {
 
 /// `schedule --print-systemd`: a unit running `updater schedule` for this
 /// configuration, and the cron line doing the same with `--once`.
-pub(super) fn print_systemd(c: &Components) -> Result<Outcome> {
+pub(super) fn print_systemd(c: &Components, timer: bool) -> Result<Outcome> {
     let binary = std::env::current_exe()
         .map_err(|e| CliError::io("find the path of", "the updater binary", e))?;
     let config = std::path::absolute(&c.config.path)
         .map_err(|e| CliError::io("resolve", c.config.path.display().to_string(), e))?;
-    let user = c.initiated_by();
-    let app_dir = c.config.app_dir();
-    let app: String = app_dir
+    let units = SystemdUnits::new(
+        &binary,
+        &config,
+        &c.initiated_by(),
+        &unit_prefix(&c.config.app_dir()),
+    );
+    let human = if timer {
+        format!(
+            "{}\n{}\n# Or, from cron (crontab -e as {}):\n# {}",
+            units.timer_service, units.timer, units.user, units.cron
+        )
+    } else {
+        format!(
+            "{}\n# Or a oneshot service and a timer: updater schedule --print-systemd --timer\n# Or, from cron (crontab -e as {}):\n# {}",
+            units.service, units.user, units.cron
+        )
+    };
+    Ok(Outcome::ok(
+        json!({
+            "systemd_service": units.service,
+            "timer_service": units.timer_service,
+            "timer": units.timer,
+            "cron": units.cron,
+        }),
+        human,
+    ))
+}
+
+/// The unit name prefix for an application directory: its last component,
+/// with anything but ASCII letters, digits, `-` and `_` replaced by `-`.
+fn unit_prefix(app_dir: &std::path::Path) -> String {
+    app_dir
         .file_name()
         .map(|name| {
             name.to_string_lossy()
@@ -296,9 +325,34 @@ pub(super) fn print_systemd(c: &Components) -> Result<Outcome> {
                 .collect()
         })
         .filter(|name: &String| !name.is_empty())
-        .unwrap_or_else(|| "app".to_string());
-    let unit = format!(
-        "# /etc/systemd/system/{app}-updater.service
+        .unwrap_or_else(|| "app".to_string())
+}
+
+/// The ways of running `updater schedule` under systemd or cron.
+struct SystemdUnits {
+    user: String,
+    /// A long-running `updater schedule` (rounds every `schedule.round_secs`).
+    service: String,
+    /// A oneshot `updater schedule --once`, started by [`timer`](Self::timer).
+    timer_service: String,
+    /// Starts the oneshot service every 5 minutes (and after a boot that
+    /// missed a start).
+    timer: String,
+    /// The cron equivalent of the timer.
+    cron: String,
+}
+
+impl SystemdUnits {
+    fn new(
+        binary: &std::path::Path,
+        config: &std::path::Path,
+        user: &str,
+        app: &str,
+    ) -> SystemdUnits {
+        let binary = binary.display();
+        let config = config.display();
+        let service = format!(
+            "# /etc/systemd/system/{app}-updater.service
 # Install: sudo systemctl daemon-reload && sudo systemctl enable --now {app}-updater
 [Unit]
 Description=Updates of {app} (probation watch, scheduled and automatic updates)
@@ -318,17 +372,50 @@ RestartSec=30
 
 [Install]
 WantedBy=multi-user.target
-",
-        binary = binary.display(),
-        config = config.display()
-    );
-    let cron = format!(
-        "*/5 * * * * {binary} --config {config} schedule --once >>/var/log/{app}-updater.log 2>&1",
-        binary = binary.display(),
-        config = config.display()
-    );
-    Ok(Outcome::ok(
-        json!({ "systemd_service": unit, "cron": cron }),
-        format!("{unit}\n# Or, from cron (crontab -e as {user}):\n# {cron}"),
-    ))
+"
+        );
+        let timer_service = format!(
+            "# /etc/systemd/system/{app}-updater-round.service
+# Started by {app}-updater-round.timer; one round, then it exits.
+[Unit]
+Description=One round of updates of {app} (probation watch, scheduled and automatic updates)
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=oneshot
+User={user}
+ExecStart={binary} --config {config} schedule --once
+# KillMode=mixed sends SIGTERM to the updater only, not to a migration it runs.
+KillMode=mixed
+TimeoutStartSec=1h
+"
+        );
+        let timer = format!(
+            "# /etc/systemd/system/{app}-updater-round.timer
+# Install: sudo systemctl daemon-reload && sudo systemctl enable --now {app}-updater-round.timer
+[Unit]
+Description=Rounds of updates of {app}, every 5 minutes
+
+[Timer]
+OnCalendar=*:0/5
+# A round missed while the machine was off runs at boot.
+Persistent=true
+AccuracySec=30s
+
+[Install]
+WantedBy=timers.target
+"
+        );
+        let cron = format!(
+            "*/5 * * * * {binary} --config {config} schedule --once >>/var/log/{app}-updater.log 2>&1"
+        );
+        SystemdUnits {
+            user: user.to_string(),
+            service,
+            timer_service,
+            timer,
+            cron,
+        }
+    }
 }

@@ -76,6 +76,10 @@ pub struct ConfigFile {
     /// Limits every package must stay within when it is unpacked.
     #[serde(default)]
     pub package: PackageSection,
+    /// Delta updates: fetch only the changed files of a release that
+    /// publishes a file index (`updater release build`).
+    #[serde(default)]
+    pub delta: DeltaSection,
     /// Which updates apply without a person, when, and their probation.
     #[serde(default)]
     pub auto_update: AutoUpdateSection,
@@ -140,6 +144,40 @@ pub struct PreflightEntry {
     /// The exit code `command` must end with (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+}
+
+/// `[delta]`: delta updates (HTTP ranges of the changed files only).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeltaSection {
+    /// Try a delta when the release publishes an index (default true).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Download the whole package when the changed files exceed this share
+    /// of it, in percent (default 50).
+    #[serde(default = "default_delta_max_changed")]
+    pub max_changed_percent: u8,
+    /// How unchanged files are staged: `auto` (reflink where the file system
+    /// can, else a copy: the kept release stays intact; default), `copy`, or
+    /// `hardlink` (no data written, but the new and the kept release share
+    /// inodes: a file changed in place after the update changes the
+    /// rollback target too).
+    #[serde(default)]
+    pub unchanged: updater_core::package::delta::UnchangedFiles,
+}
+
+fn default_delta_max_changed() -> u8 {
+    50
+}
+
+impl Default for DeltaSection {
+    fn default() -> Self {
+        DeltaSection {
+            enabled: true,
+            max_changed_percent: default_delta_max_changed(),
+            unchanged: updater_core::package::delta::UnchangedFiles::Auto,
+        }
+    }
 }
 
 /// `[package]`: resource limits on unpacking a release (an archive bomb, a

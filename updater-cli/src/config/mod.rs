@@ -265,6 +265,12 @@ impl Config {
                 ));
             }
         }
+        if f.delta.max_changed_percent == 0 || f.delta.max_changed_percent > 100 {
+            return Err(err(
+                "delta.max_changed_percent",
+                "must be between 1 and 100",
+            ));
+        }
         if f.schedule.round_secs == 0 {
             return Err(err("schedule.round_secs", "must be at least 1"));
         }
@@ -753,6 +759,34 @@ mod tests {
             error,
             "/etc/updater.toml:8: key `backup.retention`: must be at least 1 (the newest backup is always kept)"
         );
+    }
+
+    #[test]
+    fn the_delta_section_is_read_and_an_impossible_share_is_refused() {
+        let config = load(MINIMAL).unwrap();
+        assert!(config.file.delta.enabled);
+        assert_eq!(config.file.delta.max_changed_percent, 50);
+        let text = format!(
+            "{MINIMAL}[delta]\nenabled = false\nmax_changed_percent = 20\nunchanged = \"hardlink\"\n"
+        );
+        let config = load(&text).unwrap();
+        assert!(!config.file.delta.enabled);
+        assert_eq!(config.file.delta.max_changed_percent, 20);
+        assert_eq!(
+            config.file.delta.unchanged,
+            updater_core::package::delta::UnchangedFiles::Hardlink
+        );
+        let error = load(&format!("{MINIMAL}[delta]\nmax_changed_percent = 0\n"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "/etc/updater.toml:8: key `delta.max_changed_percent`: must be between 1 and 100"
+        );
+        let error = load(&format!("{MINIMAL}[delta]\nunchanged = \"symlink\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("delta.unchanged"), "{error}");
     }
 
     #[test]

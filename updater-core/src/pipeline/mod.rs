@@ -28,6 +28,8 @@
 mod automation;
 mod check;
 mod config;
+mod data_scan;
+mod download;
 mod journal;
 mod operator;
 mod prepare;

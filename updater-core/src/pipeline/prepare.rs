@@ -3,63 +3,30 @@
 //! backup — everything that does not need the application stopped. A failure
 //! here changes nothing in the application.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::Utc;
 
 use crate::backup::{Backup, BackupPurpose, BackupRequest, BackupStrategy};
-use crate::data::{self, Baseline, ConflictPolicy, DataScan, ScanRules};
 use crate::durable;
 use crate::error::{Error, Result, redact_url};
 use crate::history::{
     BackupRecord, NotificationType, StepOutcome, StepRecord, UpdateRecord, UpdateStatus,
 };
 use crate::install::InstalledState;
-use crate::package::delta::{DeltaFallback, DeltaPlan};
-use crate::package::{PackageIndex, VerificationPolicy, VerifiedPackage};
+use crate::package::delta::DeltaFallback;
 use crate::progress::{ProgressEvent, ProgressObserver};
 use crate::release::{Asset, Release};
 use crate::step::Step;
 use crate::tree::FileList;
 
 use super::Updater;
+use super::data_scan::DataScanState;
+use super::download::Delivery;
 use super::journal::{DatabaseChange, TransitionKind};
 use super::report::{ApplyOutcome, ApplyRequest, UpdateReport};
-use super::transition::{StepProgress, Transition, Trees, percent_span};
+use super::transition::{StepProgress, Transition, Trees};
 use super::updater::transition_id;
-
-/// How the new release arrived, for the stage step.
-enum Delivery {
-    /// The whole package, downloaded and verified; why not a delta.
-    Full(Box<(VerifiedPackage, DeltaFallback)>),
-    /// A delta: the plan and the fetched members.
-    Delta {
-        plan: Box<DeltaPlan>,
-        spool: PathBuf,
-    },
-}
-
-/// Reports download progress of `total` bytes within the download step's span.
-fn download_progress<'a>(t: &Transition<'a>, total: u64, name: &str) -> impl FnMut(u64) + use<'a> {
-    let (start, end) = percent_span(Step::Download);
-    let observer = t.observer();
-    let message = format!("downloading {name}");
-    move |done: u64| {
-        let span = u64::from(end - start);
-        let percent = start
-            + u8::try_from(span * done / total.max(1))
-                .unwrap_or(0)
-                .min(end - start);
-        observer.on_progress(&ProgressEvent {
-            step: Step::Download,
-            percent,
-            bytes_done: done,
-            bytes_total: Some(total),
-            files_done: 0,
-            message: message.clone(),
-        });
-    }
-}
 
 /// What the preparation hands to the window.
 pub(crate) struct Prepared {
@@ -67,16 +34,6 @@ pub(crate) struct Prepared {
     pub(crate) backup: Option<Backup>,
     /// The application data scan, refreshed inside the window.
     pub(crate) scan: Option<DataScanState>,
-}
-
-/// A scan and what it compared, kept to refresh it inside the window.
-pub(crate) struct DataScanState {
-    pub(crate) scan: DataScan,
-    pub(crate) baseline: Option<FileList>,
-    pub(crate) incoming: FileList,
-    pub(crate) rules: ScanRules,
-    /// How conflicts found inside the window are settled.
-    pub(crate) policy: ConflictPolicy,
 }
 
 impl Updater {
@@ -302,274 +259,6 @@ impl Updater {
         request.backup && self.files_backup.is_some()
     }
 
-    /// Fetches the release: a delta when possible (the release has a file
-    /// index, the installed release's list is known, the source serves byte
-    /// ranges, little changed, nothing shipped was modified), else the whole
-    /// package. The step's note says which, and why not a delta.
-    fn download(
-        &self,
-        t: &mut Transition<'_>,
-        release: &Release,
-        asset: &Asset,
-        installed: &InstalledState,
-        id: &str,
-    ) -> Result<Delivery> {
-        if let Some(package) = self.take_cached_package(release, asset, id)? {
-            t.note(format!(
-                "the package verified by `preview` ({} bytes), not downloaded again",
-                package.size
-            ));
-            return Ok(Delivery::Full(Box::new((
-                package,
-                DeltaFallback::AlreadyDownloaded,
-            ))));
-        }
-        match self.fetch_delta(t, release, asset, installed, id) {
-            Ok((plan, spool, index_size)) => {
-                t.note(format!(
-                    "delta: {} of {} files fetched in {} byte ranges, {} bytes ({:.1} % of the {}-byte package) plus the {}-byte index; {} files reused from the installed release",
-                    plan.fetched_files,
-                    plan.fetched_files + plan.reused_files,
-                    plan.ranges.len(),
-                    plan.fetch_bytes,
-                    plan.fetch_bytes as f64 * 100.0 / asset.size.max(1) as f64,
-                    asset.size,
-                    index_size,
-                    plan.reused_files
-                ));
-                Ok(Delivery::Delta {
-                    plan: Box::new(plan),
-                    spool,
-                })
-            }
-            Err(reason) => {
-                tracing::info!(%reason, "downloading the whole package");
-                let package = self.download_package(t, release, asset, id)?;
-                t.note(format!(
-                    "full package, {} bytes; no delta: {reason}",
-                    package.size
-                ));
-                Ok(Delivery::Full(Box::new((package, reason))))
-            }
-        }
-    }
-
-    /// The package `preview` downloaded and verified, moved into this
-    /// update's download directory after checking it again: its SHA-256
-    /// and size against the release, and its signature when keys are
-    /// configured (it may have expired since). `None` when there is none or
-    /// it no longer matches (then it is removed).
-    fn take_cached_package(
-        &self,
-        release: &Release,
-        asset: &Asset,
-        id: &str,
-    ) -> Result<Option<VerifiedPackage>> {
-        let (Some(cached), Some(digest)) = (self.cached_package_path(asset), asset.sha256) else {
-            return Ok(None);
-        };
-        if !durable::try_exists(&cached)? {
-            return Ok(None);
-        }
-        // Moved first, then checked where it will be used: what is verified
-        // is what gets extracted.
-        let dir = self.state_subdir("downloads", id);
-        durable::create_dir_all(&dir)?;
-        let destination = dir.join("package.tar.gz");
-        durable::rename(&cached, &destination)?;
-        let (found, size) = crate::package::sha256_file(&destination)?;
-        if found != digest || size != asset.size {
-            tracing::warn!(path = %cached.display(), "a cached package does not match its release; downloading again");
-            durable::remove_all(&destination)?;
-            return Ok(None);
-        }
-        let policy = &self.config.verification;
-        let signed = if policy.public_keys.is_empty() {
-            None
-        } else {
-            match crate::package::signature::verify_asset_signature(
-                &policy.public_keys,
-                release,
-                asset,
-                Utc::now(),
-            ) {
-                Ok(signed) => Some(signed),
-                Err(error) => {
-                    tracing::info!(%error, "the cached package's signature no longer verifies; downloading again");
-                    durable::remove_all(&destination)?;
-                    return Ok(None);
-                }
-            }
-        };
-        Ok(Some(VerifiedPackage {
-            path: destination,
-            sha256: found,
-            size,
-            signed,
-        }))
-    }
-
-    /// Downloads and verifies the whole package.
-    fn download_package(
-        &self,
-        t: &mut Transition<'_>,
-        release: &Release,
-        asset: &Asset,
-        id: &str,
-    ) -> Result<VerifiedPackage> {
-        let dir = self.state_subdir("downloads", id);
-        durable::create_dir_all(&dir)?;
-        let destination = dir.join("package.tar.gz");
-        let mut progress = download_progress(t, asset.size, &asset.name);
-        crate::package::download_verified(
-            self.source.as_ref(),
-            release,
-            asset,
-            &destination,
-            &self.config.verification,
-            &mut progress,
-        )
-    }
-
-    /// The delta part of the download: verifies the signature (when keys
-    /// are configured, before any byte), fetches and validates the index,
-    /// plans, and fetches the changed members into a spool file. Any
-    /// reason not to is a [`DeltaFallback`].
-    fn fetch_delta(
-        &self,
-        t: &mut Transition<'_>,
-        release: &Release,
-        asset: &Asset,
-        installed: &InstalledState,
-        id: &str,
-    ) -> std::result::Result<(DeltaPlan, PathBuf, u64), DeltaFallback> {
-        let settings = &self.config.delta;
-        if !settings.enabled {
-            return Err(DeltaFallback::Disabled);
-        }
-        let (Some(index_ref), Some(index_asset)) = (&asset.index, asset.index_asset()) else {
-            return Err(DeltaFallback::NoIndex);
-        };
-        let installed_list = match self.installed_files(installed) {
-            Ok(Some(list)) => list,
-            Ok(None) => return Err(DeltaFallback::InstalledListUnknown),
-            Err(error) => return Err(DeltaFallback::Index(format!("the installed list: {error}"))),
-        };
-        let policy = &self.config.verification;
-        if !policy.public_keys.is_empty() {
-            let signed = crate::package::signature::verify_asset_signature(
-                &policy.public_keys,
-                release,
-                asset,
-                Utc::now(),
-            )
-            .map_err(|e| DeltaFallback::IndexNotSigned(e.to_string()))?;
-            match signed.index_sha256 {
-                Some(digest) if digest == index_ref.sha256 => {}
-                Some(digest) => {
-                    return Err(DeltaFallback::IndexNotSigned(format!(
-                        "the signature binds index {digest}, the source offers {}",
-                        index_ref.sha256
-                    )));
-                }
-                None => {
-                    return Err(DeltaFallback::IndexNotSigned(
-                        "the signature binds no index".into(),
-                    ));
-                }
-            }
-        }
-        if asset.sha256.is_none() && policy.require_checksum {
-            return Err(DeltaFallback::Index(
-                "the package has no SHA-256 to compare the index with".into(),
-            ));
-        }
-        let dir = self.state_subdir("downloads", id);
-        durable::create_dir_all(&dir).map_err(|e| DeltaFallback::Index(e.to_string()))?;
-        let index_path = dir.join("package.index.json");
-        let origin = redact_url(&index_ref.location);
-        let index = crate::package::download_verified(
-            self.source.as_ref(),
-            release,
-            &index_asset,
-            &index_path,
-            &VerificationPolicy::default(),
-            &mut |_| {},
-        )
-        .and_then(|_| {
-            let bytes =
-                std::fs::read(&index_path).map_err(|e| Error::io("read", &index_path, e))?;
-            PackageIndex::from_json(&bytes, &origin)
-        })
-        .map_err(|e| DeltaFallback::Index(e.to_string()))?;
-        if index.archive.name != asset.name
-            || index.version != release.version
-            || asset
-                .sha256
-                .is_some_and(|digest| digest != index.archive.sha256)
-        {
-            return Err(DeltaFallback::Index(format!(
-                "{origin} describes {} {} ({}), not this package",
-                index.archive.name, index.version, index.archive.sha256
-            )));
-        }
-        index
-            .validate_layout(&origin, asset.size, &self.config.extraction)
-            .map_err(|e| DeltaFallback::Index(e.to_string()))?;
-        let rules = self.scan_rules();
-        let skipped = |path: &str| {
-            path.split('/')
-                .next()
-                .is_some_and(|first| rules.reserved.iter().any(|r| r == first))
-                || rules
-                    .skipped
-                    .iter()
-                    .any(|s| crate::package::delta::is_at_or_below(path, s))
-        };
-        // The extraction rules over every entry run on a second thread
-        // while the changed members download; the plan needs only the layout.
-        let extraction = &self.config.extraction;
-        let (planned, rules_checked) = std::thread::scope(|scope| {
-            let rules_check = scope.spawn(|| index.validate_rules(&origin, extraction));
-            let planned = crate::package::delta::plan(
-                index.clone(),
-                FileList::new(),
-                &installed_list,
-                &self.config.app_dir,
-                &skipped,
-                asset.size,
-                settings,
-            )
-            .and_then(|plan| {
-                let spool = dir.join("delta.spool");
-                let mut progress = download_progress(t, plan.fetch_bytes, &asset.name);
-                crate::package::delta::fetch(
-                    self.source.as_ref(),
-                    asset,
-                    &plan,
-                    &spool,
-                    &mut progress,
-                )
-                .map_err(|e| match e {
-                    Error::Unsupported { .. } => DeltaFallback::RangesUnsupported(e.to_string()),
-                    other => DeltaFallback::Fetch(other.to_string()),
-                })?;
-                Ok((plan, spool))
-            });
-            let rules_checked = rules_check.join().unwrap_or_else(|_| {
-                Err(Error::other(
-                    format!("check the index {origin}"),
-                    "the checking thread panicked",
-                ))
-            });
-            (planned, rules_checked)
-        });
-        let list = rules_checked.map_err(|e| DeltaFallback::Index(e.to_string()))?;
-        let (mut plan, spool) = planned?;
-        plan.list = list;
-        Ok((plan, spool, index_ref.size))
-    }
-
     /// Builds the staging tree: extraction of the package, or the delta's
     /// assembly (falling back to downloading and extracting the whole
     /// package when it fails verification). Records the tree's file list
@@ -646,121 +335,6 @@ impl Updater {
         let report = crate::package::extract_tar_gz(package, incoming, &self.config.extraction)?;
         t.note(format!("{} files, {} bytes", report.files, report.bytes));
         Ok(report.list)
-    }
-
-    /// What the running release shipped: its recorded list; for an
-    /// application installed by hand, the list of its release package from
-    /// the source (downloaded and verified, never extracted); else unknown.
-    fn baseline(
-        &self,
-        t: &mut Transition<'_>,
-        installed: &InstalledState,
-        incoming: &Release,
-    ) -> Result<Option<FileList>> {
-        if let Some(list) = self.installed_files(installed)? {
-            return Ok(Some(list));
-        }
-        if installed.current == incoming.version {
-            return Ok(None);
-        }
-        let id = t.journal().id.clone();
-        let fetched = self.source.release(&installed.current).and_then(|release| {
-            let asset = release
-                .select_asset(self.config.asset_pattern.as_deref())?
-                .clone();
-            let path = self.state_subdir("downloads", &id).join("baseline.tar.gz");
-            let package = crate::package::download_verified(
-                self.source.as_ref(),
-                &release,
-                &asset,
-                &path,
-                &self.config.verification,
-                &mut |_| {},
-            )?;
-            crate::package::list_tar_gz(&package.path, &self.config.extraction)
-        });
-        match fetched {
-            Ok(list) => Ok(Some(list)),
-            Err(error) => {
-                tracing::warn!(%error, version = %installed.current, "the installed release's package is not available; the first update carries everything the new release does not ship");
-                Ok(None)
-            }
-        }
-    }
-
-    /// The scan rules of this updater: its state directory, preserved paths
-    /// and maintenance flags are handled elsewhere; discarded patterns.
-    pub(crate) fn scan_rules(&self) -> ScanRules {
-        let mut skipped = self.config.preserved_paths.clone();
-        skipped.extend(self.mirrored_files());
-        ScanRules {
-            reserved: self.config.reserved_names(),
-            skipped,
-            discarded: self.discarded.clone(),
-        }
-    }
-
-    /// Maintenance files inside the application, relative to it.
-    pub(crate) fn mirrored_files(&self) -> Vec<PathBuf> {
-        self.maintenance
-            .iter()
-            .flat_map(|m| m.tree_files())
-            .filter_map(|path| {
-                path.strip_prefix(&self.config.app_dir)
-                    .ok()
-                    .map(Path::to_path_buf)
-                    .or_else(|| path.is_relative().then_some(path.clone()))
-            })
-            .collect()
-    }
-
-    pub(crate) fn scan_data(
-        &self,
-        t: &mut Transition<'_>,
-        baseline: Option<FileList>,
-        incoming: FileList,
-    ) -> Result<DataScanState> {
-        self.scan_data_with(t, baseline, incoming, self.config.data_conflicts, true)
-    }
-
-    /// Scans with `policy`; `skip_preserved` leaves preserved paths to the
-    /// swap (a restore that puts the backup's copies back compares them too).
-    pub(crate) fn scan_data_with(
-        &self,
-        t: &mut Transition<'_>,
-        baseline: Option<FileList>,
-        incoming: FileList,
-        policy: ConflictPolicy,
-        skip_preserved: bool,
-    ) -> Result<DataScanState> {
-        let mut rules = self.scan_rules();
-        if !skip_preserved {
-            rules
-                .skipped
-                .retain(|p| !self.config.preserved_paths.contains(p));
-        }
-        let known = match &baseline {
-            Some(list) => Baseline::Known(list),
-            None => Baseline::Unknown,
-        };
-        let mut scan = data::scan(&self.config.app_dir, known, &incoming, &rules)?;
-        let save_aside = scan.resolve(policy)?;
-        let list_path = self
-            .config
-            .state_dir
-            .join("files")
-            .join(format!("{}.jsonl", t.journal().id));
-        durable::create_dir_all(durable::parent_of(&list_path))?;
-        incoming.save(&list_path)?;
-        t.record_staged(Some(list_path), save_aside)?;
-        t.note(scan.summary());
-        Ok(DataScanState {
-            scan,
-            baseline,
-            incoming,
-            rules,
-            policy,
-        })
     }
 
     /// Takes a backup with `strategy`, verifies it, records it in history.

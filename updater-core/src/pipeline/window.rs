@@ -17,8 +17,8 @@ use crate::migrate::MigrationContext;
 use crate::step::Step;
 
 use super::Updater;
+use super::data_scan::DataScanState;
 use super::journal::{DatabaseChange, DatabaseWayBack, TransitionKind};
-use super::prepare::DataScanState;
 use super::transition::{StepProgress, Transition};
 
 /// What the window needs besides the transition.
