@@ -5,8 +5,29 @@ use std::io::Write;
 
 use serde_json::json;
 
-use crate::commands::Outcome;
-use crate::error::CliError;
+use crate::error::{CliError, exit_code};
+
+/// What a command produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The `--json` object.
+    pub json: serde_json::Value,
+    /// The text printed without `--json`.
+    pub text: String,
+    /// The process exit code.
+    pub exit_code: u8,
+}
+
+impl Outcome {
+    /// A successful outcome.
+    pub fn ok(json: serde_json::Value, text: impl Into<String>) -> Self {
+        Outcome {
+            json,
+            text: text.into(),
+            exit_code: exit_code::OK,
+        }
+    }
+}
 
 /// A note for the operator on standard error.
 pub fn note(text: &str) {

@@ -8,9 +8,9 @@ use updater_core::pipeline::PreviewReport;
 use updater_core::stats::{Summary, UpdateStats};
 use updater_core::version::Version;
 
-use super::Outcome;
 use crate::components::Components;
 use crate::error::{CliError, Result};
+use crate::output::Outcome;
 use crate::terminal::{Progress, human_bytes};
 
 fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {

@@ -7,9 +7,9 @@ use updater_core::backup::Pruned;
 use updater_core::history::BackupRecord;
 use updater_core::pipeline::RestoreRequest;
 
-use super::Outcome;
 use crate::components::Components;
 use crate::error::{CliError, Result};
+use crate::output::Outcome;
 use crate::terminal::{Progress, can_ask, confirm, human_bytes, needs_yes};
 
 fn status_str(status: BackupStatus) -> String {

@@ -4,6 +4,7 @@
 mod automation;
 mod backup;
 mod notifications;
+mod recovery;
 mod release;
 mod schedule;
 mod serve;
@@ -13,34 +14,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::json;
-use updater_core::pipeline::{RecoveryAction, RecoveryReport};
 
 use crate::cli::{BackupCommand, Cli, Command, ConfigCommand, WebCommand};
 use crate::components::{Access, Components};
 use crate::config::{Config, DEFAULT_CONFIG_FILE};
-use crate::error::{Result, exit_code};
-
-/// What a command produced.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// The `--json` object.
-    pub json: serde_json::Value,
-    /// The text printed without `--json`.
-    pub text: String,
-    /// The process exit code.
-    pub exit_code: u8,
-}
-
-impl Outcome {
-    /// A successful outcome.
-    pub fn ok(json: serde_json::Value, text: impl Into<String>) -> Self {
-        Outcome {
-            json,
-            text: text.into(),
-            exit_code: exit_code::OK,
-        }
-    }
-}
+use crate::error::Result;
+pub use crate::output::Outcome;
+pub use recovery::recovery_notice;
 
 /// The configuration file to read: `--config`, `UPDATER_CONFIG`, else `./updater.toml`.
 pub fn config_path(cli: &Cli) -> PathBuf {
@@ -186,47 +166,6 @@ fn recover_first(c: &Components, read_only: bool) -> Result<()> {
         }
         Err(error) => Err(error.into()),
     }
-}
-
-/// A line for the operator when recovery did something, `None` otherwise.
-pub fn recovery_notice(report: &RecoveryReport) -> Option<String> {
-    let mut lines = Vec::new();
-    match &report.action {
-        RecoveryAction::Nothing => {}
-        RecoveryAction::UpdateInProgress(holder) => {
-            lines.push(format!("an update is running now: {holder}"));
-        }
-        RecoveryAction::CleanedUp { version } => {
-            lines.push(format!(
-                "recovery: cleaned up an interrupted preparation of {version}"
-            ));
-        }
-        RecoveryAction::RolledBack { running, abandoned } => lines.push(format!(
-            "recovery: an interrupted update to {abandoned} was rolled back; {running} is running"
-        )),
-        RecoveryAction::Committed { running } => {
-            lines.push(format!(
-                "recovery: an interrupted update was finished; {running} is running"
-            ));
-        }
-    }
-    for child in &report.stopped_children {
-        lines.push(format!(
-            "recovery: stopped {child}, left running by an updater that died"
-        ));
-    }
-    if let Some(notice) = &report.leftover_maintenance {
-        lines.push(format!(
-            "recovery: cleared a maintenance flag left behind (\"{}\", since {})",
-            notice.reason, notice.started_at
-        ));
-    }
-    if let Some(stale) = &report.stale_lock {
-        lines.push(format!(
-            "recovery: the update lock was left by a dead process: {stale}"
-        ));
-    }
-    (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
 fn unlock(c: &Components) -> Result<Outcome> {

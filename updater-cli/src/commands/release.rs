@@ -13,9 +13,9 @@ use updater_core::package::build::{
 use updater_core::package::signature::{PublicKeys, minisign};
 use updater_core::version::{Channel, Version};
 
-use super::Outcome;
 use crate::cli::ReleaseCommand;
 use crate::error::{CliError, Result};
+use crate::output::Outcome;
 use crate::terminal::human_bytes;
 
 /// The environment variable holding the signing key's password.

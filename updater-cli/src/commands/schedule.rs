@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::backup::cleanup_json;
+use super::recovery::recovery_notice;
 use super::update::{check_json, check_text};
-use super::{Outcome, recovery_notice};
 use crate::components::Components;
 use crate::error::{CliError, Result, exit_code};
-use crate::output::{error_json, note};
+use crate::output::{Outcome, error_json, note};
 use crate::terminal::Progress;
 use updater_core::pipeline::ProbationOutcome;
 

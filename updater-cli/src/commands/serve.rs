@@ -12,10 +12,10 @@ use updater_core::backup::BackupStrategy;
 use updater_web::WebState;
 use updater_web::auth::{Admins, ApiToken, SessionKey};
 
-use super::Outcome;
 use crate::cli::ServeArgs;
 use crate::components::Components;
 use crate::error::{CliError, Result};
+use crate::output::Outcome;
 
 /// The address to listen on, refusing a non-loopback one without TLS
 /// (`tls`) or the flag.
@@ -89,7 +89,9 @@ pub(crate) fn web_state(c: Components) -> Result<WebState> {
     }
     let key = session_key(&c)?;
     let manual = c.manual_backup();
+    let outbox = c.notifier.outbox().clone();
     let mut builder = WebState::builder(Arc::new(c.updater))
+        .with_notification_outbox(outbox)
         .with_admins(admins)
         .with_session_key(key)
         .with_session_ttl(Duration::from_secs(web.session_hours.saturating_mul(3600)))

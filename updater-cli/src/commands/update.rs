@@ -7,9 +7,10 @@ use updater_core::history::Page;
 use updater_core::pipeline::{ApplyOutcome, ApplyRequest, CheckReport, RollbackRequest};
 use updater_core::version::Version;
 
-use super::{Outcome, recovery_notice};
+use super::recovery::recovery_notice;
 use crate::components::Components;
 use crate::error::{CliError, Result, exit_code};
+use crate::output::Outcome;
 use crate::terminal::{Progress, can_ask, confirm, human_bytes, needs_yes};
 
 /// `check --json`: the core's [`CheckView`](updater_core::pipeline::CheckView) (one serializer with the web API).
