@@ -24,6 +24,7 @@ use updater_backup::{DatabaseBackup, Secret};
 use updater_core::backup::{BackupPurpose, BackupRequest, BackupStrategy};
 use updater_core::progress::NoProgress;
 use updater_core::version::Version;
+use updater_testkit::child;
 
 /// A wrapper named like the real tool that logs its arguments and the mode and
 /// content of its credentials file, then runs the real tool.
@@ -180,13 +181,14 @@ fn stalling_tool(bin: &Path, log: &Path, tool: &str, secret: &str) {
     fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-/// Runs in the child process only (does nothing when `KILL_DUMP_ENGINE` is unset).
+/// Runs in the child process only (does nothing in a normal test run).
 #[test]
 fn child_process_dumps_with_a_stalled_tool() {
-    let Ok(engine) = std::env::var("KILL_DUMP_ENGINE") else {
+    if !child::is_child() {
         return;
-    };
-    let var = |name: &str| std::env::var(name).unwrap();
+    }
+    let var = child::var;
+    let engine = var("KILL_DUMP_ENGINE");
     let ledger = updater_core::command::ChildLedger::new(var("KILL_DUMP_LEDGER"));
     let secret = Secret::new(var("KILL_DUMP_SECRET"));
     let backups = var("KILL_DUMP_BACKUPS");
@@ -209,17 +211,16 @@ fn child_process_dumps_with_a_stalled_tool() {
     let _ = strategy.create(&request(), &NoProgress);
 }
 
-/// Every file under `root` whose content holds `needle`.
-fn files_holding(root: &Path, needle: &str) -> Vec<std::path::PathBuf> {
-    walkdir::WalkDir::new(root)
+/// Every file under `root` whose content holds `needle` (none when `root`
+/// was never created).
+fn files_holding(root: &Path, needle: &str) -> Vec<String> {
+    if !root.exists() {
+        return Vec::new();
+    }
+    updater_testkit::tree::files_skipping(root, &[])
         .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .filter(|e| {
-            fs::read(e.path())
-                .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
-        })
-        .map(|e| e.path().to_path_buf())
+        .filter(|(_, bytes)| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        .map(|(path, _)| path)
         .collect()
 }
 
@@ -248,24 +249,20 @@ fn a_dump_killed_midway_leaves_no_credentials_file_anywhere() {
         let log = dir.path().join("tool.log");
         let secret = format!("kill-test-secret-{engine}-Zq81");
         stalling_tool(&bin, &log, tool, &secret);
-        let mut updater = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "child_process_dumps_with_a_stalled_tool",
-                "--test-threads=1",
-            ])
-            .env("KILL_DUMP_ENGINE", engine)
-            .env("KILL_DUMP_DB", &database)
-            .env("KILL_DUMP_BIN", &bin)
-            .env("KILL_DUMP_BACKUPS", &backups)
-            .env("KILL_DUMP_LEDGER", &ledger_dir)
-            .env("KILL_DUMP_SECRET", &secret)
-            // Where a credentials file would have gone (the system temp directory).
-            .env("TMPDIR", &tmp)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let display = |path: &Path| path.display().to_string();
+        let mut updater = child::spawn(
+            "child_process_dumps_with_a_stalled_tool",
+            &[
+                ("KILL_DUMP_ENGINE", engine.to_string()),
+                ("KILL_DUMP_DB", database.clone()),
+                ("KILL_DUMP_BIN", display(&bin)),
+                ("KILL_DUMP_BACKUPS", display(&backups)),
+                ("KILL_DUMP_LEDGER", display(&ledger_dir)),
+                ("KILL_DUMP_SECRET", secret.clone()),
+                // Where a credentials file would have gone (the system temp directory).
+                ("TMPDIR", display(&tmp)),
+            ],
+        );
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while !fs::read_to_string(&log).is_ok_and(|t| t.contains("STARTED")) {
             assert!(
@@ -291,7 +288,7 @@ fn a_dump_killed_midway_leaves_no_credentials_file_anywhere() {
         for root in [&tmp, &backups, &ledger_dir] {
             assert_eq!(
                 files_holding(root, &secret),
-                Vec::<std::path::PathBuf>::new(),
+                Vec::<String>::new(),
                 "{engine}: no file holds the password"
             );
         }

@@ -11,13 +11,14 @@ use std::process::Command;
 use std::sync::Mutex;
 
 use proptest::prelude::*;
-use support::{AppTree, SqliteData, describe_tree};
+use support::{AppTree, SqliteData};
 use updater_backup::database::SqliteDatabase;
 use updater_backup::{BackupStatus, CompositeBackup, FileBackup, RetentionPolicy};
 use updater_core::backup::{BackupKind, BackupPurpose, BackupRequest, BackupStrategy};
 use updater_core::conformance::backup::ProtectedData;
 use updater_core::progress::{NoProgress, Progress};
 use updater_core::version::Version;
+use updater_testkit::tree::describe;
 
 fn request(version: Version) -> BackupRequest {
     BackupRequest {
@@ -59,14 +60,8 @@ fn tar_xzf_reads_the_archive_and_gets_the_same_tree_as_restore() {
             .collect::<Vec<_>>()
             .join("\n")
     };
-    assert_eq!(
-        strip(describe_tree(&by_tar, &[])),
-        strip(describe_tree(&ours, &[]))
-    );
-    assert_eq!(
-        describe_tree(&ours, &[]),
-        describe_tree(&tree.root, &EXCLUDED)
-    );
+    assert_eq!(strip(describe(&by_tar, &[])), strip(describe(&ours, &[])));
+    assert_eq!(describe(&ours, &[]), describe(&tree.root, &EXCLUDED));
     assert!(
         !by_tar.join("storage/logs").exists(),
         "excluded paths must not be archived"
@@ -115,10 +110,10 @@ fn a_second_backup_copies_unchanged_entries_and_reads_only_what_changed() {
     // Each backup stands alone: delete the others and restore the third.
     strategy.delete(&first).unwrap();
     strategy.delete(&second).unwrap();
-    let expected = describe_tree(&tree.root, &EXCLUDED);
+    let expected = describe(&tree.root, &EXCLUDED);
     tree.mutate();
     strategy.restore(&third, &NoProgress).unwrap();
-    assert_eq!(describe_tree(&tree.root, &EXCLUDED), expected);
+    assert_eq!(describe(&tree.root, &EXCLUDED), expected);
 }
 
 #[test]
@@ -266,7 +261,7 @@ fn the_catalog_lists_backups_with_their_attributes_and_private_modes() {
         (last.percent, last.bytes_total),
         (100, Some(last.bytes_done))
     );
-    let regular_files = describe_tree(&tree.root, &EXCLUDED)
+    let regular_files = describe(&tree.root, &EXCLUDED)
         .lines()
         .filter(|l| l.contains(" file "))
         .count() as u64;
@@ -425,7 +420,7 @@ proptest! {
         strategy.verify(&backup).unwrap();
         let restored = dir.path().join("restored");
         strategy.restore_to(&backup, &restored, &NoProgress).unwrap();
-        prop_assert_eq!(describe_tree(&restored, &[]), describe_tree(&app, &[]));
+        prop_assert_eq!(describe(&restored, &[]), describe(&app, &[]));
     }
 }
 

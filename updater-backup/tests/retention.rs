@@ -7,7 +7,6 @@ mod support;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -20,6 +19,7 @@ use updater_core::backup::{
 };
 use updater_core::progress::{NoProgress, Progress};
 use updater_core::version::Version;
+use updater_testkit::child;
 
 fn request(patch: u64, purpose: BackupPurpose) -> BackupRequest {
     BackupRequest {
@@ -177,13 +177,14 @@ fn a_create_in_progress_is_left_alone_by_prune() {
 /// nothing unless started by that test.
 #[test]
 fn child_process_that_hangs_while_it_writes_a_backup() {
-    let (Ok(app), Ok(root), Ok(marker)) = (
-        std::env::var("KILLED_CREATE_APP"),
-        std::env::var("KILLED_CREATE_ROOT"),
-        std::env::var("KILLED_CREATE_MARKER"),
-    ) else {
+    if !child::is_child() {
         return;
-    };
+    }
+    let (app, root, marker) = (
+        child::var("KILLED_CREATE_APP"),
+        child::var("KILLED_CREATE_ROOT"),
+        child::var("KILLED_CREATE_MARKER"),
+    );
     let files = FileBackup::builder(&app, &root).build().unwrap();
     let sink = |_: &Progress| {
         let _ = fs::write(&marker, "writing");
@@ -200,18 +201,15 @@ fn a_killed_create_is_removed_by_the_next_prune_at_once() {
     let tree = AppTree::new(&dir.path().join("app"));
     let root = dir.path().join("backups");
     let marker = dir.path().join("marker");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_process_that_hangs_while_it_writes_a_backup",
-            "--test-threads=1",
-        ])
-        .env("KILLED_CREATE_APP", &tree.root)
-        .env("KILLED_CREATE_ROOT", &root)
-        .env("KILLED_CREATE_MARKER", &marker)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let display = |path: &Path| path.display().to_string();
+    let mut child = child::spawn(
+        "child_process_that_hangs_while_it_writes_a_backup",
+        &[
+            ("KILLED_CREATE_APP", display(&tree.root)),
+            ("KILLED_CREATE_ROOT", display(&root)),
+            ("KILLED_CREATE_MARKER", display(&marker)),
+        ],
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !marker.exists() {
         assert!(

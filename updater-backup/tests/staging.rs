@@ -5,21 +5,20 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
 use proptest::prelude::*;
-use support::{AppTree, SqliteData, describe_tree};
+use support::{AppTree, SqliteData};
 use updater_backup::database::SqliteDatabase;
 use updater_backup::{BackupError, CompositeBackup, FileBackup};
 use updater_core::backup::{BackupPurpose, BackupRequest, BackupStrategy};
 use updater_core::conformance::backup::ProtectedData;
 use updater_core::progress::NoProgress;
 use updater_core::version::Version;
+use updater_testkit::tree::{describe, describe_with_links};
 
 const EXCLUDED: [&str; 3] = ["storage/logs", "storage/app/public", ".updater"];
 
@@ -30,36 +29,6 @@ fn request() -> BackupRequest {
         update_id: None,
         description: None,
     }
-}
-
-/// [`describe_tree`] plus the root's mode and which paths share an inode.
-fn describe_with_links(root: &Path, skip: &[&str]) -> String {
-    let mut out = format!(
-        "root mode={:o}\n{}",
-        fs::metadata(root).unwrap().mode() & 0o7777,
-        describe_tree(root, skip)
-    );
-    let mut groups: BTreeMap<(u64, u64), Vec<String>> = BTreeMap::new();
-    for entry in walkdir::WalkDir::new(root).sort_by_file_name().min_depth(1) {
-        let entry = entry.unwrap();
-        let meta = entry.path().symlink_metadata().unwrap();
-        if meta.is_file() {
-            let rel = entry.path().strip_prefix(root).unwrap();
-            if skip.iter().any(|s| rel.starts_with(s)) {
-                continue;
-            }
-            groups
-                .entry((meta.dev(), meta.ino()))
-                .or_default()
-                .push(rel.to_string_lossy().into_owned());
-        }
-    }
-    let mut linked: Vec<Vec<String>> = groups.into_values().filter(|g| g.len() > 1).collect();
-    linked.sort();
-    for group in linked {
-        writeln!(out, "linked: {}", group.join(" = ")).unwrap();
-    }
-    out
 }
 
 /// An application tree with hard links: two names in one directory, one in
@@ -149,10 +118,7 @@ fn the_strategy_trait_stages_files_and_refuses_an_existing_target() {
 
     fs::remove_dir_all(&target).unwrap();
     BackupStrategy::stage_files(&strategy, &backup, &target, &NoProgress).unwrap();
-    assert_eq!(
-        describe_tree(&target, &[]),
-        describe_tree(&tree.root, &EXCLUDED)
-    );
+    assert_eq!(describe(&target, &[]), describe(&tree.root, &EXCLUDED));
 }
 
 #[test]
@@ -163,7 +129,7 @@ fn staging_a_damaged_backup_fails_and_leaves_no_partial_tree() {
         .build()
         .unwrap();
     let backup = strategy.create(&request(), &NoProgress).unwrap();
-    let before = describe_tree(&tree.root, &[]);
+    let before = describe(&tree.root, &[]);
     // Damage the data of the last file entry, so that earlier entries are
     // written before the damage is found.
     let manifest = strategy.manifest(&backup).unwrap();
@@ -189,7 +155,7 @@ fn staging_a_damaged_backup_fails_and_leaves_no_partial_tree() {
     );
     assert!(!target.exists(), "a partial staged tree was left behind");
     assert_eq!(
-        describe_tree(&tree.root, &[]),
+        describe(&tree.root, &[]),
         before,
         "staging touched the application"
     );
@@ -289,23 +255,23 @@ fn a_composite_backup_stages_its_files_and_restores_only_its_database() {
         .unwrap();
     let composite = CompositeBackup::new(files.clone(), SqliteDatabase::new(&database.path));
     let backup = composite.create(&request(), &NoProgress).unwrap();
-    let files_then = describe_tree(&tree.root, &EXCLUDED);
+    let files_then = describe(&tree.root, &EXCLUDED);
     let database_then = database.snapshot();
 
     tree.mutate();
     database.mutate();
-    let files_now = describe_tree(&tree.root, &[]);
+    let files_now = describe(&tree.root, &[]);
 
     let staged = dir.path().join("staged");
     composite
         .stage_files(&backup, &staged, &NoProgress)
         .unwrap();
-    assert_eq!(describe_tree(&staged, &[]), files_then);
+    assert_eq!(describe(&staged, &[]), files_then);
 
     composite.restore_database(&backup, &NoProgress).unwrap();
     assert_eq!(database.snapshot(), database_then);
     assert_eq!(
-        describe_tree(&tree.root, &[]),
+        describe(&tree.root, &[]),
         files_now,
         "restore_database touched the files"
     );

@@ -2,7 +2,7 @@
 //! binary, re-executed to run one entry test — that aborts at a failpoint or
 //! is killed; the parent then checks what a fresh process recovers.
 
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 
 /// The environment variable that marks a child process.
 pub const MARKER: &str = "UPDATER_TESTKIT_CHILD";
@@ -13,7 +13,8 @@ pub fn is_child() -> bool {
 }
 
 /// A command re-running this test binary for the test `entry` only, with
-/// `vars` in its environment (and [`MARKER`]). Output is discarded.
+/// `vars` in its environment (and [`MARKER`]). Output is discarded; the
+/// returned command can still be changed (more variables, a piped stdout).
 pub fn command(entry: &str, vars: &[(&str, String)]) -> Command {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
@@ -27,6 +28,15 @@ pub fn command(entry: &str, vars: &[(&str, String)]) -> Command {
         command.env(name, value);
     }
     command
+}
+
+/// Starts [`command`] without waiting: for a parent that watches the child
+/// (a marker file, a line of its output) and then kills it. Set
+/// `stdout(Stdio::piped())` on [`command`] instead to read the child's output.
+pub fn spawn(entry: &str, vars: &[(&str, String)]) -> Child {
+    command(entry, vars)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start the child {entry}: {e}"))
 }
 
 /// Runs [`command`] to its end.

@@ -1,6 +1,7 @@
-//! Unique names, and the one rule for tests that need a server: run when it
-//! is reachable; otherwise print why the test is skipped — except under
-//! `CI=true`, where an unreachable server is a failure.
+//! Unique names, and the one rule for tests that need a server (or root, a
+//! program, an IPv6 loopback): run when it is there; otherwise print why the
+//! test is skipped — except under `CI=true`, where a missing one is a
+//! failure ([`require_server`], [`require`], [`skip`]).
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,30 +33,44 @@ pub fn require_server(name: &str, address: &str) -> bool {
     let reachable = address.to_socket_addrs().ok().is_some_and(|mut addrs| {
         addrs.any(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok())
     });
-    if reachable {
-        return true;
-    }
-    let why = format!("{name} is not reachable at {address}");
-    if under_ci() {
-        panic!("{why} (CI=true: a required server must be running)");
-    }
-    #[allow(clippy::print_stderr)]
-    {
-        eprintln!("skipped: {why}");
-    }
-    false
+    require(reachable, &format!("{name} is not reachable at {address}"))
 }
 
 /// A required server is not usable (`why`): under CI, panics; otherwise
 /// prints that the test is skipped and why. For tests that check more than
 /// reachability (a login, a feature).
 pub fn unavailable(name: &str, why: &str) {
+    skip(&format!("{name} {why}"));
+}
+
+/// Whether what a test needs is here (`ready`): root, a program, a tmpfs, an
+/// IPv6 loopback... When it is not: under CI, panics with `why`; otherwise
+/// prints `skipped: <why>` and returns `false`, and the test returns.
+///
+/// ```
+/// # use updater_testkit::services::require;
+/// if !require(true, "GNU tar is not on PATH") {
+///     return;
+/// }
+/// ```
+pub fn require(ready: bool, why: &str) -> bool {
+    if !ready {
+        skip(why);
+    }
+    ready
+}
+
+/// A test cannot run here because of `why`: under CI (where skipping is not
+/// allowed), panics; otherwise prints `skipped: <why>` to stderr. The caller
+/// returns afterwards. [`require`] for a condition, [`require_server`] for a
+/// server.
+pub fn skip(why: &str) {
     if under_ci() {
-        panic!("{name} is required under CI=true but {why}");
+        panic!("{why} (under CI=true this test must run, not be skipped)");
     }
     #[allow(clippy::print_stderr)]
     {
-        eprintln!("skipped: {name} {why}");
+        eprintln!("skipped: {why}");
     }
 }
 

@@ -11,12 +11,11 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use sha2::{Digest, Sha256};
+use updater_core::command::Process;
 use updater_core::conformance::backup::ProtectedData;
 
 pub use updater_testkit::services::unique;
@@ -80,51 +79,9 @@ impl AppTree {
     }
 }
 
-/// Canonical description of a tree: every path (but the excluded ones) with
-/// type, mode, mtime, size and content hash or link target.
-pub fn describe_tree(root: &Path, skip: &[&str]) -> String {
-    let mut out = String::new();
-    for entry in walkdir::WalkDir::new(root).sort_by_file_name().min_depth(1) {
-        let entry = entry.unwrap();
-        let rel = entry
-            .path()
-            .strip_prefix(root)
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        if skip
-            .iter()
-            .any(|s| rel == *s || rel.starts_with(&format!("{s}/")))
-        {
-            continue;
-        }
-        let meta = fs::symlink_metadata(entry.path()).unwrap();
-        let kind = if meta.is_dir() {
-            "dir".to_string()
-        } else if meta.file_type().is_symlink() {
-            format!("link->{}", fs::read_link(entry.path()).unwrap().display())
-        } else {
-            format!(
-                "file {} {}",
-                meta.len(),
-                hex::encode(Sha256::digest(fs::read(entry.path()).unwrap()))
-            )
-        };
-        writeln!(
-            out,
-            "{rel} {kind} mode={:o} mtime={}.{:09}",
-            meta.mode() & 0o7777,
-            meta.mtime(),
-            meta.mtime_nsec()
-        )
-        .unwrap();
-    }
-    out
-}
-
 impl ProtectedData for AppTree {
     fn snapshot(&self) -> String {
-        describe_tree(
+        updater_testkit::tree::describe(
             &self.root,
             &["storage/logs", "storage/app/public", ".updater"],
         )
@@ -221,14 +178,15 @@ impl ProtectedData for SqliteData {
     }
 }
 
+/// Runs a database client with core's process runner and returns its
+/// output; panics with the tail of its error output when it fails.
 fn run_tool(program: &str, args: &[&str]) -> String {
-    let output = Command::new(program).args(args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    Process::new(program)
+        .args(args)
+        .capture_limit(1 << 24)
+        .run("test fixture")
+        .unwrap_or_else(|e| panic!("{program} {args:?}: {e}"))
+        .stdout
 }
 
 /// A fresh PostgreSQL database, dropped on drop.
@@ -278,7 +236,7 @@ impl PostgresData {
 
 impl Drop for PostgresData {
     fn drop(&mut self) {
-        let _ = Command::new("psql")
+        let _ = Process::new("psql")
             .args([
                 "-X",
                 "-q",
@@ -294,7 +252,7 @@ impl Drop for PostgresData {
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 self.name
             ))
-            .output();
+            .run("drop the test database");
     }
 }
 
@@ -384,10 +342,10 @@ impl MysqlData {
 
 impl Drop for MysqlData {
     fn drop(&mut self) {
-        let _ = Command::new("mysql")
+        let _ = Process::new("mysql")
             .args(["-h", "127.0.0.1", "-u", "root", "-e"])
             .arg(format!("DROP DATABASE IF EXISTS {}", self.name))
-            .output();
+            .run("drop the test database");
     }
 }
 
