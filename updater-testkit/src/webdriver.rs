@@ -9,9 +9,14 @@ use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+/// One browser at a time per test binary: two Chromiums starting together
+/// on two shared cores made chromedriver reset the session request.
+static ONE_BROWSER: Mutex<()> = Mutex::new(());
 
 /// The element key of the W3C protocol.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -38,6 +43,7 @@ pub struct Browser {
     port: u16,
     session: String,
     _profile: tempfile::TempDir,
+    _turn: MutexGuard<'static, ()>,
 }
 
 /// One element of the page.
@@ -54,6 +60,7 @@ impl Browser {
     /// Like [`start`](Self::start); `javascript: false` turns scripts off
     /// (to prove pages work without them).
     pub fn start_with(width: u32, height: u32, javascript: bool) -> Browser {
+        let turn = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -79,7 +86,17 @@ impl Browser {
             port,
             session: String::new(),
             _profile: profile,
+            _turn: turn,
         };
+        // Listening is not ready: wait until chromedriver says so.
+        while browser
+            .try_call("GET", "/status", Value::Null)
+            .map(|status| status["ready"] != Value::Bool(true))
+            .unwrap_or(true)
+        {
+            assert!(Instant::now() < deadline, "chromedriver never became ready");
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let mut args = vec![
             "--headless".to_string(),
             "--no-sandbox".to_string(),
@@ -96,14 +113,23 @@ impl Browser {
         if !javascript {
             args.push("--blink-settings=scriptEnabled=false".to_string());
         }
-        let answer = browser.call(
-            "POST",
-            "/session",
-            json!({ "capabilities": { "alwaysMatch": {
-                "browserName": "chrome",
-                "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args }
-            } } }),
-        );
+        let capabilities = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args }
+        } } });
+        // A reset connection while Chromium starts is retried (twice).
+        let mut attempt = 0;
+        let answer = loop {
+            attempt += 1;
+            match browser.try_call("POST", "/session", capabilities.clone()) {
+                Ok(answer) => break answer,
+                Err(error) if attempt < 3 => {
+                    eprintln!("webdriver: {error}; starting the session again");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                Err(error) => panic!("{error}"),
+            }
+        };
         browser.session = answer["sessionId"]
             .as_str()
             .unwrap_or_else(|| panic!("no session: {answer}"))
@@ -112,22 +138,30 @@ impl Browser {
     }
 
     fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        self.try_call(method, path, body)
+            .unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// One request; `Err` names the request when the connection fails.
+    fn try_call(&self, method: &str, path: &str, body: Value) -> Result<Value, String> {
         let body = if method == "GET" || method == "DELETE" {
             String::new()
         } else {
             body.to_string()
         };
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let failed =
+            |error: std::io::Error| format!("webdriver {method} {path}: no answer ({error})");
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).map_err(failed)?;
         stream
             .set_read_timeout(Some(Duration::from_secs(120)))
-            .unwrap();
+            .map_err(failed)?;
         write!(
             stream,
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             self.port,
             body.len()
         )
-        .unwrap();
+        .map_err(failed)?;
         // chromedriver announces `Connection: close` but keeps the socket
         // open: read the head, then exactly Content-Length bytes.
         let mut response = Vec::new();
@@ -136,7 +170,7 @@ impl Browser {
             match stream.read(&mut byte) {
                 Ok(1) => response.push(byte[0]),
                 Ok(_) => break,
-                Err(error) => panic!("webdriver {method} {path}: no answer ({error})"),
+                Err(error) => return Err(failed(error)),
             }
         }
         let head = String::from_utf8_lossy(&response).to_ascii_lowercase();
@@ -147,7 +181,7 @@ impl Browser {
         let payload = match length {
             Some(length) => {
                 let mut body = vec![0u8; length];
-                stream.read_exact(&mut body).unwrap();
+                stream.read_exact(&mut body).map_err(failed)?;
                 String::from_utf8_lossy(&body).into_owned()
             }
             None => {
@@ -162,7 +196,7 @@ impl Browser {
             }
         };
         let value: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
-        value["value"].clone()
+        Ok(value["value"].clone())
     }
 
     fn session_call(&self, method: &str, path: &str, body: Value) -> Value {

@@ -95,7 +95,9 @@ pub struct ChildRecord {
     pub token: String,
     /// The step it runs for (`migrate`, `hook after_swap`...).
     pub step: String,
-    /// The program's name (never its arguments).
+    /// How the command is named in errors: its role when it has one, and
+    /// its command line with secrets replaced by `***`
+    /// ([`ShellCommand::describe`](super::ShellCommand::describe)).
     pub program: String,
     /// When the record was written.
     pub started_at: DateTime<Utc>,

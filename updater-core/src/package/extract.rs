@@ -1626,10 +1626,10 @@ mod tests {
     fn the_free_space_margin_is_the_larger_of_the_percentage_and_the_minimum() {
         const GIB: u64 = 1 << 30;
         let defaults = ExtractOptions::default();
-        // 1 TiB with 300 GiB free: 10 % (about 102 GiB) is kept free.
+        // 1 TiB with 300 GiB free: 2 % (about 20 GiB) is kept free.
         let big = DiskBudget::new(1024 * GIB, 300 * GIB, 4096, &defaults);
-        assert_eq!(big.available, 300 * GIB - 1024 * GIB / 100 * 10);
-        // 1 GiB with 600 MiB free: the 256 MiB minimum wins over 10 %.
+        assert_eq!(big.available, 300 * GIB - 1024 * GIB / 100 * 2);
+        // 1 GiB with 600 MiB free: the 256 MiB minimum wins over 2 %.
         let small = DiskBudget::new(GIB, 600 << 20, 4096, &defaults);
         assert_eq!(small.available, (600 - 256) << 20);
         // Less free than the margin: nothing is usable.
