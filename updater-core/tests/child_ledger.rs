@@ -13,17 +13,18 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use updater_core::command::{CHILD_TOKEN_ENV, ChildLedger, ShellCommand};
+use updater_testkit::child;
 
-/// Runs in the child process only (does nothing when `LEDGER_TEST_DIR` is unset).
+/// Runs in the child process only (does nothing in a normal test run).
 #[test]
 fn child_process_runs_a_command_with_a_ledger() {
-    let Ok(dir) = std::env::var("LEDGER_TEST_DIR") else {
+    if !child::is_child() {
         return;
-    };
+    }
+    let dir = child::var("LEDGER_TEST_DIR");
     let _ = ShellCommand::new("sleep 1000 & sleep 1000")
         .with_ledger(ChildLedger::new(dir))
         .run("migrate", None);
@@ -74,18 +75,10 @@ fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
 }
 
 fn spawn_updater(dir: &Path) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_process_runs_a_command_with_a_ledger",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("LEDGER_TEST_DIR", dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    child::spawn(
+        "child_process_runs_a_command_with_a_ledger",
+        &[("LEDGER_TEST_DIR", dir.display().to_string())],
+    )
 }
 
 #[test]
@@ -105,7 +98,7 @@ fn children_of_a_killed_updater_are_stopped_and_their_record_removed() {
     });
     assert_eq!(
         (record.step.as_str(), record.program.as_str()),
-        ("migrate", "sleep")
+        ("migrate", "sleep 1000 & sleep 1000")
     );
     assert_eq!(record.owner.pid, updater.id());
     let sleepers = wait_for("both sleeps", || {

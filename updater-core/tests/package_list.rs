@@ -180,11 +180,7 @@ fn a_gnu_tar_package_lists_like_the_tree_it_was_made_from() {
     {
         Ok(status) => status,
         Err(e) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "GNU tar is required under CI=true: {e}"
-            );
-            eprintln!("skipped: GNU tar is not available ({e})");
+            updater_testkit::services::skip(&format!("GNU tar is not available ({e})"));
             return;
         }
     };
