@@ -486,18 +486,16 @@ fn a_kill_between_outbox_write_and_delivery_is_delivered_exactly_once_afterwards
     let receiver = WebhookReceiver::start(Some("hook-secret"));
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("history.db").display().to_string();
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_enqueues_then_waits_to_be_killed",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, &db)
-        .env("UPDATER_NOTIFY_TEST_URL", receiver.url())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = updater_testkit::child::command(
+        "child_enqueues_then_waits_to_be_killed",
+        &[
+            (CHILD, db.clone()),
+            ("UPDATER_NOTIFY_TEST_URL", receiver.url()),
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     assert!(
         lines.any(|l| l.is_ok_and(|l| l.contains("ENQUEUED"))),

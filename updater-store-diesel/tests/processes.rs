@@ -1,11 +1,9 @@
 //! Two real processes (the web application and a cron job) recording into
 //! the same SQLite file at once: no row is lost or corrupted.
 //!
-//! The test binary runs itself as the second process: `child_writer` does
-//! nothing unless `UPDATER_STORE_CHILD_DB` names the database.
+//! The test binary runs itself as the second process (the test kit's
+//! `child` runner): `child_writer` does nothing in a normal test run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-use std::process::Command;
 
 use updater_core::conformance::history;
 use updater_core::history::{
@@ -13,6 +11,7 @@ use updater_core::history::{
 };
 use updater_core::version::Version;
 use updater_store_diesel::DieselHistoryStore;
+use updater_testkit::child;
 
 const RECORDS: u64 = 40;
 
@@ -34,12 +33,13 @@ fn write_records(store: &DieselHistoryStore, writer: u64) {
 
 #[test]
 fn child_writer() {
-    let (Ok(db), Ok(writer)) = (
-        std::env::var("UPDATER_STORE_CHILD_DB"),
-        std::env::var("UPDATER_STORE_CHILD_WRITER"),
-    ) else {
+    if !child::is_child() {
         return; // Not started as the second process.
-    };
+    }
+    let (db, writer) = (
+        child::var("UPDATER_STORE_CHILD_DB"),
+        child::var("UPDATER_STORE_CHILD_WRITER"),
+    );
     let store = DieselHistoryStore::open(db).unwrap();
     write_records(&store, writer.parse().unwrap());
 }
@@ -50,14 +50,15 @@ fn two_processes_writing_one_sqlite_file_lose_no_row() {
     let db = dir.path().join("shared.db").display().to_string();
     let store = DieselHistoryStore::open(db.clone()).unwrap();
 
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_writer", "--test-threads=1"])
-        .env("UPDATER_STORE_CHILD_DB", &db)
-        .env("UPDATER_STORE_CHILD_WRITER", "2")
-        .spawn()
-        .unwrap();
+    let mut child = child::spawn(
+        "child_writer",
+        &[
+            ("UPDATER_STORE_CHILD_DB", db.clone()),
+            ("UPDATER_STORE_CHILD_WRITER", "2".to_string()),
+        ],
+    );
     write_records(&store, 1);
-    let status = child.wait_with_output().unwrap().status;
+    let status = child.wait().unwrap();
     assert!(status.success(), "the second process failed: {status}");
 
     let updates = store.updates(Page::first(u64::MAX)).unwrap();
