@@ -782,25 +782,11 @@ fn with_a_sqlite_database_backups_hold_files_and_database_and_updates_snapshot_i
 /// a unique table prefix that is dropped afterwards.
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 fn history_in_server(url: &str, port: u16) {
-    use std::net::{SocketAddr, TcpStream};
-    let address = SocketAddr::from(([127, 0, 0, 1], port));
-    if TcpStream::connect_timeout(&address, Duration::from_secs(2)).is_err() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "database server on {address} unreachable under CI=true"
-        );
-        println!("skipped: no database server on {address}");
+    use updater_testkit::services::{require_server, unique};
+    if !require_server("the database server", &format!("127.0.0.1:{port}")) {
         return;
     }
-    let prefix = format!(
-        "cli_{}_{}_",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
+    let prefix = format!("{}_", unique("cli"));
     let f = support::fixture();
     f.write_config(&format!(
         "[history]\ndatabase_url = \"{url}\"\ntable_prefix = \"{prefix}\"\n"
