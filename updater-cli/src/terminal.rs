@@ -101,7 +101,10 @@ impl ProgressObserver for Progress {
         };
         let show = match *last {
             Some((step, percent)) => {
-                step != event.step || event.percent >= percent.saturating_add(10)
+                step != event.step
+                    || event.percent >= percent.saturating_add(10)
+                    // The end is always shown, however close the last line was.
+                    || (event.percent >= 100 && percent < 100)
             }
             None => true,
         };
