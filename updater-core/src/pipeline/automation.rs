@@ -17,6 +17,7 @@ use crate::version::Version;
 
 use super::Updater;
 use super::report::{ApplyOutcome, ApplyRequest, RollbackRequest};
+use super::transition::Transition;
 
 /// Attempts of one scheduled update before it is given up (an updater
 /// killed while applying it starts it again).
@@ -203,18 +204,15 @@ impl Updater {
                     observer,
                     false,
                 )?;
-                if let Some(id) = probation.update_id
-                    && let Ok(Some(mut record)) = self.history.update(id)
-                {
-                    record.error_message = Some(format!(
-                        "{reason}; rolled back to {} by update #{}",
-                        report.to, report.update_id
-                    ));
-                    record.status = UpdateStatus::RolledBack;
-                    record.failed_at = Some(Utc::now());
-                    if let Err(e) = self.history.save_update(&record) {
-                        tracing::error!(error = %e, "could not record the failed probation");
-                    }
+                if let Some(id) = probation.update_id {
+                    Transition::record_undone_later(
+                        self.history.as_ref(),
+                        id,
+                        format!(
+                            "{reason}; rolled back to {} by update #{}",
+                            report.to, report.update_id
+                        ),
+                    );
                 }
                 self.notify(
                     NotificationType::UpdateRolledBack,

@@ -13,7 +13,7 @@ use crate::version::{UpdateType, Version};
 
 use super::Updater;
 use super::journal::Journal;
-use super::report::{CheckReport, StatusReport, TransitionStatus};
+use super::status::{CheckReport, StatusReport, TransitionStatus};
 
 impl Updater {
     /// The one rule `check` and `apply` share: may `release` replace

@@ -18,7 +18,8 @@ use crate::step::Step;
 use crate::tree::FileList;
 
 use super::Updater;
-use super::transition::{Transition, percent_span};
+use super::progress::percent_span;
+use super::transition::Transition;
 
 /// How the new release arrived, for the stage step.
 pub(super) enum Delivery {

@@ -19,7 +19,7 @@
 //! (update, rollback, restore) with a journal written before each phase, so
 //! [`Updater::recover`] finishes or undoes one interrupted at any instant.
 //! The journal and the history record are changed in one place only
-//! (`transition.rs`); how a transition ends lives in `undo.rs`, shared by
+//! (`transition/`); how a transition ends lives in `undo.rs`, shared by
 //! every operation and by recovery. A file lock allows one transition at a time.
 //!
 //! The API is blocking: every step is file, process or database I/O. Async
@@ -34,8 +34,10 @@ mod journal;
 mod operator;
 mod prepare;
 mod preview;
+mod progress;
 mod recovery;
 mod report;
+mod status;
 mod transition;
 mod undo;
 mod updater;
@@ -45,9 +47,12 @@ pub use automation::{AutomationReport, ProbationOutcome};
 pub use config::{DEFAULT_PRESERVED, Drain, STATE_DIR_NAME, UpdaterBuilder, UpdaterConfig};
 pub use preview::{ModeChange, PreviewReport};
 pub use report::{
-    ApplyOutcome, ApplyRequest, CheckReport, CheckView, FailureView, LatestCheckView,
-    LeftoverMaintenanceView, MaintenanceView, Phase, RecoveryAction, RecoveryReport, RecoveryView,
-    RestoreRequest, RollbackPlan, RollbackRequest, StatusReport, StatusView, TransitionKind,
-    TransitionStatus, UpdateReport, os_user,
+    ApplyOutcome, ApplyRequest, LeftoverMaintenanceView, Phase, RecoveryAction, RecoveryReport,
+    RecoveryView, RestoreRequest, RollbackPlan, RollbackRequest, TransitionKind, UpdateReport,
+    os_user,
+};
+pub use status::{
+    CheckReport, CheckView, FailureView, LatestCheckView, MaintenanceView, StatusReport,
+    StatusView, TransitionStatus,
 };
 pub use updater::Updater;

@@ -17,8 +17,9 @@ use crate::version::UpdateType;
 
 use super::Updater;
 use super::journal::{DatabaseChange, TransitionKind};
+use super::progress::StepProgress;
 use super::report::{RestoreRequest, RollbackPlan, RollbackRequest, UpdateReport};
-use super::transition::{StepProgress, Transition, Trees};
+use super::transition::{Transition, Trees};
 use super::updater::transition_id;
 use super::window::WindowInput;
 

@@ -24,8 +24,9 @@ use super::Updater;
 use super::data_scan::DataScanState;
 use super::download::Delivery;
 use super::journal::{DatabaseChange, TransitionKind};
+use super::progress::StepProgress;
 use super::report::{ApplyOutcome, ApplyRequest, UpdateReport};
-use super::transition::{StepProgress, Transition, Trees};
+use super::transition::{Transition, Trees};
 use super::updater::transition_id;
 
 /// What the preparation hands to the window.
@@ -158,19 +159,12 @@ impl Updater {
                 let mut record = UpdateRecord::new(wanted.clone(), request.initiated_by.clone());
                 record.previous_version = Some(installed.current.clone());
                 record.auto_update = request.auto_update;
-                record.status = UpdateStatus::Failed;
-                record.failed_at = Some(Utc::now());
-                record.error_message = Some(format!("check: {error}"));
-                record
-                    .steps
-                    .push(step(StepOutcome::Failed, Some(error.to_string())));
-                let id = match self.history.create_update(&record) {
-                    Ok(id) => Some(id),
-                    Err(e) => {
-                        tracing::error!(error = %e, "could not record the failed lookup");
-                        None
-                    }
-                };
+                let id = Transition::record_failed_before_begin(
+                    self.history.as_ref(),
+                    record,
+                    step(StepOutcome::Failed, Some(error.to_string())),
+                    &error,
+                );
                 self.notify(
                     NotificationType::UpdateFailed,
                     &wanted,

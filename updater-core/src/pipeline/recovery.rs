@@ -98,7 +98,7 @@ impl Updater {
             Phase::NeedsOperator => Err(self.needs_operator(&t)),
             Phase::Committing => {
                 let running = t.to().clone();
-                self.finish_commit(t, true, None)?;
+                self.finish_commit(t, true)?;
                 Ok(RecoveryReport::of(RecoveryAction::Committed { running }))
             }
             Phase::Preparing => {

@@ -37,15 +37,15 @@ pub(crate) struct Finished {
 
 impl Updater {
     /// Ends a transition after its window (or its preparation) returned.
-    pub(crate) fn conclude(&self, t: Transition<'_>, result: Result<Duration>) -> Result<Finished> {
+    pub(crate) fn conclude(&self, t: Transition<'_>, result: Result<()>) -> Result<Finished> {
         match result {
-            Ok(window) => self.finish_commit(t, false, Some(window)),
+            Ok(()) => self.finish_commit(t, false),
             Err(error) => match t.phase() {
                 Phase::Committing => {
                     // Past the commit point: whatever failed after it, finish
                     // now; if that fails too, the journal stays for recovery.
                     tracing::warn!(%error, "an error after the commit point; finishing the commit");
-                    self.finish_commit(t, true, None)
+                    self.finish_commit(t, true)
                 }
                 Phase::Preparing => Err(self.end_unchanged(t, error)),
                 Phase::InWindow | Phase::RollingBack | Phase::NeedsOperator => {
@@ -266,7 +266,6 @@ impl Updater {
         &self,
         mut t: Transition<'_>,
         maintenance_still_on: bool,
-        window: Option<Duration>,
     ) -> Result<Finished> {
         self.release_space();
         let journal = t.journal().clone();
@@ -376,13 +375,7 @@ impl Updater {
         }
         t.failpoints().hit("commit:installed")?;
         let update_id = journal.update_id.unwrap_or_default();
-        let window = window
-            .or_else(|| {
-                journal
-                    .window_started_at
-                    .map(|s| (Utc::now() - s).to_std().unwrap_or_default())
-            })
-            .unwrap_or_default();
+        let window = t.window().unwrap_or_default();
         t.report(
             crate::step::Step::MaintenanceOff,
             100,

@@ -4,7 +4,7 @@
 //! application stopped happens here; its duration is measured and recorded.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::backup::{BackupPurpose, BackupStrategy};
 use crate::data;
@@ -19,7 +19,8 @@ use crate::step::Step;
 use super::Updater;
 use super::data_scan::DataScanState;
 use super::journal::{DatabaseChange, DatabaseWayBack, TransitionKind};
-use super::transition::{StepProgress, Transition};
+use super::progress::StepProgress;
+use super::transition::Transition;
 
 /// What the window needs besides the transition.
 pub(crate) struct WindowInput<'a> {
@@ -41,7 +42,7 @@ impl Updater {
         &self,
         t: &mut Transition<'_>,
         scan: Option<&mut DataScanState>,
-    ) -> Result<Duration> {
+    ) -> Result<()> {
         self.run_window_with(
             t,
             WindowInput {
@@ -57,7 +58,7 @@ impl Updater {
         &self,
         t: &mut Transition<'_>,
         mut input: WindowInput<'_>,
-    ) -> Result<Duration> {
+    ) -> Result<()> {
         // Flush what is pending on the file system (cleanups, the app's
         // writes) now, so the syncs inside the window carry only the swap;
         // and set aside the space an undo needs on a full disk.
@@ -80,7 +81,6 @@ impl Updater {
                 }
             }
         })?;
-        let started = Instant::now();
         t.step(Step::Drain, |t| self.drain(t))?;
         t.step(Step::DatabaseSnapshot, |t| self.snapshot(t))?;
         let swaps = t.journal().swaps_files;
@@ -131,16 +131,16 @@ impl Updater {
         // The commit point comes BEFORE maintenance goes off: once the new
         // release takes writes, undoing it (restoring the snapshot) would lose them.
         t.step(Step::Commit, |t| t.commit())?;
-        let window = t.step(Step::MaintenanceOff, |t| {
+        t.step(Step::MaintenanceOff, |t| {
             if let Some(switch) = &self.maintenance {
                 switch.disable()?;
             } else {
                 t.skip("maintenance mode is off in the configuration");
             }
-            Ok(started.elapsed())
+            Ok(())
         })?;
-        t.record_window(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
-        Ok(window)
+        t.close_window();
+        Ok(())
     }
 
     /// Lets requests that passed the maintenance check before it went on

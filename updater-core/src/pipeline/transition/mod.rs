@@ -1,9 +1,13 @@
 //! [`Transition`]: one update, rollback or restore in progress — its
 //! journal on disk and its history record — and the only code that changes
 //! either. Every change of phase is a method here, saved before the work it
-//! announces begins.
+//! announces begins; how it ends (and the records of attempts that never
+//! became a transition) is in `end.rs`.
+
+mod end;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
@@ -11,69 +15,13 @@ use crate::backup::Backup;
 use crate::error::{Error, Result};
 use crate::history::{HistoryStore, StepOutcome, StepRecord, UpdateRecord, UpdateStatus};
 use crate::install::SwapPlan;
-use crate::progress::{Progress, ProgressEvent, ProgressObserver, ProgressSink};
+use crate::progress::{ProgressEvent, ProgressObserver};
 use crate::step::Step;
 use crate::version::Version;
 
 use super::journal::{DatabaseChange, DatabaseWayBack, Failure, Journal, Phase, TransitionKind};
+use super::progress::{percent_at, percent_span};
 use crate::failpoint::Failpoints;
-
-/// Overall progress when `step` starts.
-pub(crate) fn percent_at(step: Step) -> u8 {
-    match step {
-        Step::Check => 0,
-        Step::Plan => 2,
-        Step::Preflight => 4,
-        Step::Download => 6,
-        Step::Stage => 40,
-        Step::Scan => 52,
-        Step::Backup => 55,
-        Step::MaintenanceOn => 75,
-        Step::Drain => 76,
-        Step::DatabaseSnapshot => 77,
-        Step::Swap => 80,
-        Step::Migrate | Step::RestoreDatabase => 84,
-        Step::Hooks => 88,
-        Step::HealthCheck => 90,
-        Step::Commit => 96,
-        Step::MaintenanceOff => 98,
-        Step::Rollback | Step::Recover => 0,
-    }
-}
-
-/// The span of overall progress a step covers, for byte-level progress inside it.
-pub(crate) fn percent_span(step: Step) -> (u8, u8) {
-    let start = percent_at(step);
-    let end = Step::UPDATE
-        .iter()
-        .skip_while(|s| **s != step)
-        .nth(1)
-        .map_or(100, |next| percent_at(*next));
-    (start, end.max(start))
-}
-
-/// Passes an implementation's own progress (0–100 % of its work) on to the
-/// caller's observer as events of `step`, rescaled into the step's span.
-pub(crate) struct StepProgress<'a> {
-    pub(crate) observer: &'a dyn ProgressObserver,
-    pub(crate) step: Step,
-}
-
-impl ProgressSink for StepProgress<'_> {
-    fn report(&self, progress: &Progress) {
-        let (start, end) = percent_span(self.step);
-        let inner = u16::from(progress.percent.min(100));
-        let scaled = u16::from(start) + inner * u16::from(end - start) / 100;
-        self.observer.on_progress(&ProgressEvent {
-            step: self.step,
-            percent: u8::try_from(scaled).unwrap_or(end),
-            bytes_done: progress.bytes_done,
-            bytes_total: progress.bytes_total,
-            files_done: progress.files_done,
-            message: progress.message.clone(),
-        });
-    }
-}
 
 /// A transition in progress: the journal, its path, the history record.
 pub(crate) struct Transition<'a> {
@@ -87,6 +35,11 @@ pub(crate) struct Transition<'a> {
     /// The step running (or the last one that ran): what an error is blamed on.
     current: Step,
     reported: u8,
+    /// When maintenance went on in this process (the journal keeps the
+    /// wall-clock time for a recovery in another).
+    window_started: Option<Instant>,
+    /// The window's length, once maintenance went off.
+    window_closed: Option<Duration>,
 }
 
 impl std::fmt::Debug for Transition<'_> {
@@ -142,6 +95,8 @@ impl<'a> Transition<'a> {
             failpoints,
             current: Step::Plan,
             reported: 0,
+            window_started: None,
+            window_closed: None,
         })
     }
 
@@ -187,6 +142,8 @@ impl<'a> Transition<'a> {
             failpoints,
             current,
             reported: 0,
+            window_started: None,
+            window_closed: None,
         }
     }
 
@@ -220,11 +177,22 @@ impl<'a> Transition<'a> {
     pub(crate) fn failpoints(&self) -> &'a Failpoints {
         self.failpoints
     }
-    /// Milliseconds since the window began, if it did.
-    pub(crate) fn window_ms(&self) -> Option<u64> {
-        self.journal
-            .window_started_at
-            .map(|s| u64::try_from((Utc::now() - s).num_milliseconds()).unwrap_or(0))
+    /// The maintenance window, if it began: its length once it closed,
+    /// else the time since it began (on the monotonic clock in the process
+    /// that opened it, from the journal's start time after a crash). The
+    /// one place a window is measured.
+    pub(crate) fn window(&self) -> Option<Duration> {
+        self.window_closed.or_else(|| match self.window_started {
+            Some(started) => Some(started.elapsed()),
+            None => self
+                .journal
+                .window_started_at
+                .map(|s| (Utc::now() - s).to_std().unwrap_or_default()),
+        })
+    }
+    fn window_ms(&self) -> Option<u64> {
+        self.window()
+            .map(|w| u64::try_from(w.as_millis()).unwrap_or(u64::MAX))
     }
 
     // ------------------------------------------------------------ steps
@@ -355,6 +323,7 @@ impl<'a> Transition<'a> {
         self.journal.phase = Phase::InWindow;
         self.journal.maintenance_on = true;
         self.journal.window_started_at = Some(Utc::now());
+        self.window_started = Some(Instant::now());
     }
 
     /// The snapshot taken in the window and the way back it makes possible
@@ -407,9 +376,13 @@ impl<'a> Transition<'a> {
         Ok(())
     }
 
-    /// Records the maintenance window once maintenance is off.
-    pub(crate) fn record_window(&mut self, window_ms: u64) {
-        self.amend(|record| record.maintenance_window_ms = Some(window_ms));
+    /// Maintenance is off: the window's length is fixed and recorded.
+    pub(crate) fn close_window(&mut self) -> Duration {
+        let window = self.window().unwrap_or_default();
+        self.window_closed = Some(window);
+        let window_ms = self.window_ms();
+        self.amend(|record| record.maintenance_window_ms = window_ms);
+        window
     }
 
     /// Starts undoing: the failure is journaled first, so a crash during the
@@ -472,83 +445,5 @@ impl<'a> Transition<'a> {
         self.journal.phase = Phase::RollingBack;
         self.journal.recovery_attempts = 0;
         self.save()
-    }
-
-    // ------------------------------------------------------------ endings
-
-    /// Failed before anything in the application changed: the record says
-    /// so, the journal goes. Returns the error to report, naming the step.
-    pub(crate) fn end_unchanged(mut self, error: Error) -> Error {
-        let step = self.current;
-        let message = format!("{step}: {error}");
-        self.amend(|record| {
-            record.status = UpdateStatus::Failed;
-            record.failed_at = Some(Utc::now());
-            record.error_message = Some(message);
-        });
-        self.save_record();
-        if let Err(e) = Journal::remove(&self.path) {
-            tracing::error!(error = %e, "could not remove the journal; recovery will clean up");
-        }
-        Error::Step {
-            step,
-            source: Box::new(error),
-        }
-    }
-
-    /// Finished forward (past the commit point): the record is completed and
-    /// the journal goes.
-    pub(crate) fn end_committed(mut self) -> Result<Option<UpdateRecord>> {
-        let window = self.window_ms();
-        self.amend(|record| {
-            if record.status != UpdateStatus::Completed {
-                record.status = UpdateStatus::Completed;
-                record.completed_at = Some(Utc::now());
-                record.progress_percentage = 100;
-            }
-            record.maintenance_window_ms = record.maintenance_window_ms.or(window);
-        });
-        self.save_record();
-        Journal::remove(&self.path)?;
-        Ok(self.record)
-    }
-
-    /// Undone: the old release runs again. `warnings` are problems that did
-    /// not stop the undo (a failing rollback hook); they go into the record.
-    pub(crate) fn end_rolled_back(mut self, warnings: &[String]) -> Result<()> {
-        let message = match &self.journal.failure {
-            Some(f) => format!("failed at {}: {}", f.step, f.message),
-            None => "interrupted".to_string(),
-        };
-        let window = self.window_ms();
-        let running = self.journal.from.clone();
-        let mut detail = format!("{running} is running again");
-        if !warnings.is_empty() {
-            detail.push_str(&format!("; warnings: {}", warnings.join("; ")));
-        }
-        let status = if self.journal.phase == Phase::Preparing {
-            UpdateStatus::Failed
-        } else {
-            UpdateStatus::RolledBack
-        };
-        self.amend(|record| {
-            record.status = status;
-            record.failed_at.get_or_insert_with(Utc::now);
-            let mut text = message;
-            if !warnings.is_empty() {
-                text.push_str(&format!(" (undo warnings: {})", warnings.join("; ")));
-            }
-            record.error_message = Some(text);
-            record.maintenance_window_ms = record.maintenance_window_ms.or(window);
-            record.steps.push(StepRecord {
-                name: Step::Rollback.as_str().to_string(),
-                started_at: Utc::now(),
-                finished_at: Some(Utc::now()),
-                outcome: StepOutcome::Succeeded,
-                message: Some(detail),
-            });
-        });
-        self.save_record();
-        Journal::remove(&self.path)
     }
 }
