@@ -309,3 +309,104 @@ fn print_systemd_names_this_binary_and_configuration() {
         "printing a unit created the history"
     );
 }
+
+/// Waits up to `seconds` for `done`, checking every 200 ms.
+fn wait_until(seconds: u64, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    done()
+}
+
+#[test]
+fn a_release_that_goes_bad_after_the_scheduler_was_killed_is_rolled_back_by_the_next_round() {
+    let f = support::fixture();
+    f.write_config(
+        "[auto_update]\nlevel = \"patch\"\nprobation_minutes = 120\n\n[schedule]\nround_secs = 1\n",
+    );
+    f.server.publish("1.0.1", true);
+
+    // The long-running scheduler applies the patch release by itself...
+    let mut scheduler = f
+        .command()
+        .arg("schedule")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let on_probation = wait_until(60, || {
+        f.json(&["status"]).0["probation"]["version"] == "1.0.1"
+    });
+    // ...and is killed outright while the release is on probation.
+    scheduler.kill().unwrap();
+    scheduler.wait().unwrap();
+    assert!(on_probation, "the scheduler never put 1.0.1 on probation");
+    assert_eq!(f.app_version(), "1.0.1");
+
+    // A healthy round keeps it; the release then goes bad (its health
+    // check file disappears) long after the update.
+    let (round, code) = f.json(&["schedule", "--once"]);
+    assert_eq!(code, 0, "{round}");
+    assert_eq!(
+        round["automation"]["probation"]["state"], "healthy",
+        "{round}"
+    );
+    assert_eq!(f.app_version(), "1.0.1");
+    std::fs::remove_file(f.app().join("health-ok")).unwrap();
+
+    // The next round, in a new process, rolls it back to the kept release.
+    let (round, code) = f.json(&["schedule", "--once"]);
+    assert_eq!(code, 0, "{round}");
+    assert_eq!(
+        round["automation"]["probation"]["state"], "rolled_back",
+        "{round}"
+    );
+    assert_eq!(f.app_version(), "1.0.0");
+    assert!(
+        f.app().join("health-ok").exists(),
+        "the kept release is whole"
+    );
+    let (history, _) = f.json(&["history"]);
+    let update = history["updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["version"] == "1.0.1")
+        .unwrap_or_else(|| panic!("{history}"));
+    assert_eq!(update["status"], "rolled_back", "{update}");
+    assert!(
+        update["error_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("probation")),
+        "{update}"
+    );
+    let (status, _) = f.json(&["status"]);
+    assert!(status["probation"].is_null(), "{status}");
+    // It is not installed again automatically by the following rounds
+    // (before the fix, the same round re-installed it at once).
+    let (round, _) = f.json(&["schedule", "--once"]);
+    assert_eq!(f.app_version(), "1.0.0", "{round}");
+    let said = round["automation"]["automatic"]["message"].as_str().unwrap();
+    assert!(said.contains("not applied automatically again"), "{said}");
+}
+
+#[test]
+fn serve_carries_out_automatic_updates_while_it_serves() {
+    let f = support::fixture();
+    let digest = updater_web::auth::ApiToken::digest("ci-token");
+    f.write_config(&format!(
+        "[auto_update]\nlevel = \"patch\"\n\n[schedule]\nround_secs = 1\n\n[web]\napi_tokens = [{{ name = \"ci\", sha256 = \"{digest}\" }}]\n"
+    ));
+    let served = f.serve(&[]);
+    f.server.publish("1.0.1", true);
+    let updated = wait_until(60, || f.app_version() == "1.0.1");
+    let (code, _) = served.stop();
+    assert!(updated, "serve never applied the automatic update");
+    assert_eq!(code, 0);
+    let (history, _) = f.json(&["history"]);
+    assert_eq!(history["updates"][0]["initiated_by"], "auto-update");
+}

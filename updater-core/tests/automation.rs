@@ -19,7 +19,7 @@ use updater_core::automation::{
 use updater_core::clock::ManualClock;
 use updater_core::health::{HealthCheck, HealthContext};
 use updater_core::history::{
-    HistoryStore, NotificationFilter, NotificationType, Page, UpdateStatus,
+    HistoryStore, NotificationFilter, NotificationType, Page, UpdateRecord, UpdateStatus,
 };
 use updater_core::notify::StoreNotifier;
 use updater_core::pipeline::{ApplyOutcome, ApplyRequest, ProbationOutcome, UpdaterBuilder};
@@ -461,4 +461,89 @@ fn statistics_count_attempts_outcomes_and_windows() {
 #[test]
 fn the_in_memory_schedule_store_conforms() {
     updater_core::conformance::schedule::run(&InMemoryScheduleStore::new());
+}
+
+#[test]
+fn an_update_that_history_says_takes_longer_than_the_window_has_left_waits_for_the_next_one() {
+    let fx = Fixture::new();
+    // Three earlier updates here took 80, 90 and 100 minutes: the median
+    // (90) is the estimate.
+    for minutes in [80, 90, 100] {
+        let mut record = UpdateRecord::new("0.9.0".parse().unwrap(), "cli:alice");
+        record.status = UpdateStatus::Completed;
+        record.started_at = Utc.with_ymd_and_hms(2026, 11, 1, 1, 0, 0).unwrap();
+        record.completed_at = Some(record.started_at + chrono::Duration::minutes(minutes));
+        fx.history.create_update(&record).unwrap();
+    }
+    // Sunday 02:45 in Berlin: the 02:00-04:00 window has 75 minutes left.
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 12, 6, 1, 45, 0).unwrap(),
+    ));
+    let updater = automatic(&fx, &clock, Arc::new(InMemoryScheduleStore::new()));
+    assert_eq!(
+        updater.expected_update_duration().unwrap(),
+        chrono::Duration::minutes(90)
+    );
+    let said = updater
+        .automation_round(&NoProgress)
+        .automatic
+        .unwrap()
+        .unwrap();
+    assert!(
+        said.contains("takes about 90 min, longer than the window has left")
+            && said.contains("2026-12-13T01:00:00"),
+        "{said}"
+    );
+    assert_eq!(updater.current_version().unwrap().to_string(), "1.0.0");
+
+    // At the opening of the next window, 120 minutes are left: it applies.
+    clock.set(Utc.with_ymd_and_hms(2026, 12, 13, 1, 0, 0).unwrap());
+    let said = updater
+        .automation_round(&NoProgress)
+        .automatic
+        .unwrap()
+        .unwrap();
+    assert!(
+        said.contains("updated 1.0.0 -> 1.1.0 automatically"),
+        "{said}"
+    );
+}
+
+#[test]
+fn a_release_rolled_back_here_is_never_installed_again_automatically() {
+    let fx = Fixture::new();
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 12, 6, 1, 5, 0).unwrap(), // Sunday 02:05 CET
+    ));
+    let updater = automatic(&fx, &clock, Arc::new(InMemoryScheduleStore::new()));
+    let said = updater
+        .automation_round(&NoProgress)
+        .automatic
+        .unwrap()
+        .unwrap();
+    assert!(said.contains("-> 1.1.0 automatically"), "{said}");
+
+    // A person rolls back from it: the next rounds leave it alone.
+    updater
+        .rollback(
+            &updater_core::pipeline::RollbackRequest {
+                initiated_by: "cli:alice".into(),
+                restore_database_snapshot: false,
+            },
+            &NoProgress,
+        )
+        .unwrap();
+    for _ in 0..2 {
+        let said = updater
+            .automation_round(&NoProgress)
+            .automatic
+            .unwrap()
+            .unwrap();
+        assert!(
+            said.contains("1.1.0 is available but not applied automatically again")
+                && said.contains("cli:alice rolled back from it to 1.0.0"),
+            "{said}"
+        );
+        assert_eq!(updater.current_version().unwrap().to_string(), "1.0.0");
+    }
 }

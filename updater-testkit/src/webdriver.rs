@@ -123,10 +123,7 @@ impl Browser {
             attempt += 1;
             match browser.try_call("POST", "/session", capabilities.clone()) {
                 Ok(answer) => break answer,
-                Err(error) if attempt < 3 => {
-                    eprintln!("webdriver: {error}; starting the session again");
-                    std::thread::sleep(Duration::from_secs(1));
-                }
+                Err(_) if attempt < 3 => std::thread::sleep(Duration::from_secs(1)),
                 Err(error) => panic!("{error}"),
             }
         };

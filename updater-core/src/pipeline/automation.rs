@@ -11,9 +11,9 @@ use crate::automation::{AutoDecision, PauseState, Probation, ScheduleStatus, Sch
 use crate::durable;
 use crate::error::{Error, Result};
 use crate::health::HealthContext;
-use crate::history::{NotificationType, Page, UpdateStatus};
+use crate::history::{NotificationType, Page, UpdateRecord, UpdateStatus};
 use crate::progress::ProgressObserver;
-use crate::version::Version;
+use crate::version::{UpdateType, Version};
 
 use super::Updater;
 use super::report::{ApplyOutcome, ApplyRequest, RollbackRequest};
@@ -383,6 +383,41 @@ impl Updater {
             .and_then(|list| list.first().map(|u| u.id))
     }
 
+    /// Why `version` must not be installed automatically again, if it was
+    /// rolled back here: its newest update was undone (a failed migration
+    /// or health check, a failed probation), or a person rolled back from it
+    /// since. The release misbehaved here, so only a person installs it
+    /// again — never the next automatic round, which would flip between the
+    /// two releases.
+    fn rolled_back_from(&self, version: &Version) -> Result<Option<String>> {
+        let newest = self
+            .history
+            .updates(Page::first(50))?
+            .into_iter()
+            .find(|u| {
+                &u.version == version
+                    || (u.previous_version.as_ref() == Some(version)
+                        && u.update_type == Some(UpdateType::Downgrade)
+                        && u.status == UpdateStatus::Completed)
+            });
+        Ok(newest.and_then(|u: UpdateRecord| {
+            if &u.version == version {
+                (u.status == UpdateStatus::RolledBack).then(|| {
+                    format!(
+                        "update #{} to it was rolled back ({})",
+                        u.id,
+                        u.error_message.as_deref().unwrap_or("no reason recorded")
+                    )
+                })
+            } else {
+                Some(format!(
+                    "{} rolled back from it to {} (#{})",
+                    u.initiated_by, u.version, u.id
+                ))
+            }
+        }))
+    }
+
     /// What the policy says now about the newest release, and does it.
     fn automatic_update(&self, observer: &dyn ProgressObserver) -> Result<String> {
         if let Some(probation) = self.probation()? {
@@ -395,6 +430,12 @@ impl Updater {
         let (Some(latest), Some(kind)) = (check.latest, check.update_type) else {
             return Ok(format!("up to date: {} runs", check.current));
         };
+        if let Some(reason) = self.rolled_back_from(&latest.version)? {
+            return Ok(format!(
+                "{} is available but not applied automatically again: {reason}; `updater apply --version {}` installs it",
+                latest.version, latest.version
+            ));
+        }
         let now = self.clock.now();
         match self.config.auto_update.decide(
             &latest.version,
