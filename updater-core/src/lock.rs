@@ -78,6 +78,14 @@ pub(crate) fn host_name() -> String {
         .unwrap_or_else(|| "unknown-host".to_string())
 }
 
+impl LockRecord {
+    /// Whether its process may still run: on another host we cannot tell
+    /// (assumed so), on this one its `/proc` entry exists.
+    fn is_live(&self) -> bool {
+        self.host != host_name() || Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+}
+
 fn read_record(file: &mut File) -> Option<LockRecord> {
     let mut text = String::new();
     file.seek(SeekFrom::Start(0)).ok()?;
@@ -106,7 +114,9 @@ impl UpdateLock {
             match file.try_lock() {
                 Ok(()) => break,
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    let record = read_record(&mut file);
+                    // A record whose process is gone is the previous
+                    // holder's, read before the winner replaced it.
+                    let record = read_record(&mut file).filter(LockRecord::is_live);
                     if record.is_some() || std::time::Instant::now() >= patience {
                         return Err(Error::Locked {
                             path: path.to_path_buf(),
@@ -168,9 +178,7 @@ impl UpdateLock {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("open lock file", path, e)),
         };
-        Ok(read_record(&mut file).filter(|record| {
-            record.host != host_name() || Path::new(&format!("/proc/{}", record.pid)).exists()
-        }))
+        Ok(read_record(&mut file).filter(LockRecord::is_live))
     }
 
     /// Clears a stale lock record for an operator (`updater unlock --force`).
@@ -212,6 +220,88 @@ mod tests {
         );
         assert_eq!(UpdateLock::holder(&path).unwrap().unwrap().owner, "first");
         assert!(UpdateLock::force_clear(&path).is_err());
+    }
+
+    #[test]
+    fn the_loser_of_a_race_always_names_the_winner() {
+        for round in 0..40 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("lock");
+            let start = std::sync::Barrier::new(2);
+            let results: Vec<(String, std::result::Result<(), String>)> =
+                std::thread::scope(|scope| {
+                    let contenders: Vec<_> = ["left", "right"]
+                        .into_iter()
+                        .map(|owner| {
+                            let (path, start) = (&path, &start);
+                            scope.spawn(move || {
+                                start.wait();
+                                let outcome = UpdateLock::acquire(path, owner)
+                                    .map(|held| {
+                                        std::thread::sleep(std::time::Duration::from_millis(30));
+                                        drop(held);
+                                    })
+                                    .map_err(|e| e.to_string());
+                                (owner.to_string(), outcome)
+                            })
+                        })
+                        .collect();
+                    contenders.into_iter().map(|c| c.join().unwrap()).collect()
+                });
+            let winners: Vec<&String> = results
+                .iter()
+                .filter(|(_, outcome)| outcome.is_ok())
+                .map(|(owner, _)| owner)
+                .collect();
+            for (owner, outcome) in &results {
+                if let Err(error) = outcome {
+                    assert_eq!(winners.len(), 1, "round {round}: {results:?}");
+                    assert!(
+                        error.contains(&format!("{} (pid", winners[0])),
+                        "round {round}: {owner} lost without naming {}: {error}",
+                        winners[0]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_dead_holders_record_is_not_taken_for_the_winner_that_replaces_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let dead = LockRecord {
+            owner: "crashed apply".into(),
+            pid: 999_999,
+            host: host_name(),
+            since: Utc::now(),
+        };
+        std::fs::write(&path, serde_json::to_vec(&dead).unwrap()).unwrap();
+        // The winner holds the kernel lock and has not yet replaced the
+        // record; it does 200 ms later.
+        let winner = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        winner.try_lock().unwrap();
+        let live = LockRecord {
+            owner: "winner".into(),
+            pid: std::process::id(),
+            host: host_name(),
+            since: Utc::now(),
+        };
+        let error = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                std::fs::write(&path, serde_json::to_vec(&live).unwrap()).unwrap();
+            });
+            UpdateLock::acquire(&path, "second")
+                .unwrap_err()
+                .to_string()
+        });
+        assert!(error.contains("winner"), "{error}");
+        assert!(!error.contains("crashed apply"), "{error}");
     }
 
     #[test]
