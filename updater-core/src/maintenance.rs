@@ -413,6 +413,20 @@ mod tests {
     }
 
     #[test]
+    fn bypass_secrets_come_from_the_os_generator_and_never_repeat() {
+        // A time-and-pid fallback gives equal or near-equal tokens within
+        // one process and one instant; the OS generator never does.
+        let tokens: std::collections::HashSet<String> =
+            (0..1000).map(|_| random_token().unwrap()).collect();
+        assert_eq!(tokens.len(), 1000);
+        assert!(
+            tokens
+                .iter()
+                .all(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        );
+    }
+
+    #[test]
     fn the_notice_never_prints_its_secret() {
         let notice = MaintenanceNotice::new("t", Duration::from_secs(60)).unwrap();
         let secret = notice.bypass_secret.clone().unwrap();
