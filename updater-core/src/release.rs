@@ -63,6 +63,12 @@ impl Release {
     /// `x86_64-unknown-linux-gnu`) and `*` for any run of characters. With
     /// no pattern, the only `.tar.gz`/`.tgz` asset.
     ///
+    /// The pattern is a glob in the one dialect of every pattern the
+    /// updater takes (`globset`, as `discarded_paths`): besides `*`, `?` is
+    /// one character, `[abc]` a class and `{tar.gz,zip}` alternatives; the
+    /// placeholders' values are taken literally. An invalid glob is
+    /// [`Error::InvalidInput`].
+    ///
     /// This is the one place where an asset is chosen: sources list every
     /// package asset of a release, the pipeline selects with the configured
     /// pattern. Exactly one asset must match: none is
@@ -85,15 +91,17 @@ impl Release {
     pub fn select_asset(&self, pattern: Option<&str>) -> Result<&Asset> {
         let resolved = pattern.map(|pattern| {
             pattern
-                .replace("{version}", &self.version.to_string())
-                .replace("{target}", &current_target())
+                .replace("{version}", &globset::escape(&self.version.to_string()))
+                .replace("{target}", &globset::escape(&current_target()))
         });
         let matching: Vec<&Asset> = match &resolved {
-            Some(resolved) => self
-                .assets
-                .iter()
-                .filter(|a| wildcard_match(resolved, &a.name))
-                .collect(),
+            Some(resolved) => {
+                let glob = asset_glob(resolved)?;
+                self.assets
+                    .iter()
+                    .filter(|a| glob.is_match(&a.name))
+                    .collect()
+            }
             None => self
                 .assets
                 .iter()
@@ -162,24 +170,11 @@ pub fn current_target() -> String {
     format!("{arch}-{rest}")
 }
 
-/// `*` matches any run of characters (including none); everything else is literal.
-pub(crate) fn wildcard_match(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == text;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
-        return false;
-    }
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    for middle in &parts[1..parts.len() - 1] {
-        match rest.find(middle) {
-            Some(at) => rest = &rest[at + middle.len()..],
-            None => return false,
-        }
-    }
-    true
+/// The matcher of an asset pattern (placeholders already replaced).
+pub(crate) fn asset_glob(pattern: &str) -> Result<globset::GlobMatcher> {
+    globset::Glob::new(pattern)
+        .map(|glob| glob.compile_matcher())
+        .map_err(|e| Error::invalid(format!("asset pattern {pattern:?}"), e.to_string()))
 }
 
 /// One downloadable file of a release.
@@ -466,13 +461,48 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn asset_patterns_are_globs_with_literal_placeholders() {
+        let r = Release::new(Version::parse("1.0.0-rc.1").unwrap())
+            .with_asset(Asset::new("app-1.0.0-rc.1.tar.gz", 1, "tar"))
+            .with_asset(Asset::new("app-1.0.0-rc.1.zip", 1, "zip"))
+            .with_asset(Asset::new("app-1.0.0-rcX1.zip", 1, "not-this-version"))
+            .with_asset(Asset::new("app-1.0.0-rc.1.tar.gz.sig", 1, "sig"));
+        let pick = |pattern| r.select_asset(Some(pattern)).map(|a| a.location.as_str());
+        // `*` is any run, including none and dots; the rest is literal.
+        assert_eq!(pick("app-{version}.tar.gz").unwrap(), "tar");
+        assert_eq!(pick("*-{version}.zip").unwrap(), "zip");
+        assert_eq!(pick("app-*.tar.gz").unwrap(), "tar");
+        assert_eq!(pick("*.sig").unwrap(), "sig");
+        // The version's dots are literal, not "any character".
+        assert_eq!(pick("app-{version}.z?p").unwrap(), "zip");
+        // Globs, as every other pattern of the updater.
+        assert_eq!(pick("app-{version}.{zip,7z}").unwrap(), "zip");
+        assert!(matches!(
+            pick("app-{version}.{zip,tar.gz}"),
+            Err(Error::InvalidInput { .. })
+        ));
+        assert!(matches!(pick("app-[.zip"), Err(Error::InvalidInput { .. })));
+    }
+
     proptest! {
         #[test]
-        fn wildcard_star_matches_any_infix(prefix in "[a-z.]{0,6}", middle in "[a-z0-9.-]{0,8}", suffix in "[a-z.]{0,6}") {
+        fn a_star_matches_any_infix(prefix in "[a-z.]{0,6}", middle in "[a-z0-9.-]{0,8}", suffix in "[a-z.]{0,6}") {
             let text = format!("{prefix}{middle}{suffix}");
             let pattern = format!("{prefix}*{suffix}");
-            prop_assert!(wildcard_match(&pattern, &text));
-            prop_assert!(wildcard_match(&text, &text));
+            prop_assert!(asset_glob(&pattern).unwrap().is_match(&text));
+            prop_assert!(asset_glob(&text).unwrap().is_match(&text));
+        }
+
+        #[test]
+        fn placeholders_match_only_their_own_value(version in "[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}(-[a-z0-9.]{1,8})?") {
+            let Ok(version) = Version::parse(&version) else { return Ok(()) };
+            let name = format!("app-{version}.tar.gz");
+            let other = name.replace('.', "x");
+            let r = Release::new(version)
+                .with_asset(Asset::new(name.clone(), 1, "this"))
+                .with_asset(Asset::new(other, 1, "other"));
+            prop_assert_eq!(&r.select_asset(Some("app-{version}.tar.gz")).unwrap().name, &name);
         }
     }
 }

@@ -56,7 +56,9 @@ pub struct UpdaterConfig {
     pub policy: UpgradePolicy,
     /// Paths carried from release to release by rename (relative to the app).
     pub preserved_paths: Vec<PathBuf>,
-    /// Which asset of a release to install (`{version}` and `*` allowed).
+    /// Which asset of a release to install: a glob where `{version}` and
+    /// `{target}` stand for the release's version and this build's target
+    /// ([`Release::select_asset`](crate::release::Release::select_asset)).
     pub asset_pattern: Option<String>,
     /// Checksum and signature rules.
     pub verification: VerificationPolicy,
@@ -411,6 +413,9 @@ impl UpdaterBuilder {
                 "updater configuration",
                 "health_interval must be positive",
             ));
+        }
+        if let Some(pattern) = &config.asset_pattern {
+            crate::release::asset_glob(pattern)?;
         }
         let discarded = if config.discarded_paths.is_empty() {
             None
