@@ -269,3 +269,64 @@ fn schedule_reports_unhealthy_backups_through_the_channels() {
     json(&f, &hook, &["schedule", "--once"]);
     assert_eq!(hook.requests(), 1);
 }
+
+/// Every `backup.json` (backup catalogue record) under `dir`.
+fn catalogue_records(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(catalogue_records(&path));
+        } else if path.file_name().is_some_and(|n| n == "backup.json") {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn backup_health_judges_the_newest_verified_backup_not_the_newest_one() {
+    let f = support::fixture();
+    let (hook, smtp) = (WebhookReceiver::start(Some(SECRET)), SmtpReceiver::start());
+    f.write_config(&channels(
+        &hook,
+        &smtp,
+        "[notifications.backup_health]\nmax_age_hours = 24\n",
+    ));
+    let (created, code) = json(&f, &hook, &["backup", "create"]);
+    assert_eq!(code, 0, "{created}");
+    let (out, code) = json(&f, &hook, &["schedule", "--once"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out["backup_health"]["healthy"], true,
+        "a fresh verified backup: {out}"
+    );
+    assert!(out["backup_health"]["newest_verified_backup"].is_string());
+
+    // The catalogue records the backup as never verified (its verification
+    // was interrupted, say): the history still calls it restorable, but it
+    // proves nothing about whether it can be restored.
+    let root = f.config_path().parent().unwrap().to_path_buf();
+    let records = catalogue_records(&root);
+    assert_eq!(records.len(), 1, "{records:?}");
+    let mut record: Value = serde_json::from_slice(&std::fs::read(&records[0]).unwrap()).unwrap();
+    assert_eq!(record["status"], "verified");
+    record["status"] = Value::from("unverified");
+    record["verified_at"] = Value::Null;
+    std::fs::write(&records[0], serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+
+    let (out, code) = json(&f, &hook, &["schedule", "--once"]);
+    assert_eq!(code, 0, "{out}");
+    let health = &out["backup_health"];
+    assert_eq!(health["healthy"], false, "{out}");
+    assert_eq!(health["newest_verified_backup"], Value::Null, "{out}");
+    assert!(health["newest_backup"].is_string(), "{out}");
+    let problem = health["problems"][0].as_str().unwrap();
+    assert!(problem.contains("no verified backup"), "{problem}");
+    assert!(
+        problem.contains("1 newer or other backup(s) are not verified"),
+        "{problem}"
+    );
+    let hooks = hook.wait_for(1, Duration::from_secs(5));
+    assert_eq!(hooks[0].body["type"], "backup_unhealthy");
+}

@@ -213,3 +213,59 @@ fn tls_cert_without_key_is_a_configuration_error() {
         "{json}"
     );
 }
+
+#[test]
+fn the_consoles_status_and_dashboard_name_a_notification_channel_that_fails() {
+    use updater_testkit::webhook::{Plan, WebhookReceiver};
+    let f = support::fixture();
+    let hook = WebhookReceiver::start(None);
+    hook.plan(std::iter::repeat_n(Plan::Status(500), 100));
+    let digest = updater_web::auth::ApiToken::digest("ci-token");
+    f.write_config(&format!(
+        r#"delivery_wait_secs = 2
+retry_first_delay_secs = 30
+retry_max_delay_secs = 60
+
+[[notifications.channels]]
+name = "ops-hook"
+kind = "webhook"
+url = "{url}"
+events = ["problems", "update_completed"]
+
+[web]
+api_tokens = [{{ name = "ci", sha256 = "{digest}" }}]
+"#,
+        url = hook.url()
+    ));
+    // An update whose health check fails: rolled back, a problem to tell.
+    f.server.publish("1.1.0", false);
+    let applied = f.run(&["--json", "apply", "--yes", "--no-backup"]);
+    assert_eq!(applied.code, 1, "{}", applied.stdout);
+    assert!(
+        hook.requests() >= 1,
+        "the webhook was tried and answered 500"
+    );
+
+    let served = f.serve(&[]);
+    let token = "Authorization: Bearer ci-token\r\n";
+    let (status, body) = http_get(&served.base, "/api/status", token);
+    assert_eq!(status, 200, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let channels = body["notification_channels"].as_array().unwrap();
+    let failing = channels
+        .iter()
+        .find(|c| c["channel"] == "ops-hook")
+        .unwrap_or_else(|| panic!("{body}"));
+    assert_eq!(failing["failing"], true, "{body}");
+    assert_eq!(failing["pending"], 1, "{body}");
+    assert!(
+        failing["last_error"].as_str().unwrap().contains("500"),
+        "{failing}"
+    );
+    let (status, page) = http_get(&served.base, "/", token);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Notification channels failing"), "{page}");
+    assert!(page.contains("data-channel=\"ops-hook\""), "{page}");
+    let (code, _) = served.stop();
+    assert_eq!(code, 0);
+}

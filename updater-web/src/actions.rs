@@ -10,6 +10,7 @@ use updater_core::history::{
     AuditRecord, BackupRecord, BackupView, NotificationFilter, NotificationView, Page,
     UpdateRecord, UpdateStatus,
 };
+use updater_core::outbox::{ChannelHealth, NotificationOutbox};
 use updater_core::pipeline::{
     ApplyRequest, RestoreRequest, RollbackPlan, RollbackRequest, StatusView,
 };
@@ -37,14 +38,94 @@ where
         .map_err(|e| WebError::Internal(format!("worker: {e}")))?
 }
 
-/// `GET /api/status`: the CLI's `status --json` plus the running operation.
+/// `GET /api/status`: the CLI's `status --json` (with its
+/// `notification_channels`) plus the running operation.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StatusPayload {
     /// The status, as `updater status --json` prints it.
     #[serde(flatten)]
     pub status: StatusView,
+    /// Each notification channel with waiting or given-up notices, as
+    /// `updater status --json` prints it (an empty list: every notice was
+    /// delivered); `null` when this console was given no outbox.
+    pub notification_channels: Option<ChannelsHealth>,
     /// The operation running in this console now.
     pub operation: Option<OperationView>,
+}
+
+/// The channels' health, or why the outbox could not be read.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum ChannelsHealth {
+    /// Channels with waiting or given-up notices, by name.
+    Channels(Vec<ChannelHealthView>),
+    /// The outbox could not be read.
+    Unreadable {
+        /// Why.
+        error: String,
+    },
+}
+
+impl ChannelsHealth {
+    /// The channels whose notices fail to arrive.
+    pub fn failing(&self) -> Vec<&ChannelHealthView> {
+        match self {
+            ChannelsHealth::Channels(list) => list.iter().filter(|c| c.failing).collect(),
+            ChannelsHealth::Unreadable { .. } => Vec::new(),
+        }
+    }
+}
+
+/// How one notification channel is doing: one entry of
+/// `notification_channels` in `updater status --json` and `/api/status`
+/// (the one serializer of both).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ChannelHealthView {
+    /// The channel's name.
+    pub channel: String,
+    /// A waiting notice already failed, or one was given up since the channel last delivered.
+    pub failing: bool,
+    /// Notices waiting.
+    pub pending: u64,
+    /// Of those, how many failed at least once.
+    pub retrying: u64,
+    /// Notices given up since the channel last delivered.
+    pub gave_up: u64,
+    /// The oldest waiting notice's event time.
+    pub oldest_pending: Option<chrono::DateTime<chrono::Utc>>,
+    /// The newest error of a waiting or given-up notice.
+    pub last_error: Option<String>,
+    /// When the channel last delivered.
+    pub last_delivered_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<&ChannelHealth> for ChannelHealthView {
+    fn from(h: &ChannelHealth) -> Self {
+        ChannelHealthView {
+            channel: h.channel.clone(),
+            failing: h.is_failing(),
+            pending: h.pending,
+            retrying: h.retrying,
+            gave_up: h.gave_up,
+            oldest_pending: h.oldest_pending,
+            last_error: h.last_error.clone(),
+            last_delivered_at: h.last_delivered_at,
+        }
+    }
+}
+
+impl ChannelsHealth {
+    /// The health of every channel with waiting or given-up notices in `outbox`.
+    pub fn of(outbox: &dyn NotificationOutbox) -> Self {
+        match updater_core::outbox::channel_health(outbox) {
+            Ok(list) => {
+                ChannelsHealth::Channels(list.iter().map(ChannelHealthView::from).collect())
+            }
+            Err(error) => ChannelsHealth::Unreadable {
+                error: error.to_string(),
+            },
+        }
+    }
 }
 
 /// A page of history.
@@ -62,25 +143,68 @@ pub struct HistoryPage {
     pub has_more: bool,
 }
 
-/// A backup with what this console knows of its last verification.
+/// A backup, with its verification as the backup catalogue records it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BackupRow {
     /// The backup, as the CLI's `--json` shows it.
     #[serde(flatten)]
     pub backup: BackupView,
-    /// When it was last verified here, and whether it passed (`null`: not since this server started).
-    pub last_verified: Option<VerifiedView>,
+    /// `verified`, `unverified` or `failed`, as the catalogue records it
+    /// (the `status` of `updater backup list --json`; it survives restarts).
+    /// For a strategy that keeps no catalogue: the last verification by this
+    /// console, `null` when there was none since it started.
+    pub status: Option<VerificationStatus>,
+    /// When it was last verified successfully.
+    pub verified_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Whether a strategy for its kind is configured (verify, restore, delete possible).
     pub manageable: bool,
 }
 
-/// The result of a verification.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct VerifiedView {
-    /// When.
-    pub at: chrono::DateTime<chrono::Utc>,
-    /// Whether every byte checked out.
-    pub ok: bool,
+/// Whether a backup has been verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationStatus {
+    /// Created, not yet verified.
+    Unverified,
+    /// The last verification read every byte and found it intact.
+    Verified,
+    /// The last verification found damage.
+    Failed,
+}
+
+impl VerificationStatus {
+    /// `unverified`, `verified` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerificationStatus::Unverified => "unverified",
+            VerificationStatus::Verified => "verified",
+            VerificationStatus::Failed => "failed",
+        }
+    }
+}
+
+/// The verification the backup catalogue (`updater-backup`) records for
+/// `record`: its files live in `<catalogue>/<id>/`, next to `backup.json`.
+/// `None` when the backup is not in such a catalogue.
+fn catalogued_verification(
+    record: &BackupRecord,
+) -> Option<(VerificationStatus, Option<chrono::DateTime<chrono::Utc>>)> {
+    let part = record
+        .files_backup_path
+        .as_deref()
+        .or(record.database_backup_path.as_deref())?;
+    let dir = std::path::Path::new(part).parent()?;
+    if dir.file_name()?.to_str()? != record.backup_id {
+        return None;
+    }
+    let catalog = updater_backup::Catalog::new(dir.parent()?);
+    let stored = catalog.read_record(&record.backup_id).ok()?;
+    let status = match stored.status {
+        updater_backup::BackupStatus::Unverified => VerificationStatus::Unverified,
+        updater_backup::BackupStatus::Verified => VerificationStatus::Verified,
+        updater_backup::BackupStatus::Failed => VerificationStatus::Failed,
+    };
+    Some((status, stored.verified_at))
 }
 
 impl WebState {
@@ -137,9 +261,15 @@ impl WebState {
     /// The status and the running operation.
     pub async fn status(&self) -> Result<StatusPayload> {
         let updater = self.inner.updater.clone();
-        let status = blocking(move || Ok(updater.status()?.view())).await?;
+        let outbox = self.inner.outbox.clone();
+        let (status, notification_channels) = blocking(move || {
+            let channels = outbox.map(|o| ChannelsHealth::of(o.as_ref()));
+            Ok((updater.status()?.view(), channels))
+        })
+        .await?;
         Ok(StatusPayload {
             status,
+            notification_channels,
             operation: self.inner.operations.running().map(|op| op.view()),
         })
     }
@@ -455,24 +585,41 @@ impl WebState {
         }
     }
 
-    /// Backups, newest first.
+    /// Backups, newest first, with their verification as the catalogue records it.
     pub async fn backups(&self) -> Result<Vec<BackupRow>> {
         let history = self.inner.history.clone();
-        let records = blocking(move || Ok(history.backups(Page::first(BACKUPS_LISTED))?)).await?;
-        let verified = self
+        let rows = blocking(move || {
+            Ok(history
+                .backups(Page::first(BACKUPS_LISTED))?
+                .into_iter()
+                .map(|record| {
+                    let catalogued = catalogued_verification(&record);
+                    (record, catalogued)
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+        let seen_here = self
             .inner
             .verified
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        Ok(records
-            .iter()
-            .map(|record| BackupRow {
-                last_verified: verified
-                    .get(&record.backup_id)
-                    .map(|(at, ok)| VerifiedView { at: *at, ok: *ok }),
-                manageable: self.strategy_for(record.backup_type).is_ok(),
-                backup: record.view(),
+        Ok(rows
+            .into_iter()
+            .map(|(record, catalogued)| {
+                let (status, verified_at) = match (catalogued, seen_here.get(&record.backup_id)) {
+                    (Some((status, at)), _) => (Some(status), at),
+                    (None, Some((at, true))) => (Some(VerificationStatus::Verified), Some(*at)),
+                    (None, Some((_, false))) => (Some(VerificationStatus::Failed), None),
+                    (None, None) => (None, None),
+                };
+                BackupRow {
+                    status,
+                    verified_at,
+                    manageable: self.strategy_for(record.backup_type).is_ok(),
+                    backup: record.view(),
+                }
             })
             .collect())
     }

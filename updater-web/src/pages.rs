@@ -10,10 +10,13 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
+use updater_core::automation::{AutoUpdateLevel, ScheduleStatus};
 use updater_core::history::{StepOutcome, UpdateRecord, UpdateStatus};
+use updater_core::pipeline::StatusView;
 use updater_core::release::Release;
 use updater_core::version::Version;
 
+use crate::actions::{ChannelsHealth, VerificationStatus};
 use crate::api::numeric_id;
 use crate::auth::{AuthMode, Identity};
 use crate::error::WebError;
@@ -258,6 +261,87 @@ impl WebState {
     }
 }
 
+/// The notification channels whose notices do not arrive (nothing when all deliver).
+fn channel_alerts(channels: Option<&ChannelsHealth>) -> Markup {
+    let Some(channels) = channels else {
+        return html! {};
+    };
+    let failing = channels.failing();
+    html! {
+        @if let ChannelsHealth::Unreadable { error } = channels {
+            section.card.alert id="notification-channels" role="alert" {
+                h2 { "Notifications" }
+                p.error { "The notification outbox cannot be read: " (error) }
+            }
+        } @else if !failing.is_empty() {
+            section.card.alert id="notification-channels" role="alert" {
+                h2 { "Notification channels failing" }
+                ul { @for c in &failing {
+                    li data-channel=(c.channel) {
+                        strong { (c.channel) } ": "
+                        (c.pending) " waiting"
+                        @if c.retrying > 0 { " (" (c.retrying) " retrying)" }
+                        ", " (c.gave_up) " given up"
+                        @if let Some(at) = &c.last_delivered_at { "; last delivered " (time(at)) }
+                        @else { "; never delivered" }
+                        @if let Some(error) = &c.last_error { br; span.error { "Last error: " (error) } }
+                    }
+                } }
+                p { "Administrators may miss notices until this is fixed. Check the channel's settings, then run "
+                    code { "updater notifications test" } "." }
+            }
+        }
+    }
+}
+
+/// What the automation will do on its own: the level, a pause, a
+/// probation, scheduled updates.
+fn automation(s: &StatusView) -> Markup {
+    let pending: Vec<_> = s
+        .scheduled
+        .iter()
+        .filter(|u| u.status == ScheduleStatus::Pending)
+        .collect();
+    let level = match s.auto_update {
+        AutoUpdateLevel::None => "off: every update is applied by a person",
+        AutoUpdateLevel::Patch => "on for patch releases",
+        AutoUpdateLevel::Minor => "on for patch and minor releases",
+        AutoUpdateLevel::All => "on for every newer release",
+    };
+    html! {
+        section.card id="automation" {
+            h2 { "Unattended updates" }
+            p id="auto-update" data-level=(s.auto_update.as_str()) { "Automatic updates: " (level) "." }
+            @if let Some(pause) = &s.paused {
+                p id="paused" {
+                    strong { "Paused" } " since " (time(&pause.since)) " by " (pause.by) ": " (pause.reason)
+                    ". No automatic or scheduled update runs until someone resumes them ("
+                    code { "updater resume" } ")."
+                }
+            }
+            @if let Some(probation) = &s.probation {
+                p id="probation" {
+                    "Version " strong { (probation.version) } " is on probation until "
+                    (time(&probation.until)) ": if its health check fails before then, it is rolled back to "
+                    (probation.previous) " automatically."
+                }
+            }
+            @if pending.is_empty() {
+                p id="scheduled" { "No update is scheduled." }
+            } @else {
+                ul id="scheduled" { @for u in &pending {
+                    li data-scheduled-id=(u.id) {
+                        "Update to "
+                        @match &u.version { Some(v) => { (v) } None => { "the newest release" } }
+                        " scheduled for " (time(&u.at)) " by " (u.created_by)
+                        @if u.attempts > 0 { " (" (u.attempts) " attempts so far)" }
+                    }
+                } }
+            }
+        }
+    }
+}
+
 /// `GET /`: the dashboard widget.
 pub(crate) async fn dashboard(
     State(state): State<WebState>,
@@ -304,9 +388,11 @@ pub(crate) async fn dashboard(
                 p { a href=(base.at("/notifications")) id="unread" { (unread) " unread notification" @if unread > 1 { "s" } } }
             }
         }
+        (channel_alerts(status.notification_channels.as_ref()))
         @if let Some(op) = &status.operation {
             (progress(&base, op))
         }
+        (automation(s))
         @if let Some(release) = &available {
             section.card id="available" {
                 h2 { "Version " (release.version) " is available" }
@@ -655,11 +741,15 @@ pub(crate) async fn backups(
                             td { (b.kind.as_str()) }
                             td { (human_bytes(b.size)) }
                             td { (time(&b.created_at)) }
-                            td { @match &row.last_verified {
-                                Some(v) if v.ok => { "yes, " (time(&v.at)) }
-                                Some(v) => { span.error { "FAILED, " (time(&v.at)) } }
-                                None => { "at creation" }
-                            } }
+                            td data-verification=(row.status.map_or("unknown", VerificationStatus::as_str)) {
+                                @match (row.status, &row.verified_at) {
+                                    (Some(VerificationStatus::Verified), Some(at)) => { "yes, " (time(at)) }
+                                    (Some(VerificationStatus::Verified), None) => { "yes" }
+                                    (Some(VerificationStatus::Failed), _) => { span.error { "FAILED" } }
+                                    (Some(VerificationStatus::Unverified), _) => { "not yet" }
+                                    (None, _) => { "unknown" }
+                                }
+                            }
                             td { @if b.restorable { "yes" } @else { "no" } }
                             td.actions {
                                 @if row.manageable {

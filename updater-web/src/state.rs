@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use updater_core::backup::{BackupKind, BackupStrategy};
 use updater_core::history::HistoryStore;
+use updater_core::outbox::NotificationOutbox;
 use updater_core::pipeline::Updater;
 use updater_core::release::Release;
 
@@ -48,8 +49,11 @@ pub(crate) struct Inner {
     pub(crate) backup_before_update: bool,
     pub(crate) title: String,
     pub(crate) releases: Mutex<Option<CachedReleases>>,
-    /// The last verification of each backup in this process: when, and whether it passed.
+    /// The last verification of each backup in this process, for backups
+    /// whose strategy keeps no catalogue record (the catalogue is read first).
     pub(crate) verified: Mutex<HashMap<String, (DateTime<Utc>, bool)>>,
+    /// The notification outbox, whose deliveries say which channels fail.
+    pub(crate) outbox: Option<Arc<dyn NotificationOutbox>>,
 }
 
 impl WebState {
@@ -120,6 +124,7 @@ pub struct WebStateBuilder {
     secure_cookies: bool,
     backup_before_update: bool,
     title: String,
+    outbox: Option<Arc<dyn NotificationOutbox>>,
 }
 
 impl std::fmt::Debug for WebStateBuilder {
@@ -147,6 +152,7 @@ impl WebStateBuilder {
             secure_cookies: false,
             backup_before_update: true,
             title: "Updates".to_string(),
+            outbox: None,
         }
     }
 
@@ -213,6 +219,16 @@ impl WebStateBuilder {
         self
     }
 
+    /// The notification outbox (e.g. `updater_notify::Dispatcher::outbox`):
+    /// `/api/status` then reports each channel with waiting or given-up
+    /// notices (`notification_channels`, as `updater status --json` does)
+    /// and the dashboard names the failing ones. Without it,
+    /// `notification_channels` is `null`.
+    pub fn with_notification_outbox(mut self, outbox: Arc<dyn NotificationOutbox>) -> Self {
+        self.outbox = Some(outbox);
+        self
+    }
+
     /// The title of the pages (default `Updates`).
     pub fn with_title(mut self, title: impl Into<String>) -> Self {
         self.title = title.into();
@@ -261,6 +277,7 @@ impl WebStateBuilder {
                 title: self.title,
                 releases: Mutex::new(None),
                 verified: Mutex::new(HashMap::new()),
+                outbox: self.outbox,
             }),
         })
     }

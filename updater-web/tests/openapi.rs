@@ -34,6 +34,39 @@ impl Checker {
     }
 }
 
+/// An outbox where `webhook` is retrying and `chat` gave up.
+fn failing_outbox() -> std::sync::Arc<updater_core::outbox::InMemoryOutbox> {
+    use updater_core::outbox::{AttemptOutcome, ClaimRequest, InMemoryOutbox, NotificationOutbox};
+    let outbox = std::sync::Arc::new(InMemoryOutbox::new());
+    let now = chrono::Utc::now();
+    let notice = updater_core::notify::Notification::new(
+        updater_core::history::NotificationType::UpdateFailed,
+        updater_core::version::Version::new(1, 1, 0),
+        "update to 1.1.0 failed",
+    )
+    .with_event_id("update-1:update_failed");
+    outbox
+        .enqueue(&notice, &["webhook".to_string(), "chat".to_string()], now)
+        .unwrap();
+    let claimed = outbox
+        .claim(&ClaimRequest::new("t", now, chrono::Duration::seconds(60)))
+        .unwrap();
+    for d in claimed {
+        let outcome = if d.channel == "chat" {
+            AttemptOutcome::GiveUp {
+                error: "HTTP 404".into(),
+            }
+        } else {
+            AttemptOutcome::Retry {
+                error: "timed out".into(),
+                next_attempt_at: now + chrono::Duration::minutes(1),
+            }
+        };
+        outbox.finish(d.id, "t", now, &outcome).unwrap();
+    }
+    outbox
+}
+
 #[tokio::test]
 async fn every_real_response_fits_the_openapi_document() {
     let console = Console::new();
@@ -56,6 +89,22 @@ async fn every_real_response_fits_the_openapi_document() {
         "/api/status",
         &console.get("/api/status", As::Nobody).await,
     );
+    // With an outbox: a failing and a given-up channel in `notification_channels`.
+    let outbox = failing_outbox();
+    let watched = Console::with(
+        move |b| b.with_notification_outbox(outbox),
+        std::time::Duration::ZERO,
+    );
+    let status = watched.get("/api/status", As::Token).await;
+    assert_eq!(
+        status.json()["notification_channels"]
+            .as_array()
+            .map(Vec::len),
+        Some(2),
+        "{}",
+        status.text()
+    );
+    c.check("GET", "/api/status", &status);
     let check = console
         .post("/api/check", As::Token, json!({"force": true}))
         .await;

@@ -1,50 +1,21 @@
 //! `notifications`: list, mark read, dismiss; `test [CHANNEL]`.
 
 use serde_json::json;
-use updater_core::history::{NotificationFilter, NotificationRecord};
+use updater_core::history::{NotificationFilter, NotificationView};
+use updater_web::actions::ChannelsHealth;
 
 use super::Outcome;
 use crate::cli::{NotificationsAction, NotificationsArgs};
 use crate::components::Components;
 use crate::error::{Result, exit_code};
 
-fn notification_json(n: &NotificationRecord) -> serde_json::Value {
-    json!({
-        "id": n.id,
-        "type": n.notification_type.as_str(),
-        "version": n.version.to_string(),
-        "message": n.message,
-        "user": n.user_id,
-        "read": n.is_read,
-        "dismissed": n.is_dismissed,
-        "read_at": n.read_at,
-        "metadata": n.metadata,
-        "created_at": n.created_at,
-    })
-}
-
 /// Channels with waiting or given-up notices (`status`'s `notification_channels`):
 /// `channel`, `failing`, `pending`, `retrying`, `gave_up`, `oldest_pending`,
-/// `last_error`, `last_delivered_at`. An empty list when every notice was delivered.
+/// `last_error`, `last_delivered_at`. An empty list when every notice was
+/// delivered. The web console's `/api/status` serializes the same type.
 pub(super) fn health_json(c: &Components) -> serde_json::Value {
-    match c.notifier.health() {
-        Ok(health) => json!(
-            health
-                .iter()
-                .map(|h| json!({
-                    "channel": h.channel,
-                    "failing": h.is_failing(),
-                    "pending": h.pending,
-                    "retrying": h.retrying,
-                    "gave_up": h.gave_up,
-                    "oldest_pending": h.oldest_pending,
-                    "last_error": h.last_error,
-                    "last_delivered_at": h.last_delivered_at,
-                }))
-                .collect::<Vec<_>>()
-        ),
-        Err(error) => json!({ "error": error.to_string() }),
-    }
+    serde_json::to_value(ChannelsHealth::of(c.notifier.outbox().as_ref()))
+        .unwrap_or(serde_json::Value::Null)
 }
 
 /// The lines `status` prints about failing channels (none when all deliver).
@@ -160,7 +131,7 @@ pub(super) fn run(c: &Components, args: &NotificationsArgs) -> Result<Outcome> {
             .join("\n")
     };
     Ok(Outcome::ok(
-        json!({ "notifications": list.iter().map(notification_json).collect::<Vec<_>>() }),
+        json!({ "notifications": list.iter().map(|n| n.view()).collect::<Vec<NotificationView>>() }),
         text,
     ))
 }

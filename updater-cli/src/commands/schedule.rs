@@ -156,37 +156,49 @@ fn housekeeping(c: &Components) -> (serde_json::Value, bool) {
 }
 
 /// The backup health monitors of `[notifications.backup_health]`: the
-/// newest restorable backup must be younger than `max_age_hours`, and
-/// restorable backups together under `max_total_mib`. Each problem is a
-/// `backup_unhealthy` notice (at most one per problem per day).
+/// newest verified backup of the catalogue (every byte read back and found
+/// intact, its files all there) must be younger than `max_age_hours`, and
+/// the catalogued backups together under `max_total_mib`. A backup that was
+/// never verified, or whose last verification failed, does not count as
+/// fresh. Each problem is a `backup_unhealthy` notice (at most one per
+/// problem per day).
 fn backup_health(c: &Components) -> serde_json::Value {
-    use updater_core::history::{NotificationType, Page};
+    use updater_core::history::NotificationType;
     use updater_core::notify::{Notification, Notifier};
     let limits = &c.config.file.notifications.backup_health;
     if limits.max_age_hours.is_none() && limits.max_total_mib.is_none() {
         return serde_json::Value::Null;
     }
-    let backups = match c.history.backups(Page::first(10_000)) {
+    let backups = match c.files_backup.catalog().list() {
         Ok(list) => list,
         Err(error) => return json!({ "error": error.to_string() }),
     };
-    let restorable: Vec<_> = backups.iter().filter(|b| b.is_restorable).collect();
+    // `restorable`: verified, and every part present with its recorded size.
+    let verified: Vec<_> = backups.iter().filter(|b| b.restorable).collect();
     let now = chrono::Utc::now();
-    let newest = restorable.iter().map(|b| b.created_at).max();
-    let total: u64 = restorable.iter().map(|b| b.backup_size).sum();
+    let newest = verified.iter().map(|b| b.created_at()).max();
+    let total: u64 = backups.iter().map(|b| b.size()).sum();
     let mut problems = Vec::new();
     if let Some(hours) = limits.max_age_hours {
         let too_old = newest.is_none_or(|t| now - t > chrono::Duration::hours(hours as i64));
         if too_old {
+            let unverified = backups.len() - verified.len();
+            let unverified_note = if unverified > 0 {
+                format!("; {unverified} newer or other backup(s) are not verified")
+            } else {
+                String::new()
+            };
             problems.push((
                 "age",
                 match newest {
                     Some(t) => format!(
-                        "the newest restorable backup is from {} ({} h old; the limit is {hours} h)",
+                        "the newest verified backup is from {} ({} h old; the limit is {hours} h){unverified_note}",
                         t.format("%Y-%m-%d %H:%M UTC"),
                         (now - t).num_hours()
                     ),
-                    None => format!("there is no restorable backup (the newest must be under {hours} h old)"),
+                    None => format!(
+                        "there is no verified backup (the newest must be under {hours} h old){unverified_note}"
+                    ),
                 },
             ));
         }
@@ -197,7 +209,7 @@ fn backup_health(c: &Components) -> serde_json::Value {
         problems.push((
             "size",
             format!(
-                "restorable backups use {} MiB, more than the {mib} MiB allowed",
+                "backups use {} MiB, more than the {mib} MiB allowed",
                 total >> 20
             ),
         ));
@@ -214,7 +226,9 @@ fn backup_health(c: &Components) -> serde_json::Value {
             message.clone(),
         )
         .with_event_id(format!("backup-health:{what}:{}", now.format("%Y-%m-%d")))
-        .with_metadata(json!({ "monitor": what, "newest_backup": newest, "total_bytes": total }));
+        .with_metadata(
+            json!({ "monitor": what, "newest_verified_backup": newest, "total_bytes": total }),
+        );
         if let Err(error) = c.notifier.notify(&notice) {
             note(&format!("backup health: cannot record the notice: {error}"));
         }
@@ -222,7 +236,8 @@ fn backup_health(c: &Components) -> serde_json::Value {
     json!({
         "healthy": problems.is_empty(),
         "problems": problems.iter().map(|(_, m)| m).collect::<Vec<_>>(),
-        "newest_backup": newest,
+        "newest_verified_backup": newest,
+        "newest_backup": backups.iter().map(|b| b.created_at()).max(),
         "total_bytes": total,
     })
 }

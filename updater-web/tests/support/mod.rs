@@ -17,9 +17,11 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
+use updater_core::backup::BackupStrategy;
 use updater_core::command::ShellCommand;
 use updater_core::health::CommandHealthCheck;
 use updater_core::notify::StoreNotifier;
+use updater_core::pipeline::UpdaterConfig;
 use updater_testkit::app::Fixture;
 use updater_testkit::fakes::FakeFilesBackup;
 use updater_web::WebState;
@@ -110,6 +112,32 @@ impl Console {
         web: impl FnOnce(updater_web::WebStateBuilder) -> updater_web::WebStateBuilder,
         slow: Duration,
     ) -> Console {
+        Self::with_backup(web, slow, |fx| {
+            Arc::new(FakeFilesBackup {
+                app: fx.app.clone(),
+                store: fx.root.join("backups"),
+                db: None,
+            })
+        })
+    }
+
+    /// Like [`with`](Self::with), with the manual backup strategy `backup` makes.
+    pub fn with_backup(
+        web: impl FnOnce(updater_web::WebStateBuilder) -> updater_web::WebStateBuilder,
+        slow: Duration,
+        backup: impl FnOnce(&Fixture) -> Arc<dyn BackupStrategy>,
+    ) -> Console {
+        Self::with_parts(web, slow, backup, |_| {})
+    }
+
+    /// Like [`with_backup`](Self::with_backup), the updater's configuration
+    /// changed by `configure` last.
+    pub fn with_parts(
+        web: impl FnOnce(updater_web::WebStateBuilder) -> updater_web::WebStateBuilder,
+        slow: Duration,
+        backup: impl FnOnce(&Fixture) -> Arc<dyn BackupStrategy>,
+        configure: impl FnOnce(&mut UpdaterConfig),
+    ) -> Console {
         let fx = Fixture::new();
         let health = if slow.is_zero() {
             "test ! -f broken".to_string()
@@ -123,20 +151,17 @@ impl Console {
             .configure(|c| {
                 c.health_timeout = Duration::from_secs(10) + slow;
                 c.health_interval = Duration::from_millis(20);
+                configure(c);
             })
             .build()
             .unwrap();
-        let backup = Arc::new(FakeFilesBackup {
-            app: fx.app.clone(),
-            store: fx.root.join("backups"),
-            db: None,
-        });
+        let backup = backup(&fx);
         let builder = WebState::builder(Arc::new(updater))
             .with_admins(Admins::new().with_admin("alice", password_hash()).unwrap())
             .with_api_token(ApiToken::from_sha256_hex("ci", &ApiToken::digest(TOKEN)).unwrap())
             .with_manual_backup(backup);
         let state = web(builder).build().unwrap();
-        let app = axum::Router::new().nest(MOUNT, updater_web::router(state.clone()));
+        let app = mount(state.clone());
         Console {
             fx,
             state,
@@ -287,6 +312,11 @@ impl Console {
         assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.text());
         self.wait(started.json()["id"].as_u64().unwrap()).await
     }
+}
+
+/// The console of `state` under [`MOUNT`].
+pub fn mount(state: WebState) -> axum::Router {
+    axum::Router::new().nest(MOUNT, updater_web::router(state))
 }
 
 /// The URL of `path` under the mount point (`/` is the mount point itself).
