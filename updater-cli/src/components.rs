@@ -510,7 +510,7 @@ fn build_source(
         )
         .with_etag_cache_file(state_dir.join("http-etag-cache.json"));
     let token = match config.source_token() {
-        Ok(token) => token.map(|s| updater_core::secret::Secret::new(s.expose())),
+        Ok(token) => token,
         // A command that never asks the source needs no token.
         Err(_) if !needs_token => None,
         Err(e) => return Err(e),

@@ -4,11 +4,19 @@
 //! accident; code that really needs the value calls
 //! [`expose`](Secret::expose), which is easy to find in a review.
 //!
+//! With serde it reads as the plain string and serialises as `"***"`, so a
+//! configuration printed back (`updater config check`) or a report never
+//! carries the value; serialising a secret to store it loses it, by design.
+//!
 //! ```
 //! use updater_core::secret::Secret;
 //! let password = Secret::new("hunter2");
 //! assert_eq!(format!("{password:?} {password}"), "Secret(***) ***");
 //! assert_eq!(password.expose(), "hunter2");
+//! let read: Secret = serde_json::from_str("\"hunter2\"")?;
+//! assert_eq!(read, password);
+//! assert_eq!(serde_json::to_string(&read)?, "\"***\"");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 /// A credential whose value is never printed.
@@ -64,5 +72,19 @@ impl From<String> for Secret {
 impl From<&str> for Secret {
     fn from(value: &str) -> Self {
         Secret(value.to_string())
+    }
+}
+
+impl serde::Serialize for Secret {
+    /// Always `"***"`: never the value.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("***")
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    /// The plain string.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret)
     }
 }
