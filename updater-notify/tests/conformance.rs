@@ -1,14 +1,18 @@
 //! Core's `Notifier` conformance suite against every channel of this
 //! crate, each with a real server on 127.0.0.1: e-mail (the testkit's SMTP
 //! server, and aiosmtpd with STARTTLS + AUTH), Slack, Discord, Teams and
-//! the signed webhook; and each channel against a server that is down.
+//! the signed webhook; each channel against a server that is down; and the
+//! `Dispatcher` itself (a `Notifier` that writes the outbox and delivers
+//! from it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use updater_core::conformance::notifier::{self, Capabilities};
+use updater_core::outbox::InMemoryOutbox;
 use updater_core::secret::Secret;
-use updater_notify::{ChatChannel, EmailChannel, Security, WebhookChannel};
+use updater_notify::{ChatChannel, Dispatcher, EmailChannel, EventSet, Security, WebhookChannel};
 use updater_testkit::mail::{Aiosmtpd, SmtpReceiver, TlsMode};
 use updater_testkit::webhook::{WebhookReceiver, slack_shape};
 
@@ -129,4 +133,30 @@ fn chat_and_webhook_channels_to_a_server_that_is_down_fail_fast_without_the_url(
         &[&url, "XXXXSECRETXXXX", "hook-secret"],
         Duration::from_secs(5),
     );
+}
+
+#[test]
+fn the_dispatcher_passes_the_notifier_suite_delivering_through_its_outbox() {
+    let receiver = WebhookReceiver::start(Some("hook-secret"));
+    let hook = WebhookChannel::builder("webhook", Secret::new(receiver.url()))
+        .with_signing_secret(Secret::new("hook-secret"))
+        .build()
+        .unwrap();
+    let dispatcher = Dispatcher::builder(Arc::new(InMemoryOutbox::new()))
+        .with_channel(Arc::new(hook), EventSet::all())
+        .build();
+    // What reached the receiver once the due deliveries were made.
+    let read = || {
+        dispatcher.deliver_due(Duration::from_secs(5)).unwrap();
+        receiver.received()
+    };
+    notifier::run(
+        &dispatcher,
+        &read,
+        "dispatcher",
+        Capabilities {
+            drops_repeats: true,
+        },
+    );
+    assert!(receiver.refused().is_empty(), "{:?}", receiver.refused());
 }
