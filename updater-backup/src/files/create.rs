@@ -514,21 +514,8 @@ fn encode_large(
     let chunk_count = entry.size.div_ceil(CHUNK);
     let window = (settings.pool.current_num_threads() as u64 * 2).max(2);
     std::thread::scope(|scope| {
-        let hasher = scope.spawn(|| -> std::io::Result<(u64, String)> {
-            let mut reader = File::open(path)?;
-            let mut hasher = Sha256::new();
-            let mut buffer = vec![0u8; 1 << 20];
-            let mut total = 0u64;
-            loop {
-                let n = reader.read(&mut buffer)?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buffer[..n]);
-                total += n as u64;
-            }
-            Ok((total, hex::encode(hasher.finalize())))
-        });
+        // The whole file's SHA-256 (core's reader), alongside the encoding.
+        let hasher = scope.spawn(|| crate::database::hash_file(path));
         let mut first = 0;
         while first < chunk_count {
             let last = (first + window).min(chunk_count);
@@ -581,12 +568,9 @@ fn encode_large(
             send(chunks)?;
             first = last;
         }
-        let (total, sha) = hasher
-            .join()
-            .map_err(|_| {
-                BackupError::io("hash", path, std::io::Error::other("hash thread panicked"))
-            })?
-            .map_err(|e| BackupError::io("read", path, e))?;
+        let (total, sha) = hasher.join().map_err(|_| {
+            BackupError::io("hash", path, std::io::Error::other("hash thread panicked"))
+        })??;
         if total != entry.size {
             return Err(BackupError::ChangedDuringBackup {
                 path: path.clone(),

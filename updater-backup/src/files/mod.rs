@@ -7,14 +7,12 @@ mod restore;
 mod verify;
 
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 use updater_core::backup::{
     Backup, BackupKind, BackupRequest, BackupStrategy, Pruned, RetentionRules,
 };
@@ -638,17 +636,13 @@ fn read_manifest(dir: &Path, record: &BackupRecord) -> Result<Manifest> {
 /// Checks a part's size and (when recorded) SHA-256.
 pub(crate) fn check_part(path: &Path, part: &PartRecord) -> Result<()> {
     let subject = path.display().to_string();
-    let mut file = match fs::File::open(path) {
-        Ok(file) => file,
+    let size = match fs::metadata(path) {
+        Ok(metadata) => metadata.len(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(BackupError::integrity(subject, "file is missing"));
         }
-        Err(e) => return Err(BackupError::io("open", path, e)),
+        Err(e) => return Err(BackupError::io("inspect", path, e)),
     };
-    let size = file
-        .metadata()
-        .map_err(|e| BackupError::io("inspect", path, e))?
-        .len();
     if size != part.size {
         return Err(BackupError::integrity(
             subject,
@@ -656,18 +650,8 @@ pub(crate) fn check_part(path: &Path, part: &PartRecord) -> Result<()> {
         ));
     }
     if let Some(expected) = &part.sha256 {
-        let mut hasher = Sha256::new();
-        let mut buffer = vec![0u8; 1 << 20];
-        loop {
-            let n = file
-                .read(&mut buffer)
-                .map_err(|e| BackupError::io("read", path, e))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buffer[..n]);
-        }
-        if hex::encode(hasher.finalize()) != *expected {
+        let (_, sha256) = crate::database::hash_file(path)?;
+        if sha256 != *expected {
             return Err(BackupError::integrity(
                 subject,
                 "SHA-256 does not match the record",
