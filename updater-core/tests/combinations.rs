@@ -9,8 +9,15 @@
 //! - user data: in preserved paths only, or also undeclared application
 //!   data (a database inside the application, sessions, uploads).
 //!
+//! The recovery sweep follows first crashes at the deepest point before the
+//! commit (`after:health_check`: the recovery undoes everything) and at
+//! every point from the commit point on (`commit:point` to
+//! `commit:installed`: the recovery finishes the commit).
+//!
 //! Each run is labelled `<operation>/<database>/<backup>/<layout> <mode> at
-//! <failpoint>`. After each, the guarantees hold: the application tree is
+//! <failpoint>`. The summary (runs per mode, total, time) is printed and
+//! written to `target/combinations-summary.txt`, which CI prints (cargo test
+//! captures the output of a passing test). After each, the guarantees hold: the application tree is
 //! byte-for-byte the state before or after the operation (after exactly
 //! when the commit point was passed), the schema and rows match it, user
 //! data is untouched, the journal, the maintenance flag, the disk reserve
@@ -25,9 +32,11 @@
     clippy::print_stdout
 )]
 
-use std::path::Path;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use updater_core::backup::{Backup, BackupStrategy};
 use updater_core::failpoint::Failpoints;
@@ -381,7 +390,8 @@ fn recover(label: &str, combo: Combination, fx: &Fixture) {
 enum Run {
     Error(Combination, String),
     Crash(Combination, String),
-    /// Crash at `.1` in the window, then crash at `.2` in the recovery.
+    /// Crash at `.1` (in the window, or past the commit point), then crash
+    /// at `.2` in the recovery.
     CrashInRecovery(Combination, String, String),
 }
 
@@ -428,7 +438,15 @@ fn execute(run: &Run, reference: &Reference) -> String {
             crash_in_child(*combo, &fx, backup.as_ref(), "op", first);
             crash_in_child(*combo, &fx, None, "recover", second);
             recover(&label, *combo, &fx);
-            check(&label, &fx, &reference.before, false);
+            // Before the commit point the recovery undoes; past it, it
+            // finishes the commit, however often it is interrupted.
+            let committed = reference.committed_at(first);
+            let expected = if committed {
+                &reference.after
+            } else {
+                &reference.before
+            };
+            check(&label, &fx, expected, committed);
             label
         }
     }
@@ -463,6 +481,7 @@ fn every_failpoint_of_every_combination_keeps_the_guarantees() {
         .into_iter()
         .filter(|c| c.label().contains(&only))
         .collect();
+    let started = Instant::now();
     let mut runs = Vec::new();
     let mut references = std::collections::HashMap::new();
     for combo in &combos {
@@ -471,10 +490,21 @@ fn every_failpoint_of_every_combination_keeps_the_guarantees() {
             runs.push(Run::Error(*combo, point.clone()));
             runs.push(Run::Crash(*combo, point.clone()));
         }
-        // The deepest point before the commit: everything must be undone.
-        let first = "after:health_check".to_string();
-        for second in recovery_points(*combo, &first) {
-            runs.push(Run::CrashInRecovery(*combo, first.clone(), second));
+        // The deepest point before the commit (everything must be undone),
+        // and every point past it (the recovery must finish the commit).
+        assert!(
+            reference.points.iter().any(|p| p == BEFORE_COMMIT),
+            "{}: the clean run passes {BEFORE_COMMIT}",
+            combo.label()
+        );
+        let past_commit = reference
+            .points
+            .iter()
+            .filter(|p| reference.committed_at(p));
+        for first in std::iter::once(BEFORE_COMMIT).chain(past_commit.map(String::as_str)) {
+            for second in recovery_points(*combo, first) {
+                runs.push(Run::CrashInRecovery(*combo, first.to_string(), second));
+            }
         }
         references.insert(combo.label(), reference);
     }
@@ -496,14 +526,71 @@ fn every_failpoint_of_every_combination_keeps_the_guarantees() {
         }
     });
     let passed = passed.into_inner().unwrap();
-    let count = |prefix: fn(&Run) -> bool| runs.iter().filter(|r| prefix(r)).count();
-    println!(
-        "combination tester: {} labelled runs passed over {} combinations ({} error, {} crash, {} crash during recovery)",
+    let count = |mode: &dyn Fn(&Run) -> bool| runs.iter().filter(|r| mode(r)).count();
+    let in_recovery = |committed: bool| {
+        count(&|r| {
+            matches!(r, Run::CrashInRecovery(c, first, _)
+                if references[&c.label()].committed_at(first) == committed)
+        })
+    };
+    let modes = [
+        (
+            "error at a failpoint".to_string(),
+            count(&|r| matches!(r, Run::Error(..))),
+        ),
+        (
+            "crash at a failpoint".to_string(),
+            count(&|r| matches!(r, Run::Crash(..))),
+        ),
+        (
+            format!("crash in the recovery after a crash at {BEFORE_COMMIT}"),
+            in_recovery(false),
+        ),
+        (
+            "crash in the recovery after a crash past the commit point".to_string(),
+            in_recovery(true),
+        ),
+    ];
+    let mut summary = format!(
+        "combination tester: {} labelled runs passed over {} combinations in {:.0} s\n",
         passed.len(),
         combos.len(),
-        count(|r| matches!(r, Run::Error(..))),
-        count(|r| matches!(r, Run::Crash(..))),
-        count(|r| matches!(r, Run::CrashInRecovery(..))),
+        started.elapsed().as_secs_f64(),
     );
+    for (mode, runs) in modes {
+        writeln!(summary, "  {mode:<60} {runs:>5}").unwrap();
+    }
+    print!("{summary}");
+    if only.is_empty() {
+        let path = summary_path();
+        if let Err(e) = std::fs::write(&path, &summary) {
+            println!("cannot write {}: {e}", path.display());
+        }
+    }
     assert_eq!(passed.len(), runs.len());
+}
+
+/// The first crash of the recovery sweep before the commit point: the
+/// deepest point of the window. (Past the commit point, every point is one.)
+const BEFORE_COMMIT: &str = "after:health_check";
+
+/// `combinations-summary.txt` in cargo's target directory: `CARGO_TARGET_DIR`
+/// when it is set and absolute, else the nearest ancestor of this test binary
+/// (`<target>/debug/deps/combinations-<hash>`) that cargo marked with
+/// `CACHEDIR.TAG`, else three levels up.
+fn summary_path() -> PathBuf {
+    const NAME: &str = "combinations-summary.txt";
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from)
+        && dir.is_absolute()
+    {
+        return dir.join(NAME);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let target = exe
+        .ancestors()
+        .skip(1)
+        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+        .or_else(|| exe.ancestors().nth(3))
+        .unwrap();
+    target.join(NAME)
 }
