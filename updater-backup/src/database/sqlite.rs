@@ -127,40 +127,37 @@ impl DatabaseEngine for SqliteDatabase {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let temp = dir.join(format!(".{name}.restore-{}", std::process::id()));
-        let copied = fs::copy(dump, &temp).map_err(|e| BackupError::io("copy", &temp, e));
-        let synced = copied.and_then(|size| {
-            if let Ok(meta) = fs::metadata(&self.path) {
-                fs::set_permissions(&temp, meta.permissions())
-                    .map_err(|e| BackupError::io("set mode of", &temp, e))?;
-            }
-            let file = fs::File::open(&temp).map_err(|e| BackupError::io("open", &temp, e))?;
-            file.sync_all()
-                .map_err(|e| BackupError::io("fsync", &temp, e))?;
-            Ok(size)
-        });
-        let size = match synced {
-            Ok(size) => size,
-            Err(e) => {
-                let _ = fs::remove_file(&temp);
-                return Err(e);
-            }
-        };
+        // A random name created with O_EXCL (never follows or reuses a file);
+        // removed on any error before it is renamed into place.
+        let mut temp = tempfile::Builder::new()
+            .prefix(&format!(".{name}.restore-"))
+            .tempfile_in(dir)
+            .map_err(|e| BackupError::io("create a temporary file in", dir, e))?;
+        let temp_path = temp.path().to_path_buf();
+        let mut source = fs::File::open(dump).map_err(|e| BackupError::io("open", dump, e))?;
+        let size = std::io::copy(&mut source, temp.as_file_mut())
+            .map_err(|e| BackupError::io("copy", &temp_path, e))?;
+        // The database keeps its mode; a new one takes the dump's.
+        let mode = fs::metadata(&self.path)
+            .or_else(|_| source.metadata())
+            .map_err(|e| BackupError::io("inspect", dump, e))?
+            .permissions();
+        temp.as_file()
+            .set_permissions(mode)
+            .map_err(|e| BackupError::io("set mode of", &temp_path, e))?;
+        temp.as_file()
+            .sync_all()
+            .map_err(|e| BackupError::io("fsync", &temp_path, e))?;
         // A write-ahead log of the old database must not be replayed onto the new one.
         for sidecar in sidecars(&self.path) {
             match fs::remove_file(&sidecar) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    let _ = fs::remove_file(&temp);
-                    return Err(BackupError::io("remove", &sidecar, e));
-                }
+                Err(e) => return Err(BackupError::io("remove", &sidecar, e)),
             }
         }
-        fs::rename(&temp, &self.path).map_err(|e| {
-            let _ = fs::remove_file(&temp);
-            BackupError::io("rename into place", &self.path, e)
-        })?;
+        temp.persist(&self.path)
+            .map_err(|e| BackupError::io("rename into place", &self.path, e.error))?;
         updater_core::durable::sync_dir(dir)
             .map_err(|e| BackupError::io("fsync", dir, std::io::Error::other(e.to_string())))?;
         report_done(progress, size, format!("restored {}", self.describe()));

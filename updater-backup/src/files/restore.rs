@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -338,12 +338,41 @@ fn change_owner(path: &Path, entry: &ManifestEntry) -> Result<()> {
     .map_err(|e| BackupError::io("change owner of", path, e.into()))
 }
 
-fn temp_name(dest: &Path) -> std::path::PathBuf {
+/// Makes `dest`'s replacement beside it under a random name: `make` creates
+/// the file, hard link or symlink at the path it is given, which must not
+/// exist (`create_new`, `link`, `symlink` never follow or reuse anything
+/// there); a name taken already is retried with another. The caller renames
+/// it into place or removes it. `action` names `make` in an error.
+fn make_beside<F>(
+    dest: &Path,
+    action: &'static str,
+    make: impl Fn(&Path) -> std::io::Result<F>,
+) -> Result<(F, PathBuf)> {
+    let dir = updater_core::durable::parent_of(dest);
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    dest.with_file_name(format!(".{name}.restore-{}", std::process::id()))
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}.restore-"))
+        .make_in(dir, make)
+        .and_then(|temp| temp.keep().map_err(|e| e.error))
+        .map_err(|e| BackupError::io(action, dir, e))
+}
+
+/// Renames `temp` (from [`make_beside`]) over `dest`, a directory there
+/// removed first; `temp` is removed if that fails.
+fn put_in_place(temp: &Path, dest: &Path) -> Result<()> {
+    let placed = (|| {
+        if fs::symlink_metadata(dest).is_ok_and(|meta| meta.is_dir()) {
+            remove_path(dest, EntryType::Dir)?;
+        }
+        fs::rename(temp, dest).map_err(|e| BackupError::io("rename into place", dest, e))
+    })();
+    if placed.is_err() {
+        let _ = fs::remove_file(temp);
+    }
+    placed
 }
 
 fn restore_file(
@@ -371,9 +400,7 @@ fn restore_file(
     let (mut out, written_path, replaces) = match create(&dest) {
         Ok(file) => (file, dest.clone(), false),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let temp = temp_name(&dest);
-            let _ = fs::remove_file(&temp);
-            let file = create(&temp).map_err(|e| BackupError::io("create", &temp, e))?;
+            let (file, temp) = make_beside(&dest, "create a file in", |path| create(path))?;
             (file, temp, true)
         }
         Err(e) => return Err(BackupError::io("create", &dest, e)),
@@ -421,13 +448,7 @@ fn restore_file(
     if !replaces {
         return Ok(());
     }
-    if fs::symlink_metadata(&dest).is_ok_and(|meta| meta.is_dir()) {
-        remove_path(&dest, EntryType::Dir)?;
-    }
-    fs::rename(&temp, &dest).map_err(|e| {
-        let _ = fs::remove_file(&temp);
-        BackupError::io("rename into place", &dest, e)
-    })
+    put_in_place(&temp, &dest)
 }
 
 fn restore_hard_link(
@@ -451,17 +472,10 @@ fn restore_hard_link(
         Ok(meta) if meta.dev() == first_meta.dev() && meta.ino() == first_meta.ino() => {
             return Ok(());
         }
-        Ok(meta) => {
-            let temp = temp_name(&dest);
-            let _ = fs::remove_file(&temp);
-            fs::hard_link(&first, &temp).map_err(|e| BackupError::io("hard-link", &temp, e))?;
-            if meta.is_dir() {
-                remove_path(&dest, EntryType::Dir)?;
-            }
-            fs::rename(&temp, &dest).map_err(|e| {
-                let _ = fs::remove_file(&temp);
-                BackupError::io("rename into place", &dest, e)
-            })?;
+        Ok(_) => {
+            let ((), temp) =
+                make_beside(&dest, "hard-link into", |path| fs::hard_link(&first, path))?;
+            put_in_place(&temp, &dest)?;
         }
         Err(_) => {
             fs::hard_link(&first, &dest).map_err(|e| BackupError::io("hard-link", &dest, e))?;
@@ -487,14 +501,10 @@ fn restore_symlink(
     let dest = target.join(&entry.path);
     let current = fs::read_link(&dest).ok();
     if current.as_deref() != Some(Path::new(link_target)) {
-        let temp = temp_name(&dest);
-        let _ = fs::remove_file(&temp);
-        std::os::unix::fs::symlink(link_target, &temp)
-            .map_err(|e| BackupError::io("create symlink", &temp, e))?;
-        if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
-            remove_path(&dest, EntryType::Dir)?;
-        }
-        fs::rename(&temp, &dest).map_err(|e| BackupError::io("rename into place", &dest, e))?;
+        let ((), temp) = make_beside(&dest, "create a symlink in", |path| {
+            std::os::unix::fs::symlink(link_target, path)
+        })?;
+        put_in_place(&temp, &dest)?;
     }
     if as_root {
         change_owner(&dest, entry)?;
