@@ -2,9 +2,10 @@
 //! Chromium through chromedriver) against `updater serve` and a release
 //! server on loopback: an admin signs in, sees 1.1.0 with its changelog,
 //! clicks "Update now", watches the bar reach 100 %, sees the history row;
-//! a broken 1.2.0 is rolled back and its error detail opened; a backup is
-//! created and restored; a notification is marked read; after logging out
-//! the console refuses the browser. Screenshots of each page go to
+//! a broken 1.2.0 is rolled back and its error detail opened; the admin
+//! rolls back to the kept release; creates, restores, verifies and deletes
+//! a backup; marks a notification read and dismisses one; after logging
+//! out the console refuses the browser. Screenshots of each page go to
 //! `target/web-screenshots/`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -152,6 +153,13 @@ fn an_admin_does_everything_in_the_browser() {
     assert!(browser.text("#rollback").contains("1.0.0"));
     browser.screenshot(&shots, "06-updates");
 
+    // Roll back to the kept release, through its confirmation.
+    browser.click_on("#rollback-start");
+    browser.find("#confirm-rollback", Duration::from_secs(10));
+    browser.click_on("#confirm-rollback");
+    operation_ends(&browser, "succeeded");
+    assert_eq!(f.app_version(), "1.0.0", "the rollback ran");
+
     // Backups: create one, restore it.
     browser.goto(&format!("{base}/backups"));
     browser.type_into("#description", "from the browser");
@@ -165,6 +173,36 @@ fn an_admin_does_everything_in_the_browser() {
     browser.find("#confirm-restore", Duration::from_secs(10));
     browser.click_on("#confirm-restore");
     operation_ends(&browser, "succeeded");
+
+    // Verify a backup, then delete one through its confirmation.
+    let backups = |b: &Browser| {
+        b.execute("return document.querySelectorAll('#backups a[data-action=\"delete\"]').length")
+            .as_u64()
+            .unwrap_or(0)
+    };
+    browser.goto(&format!("{base}/backups"));
+    browser.find("#backups", Duration::from_secs(10));
+    browser.click_on("#backups button[data-action=\"verify\"]");
+    operation_ends(&browser, "succeeded");
+    browser.goto(&format!("{base}/backups"));
+    browser.find("#backups", Duration::from_secs(10));
+    assert!(
+        browser.text("#backups").contains("yes, "),
+        "{}",
+        browser.text("#backups")
+    );
+    let before = backups(&browser);
+    browser.click_on("#backups a[data-action=\"delete\"]");
+    browser.find("#confirm-delete", Duration::from_secs(10));
+    browser.click_on("#confirm-delete");
+    browser.wait_until("one backup fewer", Duration::from_secs(10), |b| {
+        b.try_find("#backups").is_some() && backups(b) == before - 1
+    });
+    assert!(
+        browser.text("#backups").contains("deleted by web:alice"),
+        "{}",
+        browser.text("#backups")
+    );
 
     // Notifications: mark one read.
     browser.goto(&format!("{base}/notifications"));
@@ -185,6 +223,17 @@ fn an_admin_does_everything_in_the_browser() {
         Duration::from_secs(10),
         |b| b.try_find("#no-notifications").is_some() || unread(b) == before - 1,
     );
+    // And dismiss one: it leaves the list.
+    let listed = |b: &Browser| {
+        b.execute("return document.querySelectorAll('#notifications li').length")
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let before = listed(&browser);
+    browser.click_on("#notifications button[data-action=\"dismiss\"]");
+    browser.wait_until("one notification fewer", Duration::from_secs(10), |b| {
+        b.try_find("#no-notifications").is_some() || listed(b) == before - 1
+    });
 
     // On a phone: nothing wider than the screen.
     browser.resize(390, 844);

@@ -752,14 +752,15 @@ pub(crate) async fn backups(
                             }
                             td { @if b.restorable { "yes" } @else { "no" } }
                             td.actions {
-                                @if row.manageable {
+                                @if !b.restorable {
+                                    // Deleted, or found damaged: nothing left to act on.
+                                    "—"
+                                } @else if row.manageable {
                                     form method="post" action=(base.at(&format!("/actions/backups/{}/verify", b.id))) {
                                         input type="hidden" name="csrf" value=(who.csrf);
                                         button type="submit" data-action="verify" { "Verify" }
                                     }
-                                    @if b.restorable {
-                                        a.button data-action="restore" href=(base.at(&format!("/confirm/restore/{}", b.id))) { "Restore" }
-                                    }
+                                    a.button data-action="restore" href=(base.at(&format!("/confirm/restore/{}", b.id))) { "Restore" }
                                     a.button.danger data-action="delete" href=(base.at(&format!("/confirm/delete/{}", b.id))) { "Delete" }
                                 } @else { "no strategy configured" }
                             }
