@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
-use std::io::Write;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use updater_core::manifest::ReleaseManifest;
@@ -68,34 +67,13 @@ fn manifests(c: &mut Criterion) {
 fn extraction(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("pkg.tar.gz");
-    {
-        let gz = flate2::write::GzEncoder::new(
-            std::fs::File::create(&archive).unwrap(),
-            flate2::Compression::fast(),
-        );
-        let mut builder = tar::Builder::new(gz);
-        for i in 0..1000 {
+    let files: Vec<(String, Vec<u8>)> = (0..1000)
+        .map(|i| {
             let body = format!("<?php // file {i}\n").repeat(20);
-            let mut header = tar::Header::new_gnu();
-            header.set_size(body.len() as u64);
-            header.set_mode(0o644);
-            header.set_cksum();
-            builder
-                .append_data(
-                    &mut header,
-                    format!("vendor/p{}/File{i}.php", i % 20),
-                    body.as_bytes(),
-                )
-                .unwrap();
-        }
-        builder
-            .into_inner()
-            .unwrap()
-            .finish()
-            .unwrap()
-            .flush()
-            .unwrap();
-    }
+            (format!("vendor/p{}/File{i}.php", i % 20), body.into_bytes())
+        })
+        .collect();
+    std::fs::write(&archive, updater_testkit::archive::tar_gz(&files)).unwrap();
     let mut round = 0u32;
     c.bench_function("validate and extract 1000 files", |b| {
         b.iter(|| {

@@ -11,65 +11,14 @@
 mod support;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use support::AppTree;
 use updater_backup::{BackupError, FileBackup};
 use updater_core::backup::{BackupPurpose, BackupRequest, BackupStrategy};
 use updater_core::progress::NoProgress;
 use updater_core::version::Version;
-
-/// A tmpfs mounted for one test, unmounted on drop (also when the test fails).
-struct Tmpfs {
-    dir: PathBuf,
-}
-
-impl Tmpfs {
-    /// Mounts a tmpfs of `size` (`4m`) on `dir`, or says why it cannot: not
-    /// root is a skip, except under `CI=true`, where it fails.
-    fn mount(dir: &Path, size: &str) -> Option<Self> {
-        if !updater_testkit::services::require(
-            is_root(),
-            "the free-space tests mount a tmpfs and need root",
-        ) {
-            return None;
-        }
-        fs::create_dir_all(dir).unwrap();
-        let output = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "mount -t tmpfs failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        Some(Tmpfs {
-            dir: dir.to_path_buf(),
-        })
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let unmounted = Command::new("umount")
-            .arg(&self.dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !unmounted {
-            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-        }
-    }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
+use updater_testkit::disk::Tmpfs;
 
 fn random_file(path: &Path, size: usize, seed: u64) {
     let mut state = seed | 1;

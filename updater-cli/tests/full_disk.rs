@@ -21,34 +21,27 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use updater_testkit::cli::Fixture;
+use updater_testkit::disk::Tmpfs;
 
 /// A tmpfs mounted over the fixture's application directory (its files
 /// copied in), unmounted on drop.
 struct SmallDisk {
     at: PathBuf,
+    _tmpfs: Tmpfs,
 }
 
 impl SmallDisk {
     fn over(app: &Path, size: &str) -> Option<SmallDisk> {
-        let skip = |why: String| {
-            updater_testkit::services::unavailable("tmpfs", &why);
-            None
-        };
-        if !rustix::process::geteuid().is_root() {
-            return skip("not root: cannot mount a small tmpfs".into());
+        // Checked first: the application is moved aside only to be copied back.
+        if !updater_testkit::services::require(
+            updater_testkit::disk::is_root(),
+            "not root: cannot mount a small tmpfs",
+        ) {
+            return None;
         }
         let saved = app.with_extension("saved");
         std::fs::rename(app, &saved).unwrap();
-        std::fs::create_dir(app).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(app)
-            .status();
-        match status {
-            Ok(s) if s.success() => {}
-            Ok(s) => return skip(format!("mount -t tmpfs failed ({s})")),
-            Err(e) => return skip(format!("cannot run mount: {e}")),
-        }
+        let tmpfs = Tmpfs::mount(app, size)?;
         let copied = Command::new("cp")
             .arg("-a")
             .arg(format!("{}/.", saved.display()))
@@ -59,6 +52,7 @@ impl SmallDisk {
         std::fs::remove_dir_all(&saved).unwrap();
         Some(SmallDisk {
             at: app.to_path_buf(),
+            _tmpfs: tmpfs,
         })
     }
 
@@ -84,12 +78,6 @@ impl SmallDisk {
     fn free(&self) -> u64 {
         let stats = rustix::fs::statvfs(&self.at).unwrap();
         stats.f_bavail * stats.f_frsize
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.at).status();
     }
 }
 

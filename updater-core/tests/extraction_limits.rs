@@ -18,7 +18,6 @@ mod raw_archive;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use flate2::Compression;
@@ -27,6 +26,7 @@ use raw_archive::*;
 use updater_core::Error;
 use updater_core::error::Rejection;
 use updater_core::package::{ExtractOptions, extract_tar_gz, list_tar_gz};
+use updater_testkit::disk::Tmpfs;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -346,65 +346,27 @@ fn the_default_limits_are_the_documented_ones() {
 // ---------------------------------------------------------------------------
 // Free space.
 
-/// A tmpfs of a given size, unmounted on drop.
-struct Tmpfs {
-    dir: tempfile::TempDir,
+/// Free bytes of the disk holding `dir` minus `percent` of its fillable
+/// size (used plus available), as the extractor computes it.
+fn available(dir: &Path, percent: u64) -> u64 {
+    let stats = rustix::fs::statvfs(dir).unwrap();
+    let size = (stats.f_blocks - stats.f_bfree + stats.f_bavail) * stats.f_frsize;
+    (stats.f_bavail * stats.f_frsize).saturating_sub(size / 100 * percent)
 }
 
-impl Tmpfs {
-    /// Mounts a tmpfs, or says why it cannot (and fails under `CI=true`).
-    fn mount(size: &str) -> Option<Tmpfs> {
-        let skip = |reason: String| {
-            updater_testkit::services::skip(&reason);
-            None
-        };
-        if !rustix::process::geteuid().is_root() {
-            return skip("not root: cannot mount a small tmpfs".into());
-        }
-        let dir = tempfile::tempdir().unwrap();
-        match Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-        {
-            Ok(status) if status.success() => Some(Tmpfs { dir }),
-            Ok(status) => skip(format!("mount -t tmpfs failed ({status})")),
-            Err(e) => skip(format!("cannot run mount: {e}")),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Free bytes minus `percent` of the fillable size (used plus
-    /// available), as the extractor computes it.
-    fn available(&self, percent: u64) -> u64 {
-        let stats = rustix::fs::statvfs(self.path()).unwrap();
-        let size = (stats.f_blocks - stats.f_bfree + stats.f_bavail) * stats.f_frsize;
-        (stats.f_bavail * stats.f_frsize).saturating_sub(size / 100 * percent)
-    }
-
-    fn assert_empty(&self) {
-        assert_eq!(fs::read_dir(self.path()).unwrap().count(), 0);
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
+fn assert_empty(dir: &Path) {
+    assert_eq!(fs::read_dir(dir).unwrap().count(), 0);
 }
 
 #[test]
 fn a_package_larger_than_the_free_space_is_refused_with_nothing_left_behind() {
-    let Some(tmpfs) = Tmpfs::mount("8m") else {
+    let Some(tmpfs) = Tmpfs::temp("8m") else {
         return;
     };
     let sandbox = Sandbox::new();
     let staging = tmpfs.path().join("staging");
     let options = defaults().with_free_space_margin(10, 0);
-    let available = tmpfs.available(10);
+    let available = available(tmpfs.path(), 10);
     assert!((7 * MIB..8 * MIB).contains(&available), "{available}");
 
     // 2 MiB fits.
@@ -444,7 +406,7 @@ fn a_package_larger_than_the_free_space_is_refused_with_nothing_left_behind() {
                 available
             }
         );
-        tmpfs.assert_empty();
+        assert_empty(tmpfs.path());
         sandbox.assert_nothing_outside();
     }
 
@@ -465,12 +427,12 @@ fn a_package_larger_than_the_free_space_is_refused_with_nothing_left_behind() {
             available: 0
         }
     );
-    tmpfs.assert_empty();
+    assert_empty(tmpfs.path());
 }
 
 #[test]
 fn directories_count_against_the_free_space() {
-    let Some(tmpfs) = Tmpfs::mount("1m") else {
+    let Some(tmpfs) = Tmpfs::temp("1m") else {
         return;
     };
     let sandbox = Sandbox::new();
@@ -484,7 +446,7 @@ fn directories_count_against_the_free_space() {
         matches!(rejection, Rejection::InsufficientSpace { needed, available: MIB } if needed == MIB + 4096),
         "{rejection:?}"
     );
-    tmpfs.assert_empty();
+    assert_empty(tmpfs.path());
 }
 
 #[test]

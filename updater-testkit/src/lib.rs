@@ -7,7 +7,8 @@
 //! ([`http`]), SMTP servers ([`mail`]: a small one in Rust, aiosmtpd with
 //! STARTTLS/TLS and AUTH), a webhook receiver that checks signatures
 //! ([`webhook`]), unique names and the rule for tests that need a server
-//! ([`services`]).
+//! ([`services`]), small disks (a tmpfs, [`disk`]), child processes that
+//! re-run one test of this binary ([`child`]).
 //!
 //! Not published; a dev-dependency of the other crates. Test code: it
 //! panics with a clear message instead of returning errors.
@@ -31,6 +32,7 @@ pub mod archive;
 pub mod child;
 pub mod cli;
 pub mod demo;
+pub mod disk;
 pub mod fakes;
 pub mod http;
 pub mod mail;

@@ -189,28 +189,10 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// Packs `tree` plus a `VERSION` file into a `.tar.gz` (fast compression).
-fn pack_release(tree: &Path, version: &str, archive: &Path) -> Result<(), String> {
-    let fail = |e: std::io::Error| format!("pack {}: {e}", archive.display());
-    let file = std::fs::File::create(archive).map_err(fail)?;
-    let gz =
-        flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::fast());
-    let mut builder = tar::Builder::new(gz);
-    builder.append_dir_all(".", tree).map_err(fail)?;
-    let mut header = tar::Header::new_gnu();
-    header.set_size(version.len() as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    builder
-        .append_data(&mut header, "VERSION", version.as_bytes())
-        .map_err(fail)?;
-    builder
-        .into_inner()
-        .map_err(fail)?
-        .finish()
-        .map_err(fail)?
-        .flush()
-        .map_err(fail)
+/// Packs `tree` plus a `VERSION` file into a `.tar.gz` (fast compression),
+/// with the test kit's builder.
+fn pack_release(tree: &Path, version: &str, archive: &Path) {
+    updater_testkit::archive::pack_with(tree, &[("VERSION", version.as_bytes())], archive);
 }
 
 /// Update (stage + swap) and rollback of the whole tree through the real
@@ -220,7 +202,7 @@ fn swap_rows(work: &Path, tree: &Path, runs: usize) -> Result<Vec<Row>, String> 
     workload::cp_a(tree, &app)?;
     std::fs::write(app.join("VERSION"), "1.0.0").map_err(|e| e.to_string())?;
     let archive = work.join("release-1.1.0.tar.gz");
-    pack_release(tree, "1.1.0", &archive)?;
+    pack_release(tree, "1.1.0", &archive);
     let releases = LocalDirectorySource::new(work.join("releases"));
     releases
         .publish(&Version::new(1, 1, 0), &archive, "bench", None)
