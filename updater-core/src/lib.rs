@@ -21,6 +21,7 @@
 //! | [`HistoryStore`] | checks, updates, backups, notifications | [`InMemoryHistoryStore`](history::InMemoryHistoryStore) |
 //! | [`Notifier`] | tell admins | [`LogNotifier`](notify::LogNotifier), [`StoreNotifier`](notify::StoreNotifier) |
 //! | [`NotificationOutbox`](outbox::NotificationOutbox) | keep notices and their per-channel delivery state until delivered | [`InMemoryOutbox`](outbox::InMemoryOutbox) |
+//! | [`ScheduleStore`] | one-off scheduled updates (`apply --at`) | [`InMemoryScheduleStore`](automation::InMemoryScheduleStore) |
 //!
 //! ## Publishing releases
 //!
@@ -176,6 +177,7 @@ pub mod step;
 pub mod tree;
 pub mod version;
 
+pub use automation::ScheduleStore;
 pub use backup::BackupStrategy;
 pub use data::ConflictPolicy;
 pub use error::{Error, Result};

@@ -1,5 +1,7 @@
-//! `backup create | list | restore | cleanup`, and the retention rule that
-//! `cleanup` and `schedule` share.
+//! `backup create | list | restore | cleanup`. Creating, deleting and
+//! pruning backups (the retention rule `cleanup` and `schedule` share) are
+//! core's `Updater::create_backup` and `Updater::prune_backups`, under the
+//! update lock; these commands call them and print the result.
 
 use serde_json::json;
 use updater_backup::{BackupStatus, CatalogEntry};

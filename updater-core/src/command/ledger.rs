@@ -169,7 +169,6 @@ impl ChildLedger {
     /// record is kept and recovery must not go on. [`Error::Io`] or
     /// [`Error::InvalidInput`] when a record cannot be read or removed.
     pub fn stop_orphans(&self, timeout: Duration) -> Result<Vec<StoppedChild>> {
-        self.remove_stale_temp_files();
         let mut stopped = Vec::new();
         for path in self.record_files()? {
             let record = match read_record(&path) {
@@ -256,26 +255,6 @@ impl ChildLedger {
             }
         }
         Ok(files)
-    }
-
-    /// Removes `.<token>.json.tmp-<pid>` files of writers that are gone.
-    fn remove_stale_temp_files(&self) {
-        let Ok(read) = fs::read_dir(&self.dir) else {
-            return;
-        };
-        for entry in read.flatten() {
-            let name = entry.file_name();
-            let Some(pid) = name
-                .to_str()
-                .and_then(|n| n.rsplit_once(".tmp-"))
-                .and_then(|(_, pid)| pid.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if procfs::stat(pid).is_none_or(|p| p.is_gone()) {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
     }
 }
 
@@ -626,16 +605,11 @@ mod tests {
             start_ticks: 1,
         };
         record_of(&ledger, owner, Some(child));
-        fs::write(dir.path().join(".x.json.tmp-4000000"), "{").unwrap();
         let stopped = ledger.stop_orphans(Duration::from_secs(1)).unwrap();
         assert_eq!(stopped.len(), 1);
         assert_eq!(stopped[0].record.step, "migrate");
         assert!(ledger.records().unwrap().is_empty());
-        assert_eq!(
-            fs::read_dir(dir.path()).unwrap().count(),
-            0,
-            "stale temp files go too"
-        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]
