@@ -109,9 +109,11 @@ pub enum Command {
     /// Finish or undo an update interrupted by a crash; clear a leftover
     /// maintenance flag; report a stale lock.
     ///
-    /// Every other command does this first; run it alone at boot.
+    /// Every other command does this first; run it alone at boot. Then
+    /// watches an update on probation once (rolling it back if its health
+    /// check fails).
     ///
-    /// JSON: {"action", "running", "abandoned", "version", "lock_holder", "leftover_maintenance", "stale_lock"}.
+    /// JSON: {"action", "running", "abandoned", "version", "lock_holder", "leftover_maintenance", "stale_lock", "probation"}.
     Recover {
         /// After fixing the cause, retry a recovery that stopped in "needs operator".
         #[arg(long)]

@@ -93,7 +93,7 @@
 //! | `check` | `current`, `latest`, `update_available`, `update_type`, `from_cache`, `changelog`, `published_at` |
 //! | `apply` | `outcome` (`updated` / `up_to_date`), then `from`, `to`, `update_id`, `update_type`, `maintenance_window_ms`, `backup_id` or `current` |
 //! | `rollback` | `from`, `to`, `update_id`, `update_type`, `maintenance_window_ms`, `backup_id` |
-//! | `recover` | `action` (`nothing`, `update_in_progress`, `cleaned_up`, `rolled_back`, `committed`), `running`, `abandoned`, `version`, `lock_holder`, `leftover_maintenance`, `stale_lock`, `stopped_children` |
+//! | `recover` | `action` (`nothing`, `update_in_progress`, `cleaned_up`, `rolled_back`, `committed`), `running`, `abandoned`, `version`, `lock_holder`, `leftover_maintenance`, `stale_lock`, `stopped_children`, `probation` (as in `schedule --once`, or an `error` object) |
 //! | `status` | `current`, `highest`, `kept`, `files_known`, `transition` (`phase`, `from`, `to`), `lock_holder` (`owner`, `pid`, `host`, `since`), `maintenance`, `latest_check`, `paused` (`reason`, `by`, `since`), `probation` (`version`, `previous`, `until`...), `scheduled` (pending one-off updates), `auto_update` (the level) |
 //! | `history` | `updates`: `id`, `version`, `previous_version`, `status`, `update_type`, `initiated_by`, `auto_update`, `started_at`, `completed_at`, `failed_at`, `error_message`, `maintenance_window_ms`, `progress`, `steps` (`name`, `outcome`, `started_at`, `finished_at`, `message`) |
 //! | `backup create` | `backup`: `id`, `version`, `kind`, `size`, `created_at`, `description`, `restorable`, `update_id`, `expires_at`, `status` |

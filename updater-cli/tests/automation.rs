@@ -390,7 +390,9 @@ fn a_release_that_goes_bad_after_the_scheduler_was_killed_is_rolled_back_by_the_
     // (before the fix, the same round re-installed it at once).
     let (round, _) = f.json(&["schedule", "--once"]);
     assert_eq!(f.app_version(), "1.0.0", "{round}");
-    let said = round["automation"]["automatic"]["message"].as_str().unwrap();
+    let said = round["automation"]["automatic"]["message"]
+        .as_str()
+        .unwrap();
     assert!(said.contains("not applied automatically again"), "{said}");
 }
 
@@ -409,4 +411,27 @@ fn serve_carries_out_automatic_updates_while_it_serves() {
     assert_eq!(code, 0);
     let (history, _) = f.json(&["history"]);
     assert_eq!(history["updates"][0]["initiated_by"], "auto-update");
+}
+
+#[test]
+fn recover_at_boot_rolls_back_a_release_that_went_bad_on_probation() {
+    let f = support::fixture();
+    f.write_config("[auto_update]\nprobation_minutes = 120\n");
+    f.server.publish("1.0.1", true);
+    let (applied, code) = f.json(&["apply", "--yes"]);
+    assert_eq!(code, 0, "{applied}");
+    let (status, _) = f.json(&["status"]);
+    assert_eq!(status["probation"]["version"], "1.0.1", "{status}");
+
+    // The machine goes down; the release is broken when it comes back.
+    std::fs::remove_file(f.app().join("health-ok")).unwrap();
+    let (recovered, code) = f.json(&["recover"]);
+    assert_eq!(code, 0, "{recovered}");
+    assert_eq!(
+        recovered["probation"]["state"], "rolled_back",
+        "{recovered}"
+    );
+    assert_eq!(f.app_version(), "1.0.0");
+    let (recovered, _) = f.json(&["recover"]);
+    assert_eq!(recovered["probation"]["state"], "none", "{recovered}");
 }

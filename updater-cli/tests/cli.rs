@@ -587,10 +587,12 @@ fn recover_reports_what_it_did() {
             "lock_holder",
             "leftover_maintenance",
             "stale_lock",
-            "stopped_children"
+            "stopped_children",
+            "probation"
         ])
     );
     assert_eq!(json["action"], "nothing");
+    assert_eq!(json["probation"]["state"], "none");
     let (json, code) = f.json(&["recover", "--retry"]);
     assert_eq!(code, 0, "{json}");
 }

@@ -221,8 +221,40 @@ pub(super) fn recover(c: &Components, retry: bool) -> Result<Outcome> {
     } else {
         c.updater.recover()?
     };
-    let text = recovery_notice(&report).unwrap_or_else(|| "Nothing to recover.".to_string());
-    Ok(Outcome::ok(to_json(&report.view()), text))
+    let mut text = recovery_notice(&report).unwrap_or_else(|| "Nothing to recover.".to_string());
+    let mut value = to_json(&report.view());
+    // At boot, an update on probation is watched again at once: a release
+    // that went bad while the machine was down is rolled back now.
+    let progress = Progress::to_stderr();
+    let probation = c.updater.probation_tick(&progress);
+    progress.finish();
+    match probation {
+        Ok(outcome) => {
+            use updater_core::pipeline::ProbationOutcome;
+            match &outcome {
+                ProbationOutcome::None => {}
+                ProbationOutcome::Healthy { version, until } => {
+                    text.push_str(&format!("\n{version} is on probation until {until}: healthy."));
+                }
+                ProbationOutcome::Passed { version } => {
+                    text.push_str(&format!("\n{version} passed its probation and is trusted now."));
+                }
+                ProbationOutcome::RolledBack {
+                    version,
+                    running,
+                    reason,
+                } => text.push_str(&format!(
+                    "\n{version} failed its probation and was rolled back; {running} runs again ({reason})."
+                )),
+            }
+            value["probation"] = serde_json::to_value(&outcome).unwrap_or_default();
+        }
+        Err(error) => {
+            text.push_str(&format!("\nThe probation watch failed: {error}"));
+            value["probation"] = json!({ "error": error.to_string() });
+        }
+    }
+    Ok(Outcome::ok(value, text))
 }
 
 pub(super) fn status(c: &Components) -> Result<Outcome> {
