@@ -4,10 +4,10 @@ use serde_json::json;
 use updater_core::history::{NotificationFilter, NotificationView};
 use updater_web::actions::ChannelsHealth;
 
-use super::Outcome;
 use crate::cli::{NotificationsAction, NotificationsArgs};
 use crate::components::Components;
 use crate::error::{Result, exit_code};
+use crate::output::Outcome;
 
 /// Channels with waiting or given-up notices (`status`'s `notification_channels`):
 /// `channel`, `failing`, `pending`, `retrying`, `gave_up`, `oldest_pending`,
