@@ -334,7 +334,7 @@ pub enum ReleaseCommand {
     /// same version is replaced). Asset URLs are relative to the manifest,
     /// or --base-url + name.
     ///
-    /// JSON: {"manifest", "version", "releases": [versions]}.
+    /// JSON: {"manifest", "version", "releases" (every version in the manifest)}.
     Manifest {
         /// The output directory of `updater release build`.
         out: PathBuf,

@@ -20,7 +20,7 @@
 //! | [`Hook`] | after swap / after rollback | [`CommandHook`](hook::CommandHook) |
 //! | [`HistoryStore`] | checks, updates, backups, notifications | [`InMemoryHistoryStore`](history::InMemoryHistoryStore) |
 //! | [`Notifier`] | tell admins | [`LogNotifier`](notify::LogNotifier), [`StoreNotifier`](notify::StoreNotifier) |
-//! | [`NotificationOutbox`](outbox::NotificationOutbox) | keep notices and their per-channel delivery state until delivered | [`InMemoryOutbox`](outbox::InMemoryOutbox) |
+//! | [`NotificationOutbox`] | keep notices and their per-channel delivery state until delivered | [`InMemoryOutbox`](outbox::InMemoryOutbox) |
 //! | [`ScheduleStore`] | one-off scheduled updates (`apply --at`) | [`InMemoryScheduleStore`](automation::InMemoryScheduleStore) |
 //!
 //! ## Publishing releases
@@ -29,7 +29,7 @@
 //! directory into a reproducible package whose every entry is its own gzip
 //! member, plus a file index; [`package::delta`] then lets an update fetch
 //! only the changed files with byte ranges
-//! ([`ReleaseSource::download_ranges`](source::ReleaseSource::download_ranges)),
+//! ([`ReleaseSource::download_ranges`]),
 //! falling back to the whole package with the reason in history.
 //!
 //! ## How an update runs

@@ -1,4 +1,4 @@
-//! [`WebhookChannel`]: a JSON `POST` ([`webhook_payload`](crate::message::webhook_payload),
+//! [`WebhookChannel`]: a JSON `POST` ([`webhook_payload`],
 //! schema `updater.notification/1`) signed GitHub-style so the receiver can
 //! check where it comes from and refuse replays.
 //!
