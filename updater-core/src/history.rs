@@ -639,7 +639,12 @@ pub struct NotificationFilter {
 ///
 /// # Implementing
 ///
-/// Every method is required. Run `updater_core::conformance::history::run`
+/// Every method is required except the two audit methods
+/// ([`record_audit`](Self::record_audit) says it keeps none, and callers
+/// log instead). Each of the others stores or reads back one kind of
+/// record that the pipeline, the check cache, the notification dedup or the
+/// web console relies on reading back; a default would silently lose
+/// history, so none is given. Run `updater_core::conformance::history::run`
 /// (feature `conformance`) against the implementation.
 pub trait HistoryStore: Send + Sync {
     /// Stores a version check; returns its id.
