@@ -348,7 +348,7 @@ pub enum ReleaseCommand {
 
     /// Create a minisign key pair for signing releases: the secret key
     /// (mode 0600, encrypted with UPDATER_SIGNING_PASSWORD when set) and the
-    /// public key to put in every installation's `verification.public_keys`.
+    /// public key to put in every installation's `public_keys` (in `[source]` of `updater.toml`).
     /// Refuses to overwrite existing files unless --force.
     ///
     /// JSON: {"secret_key", "public_key", "key_id", "encrypted"}.

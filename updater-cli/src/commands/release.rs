@@ -276,7 +276,7 @@ fn keygen(secret_key: &Path, public_key: &Path, force: bool) -> Result<Outcome> 
     write_new(secret_key, secret_text.as_bytes(), 0o600, force)?;
     write_new(public_key, public_text.as_bytes(), 0o644, force)?;
     let text = format!(
-        "key {key_id}\n  secret key {} (mode 0600, {})\n  public key {}: add its key line to `verification.public_keys` of every installation\n  sign with `updater release build ... --key {}`",
+        "key {key_id}\n  secret key {} (mode 0600, {})\n  public key {}: add its key line to `public_keys` in `[source]` of every installation's updater.toml\n  sign with `updater release build ... --key {}`",
         secret_key.display(),
         if encrypted {
             format!("encrypted with {PASSWORD_VARIABLE}")

@@ -308,7 +308,7 @@ impl Updater {
                     &mut progress,
                 )
                 .map_err(|e| match e {
-                    Error::Unsupported { .. } => DeltaFallback::RangesUnsupported(e.to_string()),
+                    Error::Unsupported { reason, .. } => DeltaFallback::RangesUnsupported(reason),
                     other => DeltaFallback::Fetch(other.to_string()),
                 })?;
                 Ok((plan, spool))

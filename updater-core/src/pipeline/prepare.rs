@@ -270,10 +270,11 @@ impl Updater {
         durable::create_dir_all(durable::parent_of(incoming))?;
         let list = match delivery {
             Delivery::Full(full) => {
-                let (package, reason) = *full;
+                // Why not a delta is in the download step's note.
+                let (package, _reason) = *full;
                 let list = self.extract(t, &package.path, incoming)?;
                 t.note(format!(
-                    "extracted the full package: {} entries; no delta: {reason}",
+                    "extracted the full package: {} entries",
                     list.len()
                 ));
                 list
