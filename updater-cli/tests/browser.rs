@@ -151,6 +151,14 @@ fn an_admin_does_everything_in_the_browser() {
     browser.goto(&format!("{base}/updates"));
     browser.find("#rollback-start", Duration::from_secs(10));
     assert!(browser.text("#rollback").contains("1.0.0"));
+    // The statistics: the completed 1.1.0 and the rolled-back 1.2.0.
+    let stats = browser.text("#stats");
+    assert!(
+        stats.contains("1 completed, 1 rolled back")
+            && stats.contains("50 %")
+            && stats.contains("health_check: 1"),
+        "{stats}"
+    );
     browser.screenshot(&shots, "06-updates");
 
     // Roll back to the kept release, through its confirmation.

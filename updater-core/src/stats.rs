@@ -28,6 +28,7 @@ use crate::history::{StepOutcome, UpdateRecord, UpdateStatus};
 
 /// Median, 95th percentile and maximum of some durations (milliseconds).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Summary {
     /// How many values.
     pub count: u64,
@@ -62,6 +63,7 @@ impl Summary {
 
 /// Attempts and outcomes of a group (a version, a day).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Outcomes {
     /// Attempts.
     pub attempts: u64,
@@ -87,6 +89,7 @@ impl Outcomes {
 
 /// The analytics of the updates in history.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpdateStats {
     /// Only updates started at or after this.
     pub since: Option<DateTime<Utc>>,

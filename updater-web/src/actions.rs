@@ -755,6 +755,13 @@ impl WebState {
         result
     }
 
+    /// The update analytics of the last `days` days (`updater stats`).
+    pub async fn stats(&self, days: u32) -> Result<updater_core::stats::UpdateStats> {
+        let updater = self.inner.updater.clone();
+        let since = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
+        blocking(move || Ok(updater.stats(Some(since))?)).await
+    }
+
     /// The audit log, newest first.
     pub async fn audit_log(&self, limit: u64) -> Result<Vec<AuditRecord>> {
         let history = self.inner.history.clone();

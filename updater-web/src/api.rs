@@ -146,6 +146,14 @@ pub struct AuditQuery {
     pub limit: Option<u64>,
 }
 
+/// `GET /api/stats` parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatsQuery {
+    /// Days back from now (1–3650, default 30).
+    pub days: Option<u32>,
+}
+
 /// `{"backups": [...]}`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BackupList {
@@ -502,6 +510,23 @@ fn json_event<T: Serialize>(name: &str, value: &T) -> Event {
     Event::default()
         .event(name)
         .data(serde_json::to_string(value).unwrap_or_else(|_| "null".into()))
+}
+
+/// Update analytics, as `updater stats --since <days>d`: attempts, outcomes,
+/// success rate, rollbacks and failures by step, the window and duration
+/// (median, p95), time per step, per version and per day.
+#[utoipa::path(get, path = "/api/stats", tag = "history", params(StatsQuery),
+    responses((status = 200, body = updater_core::stats::UpdateStats), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn stats(
+    State(state): State<WebState>,
+    QueryOf(query): QueryOf<StatsQuery>,
+) -> Result<Json<updater_core::stats::UpdateStats>> {
+    let days = query.days.unwrap_or(30);
+    if days == 0 || days > 3650 {
+        return Err(WebError::invalid("days", "must be between 1 and 3650"));
+    }
+    Ok(Json(state.stats(days).await?))
 }
 
 /// The audit log: every action with its user, newest first.

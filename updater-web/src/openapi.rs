@@ -35,6 +35,7 @@ use crate::api;
         api::operation,
         api::operation_events,
         api::audit,
+        api::stats,
     ),
     modifiers(&Security),
     security(("bearer" = []), ("session" = [])),

@@ -466,6 +466,7 @@ pub(crate) async fn updates(
     };
     let plan = state.rollback_plan().await.ok().flatten();
     let audit = state.audit_log(20).await.unwrap_or_default();
+    let stats = state.stats(STATS_DAYS).await;
     let filter_link = |offset: u64| {
         let mut link = format!("/updates?offset={offset}");
         if let Some(status) = filter {
@@ -538,6 +539,32 @@ pub(crate) async fn updates(
                 @if history.has_more { a href=(filter_link(offset + PAGE_SIZE)) { "Older" } }
             }
         }
+        section.card id="stats" {
+            h2 { "Statistics, last " (STATS_DAYS) " days" }
+            @match &stats {
+                Err(error) => { p.error { "The statistics could not be computed: " (error) } }
+                Ok(st) if st.attempts == 0 => { p { "No update, rollback or restore in that time." } }
+                Ok(st) => {
+                    dl {
+                        dt { "Attempts" } dd id="stats-attempts" {
+                            (st.attempts) " (" (st.completed) " completed, " (st.rolled_back) " rolled back, "
+                            (st.failed) " failed before any change, " (st.unfinished) " unfinished)"
+                        }
+                        dt { "Success rate" } dd id="stats-success" {
+                            (st.success_rate.map(|r| format!("{:.0} %", r * 100.0)).unwrap_or_else(|| "none ended".into()))
+                        }
+                        dt { "Maintenance window" } dd { (summary_text(&st.maintenance_window_ms)) }
+                        dt { "Duration" } dd { (summary_text(&st.duration_ms)) }
+                        @if !st.rollbacks_by_step.is_empty() {
+                            dt { "Rollbacks by failing step" } dd id="stats-rollbacks" { (counts_text(&st.rollbacks_by_step)) }
+                        }
+                        @if !st.failures_by_step.is_empty() {
+                            dt { "Failures by step" } dd { (counts_text(&st.failures_by_step)) }
+                        }
+                    }
+                }
+            }
+        }
         section.card id="activity" {
             h2 { "Activity" }
             @if audit.is_empty() { p { "No recorded activity." } } @else {
@@ -560,6 +587,40 @@ pub(crate) async fn updates(
         refresh: status.operation.is_some(),
     };
     page(frame, body).into_response()
+}
+
+/// The window the updates page summarises.
+const STATS_DAYS: u32 = 30;
+
+/// `median 3 ms, p95 9 ms, max 12 ms (n = 7)`, or `none completed`.
+fn summary_text(summary: &updater_core::stats::Summary) -> String {
+    match (summary.median, summary.p95, summary.max) {
+        (Some(median), Some(p95), Some(max)) => format!(
+            "median {}, p95 {}, max {} (of {})",
+            millis_text(median),
+            millis_text(p95),
+            millis_text(max),
+            summary.count
+        ),
+        _ => "none completed".to_string(),
+    }
+}
+
+fn millis_text(ms: u64) -> String {
+    if ms < 10_000 {
+        format!("{ms} ms")
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    }
+}
+
+/// `health_check: 2, migrate: 1`.
+fn counts_text(counts: &std::collections::BTreeMap<String, u64>) -> String {
+    counts
+        .iter()
+        .map(|(step, n)| format!("{step}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn database_text(plan: &updater_core::pipeline::RollbackPlan) -> String {

@@ -88,6 +88,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/operations/{id}", get(api::operation))
         .route("/api/operations/{id}/events", get(api::operation_events))
         .route("/api/audit", get(api::audit))
+        .route("/api/stats", get(api::stats))
         .route("/api/openapi.json", get(openapi_document))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))

@@ -22,7 +22,7 @@ use updater_web::auth::User;
 /// Every route behind the guard: pages, form actions, the JSON API.
 /// `{backup}` and `{note}` stand for a real backup and notification, so a
 /// refusal is the guard's and not a 404; `{update}` and `{op}` for id 1.
-const ROUTES: [(&str, &str); 40] = [
+const ROUTES: [(&str, &str); 41] = [
     ("GET", "/"),
     ("GET", "/updates"),
     ("GET", "/updates/{update}"),
@@ -62,6 +62,7 @@ const ROUTES: [(&str, &str); 40] = [
     ("GET", "/api/operations/{op}"),
     ("GET", "/api/operations/{op}/events"),
     ("GET", "/api/audit"),
+    ("GET", "/api/stats"),
     ("GET", "/api/openapi.json"),
 ];
 

@@ -18,7 +18,7 @@ use updater_core::version::Version;
 use updater_web::auth::User;
 
 /// Every API route with a method: what must refuse an anonymous caller.
-const API_ROUTES: [(&str, &str); 19] = [
+const API_ROUTES: [(&str, &str); 20] = [
     ("GET", "/api/status"),
     ("POST", "/api/check"),
     ("POST", "/api/apply"),
@@ -38,6 +38,7 @@ const API_ROUTES: [(&str, &str); 19] = [
     ("GET", "/api/operations/1"),
     ("GET", "/api/operations/1/events"),
     ("GET", "/api/audit"),
+    ("GET", "/api/stats"),
 ];
 
 fn notification(version: &str) -> NotificationRecord {

@@ -302,6 +302,17 @@ async fn every_real_response_fits_the_openapi_document() {
         "/api/audit",
         &console.get("/api/audit?limit=0", As::Token).await,
     );
+    // After an update, a failed one and a rollback: every part of the
+    // statistics is filled.
+    let stats = console.get("/api/stats?days=7", As::Token).await;
+    c.check("GET", "/api/stats", &stats);
+    let stats = stats.json();
+    assert!(stats["attempts"].as_u64().unwrap() >= 2, "{stats}");
+    c.check(
+        "GET",
+        "/api/stats",
+        &console.get("/api/stats?days=0", As::Token).await,
+    );
     let sse = console
         .send(
             console
