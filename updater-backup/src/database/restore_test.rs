@@ -9,10 +9,6 @@
 //!
 //! [`DatabaseBackup`]: super::DatabaseBackup
 
-use std::io::Read;
-
-use crate::error::{BackupError, Result};
-
 /// When [`BackupStrategy::verify`](updater_core::backup::BackupStrategy::verify)
 /// of a [`DatabaseBackup`](super::DatabaseBackup) restores the dump into a
 /// scratch database, on top of checking its checksum and structure.
@@ -51,8 +47,14 @@ impl RestoreTest {
 
 /// The name of a scratch database for `database`:
 /// `<database>_updater_check_<8 hex digits>`, the database part shortened
-/// (on a character boundary) so the whole fits in 63 bytes.
-pub(crate) fn scratch_name(database: &str) -> Result<String> {
+/// (on a character boundary) so the whole fits in 63 bytes. Only the
+/// server engines restore into a scratch database.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) fn scratch_name(database: &str) -> crate::error::Result<String> {
+    use std::io::Read;
+
+    use crate::error::BackupError;
+
     let mut bytes = [0u8; 4];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
@@ -70,6 +72,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
     fn scratch_names_are_fresh_and_fit_identifier_limits() {
         let a = scratch_name("app").unwrap();
         let b = scratch_name("app").unwrap();
