@@ -26,27 +26,31 @@ impl TreeSize {
     };
 }
 
-/// Where the generator lives: `../shared/tools/gen_app_tree.py` from the
-/// workspace root, or `UPDATER_GEN_APP_TREE`.
-pub fn generator() -> Result<PathBuf, String> {
+/// Where the team's generator lives: `../shared/tools/gen_app_tree.py`
+/// from the workspace root, or `UPDATER_GEN_APP_TREE`; `None` when neither
+/// exists (a clone on its own), and the built-in generator is used.
+pub fn generator() -> Option<PathBuf> {
     if let Ok(path) = std::env::var("UPDATER_GEN_APP_TREE") {
-        return Ok(PathBuf::from(path));
+        return Some(PathBuf::from(path));
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let candidate = root.join("../shared/tools/gen_app_tree.py");
-    if candidate.exists() {
-        Ok(candidate)
-    } else {
-        Err(format!(
-            "cannot find gen_app_tree.py at {} (set UPDATER_GEN_APP_TREE)",
-            candidate.display()
-        ))
-    }
+    candidate.exists().then_some(candidate)
 }
 
-/// Generates the synthetic application tree in `dir`.
+/// Generates the synthetic application tree in `dir`: with the team's
+/// script when it is there, else with [`generate_builtin`] (the same mix
+/// and layout, another random stream).
+#[allow(
+    clippy::print_stderr,
+    reason = "the benchmark runners report on stderr which generator made the tree"
+)]
 pub fn generate_tree(dir: &Path, size: TreeSize) -> Result<(), String> {
-    run(Command::new("python3").arg(generator()?).arg(dir).args([
+    let Some(script) = generator() else {
+        eprintln!("gen_app_tree.py not found: using the built-in generator (same mix and layout)");
+        return generate_builtin(dir, size);
+    };
+    run(Command::new("python3").arg(script).arg(dir).args([
         "--files",
         &size.files.to_string(),
         "--mb",
@@ -55,6 +59,128 @@ pub fn generate_tree(dir: &Path, size: TreeSize) -> Result<(), String> {
         "1",
     ]))
     .map(drop)
+}
+
+/// SplitMix64: a small deterministic random stream (seed 1), enough for
+/// file sizes, words and incompressible bytes.
+struct Stream(u64);
+
+impl Stream {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1].
+    fn unit(&mut self) -> f64 {
+        ((self.next() >> 11) + 1) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Exponentially distributed with `mean`, at least `min`.
+    fn size(&mut self, mean: f64, min: usize) -> usize {
+        ((-mean * self.unit().ln()) as usize).max(min)
+    }
+}
+
+const WORDS: [&str; 29] = [
+    "function",
+    "return",
+    "public",
+    "private",
+    "static",
+    "class",
+    "namespace",
+    "use",
+    "array",
+    "string",
+    "int",
+    "bool",
+    "null",
+    "true",
+    "false",
+    "foreach",
+    "if",
+    "else",
+    "while",
+    "new",
+    "this",
+    "self",
+    "parent",
+    "extends",
+    "implements",
+    "interface",
+    "trait",
+    "const",
+    "echo",
+];
+
+/// The generator of `../shared/tools/gen_app_tree.py` in Rust: ~85 % small
+/// compressible source-like files (`vendor/pkgNNN/src/mN/FileI.php`, 35 %
+/// of the bytes), ~15 % incompressible assets (`public/assets/gNN/assetI.bin`),
+/// sizes exponentially distributed, and the three preserved paths.
+pub fn generate_builtin(dir: &Path, size: TreeSize) -> Result<(), String> {
+    let write = |path: &Path, bytes: &[u8]| -> Result<(), String> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("create {}: {e}", parent.display()))?;
+        }
+        std::fs::write(path, bytes).map_err(|e| format!("write {}: {e}", path.display()))
+    };
+    let mut rng = Stream(1);
+    let total = u64::from(size.mb) * 1024 * 1024;
+    let files = u64::from(size.files);
+    let binaries = (files * 15 / 100).max(1);
+    let texts = files.saturating_sub(binaries).max(1);
+    let text_mean = (total * 35 / 100) as f64 / texts as f64;
+    let binary_mean = (total - total * 35 / 100) as f64 / binaries as f64;
+    for i in 0..texts {
+        let length = rng.size(text_mean, 64);
+        let mut text = String::with_capacity(length + 128);
+        while text.len() < length {
+            text.push_str("    ");
+            let words = 3 + rng.next() % 10;
+            for w in 0..words {
+                if w > 0 {
+                    text.push(' ');
+                }
+                text.push_str(WORDS[(rng.next() % WORDS.len() as u64) as usize]);
+            }
+            text.push_str(";\n");
+        }
+        text.truncate(length);
+        let path = dir
+            .join("vendor")
+            .join(format!("pkg{:03}", i % 200))
+            .join("src")
+            .join(format!("m{}", (i / 200) % 10))
+            .join(format!("File{i}.php"));
+        write(&path, text.as_bytes())?;
+    }
+    for i in 0..binaries {
+        let length = rng.size(binary_mean, 256);
+        let mut bytes = Vec::with_capacity(length + 8);
+        while bytes.len() < length {
+            bytes.extend_from_slice(&rng.next().to_le_bytes());
+        }
+        bytes.truncate(length);
+        let path = dir
+            .join("public")
+            .join("assets")
+            .join(format!("g{:02}", i % 50))
+            .join(format!("asset{i}.bin"));
+        write(&path, &bytes)?;
+    }
+    for kept in [
+        ".env",
+        "storage/logs/app.log",
+        "storage/app/public/upload1.jpg",
+    ] {
+        write(&dir.join(kept), format!("KEEP {kept}\n").as_bytes())?;
+    }
+    Ok(())
 }
 
 /// Runs a command, failing with its stderr; returns how long it took.
@@ -251,5 +377,42 @@ impl Drop for PythonHttpServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_builtin_generator_writes_the_mix_and_the_preserved_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        generate_builtin(dir.path(), TreeSize { files: 200, mb: 4 }).unwrap();
+        let mut files = 0u64;
+        let mut bytes = 0u64;
+        let mut stack = vec![dir.path().to_path_buf()];
+        while let Some(at) = stack.pop() {
+            for entry in std::fs::read_dir(&at).unwrap() {
+                let entry = entry.unwrap();
+                if entry.file_type().unwrap().is_dir() {
+                    stack.push(entry.path());
+                } else {
+                    files += 1;
+                    bytes += entry.metadata().unwrap().len();
+                }
+            }
+        }
+        assert_eq!(files, 203, "200 generated files and 3 preserved ones");
+        let mib = bytes as f64 / (1024.0 * 1024.0);
+        assert!((2.0..8.0).contains(&mib), "{mib} MiB for a 4 MB tree");
+        assert!(dir.path().join("storage/app/public/upload1.jpg").exists());
+        // The same seed, the same tree.
+        let again = tempfile::tempdir().unwrap();
+        generate_builtin(again.path(), TreeSize { files: 200, mb: 4 }).unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("vendor/pkg007/src/m0/File7.php")).unwrap(),
+            std::fs::read(again.path().join("vendor/pkg007/src/m0/File7.php")).unwrap()
+        );
     }
 }
