@@ -17,8 +17,8 @@ use flate2::{Compress, Compression, Crc, Decompress, FlushCompress, FlushDecompr
 /// The gzip member header we write: deflate, no flags, mtime 0, no extra flags, OS = Unix.
 pub(crate) const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
 
-/// Tar block size.
-pub(crate) const BLOCK: u64 = 512;
+pub(crate) use updater_core::package::tar_header::{BLOCK, padding};
+use updater_core::package::tar_header::{TarHeader, TarKind, header_blocks};
 
 /// What an archive entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -57,68 +57,25 @@ pub(crate) struct HeaderFields<'a> {
     pub(crate) link_target: Option<&'a str>,
 }
 
-/// Padding after `size` bytes of entry data.
-pub(crate) fn padding(size: u64) -> u64 {
-    (BLOCK - size % BLOCK) % BLOCK
-}
-
 /// The header block(s) of an entry: GNU long-name/long-link records when a
 /// name does not fit in 100 bytes, then the header itself. Deterministic, so
 /// verification can rebuild it from the manifest and compare bytes.
 pub(crate) fn header_bytes(fields: &HeaderFields<'_>) -> Vec<u8> {
-    let mut name = fields.path.to_string();
-    if fields.kind == EntryType::Dir {
-        name.push('/');
-    }
-    let mut out = Vec::with_capacity(512);
-    if name.len() > 100 {
-        long_record(&mut out, b'L', name.as_bytes());
-    }
-    let target = fields.link_target.unwrap_or("");
-    if target.len() > 100 {
-        long_record(&mut out, b'K', target.as_bytes());
-    }
-    let mut header = tar::Header::new_gnu();
-    {
-        let old = header.as_old_mut();
-        let n = name.len().min(100);
-        old.name[..n].copy_from_slice(&name.as_bytes()[..n]);
-        let t = target.len().min(100);
-        old.linkname[..t].copy_from_slice(&target.as_bytes()[..t]);
-    }
-    header.set_mode(fields.mode & 0o7777);
-    header.set_uid(u64::from(fields.uid));
-    header.set_gid(u64::from(fields.gid));
-    header.set_mtime(u64::try_from(fields.mtime).unwrap_or(0));
-    let (entry_type, size) = match fields.kind {
-        EntryType::File => (tar::EntryType::Regular, fields.size),
-        EntryType::Dir => (tar::EntryType::Directory, 0),
-        EntryType::Symlink => (tar::EntryType::Symlink, 0),
-        EntryType::HardLink => (tar::EntryType::Link, 0),
-    };
-    header.set_entry_type(entry_type);
-    header.set_size(size);
-    header.set_cksum();
-    out.extend_from_slice(header.as_bytes());
-    out
-}
-
-fn long_record(out: &mut Vec<u8>, kind: u8, name: &[u8]) {
-    let mut header = tar::Header::new_gnu();
-    let label = b"././@LongLink";
-    header.as_old_mut().name[..label.len()].copy_from_slice(label);
-    header.set_mode(0o644);
-    header.set_uid(0);
-    header.set_gid(0);
-    header.set_mtime(0);
-    let len = name.len() as u64 + 1;
-    header.set_size(len);
-    header.set_entry_type(tar::EntryType::new(kind));
-    header.set_cksum();
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(name);
-    out.push(0);
-    out.resize(out.len() + padding(len) as usize, 0);
+    header_blocks(&TarHeader {
+        path: fields.path.as_bytes(),
+        kind: match fields.kind {
+            EntryType::File => TarKind::File,
+            EntryType::Dir => TarKind::Dir,
+            EntryType::Symlink => TarKind::Symlink,
+            EntryType::HardLink => TarKind::HardLink,
+        },
+        size: fields.size,
+        mode: fields.mode,
+        mtime: u64::try_from(fields.mtime).unwrap_or(0),
+        uid: u64::from(fields.uid),
+        gid: u64::from(fields.gid),
+        link_target: fields.link_target.map(str::as_bytes),
+    })
 }
 
 /// Whether `sample` looks already compressed or random (order-0 entropy

@@ -58,9 +58,10 @@ use sha2::{Digest, Sha256};
 
 use super::extract::ExtractOptions;
 use super::index::{
-    HeaderKind, INDEX_FORMAT, INDEX_FORMAT_VERSION, IndexEntry, IndexedArchive, MemberRange,
-    PackageIndex, RuleEntry, check_rules, header_blocks, padding,
+    INDEX_FORMAT, INDEX_FORMAT_VERSION, IndexEntry, IndexedArchive, MemberRange, PackageIndex,
+    RuleEntry, check_rules,
 };
+use super::tar_header::{TarHeader, TarKind, header_blocks, padding};
 use crate::error::{Error, Rejection, Result};
 use crate::manifest::{ManifestAsset, ManifestIndex, ManifestRelease, ReleaseManifest};
 use crate::release::{Asset, AssetIndex, Release, Sha256Digest};
@@ -582,12 +583,12 @@ fn special_marker(file_type: &fs::FileType) -> &'static str {
 fn check_tree(dir: &Path, found: &[Found], rules: &ExtractOptions) -> Result<()> {
     let specs = found.iter().map(|entry| {
         let (kind, target) = match (entry.kind, entry.target.as_deref()) {
-            (EntryKind::File, Some("\0fifo")) => (HeaderKind::Fifo, None),
-            (EntryKind::File, Some("\0char")) => (HeaderKind::Char, None),
-            (EntryKind::File, Some(_)) => (HeaderKind::Block, None),
-            (EntryKind::File, None) => (HeaderKind::File, None),
-            (EntryKind::Dir, _) => (HeaderKind::Dir, None),
-            (EntryKind::Symlink, target) => (HeaderKind::Symlink, target.map(str::as_bytes)),
+            (EntryKind::File, Some("\0fifo")) => (TarKind::Fifo, None),
+            (EntryKind::File, Some("\0char")) => (TarKind::Char, None),
+            (EntryKind::File, Some(_)) => (TarKind::Block, None),
+            (EntryKind::File, None) => (TarKind::File, None),
+            (EntryKind::Dir, _) => (TarKind::Dir, None),
+            (EntryKind::Symlink, target) => (TarKind::Symlink, target.map(str::as_bytes)),
         };
         RuleEntry {
             path: entry.path.as_bytes(),
@@ -790,18 +791,20 @@ fn stream_member(
     out: &mut impl Write,
 ) -> io::Result<Result<Option<Sha256Digest>>> {
     let kind = match entry.kind {
-        EntryKind::File => HeaderKind::File,
-        EntryKind::Dir => HeaderKind::Dir,
-        EntryKind::Symlink => HeaderKind::Symlink,
+        EntryKind::File => TarKind::File,
+        EntryKind::Dir => TarKind::Dir,
+        EntryKind::Symlink => TarKind::Symlink,
     };
-    let header = header_blocks(
-        entry.path.as_bytes(),
+    let header = header_blocks(&TarHeader {
+        path: entry.path.as_bytes(),
         kind,
-        entry.size,
-        stored_mode(entry),
+        size: entry.size,
+        mode: stored_mode(entry),
         mtime,
-        entry.target.as_deref().map(str::as_bytes),
-    );
+        uid: 0,
+        gid: 0,
+        link_target: entry.target.as_deref().map(str::as_bytes),
+    });
     if entry.kind != EntryKind::File {
         let mut gz = gzip_member(out, Compression::fast());
         gz.write_all(&header)?;

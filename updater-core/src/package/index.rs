@@ -62,14 +62,13 @@ use crate::release::{ByteRange, Sha256Digest};
 use crate::tree::{EntryKind, FileEntry, FileList};
 use crate::version::Version;
 
+use super::tar_header::{TarHeader, TarKind, header_blocks};
+
 /// The value of `format`.
 pub const INDEX_FORMAT: &str = "updater-package-index";
 
 /// The `format_version` this crate reads and writes.
 pub const INDEX_FORMAT_VERSION: u32 = 1;
-
-/// Tar block size.
-pub(crate) const BLOCK: u64 = 512;
 
 /// A package's file index (see the [module documentation](self)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -350,9 +349,9 @@ impl PackageIndex {
         let specs = self.entries.iter().map(|entry| RuleEntry {
             path: entry.path.as_bytes(),
             kind: match entry.kind {
-                EntryKind::File => HeaderKind::File,
-                EntryKind::Dir => HeaderKind::Dir,
-                EntryKind::Symlink => HeaderKind::Symlink,
+                EntryKind::File => TarKind::File,
+                EntryKind::Dir => TarKind::Dir,
+                EntryKind::Symlink => TarKind::Symlink,
             },
             mode: entry.mode,
             target: entry.target.as_deref().map(str::as_bytes),
@@ -379,95 +378,10 @@ impl PackageIndex {
     }
 }
 
-/// What a tar header describes (the kinds a release tree may hold, and
-/// those it may not, so the extractor's rules can refuse them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum HeaderKind {
-    File,
-    Dir,
-    Symlink,
-    Fifo,
-    Char,
-    Block,
-}
-
-/// The header block(s) of one entry: GNU long-name/long-link records when a
-/// name does not fit in 100 bytes, then the header. Owner 0:0, no owner
-/// names, `mtime` as given: deterministic.
-pub(crate) fn header_blocks(
-    path: &[u8],
-    kind: HeaderKind,
-    size: u64,
-    mode: u32,
-    mtime: u64,
-    target: Option<&[u8]>,
-) -> Vec<u8> {
-    let mut name = path.to_vec();
-    if kind == HeaderKind::Dir {
-        name.push(b'/');
-    }
-    let mut out = Vec::with_capacity(512);
-    if name.len() > 100 {
-        long_record(&mut out, b'L', &name);
-    }
-    let target = target.unwrap_or_default();
-    if target.len() > 100 {
-        long_record(&mut out, b'K', target);
-    }
-    let mut header = tar::Header::new_gnu();
-    {
-        let old = header.as_old_mut();
-        let n = name.len().min(100);
-        old.name[..n].copy_from_slice(&name[..n]);
-        let t = target.len().min(100);
-        old.linkname[..t].copy_from_slice(&target[..t]);
-    }
-    header.set_mode(mode & 0o7777);
-    header.set_uid(0);
-    header.set_gid(0);
-    header.set_mtime(mtime);
-    let entry_type = match kind {
-        HeaderKind::File => tar::EntryType::Regular,
-        HeaderKind::Dir => tar::EntryType::Directory,
-        HeaderKind::Symlink => tar::EntryType::Symlink,
-        HeaderKind::Fifo => tar::EntryType::Fifo,
-        HeaderKind::Char => tar::EntryType::Char,
-        HeaderKind::Block => tar::EntryType::Block,
-    };
-    header.set_entry_type(entry_type);
-    header.set_size(if kind == HeaderKind::File { size } else { 0 });
-    header.set_cksum();
-    out.extend_from_slice(header.as_bytes());
-    out
-}
-
-fn long_record(out: &mut Vec<u8>, kind: u8, name: &[u8]) {
-    let mut header = tar::Header::new_gnu();
-    let label = b"././@LongLink";
-    header.as_old_mut().name[..label.len()].copy_from_slice(label);
-    header.set_mode(0o644);
-    header.set_uid(0);
-    header.set_gid(0);
-    header.set_mtime(0);
-    let len = name.len() as u64 + 1;
-    header.set_size(len);
-    header.set_entry_type(tar::EntryType::new(kind));
-    header.set_cksum();
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(name);
-    out.push(0);
-    out.resize(out.len() + padding(len) as usize, 0);
-}
-
-/// Zero bytes after `size` bytes of entry data, up to the next block.
-pub(crate) fn padding(size: u64) -> u64 {
-    (BLOCK - size % BLOCK) % BLOCK
-}
-
 /// One entry to check against the extraction rules.
 pub(crate) struct RuleEntry<'a> {
     pub(crate) path: &'a [u8],
-    pub(crate) kind: HeaderKind,
+    pub(crate) kind: TarKind,
     pub(crate) mode: u32,
     pub(crate) target: Option<&'a [u8]>,
 }
@@ -495,7 +409,16 @@ pub(crate) fn check_rules<'a>(
             flate2::Compression::none(),
         );
         for entry in entries {
-            let header = header_blocks(entry.path, entry.kind, 0, entry.mode, 0, entry.target);
+            let header = header_blocks(&TarHeader {
+                path: entry.path,
+                kind: entry.kind,
+                size: 0,
+                mode: entry.mode,
+                mtime: 0,
+                uid: 0,
+                gid: 0,
+                link_target: entry.target,
+            });
             gz.write_all(&header)
                 .map_err(|e| Error::io("write", &temp, e))?;
         }

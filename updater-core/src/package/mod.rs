@@ -95,6 +95,7 @@ pub mod download;
 pub mod extract;
 pub mod index;
 pub mod signature;
+pub mod tar_header;
 
 pub use build::{BuildOptions, BuiltRelease, build_release, merge_into_manifest};
 pub use download::{VerificationPolicy, VerifiedPackage, download_verified};
