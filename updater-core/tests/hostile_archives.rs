@@ -623,21 +623,9 @@ fn an_archive_made_by_gnu_tar_extracts_identically() {
     .unwrap();
     std::os::unix::fs::symlink("a/b/file.txt", source.join("link")).unwrap();
     let archive = sandbox.archive();
-    let status = match std::process::Command::new("tar")
-        .arg("czf")
-        .arg(&archive)
-        .arg("-C")
-        .arg(&source)
-        .arg(".")
-        .status()
-    {
-        Ok(status) => status,
-        Err(e) => {
-            updater_testkit::services::skip(&format!("GNU tar is not available ({e})"));
-            return;
-        }
-    };
-    assert!(status.success());
+    if !sandbox.pack_with_gnu_tar(&source) {
+        return;
+    }
     extract_tar_gz(&archive, &sandbox.staging(), &defaults()).unwrap();
     let s = sandbox.staging();
     assert_eq!(fs::read_to_string(s.join("a/b/file.txt")).unwrap(), "hello");

@@ -170,21 +170,9 @@ fn a_gnu_tar_package_lists_like_the_tree_it_was_made_from() {
     fs::write(source.join("vendor/pkg/src/A.php"), vec![7u8; 300_000]).unwrap();
     std::os::unix::fs::symlink("../vendor/pkg", source.join("public/pkg")).unwrap();
     let archive = sandbox.archive();
-    let status = match std::process::Command::new("tar")
-        .arg("czf")
-        .arg(&archive)
-        .arg("-C")
-        .arg(&source)
-        .arg(".")
-        .status()
-    {
-        Ok(status) => status,
-        Err(e) => {
-            updater_testkit::services::skip(&format!("GNU tar is not available ({e})"));
-            return;
-        }
-    };
-    assert!(status.success());
+    if !sandbox.pack_with_gnu_tar(&source) {
+        return;
+    }
     let listed = list_tar_gz(&archive, &defaults()).unwrap();
     assert_eq!(
         listed,

@@ -192,6 +192,27 @@ impl Sandbox {
     pub fn archive(&self) -> PathBuf {
         self.root().join("package.tar.gz")
     }
+    /// Packs `source` into [`archive`](Self::archive) with GNU `tar czf`
+    /// (the archives real publishers make); `false` when tar is missing
+    /// (skipped, or a failure under `CI=true`).
+    pub fn pack_with_gnu_tar(&self, source: &Path) -> bool {
+        let status = match std::process::Command::new("tar")
+            .arg("czf")
+            .arg(self.archive())
+            .arg("-C")
+            .arg(source)
+            .arg(".")
+            .status()
+        {
+            Ok(status) => status,
+            Err(e) => {
+                updater_testkit::services::skip(&format!("GNU tar is not available ({e})"));
+                return false;
+            }
+        };
+        assert!(status.success(), "tar czf {}", source.display());
+        true
+    }
     pub fn staging(&self) -> PathBuf {
         self.root().join("staging")
     }
