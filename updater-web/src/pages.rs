@@ -37,6 +37,25 @@ struct Frame<'a> {
     refresh: bool,
 }
 
+impl<'a> Frame<'a> {
+    /// The frame of a page an admin sees.
+    fn admin(
+        state: &'a WebState,
+        base: &'a Base,
+        who: &'a Identity,
+        title: &'a str,
+        refresh: bool,
+    ) -> Self {
+        Frame {
+            state,
+            base,
+            who: Some(who),
+            title,
+            refresh,
+        }
+    }
+}
+
 fn time(at: &DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
@@ -410,14 +429,11 @@ pub(crate) async fn dashboard(
             p { a href=(base.at("/updates")) { "Full history" } }
         }
     };
-    let frame = Frame {
-        state: &state,
-        base: &base,
-        who: Some(&who),
-        title: "Dashboard",
-        refresh: status.operation.is_some(),
-    };
-    page(frame, body).into_response()
+    page(
+        Frame::admin(&state, &base, &who, "Dashboard", status.operation.is_some()),
+        body,
+    )
+    .into_response()
 }
 
 /// `GET /updates` parameters.
@@ -579,14 +595,11 @@ pub(crate) async fn updates(
             }
         }
     };
-    let frame = Frame {
-        state: &state,
-        base: &base,
-        who: Some(&who),
-        title: "Updates",
-        refresh: status.operation.is_some(),
-    };
-    page(frame, body).into_response()
+    page(
+        Frame::admin(&state, &base, &who, "Updates", status.operation.is_some()),
+        body,
+    )
+    .into_response()
 }
 
 /// The window the updates page summarises.
@@ -692,14 +705,17 @@ pub(crate) async fn update_detail(
         }
         p { a href=(base.at("/updates")) { "All updates" } }
     };
-    let frame = Frame {
-        state: &state,
-        base: &base,
-        who: Some(&who),
-        title: "Update",
-        refresh: !u.status.is_final() && u.status != UpdateStatus::NeedsOperator,
-    };
-    page(frame, body).into_response()
+    page(
+        Frame::admin(
+            &state,
+            &base,
+            &who,
+            "Update",
+            !u.status.is_final() && u.status != UpdateStatus::NeedsOperator,
+        ),
+        body,
+    )
+    .into_response()
 }
 
 fn step_outcome(outcome: StepOutcome) -> &'static str {
@@ -750,14 +766,17 @@ pub(crate) async fn operation(
         }
         p { a href=(base.at("/")) { "Back to the dashboard" } }
     };
-    let frame = Frame {
-        state: &state,
-        base: &base,
-        who: Some(&who),
-        title: op.kind.label(),
-        refresh: op.status == OperationStatus::Running,
-    };
-    page(frame, body).into_response()
+    page(
+        Frame::admin(
+            &state,
+            &base,
+            &who,
+            op.kind.label(),
+            op.status == OperationStatus::Running,
+        ),
+        body,
+    )
+    .into_response()
 }
 
 /// `GET /backups`.
@@ -831,14 +850,11 @@ pub(crate) async fn backups(
             }
         }
     };
-    let frame = Frame {
-        state: &state,
-        base: &base,
-        who: Some(&who),
-        title: "Backups",
-        refresh: running.is_some(),
-    };
-    page(frame, body).into_response()
+    page(
+        Frame::admin(&state, &base, &who, "Backups", running.is_some()),
+        body,
+    )
+    .into_response()
 }
 
 /// `GET /notifications` parameters.
@@ -903,14 +919,11 @@ pub(crate) async fn notifications(
             }
         }
     };
-    let frame = Frame {
-        state: &state,
-        base: &base,
-        who: Some(&who),
-        title: "Notifications",
-        refresh: false,
-    };
-    page(frame, body).into_response()
+    page(
+        Frame::admin(&state, &base, &who, "Notifications", false),
+        body,
+    )
+    .into_response()
 }
 
 /// `GET /confirm/update` parameters.
@@ -966,14 +979,11 @@ pub(crate) async fn confirm_update(
             a href=(base.at("/")) { "Cancel" }
         }
     };
-    let frame = Frame {
-        state: &state,
-        base: &base,
-        who: Some(&who),
-        title: "Confirm update",
-        refresh: false,
-    };
-    page(frame, body).into_response()
+    page(
+        Frame::admin(&state, &base, &who, "Confirm update", false),
+        body,
+    )
+    .into_response()
 }
 
 /// `GET /confirm/rollback`.
@@ -1014,14 +1024,11 @@ pub(crate) async fn confirm_rollback(
             a href=(base.at("/updates")) { "Cancel" }
         }
     };
-    let frame = Frame {
-        state: &state,
-        base: &base,
-        who: Some(&who),
-        title: "Confirm rollback",
-        refresh: false,
-    };
-    page(frame, body).into_response()
+    page(
+        Frame::admin(&state, &base, &who, "Confirm rollback", false),
+        body,
+    )
+    .into_response()
 }
 
 /// `GET /confirm/restore/{id}`.
@@ -1069,14 +1076,11 @@ pub(crate) async fn confirm_restore(
             a href=(base.at("/backups")) { "Cancel" }
         }
     };
-    let frame = Frame {
-        state: &state,
-        base: &base,
-        who: Some(&who),
-        title: "Confirm restore",
-        refresh: false,
-    };
-    page(frame, body).into_response()
+    page(
+        Frame::admin(&state, &base, &who, "Confirm restore", false),
+        body,
+    )
+    .into_response()
 }
 
 /// `GET /confirm/delete/{id}`.
@@ -1101,14 +1105,11 @@ pub(crate) async fn confirm_delete(
             a href=(base.at("/backups")) { "Cancel" }
         }
     };
-    let frame = Frame {
-        state: &state,
-        base: &base,
-        who: Some(&who),
-        title: "Confirm delete",
-        refresh: false,
-    };
-    page(frame, body).into_response()
+    page(
+        Frame::admin(&state, &base, &who, "Confirm delete", false),
+        body,
+    )
+    .into_response()
 }
 
 /// `GET /login`.
