@@ -154,8 +154,6 @@ pub enum DeltaFallback {
     Fetch(String),
     /// Staging from the fetched members failed verification (or I/O).
     Staging(String),
-    /// The verified package was already here (downloaded by a preview).
-    AlreadyDownloaded,
 }
 
 impl fmt::Display for DeltaFallback {
@@ -168,9 +166,6 @@ impl fmt::Display for DeltaFallback {
             }
             DeltaFallback::IndexNotSigned(why) => write!(f, "the index is not signed: {why}"),
             DeltaFallback::Index(why) => write!(f, "the file index was refused: {why}"),
-            DeltaFallback::AlreadyDownloaded => {
-                f.write_str("the verified package was already downloaded (by `preview`)")
-            }
             DeltaFallback::RangesUnsupported(why) => {
                 write!(f, "byte ranges are not served: {why}")
             }

@@ -23,8 +23,9 @@ use super::transition::Transition;
 
 /// How the new release arrived, for the stage step.
 pub(super) enum Delivery {
-    /// The whole package, downloaded and verified; why not a delta.
-    Full(Box<(VerifiedPackage, DeltaFallback)>),
+    /// The whole package, downloaded and verified (why not a delta is in
+    /// the download step's note).
+    Full(Box<VerifiedPackage>),
     /// A delta: the plan and the fetched members.
     Delta {
         plan: Box<DeltaPlan>,
@@ -76,10 +77,7 @@ impl Updater {
                 "the package verified by `preview` ({} bytes), not downloaded again",
                 package.size
             ));
-            return Ok(Delivery::Full(Box::new((
-                package,
-                DeltaFallback::AlreadyDownloaded,
-            ))));
+            return Ok(Delivery::Full(Box::new(package)));
         }
         match self.fetch_delta(t, release, asset, installed, id) {
             Ok((plan, spool, index_size)) => {
@@ -106,7 +104,7 @@ impl Updater {
                     "full package, {} bytes; no delta: {reason}",
                     package.size
                 ));
-                Ok(Delivery::Full(Box::new((package, reason))))
+                Ok(Delivery::Full(Box::new(package)))
             }
         }
     }

@@ -269,9 +269,7 @@ impl Updater {
     ) -> Result<FileList> {
         durable::create_dir_all(durable::parent_of(incoming))?;
         let list = match delivery {
-            Delivery::Full(full) => {
-                // Why not a delta is in the download step's note.
-                let (package, _reason) = *full;
+            Delivery::Full(package) => {
                 let list = self.extract(t, &package.path, incoming)?;
                 t.note(format!(
                     "extracted the full package: {} entries",
