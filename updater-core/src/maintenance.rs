@@ -413,7 +413,7 @@ mod tests {
     }
 
     #[test]
-    fn bypass_secrets_come_from_the_os_generator_and_never_repeat() {
+    fn bypass_secrets_are_32_hex_digits_and_never_repeat() {
         // A time-and-pid fallback gives equal or near-equal tokens within
         // one process and one instant; the OS generator never does.
         let tokens: std::collections::HashSet<String> =

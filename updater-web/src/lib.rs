@@ -90,7 +90,7 @@
 //! | `GET /confirm/update?version=`, `/confirm/rollback`, `/confirm/restore/{id}`, `/confirm/delete/{id}` | confirmations (name the version, the database plan) |
 //! | `POST /actions/...` | the forms' actions (redirect) |
 //! | `GET/POST /login`, `POST /logout` | built-in login |
-//! | `/api/...` | the JSON API, documented at `GET /api/openapi.json` |
+//! | `/api/...` | the JSON API, documented at `GET /api/openapi.json`: status, check, apply, rollback, history, updates, backups, notifications, operations (with SSE events), audit, stats |
 //!
 //! ## Features
 //!

@@ -27,7 +27,9 @@
 //! The publisher's side builds the package from a directory with the same
 //! rules ([`build`]); each entry is its own gzip member and a file index
 //! ([`index`]) records where, so an update can fetch only what changed
-//! ([`delta`]).
+//! ([`delta`]). Tar headers are written by [`tar_header`] only, which
+//! `updater-backup`'s archives use too: verification rebuilds them byte for
+//! byte.
 //!
 //! # Extraction ([`extract_tar_gz`]) and listing ([`list_tar_gz`])
 //!
